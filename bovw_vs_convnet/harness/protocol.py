@@ -1,0 +1,67 @@
+"""The pipeline protocol and the context a pipeline runs in.
+
+A pipeline is anything with ``fit(train, val) -> self`` and
+``decision_scores(images) -> (n, n_classes)`` scores, higher meaning more likely.
+Pipelines never compute metrics: the harness does, from the scores.
+
+Optional attributes a pipeline may set during ``fit``/``decision_scores``, which
+the harness copies into the run record when present:
+
+- ``stage_seconds: dict[str, float]`` time per stage (descriptors, vocabulary, epochs, ...)
+- ``n_params: int`` number of trainable parameters (or learned numbers, for BoVW)
+- ``device: str`` where it ran (``cpu``, ``cuda:0``)
+- ``model_name: str`` the model or preset, for the ``model`` column
+- ``record_extra: dict`` anything else worth keeping (learning curves, keypoint counts)
+
+and a method ``save_artifacts(run_dir: Path) -> None`` for files (galleries,
+checkpoints are written during fit into ``context.run_dir``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, Self, runtime_checkable
+
+import numpy as np
+
+from bovw_vs_convnet.data.imageset import ImageSet
+
+
+@runtime_checkable
+class Pipeline(Protocol):
+    """What the harness needs of a pipeline."""
+
+    def fit(self, train: ImageSet, val: ImageSet | None) -> Self:
+        """Learn from ``train``; ``val`` (same classes) may be used for model selection."""
+        ...
+
+    def decision_scores(self, images: ImageSet) -> np.ndarray:
+        """Scores of shape (len(images), n_classes); higher means more likely."""
+        ...
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Where and how a pipeline runs; built by the harness, handed to the pipeline factory.
+
+    Attributes:
+        run_dir: this run's folder (checkpoints, artefacts); exists before ``fit``.
+        cache_dir: shared on-disk cache for costly intermediates (joblib Memory location).
+        split_fingerprint: the split's sha256, part of every cache key.
+        seed: the run's seed.
+        device: ``auto``, ``cpu`` or ``cuda`` (ConvNets; others ignore it).
+        n_jobs: parallel workers for CPU stages (-1: all cores).
+        resume: continue an interrupted run from its last checkpoint.
+        progress: show progress bars.
+    """
+
+    run_dir: Path
+    cache_dir: Path | None
+    split_fingerprint: str
+    seed: int = 0
+    device: str = "auto"
+    n_jobs: int = -1
+    resume: bool = False
+    progress: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)

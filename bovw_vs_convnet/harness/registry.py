@@ -1,0 +1,77 @@
+"""The pipeline registry: a name, a config dataclass and a factory, imported lazily.
+
+Adding a pipeline is one folder plus one line here. Imports are lazy so that
+``bvc run bovw`` never imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from bovw_vs_convnet.errors import ConfigError
+from bovw_vs_convnet.harness.protocol import Pipeline, RunContext
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """One registered pipeline.
+
+    ``config`` and ``factory`` are ``"module:attribute"`` paths; the factory is
+    called as ``factory(config, context)`` and returns a :class:`Pipeline`.
+    """
+
+    name: str
+    config: str
+    factory: str
+    description: str
+
+    def config_class(self) -> type[Any]:
+        """The frozen dataclass that holds this pipeline's settings."""
+        return _resolve(self.config)
+
+    def build(self, config: Any, context: RunContext) -> Pipeline:
+        """Make a fresh, unfitted pipeline."""
+        pipeline: Pipeline = _resolve(self.factory)(config, context)
+        return pipeline
+
+
+def _resolve(path: str) -> Any:
+    module, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+PIPELINES: dict[str, PipelineSpec] = {
+    spec.name: spec
+    for spec in [
+        PipelineSpec(
+            "baseline",
+            "bovw_vs_convnet.baseline.pipeline:BaselineConfig",
+            "bovw_vs_convnet.baseline.pipeline:build_pipeline",
+            "raw pixels: nearest class mean or a linear SVM",
+        ),
+        PipelineSpec(
+            "bovw",
+            "bovw_vs_convnet.bovw.pipeline:BovwConfig",
+            "bovw_vs_convnet.bovw.pipeline:build_pipeline",
+            "SIFT, k-means vocabulary, spatial-pyramid encoding, kernel SVM",
+        ),
+        PipelineSpec(
+            "convnet",
+            "bovw_vs_convnet.convnet.pipeline:ConvNetConfig",
+            "bovw_vs_convnet.convnet.pipeline:build_pipeline",
+            "LeNet-5 and AlexNet variants trained with PyTorch",
+        ),
+    ]
+}
+
+
+def get_pipeline(name: str) -> PipelineSpec:
+    """The registered pipeline ``name``; a clear ConfigError for an unknown one."""
+    try:
+        return PIPELINES[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown pipeline {name!r}; known: {', '.join(sorted(PIPELINES))}"
+        ) from None
