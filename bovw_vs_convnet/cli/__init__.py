@@ -1,0 +1,49 @@
+"""The `bvc` command line: a click group with one module per command.
+
+This layer only parses, calls the library and prints. Every error derived from
+:class:`bovw_vs_convnet.errors.BvcError` becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import click
+
+from bovw_vs_convnet import __version__
+from bovw_vs_convnet.errors import BvcError
+
+
+class BvcGroup(click.Group):
+    """A click group that turns the toolkit's input errors into exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BvcError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=BvcGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="bvc")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+def main(verbose: int) -> None:
+    """Bag-of-visual-words + SVM against LeNet-5 and AlexNet, on the same split."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _register() -> None:
+    from bovw_vs_convnet.cli import bench, data, leaderboard, models, report, run
+
+    main.add_command(data.data)
+    main.add_command(run.run)
+    main.add_command(models.models)
+    main.add_command(bench.bench)
+    main.add_command(leaderboard.leaderboard)
+    main.add_command(report.report)
+
+
+_register()
