@@ -1,4 +1,4 @@
-"""One path from CLI flags, ``--set KEY=VALUE`` strings and suite TOML tables into frozen dataclasses.
+"""One path from CLI flags, ``--set KEY=VALUE`` strings and suite TOML into frozen dataclasses.
 
 Every pipeline configuration is a frozen dataclass. :func:`build_config` takes a
 mapping of overrides (values may be strings from the command line or typed values
@@ -37,9 +37,11 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
-            if type(None) in args:
-                return None
+        is_none = value is None or (
+            isinstance(value, str) and value.lower() in ("none", "null", "")
+        )
+        if is_none and type(None) in args:
+            return None
         errors = []
         for arg in args:
             if arg is type(None):
@@ -116,9 +118,7 @@ def build_config(cls: type[C], overrides: Mapping[str, Any] | None = None) -> C:
             values["preset"] = preset
     unknown = sorted(set(overrides) - set(fields))
     if unknown:
-        raise ConfigError(
-            f"unknown setting {unknown[0]!r}; known: {', '.join(sorted(fields))}"
-        )
+        raise ConfigError(f"unknown setting {unknown[0]!r}; known: {', '.join(sorted(fields))}")
     values.update(overrides)
     kwargs = {k: _coerce(k, v, hints[k]) for k, v in values.items()}
     try:
@@ -129,6 +129,4 @@ def build_config(cls: type[C], overrides: Mapping[str, Any] | None = None) -> C:
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:
     """A JSON-ready dict of a config dataclass (tuples become lists)."""
-    return {
-        k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()
-    }
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()}

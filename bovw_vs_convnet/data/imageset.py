@@ -48,7 +48,9 @@ class LazyImages:
             img = cv2.resize(img, (self.size[1], self.size[0]), interpolation=cv2.INTER_AREA)
         return img.reshape(self.size[0], self.size[1], self.channels)
 
-    def __getitem__(self, index: int | slice | np.ndarray | Sequence[int]) -> np.ndarray | LazyImages:
+    def __getitem__(
+        self, index: int | slice | np.ndarray | Sequence[int]
+    ) -> np.ndarray | LazyImages:
         if isinstance(index, (int, np.integer)):
             return self.read(int(index))
         idx = np.arange(len(self.paths))[index]
@@ -124,7 +126,7 @@ class ImageSet:
         """The images at positions ``index`` (in that order), as a new ImageSet."""
         idx = np.asarray(index, dtype=np.int64)
         return ImageSet(
-            images=self.images[idx],  # type: ignore[arg-type]
+            images=self.images[idx],
             labels=self.labels[idx],
             ids=self.ids[idx],
             class_names=self.class_names,

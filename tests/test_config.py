@@ -1,0 +1,81 @@
+"""The one path from --set strings and TOML values into frozen config dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import pytest
+
+from bovw_vs_convnet.config import build_config, config_to_dict, parse_set_options
+from bovw_vs_convnet.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ToyConfig:
+    PRESETS: ClassVar[dict[str, dict[str, object]]] = {"big": {"k": 1024, "levels": (1, 2, 4)}}
+
+    preset: str = "default"
+    k: int = 256  # visual words
+    lr: float = 0.1
+    flip: bool = False
+    levels: tuple[int, ...] = (1, 2)
+    kernel: Literal["chi2", "rbf"] = "chi2"
+    limit: int | None = None
+
+
+def test_parse_set_options_splits_on_first_equals() -> None:
+    assert parse_set_options(["k=64", "name=a=b"]) == {"k": "64", "name": "a=b"}
+
+
+def test_parse_set_options_refuses_missing_equals() -> None:
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_set_options(["k64"])
+
+
+def test_strings_are_coerced_to_field_types() -> None:
+    cfg = build_config(
+        ToyConfig,
+        {
+            "k": "64",
+            "lr": "1e-3",
+            "flip": "yes",
+            "levels": "1,2,4",
+            "kernel": "rbf",
+            "limit": "none",
+        },
+    )
+    assert cfg == ToyConfig(k=64, lr=0.001, flip=True, levels=(1, 2, 4), kernel="rbf", limit=None)
+
+
+def test_preset_applies_before_overrides() -> None:
+    cfg = build_config(ToyConfig, {"preset": "big", "k": 512})
+    assert (cfg.preset, cfg.k, cfg.levels) == ("big", 512, (1, 2, 4))
+
+
+def test_unknown_key_lists_known_keys() -> None:
+    with pytest.raises(ConfigError, match=r"unknown setting 'kk'; known: flip, k, kernel"):
+        build_config(ToyConfig, {"kk": 1})
+
+
+def test_unknown_preset_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"unknown preset 'huge'; known: big"):
+        build_config(ToyConfig, {"preset": "huge"})
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("k", "3.5", "expects an integer"),
+        ("lr", "fast", "expects a number"),
+        ("flip", "maybe", "expects true/false"),
+        ("kernel", "poly", r"must be one of \['chi2', 'rbf'\]"),
+    ],
+)
+def test_bad_values_are_refused(key: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build_config(ToyConfig, {key: value})
+
+
+def test_config_to_dict_is_json_ready() -> None:
+    assert config_to_dict(ToyConfig())["levels"] == [1, 2]
