@@ -1,0 +1,114 @@
+"""Where and with what a run was made: package versions, hardware, threads, git revision.
+
+Nothing here imports torch: package versions come from the installed metadata, and
+the GPU model is read only when torch is already imported (a ConvNet run).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from bovw_vs_convnet import __version__
+
+PACKAGES = (
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "torch",
+    "torchvision",
+    "opencv-python-headless",
+    "opencv-python",
+    "joblib",
+)
+
+
+def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
+    """Installed version of each package in ``names`` (absent ones are left out)."""
+    out: dict[str, str] = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux, else the platform's guess)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def gpu_model() -> str | None:
+    """The first CUDA device's name, only when torch is already imported and sees one."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    try:
+        if torch.cuda.is_available():
+            return str(torch.cuda.get_device_name(0))
+    except Exception:  # a broken driver must not lose a finished run
+        return None
+    return None
+
+
+def thread_count() -> dict[str, int | None]:
+    """CPU cores visible to this process and torch's intra-op threads (when imported)."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = os.cpu_count() or 1
+    torch = sys.modules.get("torch")
+    torch_threads = int(torch.get_num_threads()) if torch is not None else None
+    return {"cpu_count": os.cpu_count(), "usable_cpus": usable, "torch_threads": torch_threads}
+
+
+def git_revision(path: Path | None = None) -> dict[str, Any] | None:
+    """``{"commit": sha, "dirty": bool}`` of the git checkout holding ``path``; None outside git."""
+    where = path or Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": sha, "dirty": bool(dirty)} if sha else None
+
+
+def collect() -> dict[str, Any]:
+    """Every provenance field of a run record, as a JSON-ready dict."""
+    return {
+        "bvc_version": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": package_versions(),
+        "cpu": cpu_model(),
+        "gpu": gpu_model(),
+        "threads": thread_count(),
+        "git": git_revision(),
+        "argv": list(sys.argv),
+    }
