@@ -1,0 +1,133 @@
+"""The results store: round trips, failures, recovery and concurrent writers."""
+
+import json
+import multiprocessing
+import sqlite3
+
+import numpy as np
+import pytest
+
+from bovw_vs_convnet.errors import DataError
+from bovw_vs_convnet.harness.store import ResultStore, config_key
+
+
+def _record(run_id: str, **extra):
+    return {
+        "run_id": run_id,
+        "status": "ok",
+        "created_at": "2026-01-01T00:00:00+00:00",
+        "pipeline": "baseline",
+        "model": "linear-svm",
+        "dataset": "digits",
+        "split_fingerprint": "ab" * 32,
+        "config_key": "k" + run_id,
+        "seed": 0,
+        "n_train": 10,
+        "n_test": 3,
+        "top1_err": 0.25,
+        "top5_err": 0.0,
+        **extra,
+    }
+
+
+def _commit(store: ResultStore, run_id: str, **extra):
+    staging = store.start_run("key-" + run_id)
+    scores = np.array([[0.1, 0.9], [0.8, 0.2], [0.5, 0.5]])
+    return store.commit(
+        _record(run_id, **extra),
+        staging,
+        scores=scores,
+        labels=np.array([1, 0, 1]),
+        ids=np.array(["a", "b", "c"]),
+    )
+
+
+def test_commit_round_trips_record_and_scores(tmp_path):
+    store = ResultStore(tmp_path)
+    _commit(store, "r1")
+    assert store.get_run("r1")["top1_err"] == 0.25
+    scores, labels, ids = store.load_scores("r1")
+    assert scores.shape == (3, 2)
+    assert labels.tolist() == [1, 0, 1]
+    assert ids.tolist() == ["a", "b", "c"]
+    assert json.loads((tmp_path / "r1" / "record.json").read_text())["run_id"] == "r1"
+
+
+def test_nan_becomes_null_in_the_record(tmp_path):
+    store = ResultStore(tmp_path)
+    _commit(store, "r1", per_class_err={"a": float("nan")})
+    assert store.get_run("r1")["per_class_err"] == {"a": None}
+
+
+def test_list_runs_filters(tmp_path):
+    store = ResultStore(tmp_path)
+    _commit(store, "r1")
+    _commit(store, "r2", dataset="mnist")
+    assert [r["run_id"] for r in store.list_runs(dataset="mnist")] == ["r2"]
+    assert [r["run_id"] for r in store.list_runs(config_key="kr1")] == ["r1"]
+    assert len(store.list_runs(pipeline="bovw")) == 0
+
+
+def test_unfinished_run_leaves_no_record_and_keeps_earlier_ones(tmp_path):
+    store = ResultStore(tmp_path)
+    _commit(store, "r1")
+    staging = store.start_run("interrupted")
+    (staging / "checkpoint.pt").write_bytes(b"half")
+    # the process dies here: nothing committed
+    assert [r["run_id"] for r in ResultStore(tmp_path).list_runs(status=None)] == ["r1"]
+    assert store.recover() == 0
+
+
+def test_resume_keeps_the_staging_folder(tmp_path):
+    store = ResultStore(tmp_path)
+    (store.start_run("key") / "checkpoint.pt").write_bytes(b"epoch 3")
+    assert (store.start_run("key", resume=True) / "checkpoint.pt").read_bytes() == b"epoch 3"
+    assert not (store.start_run("key") / "checkpoint.pt").exists()
+
+
+def test_recover_indexes_a_renamed_folder_without_row(tmp_path):
+    store = ResultStore(tmp_path)
+    _commit(store, "r1")
+    with sqlite3.connect(tmp_path / "results.sqlite") as conn:
+        conn.execute("DELETE FROM runs")
+    assert store.list_runs() == []
+    assert store.recover() == 1
+    assert [r["run_id"] for r in store.list_runs()] == ["r1"]
+
+
+def test_failed_run_is_stored_but_not_listed_as_ok(tmp_path):
+    store = ResultStore(tmp_path)
+    store.record_failure(_record("f1", error="DataError: boom"))
+    assert store.list_runs() == []
+    (failed,) = store.list_runs(status="failed")
+    assert (failed["status"], failed["error"]) == ("failed", "DataError: boom")
+
+
+def test_unknown_run_is_a_data_error(tmp_path):
+    with pytest.raises(DataError, match="no run 'nope'"):
+        ResultStore(tmp_path).get_run("nope")
+
+
+def test_config_key_depends_on_seed_and_config_not_key_order():
+    a = config_key("bovw", {"k": 1, "C": 2.0}, "fp", dataset="d", seed=0)
+    assert a == config_key("bovw", {"C": 2.0, "k": 1}, "fp", dataset="d", seed=0)
+    assert a != config_key("bovw", {"k": 1, "C": 2.0}, "fp", dataset="d", seed=1)
+    assert a != config_key("bovw", {"k": 2, "C": 2.0}, "fp", dataset="d", seed=0)
+
+
+def _writer(runs_dir: str, prefix: str, n: int) -> None:
+    store = ResultStore(runs_dir)
+    for i in range(n):
+        _commit(store, f"{prefix}{i:02d}")
+
+
+def test_two_processes_writing_at_once_both_land(tmp_path):
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_writer, args=(str(tmp_path), p, 15)) for p in ("a", "b")]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0]
+    ids = sorted(r["run_id"] for r in ResultStore(tmp_path).list_runs())
+    assert ids == sorted([f"a{i:02d}" for i in range(15)] + [f"b{i:02d}" for i in range(15)])
