@@ -1,0 +1,246 @@
+"""Load a dataset by manifest name or ImageFolder path; locate, download and verify its files.
+
+``load_dataset("fashion-mnist")`` reads the manifest ``data_manifests/fashion-mnist.toml``
+and its files; ``load_dataset("/path/to/root")`` reads an ImageFolder tree with a
+manifest generated on the fly. The result keeps the official train and test
+parts apart; :func:`bovw_vs_convnet.data.split.make_split` makes the common split.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from bovw_vs_convnet.data.imageset import ImageSet
+from bovw_vs_convnet.data.locate import FileCheck, locate, resolve_data_dir, verify
+from bovw_vs_convnet.data.manifest import Manifest, get_manifest
+from bovw_vs_convnet.errors import DataError
+
+log = logging.getLogger(__name__)
+
+IMAGEFOLDER_PREFIX = "imagefolder:"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset as its manifest divides it.
+
+    Attributes:
+        name: the manifest name, or ``imagefolder:<absolute path>``.
+        train: the official train part (everything, when there is no official split).
+        test: the official test part; None when there is none.
+        manifest: the manifest it was loaded from (generated for an ImageFolder).
+    """
+
+    name: str
+    train: ImageSet
+    test: ImageSet | None
+    manifest: Manifest
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The class names, indexed by label."""
+        return self.manifest.classes
+
+
+def is_folder_reference(name_or_path: str) -> bool:
+    """True when ``name_or_path`` names a folder (a path) rather than a manifest."""
+    if name_or_path.startswith(IMAGEFOLDER_PREFIX):
+        return True
+    return "/" in name_or_path or "\\" in name_or_path or Path(name_or_path).is_dir()
+
+
+def _folder_manifest(
+    root: Path,
+    classes: tuple[str, ...],
+    size: tuple[int, int],
+    channels: int,
+    official: bool,
+    n_train: int,
+    n_test: int | None,
+) -> Manifest:
+    return Manifest(
+        name=f"{IMAGEFOLDER_PREFIX}{root}",
+        description=f"ImageFolder tree at {root}",
+        format="imagefolder",
+        classes=classes,
+        image_size=size,
+        channels=channels,
+        licence="unknown (a local folder)",
+        source={"how": f"local folder {root}", "subdir": "."},
+        official_split=official,
+        n_train=n_train,
+        n_test=n_test,
+    )
+
+
+def load_imagefolder(
+    root: str | Path, *, image_size: tuple[int, int] | None = None, lazy: bool | None = None
+) -> Dataset:
+    """An ImageFolder tree as a Dataset (see :mod:`bovw_vs_convnet.data.imagefolder`)."""
+    from bovw_vs_convnet.data.imagefolder import load_tree, scan_tree
+
+    tree = scan_tree(root)
+    name = f"{IMAGEFOLDER_PREFIX}{tree.root}"
+    parts, size, channels = load_tree(tree, image_size=image_size, lazy=lazy, name=name)
+    official = "test" in parts
+    train = parts["train"] if official else parts["all"]
+    test = parts.get("test")
+    manifest = _folder_manifest(
+        tree.root,
+        tree.classes,
+        size,
+        channels,
+        official,
+        len(train),
+        len(test) if test is not None else None,
+    )
+    return Dataset(name, train, test, manifest)
+
+
+def load_from_manifest(manifest: Manifest, data_dir: str | Path | None = None) -> Dataset:
+    """Read the dataset a manifest describes (files looked for as in :mod:`.locate`)."""
+    fmt = manifest.format
+    test: ImageSet | None
+    if fmt == "idx":
+        from bovw_vs_convnet.data.idx import load_idx
+
+        train, test = load_idx(manifest, data_dir)
+    elif fmt == "cifar10":
+        from bovw_vs_convnet.data.cifar import load_cifar10
+
+        train, test = load_cifar10(manifest, data_dir)
+    elif fmt == "sklearn-digits":
+        from bovw_vs_convnet.data.digits import load_digits_set
+
+        train, test = load_digits_set(manifest), None
+    elif fmt == "synthetic":
+        from bovw_vs_convnet.data.synthetic import synthetic_imageset
+
+        p = dict(manifest.params)
+        seed, size = int(p.get("seed", 0)), manifest.image_size[0]
+        noise, classes = float(p.get("noise", 10.0)), manifest.classes
+        train = synthetic_imageset(
+            int(p.get("train_per_class", 200)),
+            part="train",
+            seed=seed,
+            size=size,
+            noise=noise,
+            classes=classes,
+            name=manifest.name,
+        )
+        test = synthetic_imageset(
+            int(p.get("test_per_class", 100)),
+            part="test",
+            seed=int(p.get("test_seed", seed + 1)),
+            size=size,
+            noise=noise,
+            classes=classes,
+            name=manifest.name,
+        )
+    elif fmt == "imagefolder":
+        folder = resolve_data_dir(data_dir) / manifest.subdir
+        common = manifest.image_size if manifest.params.get("resize", True) else None
+        ds = load_imagefolder(folder, image_size=common)
+        train, test = ds.train, ds.test
+        if ds.manifest.classes != manifest.classes:
+            raise DataError(
+                f"dataset {manifest.name!r}: folder classes {list(ds.manifest.classes)[:5]}... "
+                f"differ from the manifest's"
+            )
+    else:  # parse_manifest refuses other formats
+        raise DataError(f"dataset {manifest.name!r}: unknown format {fmt!r}")
+    for part, n_expected, got in (
+        ("train", manifest.n_train, train),
+        ("test", manifest.n_test, test),
+    ):
+        if n_expected is not None and got is not None and len(got) != n_expected:
+            raise DataError(
+                f"dataset {manifest.name!r}: {part} part has {len(got)} images, "
+                f"manifest says {n_expected}"
+            )
+    return Dataset(manifest.name, train, test, manifest)
+
+
+def load_dataset(name_or_path: str, data_dir: Path | None = None) -> Dataset:
+    """Load a dataset by manifest name (``fashion-mnist``) or ImageFolder path.
+
+    Args:
+        name_or_path: a manifest name, a folder path, or ``imagefolder:<path>``.
+        data_dir: where to look for downloaded files (default ``$BVC_DATA_DIR``,
+            then ``./data``; system folders named by the manifest come after).
+
+    Raises:
+        DataError: unknown name, files not found (with how to get them), corrupt data.
+    """
+    if is_folder_reference(name_or_path):
+        return load_imagefolder(name_or_path.removeprefix(IMAGEFOLDER_PREFIX))
+    return load_from_manifest(get_manifest(name_or_path), data_dir)
+
+
+def where_found(manifest: Manifest, data_dir: str | Path | None = None) -> str | None:
+    """Where the dataset lies (a folder), ``"built in"`` for generated ones, None if absent."""
+    if manifest.format in ("sklearn-digits", "synthetic"):
+        return "built in"
+    if manifest.format == "imagefolder":
+        folder = resolve_data_dir(data_dir) / manifest.subdir
+        return str(folder) if folder.is_dir() else None
+    found = locate(manifest, data_dir)
+    if found is None:
+        return None
+    return str(next(iter(found.values())).parent)
+
+
+def fetch_dataset(name: str, data_dir: Path | None = None) -> tuple[str, list[FileCheck]]:
+    """Locate the dataset, else download it with torchvision into the data directory; verify.
+
+    Returns (where it lies, the checks made). Raises DataError when the download
+    fails (no network) or a checksum does not match.
+    """
+    manifest = get_manifest(name)
+    where = where_found(manifest, data_dir)
+    if where is None:
+        tv = manifest.source.get("torchvision")
+        if not tv:
+            raise DataError(
+                f"dataset {name!r} not found and cannot be downloaded: {manifest.source['how']}"
+            )
+        root = resolve_data_dir(data_dir)
+        _download_with_torchvision(str(tv), root)
+        where = where_found(manifest, data_dir)
+        if where is None:
+            raise DataError(f"dataset {name!r}: downloaded, but its files are not where expected")
+    checks = verify_dataset(name, data_dir, manifest=manifest)
+    return where, checks
+
+
+def _download_with_torchvision(class_name: str, root: Path) -> None:
+    import torchvision.datasets as tvd
+
+    cls = getattr(tvd, class_name, None)
+    if cls is None:
+        raise DataError(f"torchvision has no dataset class {class_name!r}")
+    root.mkdir(parents=True, exist_ok=True)
+    log.info("downloading %s into %s", class_name, root)
+    try:
+        for train in (True, False):
+            cls(root=str(root), train=train, download=True)
+    except Exception as exc:  # urllib/HTTP/socket errors vary: report them as one line
+        raise DataError(
+            f"download of {class_name} into {root} failed ({type(exc).__name__}: {exc}); "
+            "with no network, copy the files there by hand"
+        ) from None
+
+
+def verify_dataset(
+    name: str, data_dir: Path | None = None, *, manifest: Manifest | None = None
+) -> list[FileCheck]:
+    """Check every checksum of a dataset's files; the first mismatch raises DataError.
+
+    Built-in datasets (digits, synthetic) have no files and verify trivially.
+    """
+    manifest = manifest or get_manifest(name)
+    if not manifest.files:
+        return []
+    return verify(manifest, data_dir)

@@ -1,0 +1,132 @@
+"""ImageFolder trees: ``root/class_name/*.png|jpg`` (torchvision's layout).
+
+When ``root/train/`` and ``root/test/`` each hold class subfolders, that
+division is kept as the official split; otherwise the whole tree is one part
+and the common split holds out a stratified test fraction.
+
+Images of different sizes are resized (OpenCV ``INTER_AREA``) to one common
+size: the manifest's ``image_size`` when given, else the median height and
+median width of the images. Channels: 1 when every image is grayscale, else 3.
+Up to :data:`LAZY_THRESHOLD` images are read into memory; larger trees become
+:class:`LazyImages`, read on demand. Sample ids are POSIX paths relative to
+``root``. A file that cannot be decoded raises DataError naming it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bovw_vs_convnet.data.imageset import ImageSet, LazyImages
+from bovw_vs_convnet.errors import DataError
+
+LAZY_THRESHOLD = 20_000  # images; above this a tree is read lazily
+HEADER_SAMPLE = 2_000  # image headers read to choose the common size of a large tree
+EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+
+@dataclass(frozen=True)
+class FolderTree:
+    """The files of an ImageFolder tree, before any pixel is read."""
+
+    root: Path
+    classes: tuple[str, ...]
+    parts: dict[str, list[tuple[Path, int]]]  # "train"/"test" (or "all") -> [(file, label)]
+
+
+def _class_dirs(folder: Path) -> list[str]:
+    return sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+
+def _files(folder: Path, classes: tuple[str, ...]) -> list[tuple[Path, int]]:
+    from torchvision.datasets.folder import make_dataset
+
+    index = {c: i for i, c in enumerate(classes)}
+    present = {c: i for c, i in index.items() if (folder / c).is_dir()}
+    samples = make_dataset(str(folder), present, extensions=EXTENSIONS, allow_empty=True)
+    return sorted((Path(p), int(y)) for p, y in samples)
+
+
+def scan_tree(root: str | Path) -> FolderTree:
+    """Find the classes and files of an ImageFolder tree (with or without train/test)."""
+    root = Path(root).expanduser().resolve()
+    if not root.is_dir():
+        raise DataError(f"image folder {root} does not exist")
+    train, test = root / "train", root / "test"
+    if train.is_dir() and test.is_dir() and _class_dirs(train) and _class_dirs(test):
+        classes = tuple(_class_dirs(train))
+        extra = sorted(set(_class_dirs(test)) - set(classes))
+        if extra:
+            raise DataError(f"image folder {root}: test class {extra[0]!r} is not in train/")
+        parts = {"train": _files(train, classes), "test": _files(test, classes)}
+    else:
+        classes = tuple(_class_dirs(root))
+        parts = {"all": _files(root, classes)}
+    if len(classes) < 2:
+        raise DataError(
+            f"image folder {root}: needs at least 2 class subfolders, found {len(classes)}"
+        )
+    for part, files in parts.items():
+        if not files:
+            raise DataError(f"image folder {root}: no images in {part if part != 'all' else 'it'}")
+    return FolderTree(root, classes, parts)
+
+
+def _header(path: Path) -> tuple[int, int, bool]:
+    """(height, width, is_grayscale) from the file header (no full decode)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            gray = im.mode in ("1", "L", "I", "I;16", "F", "LA")
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise DataError(f"cannot read image {path} (corrupt or not an image: {exc})") from None
+    return h, w, gray
+
+
+def common_format(
+    paths: list[Path], image_size: tuple[int, int] | None = None
+) -> tuple[tuple[int, int], int]:
+    """The common (height, width) and channel count for these images.
+
+    Size: ``image_size`` when given, else the median of the (sampled) headers.
+    """
+    step = max(1, len(paths) // HEADER_SAMPLE)
+    heads = [_header(p) for p in paths[::step]]
+    if image_size is None:
+        hs = np.array([h for h, _, _ in heads])
+        ws = np.array([w for _, w, _ in heads])
+        image_size = (int(np.median(hs)), int(np.median(ws)))
+    channels = 1 if all(g for _, _, g in heads) else 3
+    return image_size, channels
+
+
+def load_tree(
+    tree: FolderTree,
+    *,
+    image_size: tuple[int, int] | None = None,
+    lazy: bool | None = None,
+    name: str = "",
+) -> tuple[dict[str, ImageSet], tuple[int, int], int]:
+    """Read each part of ``tree`` into an ImageSet; returns (parts, (H, W), channels).
+
+    ``lazy=None`` reads lazily only above :data:`LAZY_THRESHOLD` images.
+    """
+    all_paths = [p for files in tree.parts.values() for p, _ in files]
+    size, channels = common_format(all_paths, image_size)
+    if lazy is None:
+        lazy = len(all_paths) > LAZY_THRESHOLD
+    out: dict[str, ImageSet] = {}
+    for part, files in tree.parts.items():
+        paths = [p for p, _ in files]
+        images: np.ndarray | LazyImages = LazyImages(paths, size, channels)
+        if not lazy:
+            assert isinstance(images, LazyImages)
+            images = images.materialize()
+        labels = np.array([y for _, y in files], dtype=np.int64)
+        ids = np.array([p.relative_to(tree.root).as_posix() for p in paths])
+        out[part] = ImageSet(images, labels, ids, tree.classes, name)
+    return out, size, channels

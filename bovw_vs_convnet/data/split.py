@@ -1,0 +1,209 @@
+"""The common split: train / validation / test, the same for every pipeline.
+
+Deterministic from (dataset, seed, train_size, val_fraction[, test_fraction])
+on any machine: every random draw comes from ``numpy.random.default_rng``
+seeded with integers, applied to ids sorted as strings (never Python's hash).
+
+- **Test.** The official test part, untouched. A dataset without one (digits,
+  a flat ImageFolder) holds out ``test_fraction`` of each class (at least one
+  image), chosen by a seeded permutation of the class's sorted ids.
+- **Train and validation** come from the rest (the *pool*). Each class's pool
+  ids get one fixed seeded permutation. Train takes images from its front,
+  validation from its back, so neither can overlap.
+- **train_size=N** is the number of images the pipeline trains on. It is split
+  evenly over the classes; the ``N mod C`` extra images go to the first classes
+  of a seeded class order. Because the per-class permutation does not depend on
+  N, the N-image train set lies inside every larger one for the same seed
+  (nested). Validation then has ``round(t * f / (1 - f))`` images of a class with
+  ``t`` train images (f = val_fraction, at least one when f > 0), so it is
+  ``val_fraction`` of train + val, and it is nested too.
+- **train_size=None** trains on the whole pool less validation, which takes
+  ``round(f * n)`` (at least one) of each class's ``n`` pool images.
+- ``val_fraction=0`` gives no validation set (``val`` is None).
+
+The fingerprint is the sha256 of the sorted ids of train, val and test, each
+part preceded by its name and size, so it identifies the split and nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bovw_vs_convnet.data.datasets import Dataset
+from bovw_vs_convnet.data.imageset import ImageSet
+from bovw_vs_convnet.errors import DataError
+
+# Separate random streams, so that one part's draws never shift another's.
+_STREAM_TEST, _STREAM_POOL, _STREAM_CLASS_ORDER = 1, 2, 3
+
+
+@dataclass(frozen=True)
+class Split:
+    """The common split of a dataset.
+
+    Attributes:
+        train: the images the pipeline trains on.
+        val: the validation images (from the train side), None when val_fraction is 0.
+        test: the test images (the official test part, or a held-out fraction).
+        fingerprint: sha256 hex of the ids of train, val and test (see :func:`split_fingerprint`).
+        params: what made it: dataset, seed, train_size, val_fraction, test_fraction
+            (None when the official test part was used).
+    """
+
+    train: ImageSet
+    val: ImageSet | None
+    test: ImageSet
+    fingerprint: str
+    params: dict[str, Any]
+
+
+def split_fingerprint(
+    train_ids: Iterable[str], val_ids: Iterable[str] | None, test_ids: Iterable[str]
+) -> str:
+    """sha256 hex over the sorted ids of each part, each part headed by its name and size."""
+    h = hashlib.sha256()
+    for part, ids in (
+        ("train", train_ids),
+        ("val", () if val_ids is None else val_ids),
+        ("test", test_ids),
+    ):
+        sorted_ids = sorted(str(i) for i in ids)
+        h.update(f"{part}:{len(sorted_ids)}\n".encode())
+        for sid in sorted_ids:
+            h.update(sid.encode("utf-8") + b"\n")
+    return h.hexdigest()
+
+
+def _class_positions(ids: np.ndarray, labels: np.ndarray, c: int) -> np.ndarray:
+    """Positions of class ``c``, ordered by id (so the order does not depend on file order)."""
+    pos = np.flatnonzero(labels == c)
+    return pos[np.argsort(ids[pos].astype(str), kind="stable")]
+
+
+def _rng(seed: int, stream: int, c: int = 0) -> np.random.Generator:
+    return np.random.default_rng([seed, stream, c])
+
+
+def _hold_out_test(
+    part: ImageSet, test_fraction: float, seed: int, classes: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(pool positions, test positions): a stratified, seeded ``test_fraction`` of ``part``."""
+    pool, test = [], []
+    for c in range(len(classes)):
+        pos = _class_positions(part.ids, part.labels, c)
+        n = len(pos)
+        if n == 0:
+            continue
+        k = max(1, round(test_fraction * n))
+        if n - k < 1:
+            raise DataError(
+                f"class {classes[c]!r} has {n} image(s): too few to hold out a test "
+                f"fraction of {test_fraction} and still train"
+            )
+        perm = pos[_rng(seed, _STREAM_TEST, c).permutation(n)]
+        test.append(perm[:k])
+        pool.append(perm[k:])
+    return np.sort(np.concatenate(pool)), np.sort(np.concatenate(test))
+
+
+def _train_counts(n_train: int, present: list[int], seed: int) -> dict[int, int]:
+    """Per-class train counts for ``n_train`` images: even, remainder to a seeded class order."""
+    base, extra = divmod(n_train, len(present))
+    order = [present[i] for i in _rng(seed, _STREAM_CLASS_ORDER).permutation(len(present))]
+    return {c: base + (1 if rank < extra else 0) for rank, c in enumerate(order)}
+
+
+def make_split(
+    ds: Dataset,
+    *,
+    seed: int = 0,
+    train_size: int | None = None,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+) -> Split:
+    """The common train / val / test split of ``ds`` (see the module docstring).
+
+    Raises:
+        DataError: fewer than 2 classes, a train size larger than the data, a class
+            with fewer images than the split needs, fractions out of range.
+    """
+    classes = ds.manifest.classes
+    if not 0.0 <= val_fraction < 1.0:
+        raise DataError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if ds.test is None and not 0.0 < test_fraction < 1.0:
+        raise DataError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise DataError(f"seed must be a non-negative integer, got {seed!r}")
+    if train_size is not None and (isinstance(train_size, bool) or train_size < 1):
+        raise DataError(f"train size must be a positive integer, got {train_size!r}")
+
+    source = ds.train
+    if ds.test is None:
+        pool_pos, test_pos = _hold_out_test(source, test_fraction, seed, classes)
+        test = source.subset(test_pos)
+    else:
+        pool_pos, test = np.arange(len(source)), ds.test
+    pool_labels = source.labels[pool_pos]
+    present = [c for c in range(len(classes)) if np.any(pool_labels == c)]
+    if len(present) < 2:
+        raise DataError(
+            f"dataset {ds.name!r} has {len(present)} class(es) with training images; "
+            "a split needs at least 2"
+        )
+
+    n_val_total = 0
+    if train_size is not None:
+        usable = len(pool_pos)
+        if train_size > usable:
+            raise DataError(
+                f"train size {train_size} is larger than the {usable} training images "
+                f"of {ds.name!r}"
+            )
+        if train_size < len(present):
+            raise DataError(
+                f"train size {train_size} is smaller than the {len(present)} classes of "
+                f"{ds.name!r}: a class-balanced subset needs at least one image per class"
+            )
+        counts = _train_counts(train_size, present, seed)
+
+    train_parts, val_parts = [], []
+    for c in present:
+        pos = pool_pos[_class_positions(source.ids[pool_pos], pool_labels, c)]
+        n = len(pos)
+        perm = pos[_rng(seed, _STREAM_POOL, c).permutation(n)]
+        if train_size is None:
+            v = max(1, round(val_fraction * n)) if val_fraction > 0 else 0
+            t = n - v
+        else:
+            t = counts[c]
+            v = (
+                max(1, round(t * val_fraction / (1.0 - val_fraction)))
+                if val_fraction > 0 and t > 0
+                else 0
+            )
+        if t < 1 or t + v > n:
+            raise DataError(
+                f"class {classes[c]!r} has {n} training image(s); the split needs "
+                f"{max(t, 1)} for training and {v} for validation"
+            )
+        train_parts.append(perm[:t])
+        if v:
+            val_parts.append(perm[n - v :])
+            n_val_total += v
+
+    train = source.subset(np.sort(np.concatenate(train_parts)))
+    val = source.subset(np.sort(np.concatenate(val_parts))) if n_val_total else None
+    fingerprint = split_fingerprint(train.ids, val.ids if val is not None else None, test.ids)
+    params: dict[str, Any] = {
+        "dataset": ds.name,
+        "seed": int(seed),
+        "train_size": train_size,
+        "val_fraction": float(val_fraction),
+        "test_fraction": float(test_fraction) if ds.test is None else None,
+    }
+    return Split(train=train, val=val, test=test, fingerprint=fingerprint, params=params)
