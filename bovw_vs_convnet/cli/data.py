@@ -1,9 +1,90 @@
-"""`bvc data` (placeholder until its issue lands)."""
+"""`bvc data list | fetch | verify`: the datasets, where they lie, their checksums."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import click
 
+from bovw_vs_convnet.cli.options import data_dir_option, json_option
 
-@click.command("data")
+
+@click.group("data")
 def data() -> None:
-    """Not implemented yet."""
-    raise click.UsageError("bvc data is not implemented yet")
+    """Datasets: list them, fetch them, verify their checksums."""
+
+
+@data.command("list")
+@data_dir_option
+@json_option
+def list_datasets(data_dir: Path | None, as_json: bool) -> None:
+    """Datasets from the manifests, with where each is found (or "not found")."""
+    from bovw_vs_convnet.data.datasets import where_found
+    from bovw_vs_convnet.data.manifest import list_manifests
+
+    rows = []
+    for m in list_manifests():
+        rows.append(
+            {
+                "name": m.name,
+                "format": m.format,
+                "classes": m.n_classes,
+                "image_size": list(m.image_size),
+                "channels": m.channels,
+                "n_train": m.n_train,
+                "n_test": m.n_test,
+                "official_split": m.official_split,
+                "found": where_found(m, data_dir),
+                "description": m.description,
+            }
+        )
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    header = ("name", "classes", "size", "train", "test", "found")
+    table = [header] + [
+        (
+            r["name"],
+            str(r["classes"]),
+            "{}x{}x{}".format(*r["image_size"], r["channels"]),
+            "" if r["n_train"] is None else str(r["n_train"]),
+            "held out" if not r["official_split"] else str(r["n_test"] or ""),
+            r["found"] or "not found",
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
+    for row in table:
+        cells = [cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)]
+        click.echo("  ".join([*cells, row[-1]]))
+
+
+@data.command("fetch")
+@click.argument("name")
+@data_dir_option
+def fetch(name: str, data_dir: Path | None) -> None:
+    """Locate dataset NAME (or download it with torchvision), then verify its checksums."""
+    from bovw_vs_convnet.data.datasets import fetch_dataset
+
+    where, checks = fetch_dataset(name, data_dir)
+    if checks:
+        click.echo(f"{name}: {len(checks)} files verified in {where}")
+    else:
+        click.echo(f"{name}: {where}, no files to verify")
+
+
+@data.command("verify")
+@click.argument("name")
+@data_dir_option
+def verify(name: str, data_dir: Path | None) -> None:
+    """Check every checksum of dataset NAME's files; the first mismatch fails (exit 2)."""
+    from bovw_vs_convnet.data.datasets import verify_dataset
+
+    checks = verify_dataset(name, data_dir)
+    if not checks:
+        click.echo(f"{name}: built in, no files to verify")
+        return
+    for check in checks:
+        click.echo(f"ok  {check.path}  ({', '.join(check.checks)})")
+    click.echo(f"{name}: {len(checks)} files verified")

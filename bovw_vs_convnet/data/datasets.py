@@ -227,8 +227,9 @@ def _download_with_torchvision(class_name: str, root: Path) -> None:
         for train in (True, False):
             cls(root=str(root), train=train, download=True)
     except Exception as exc:  # urllib/HTTP/socket errors vary: report them as one line
+        reason = " ".join(str(exc).split())  # one line: urllib's messages span several
         raise DataError(
-            f"download of {class_name} into {root} failed ({type(exc).__name__}: {exc}); "
+            f"download of {class_name} into {root} failed ({type(exc).__name__}: {reason}); "
             "with no network, copy the files there by hand"
         ) from None
 

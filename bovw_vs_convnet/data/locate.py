@@ -78,9 +78,14 @@ def locate_or_raise(manifest: Manifest, data_dir: str | Path | None = None) -> d
     found = locate(manifest, data_dir)
     if found is None:
         where = ", ".join(str(d) for d in candidate_dirs(manifest, data_dir))
+        fetch = (
+            f"run `bvc data fetch {manifest.name}` (downloads; needs a network), or "
+            if manifest.source.get("torchvision")
+            else ""
+        )
         raise DataError(
             f"dataset {manifest.name!r} not found (looked in {where}); "
-            f"run `bvc data fetch {manifest.name}` or see: {manifest.source['how']}"
+            f"{fetch}{manifest.source['how']}"
         )
     return found
 
