@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -23,7 +24,7 @@ def list_datasets(data_dir: Path | None, as_json: bool) -> None:
     from bovw_vs_convnet.data.datasets import where_found
     from bovw_vs_convnet.data.manifest import list_manifests
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for m in list_manifests():
         rows.append(
             {
@@ -45,12 +46,12 @@ def list_datasets(data_dir: Path | None, as_json: bool) -> None:
     header = ("name", "classes", "size", "train", "test", "found")
     table = [header] + [
         (
-            r["name"],
+            str(r["name"]),
             str(r["classes"]),
             "{}x{}x{}".format(*r["image_size"], r["channels"]),
             "" if r["n_train"] is None else str(r["n_train"]),
-            "held out" if not r["official_split"] else str(r["n_test"] or ""),
-            r["found"] or "not found",
+            str(r["n_test"] or "") if r["official_split"] else "held out",
+            str(r["found"] or "not found"),
         )
         for r in rows
     ]
