@@ -1,0 +1,143 @@
+"""Suite files: parsing, expansion into run specs, and bad files refused with the line at fault."""
+
+import pytest
+
+from bovw_vs_convnet.errors import ConfigError
+from bovw_vs_convnet.harness.suite import builtin_suites, load_suite, locate_key, parse_suite
+
+GOOD = """\
+description = "two pipelines, two sizes, two seeds"
+datasets = ["digits"]
+seeds = [0, 1]
+train_sizes = [100, "full"]
+
+[[run]]
+pipeline = "baseline"
+
+[[run]]
+pipeline = "convnet"
+models = ["lenet5", "alexnet-small"]
+seeds = [0]
+train_sizes = [100]
+"""
+
+
+def test_good_suite_expands_models_into_entries() -> None:
+    suite = parse_suite(GOOD, source="good.toml", name="good")
+    assert [e.label for e in suite.entries] == ["baseline", "lenet5", "alexnet-small"]
+    assert suite.entries[1].overrides == (("model", "lenet5"),)
+    assert suite.description == "two pipelines, two sizes, two seeds"
+
+
+def test_specs_are_ordered_by_size_then_entry_then_seed() -> None:
+    specs = parse_suite(GOOD).specs()
+    assert [(s.label, s.train_size, s.seed) for s in specs] == [
+        ("baseline", 100, 0),
+        ("baseline", 100, 1),
+        ("lenet5", 100, 0),
+        ("alexnet-small", 100, 0),
+        ("baseline", None, 0),
+        ("baseline", None, 1),
+    ]
+
+
+def test_dataset_override_replaces_every_entry_dataset() -> None:
+    specs = parse_suite(GOOD).specs(dataset="/data/my_folder")
+    assert {s.dataset for s in specs} == {"/data/my_folder"}
+    assert len(specs) == 6
+
+
+def test_duplicate_runs_are_kept_once() -> None:
+    text = 'datasets = ["digits"]\n[[run]]\npipeline = "baseline"\n[[run]]\npipeline = "baseline"\n'
+    assert len(parse_suite(text).specs()) == 1
+
+
+def test_defaults_apply_to_entries_of_that_pipeline() -> None:
+    text = (
+        'datasets = ["digits"]\n[defaults.convnet]\nepochs = 3\n'
+        '[[run]]\npipeline = "convnet"\nset = { model = "lenet5" }\n'
+    )
+    # convnet's config may not be importable here; the merge itself is what is tested
+    entry = parse_suite(text).entries[0]
+    assert dict(entry.overrides) == {"epochs": 3, "model": "lenet5"}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            'datasets = ["digits"]\n[[run]]\npipeline = "baseline"\nbogus = 1\n',
+            "s.toml:4: unknown key 'bogus' in [[run]]",
+        ),
+        (
+            'datasets = ["digits"]\nseeds = [0, -1]\n[[run]]\npipeline = "baseline"\n',
+            "s.toml:2: 'seeds' must be a non-empty list of integers >= 0",
+        ),
+        (
+            'datasets = ["digits"]\n\n[[run]]\npipeline = "baseline"\n\n[[run]]\nlabel = "x"\n',
+            's.toml:6: every [[run]] needs pipeline = "NAME"',
+        ),
+        ('datasets = ["digits"]\n[[run]]\npipeline = "hog"\n', "s.toml:3: unknown pipeline 'hog'"),
+        (
+            'datasets = ["digits"]\ntrain_sizes = [100, "half"]\n[[run]]\npipeline = "baseline"\n',
+            "s.toml:2: 'train_sizes': 'half' is neither a positive integer nor \"full\"",
+        ),
+        ('[[run]]\npipeline = "baseline"\n', "s.toml:1: no datasets"),
+        ('datasets = ["digits"]\n', "s.toml: a suite needs at least one [[run]] table"),
+        (
+            'datasets = ["digits"]\nepochs = 3\n[[run]]\npipeline = "baseline"\n',
+            "s.toml:2: unknown key 'epochs'",
+        ),
+        (
+            'datasets = ["digits"]\n[[run]]\npipeline = "baseline"\nset = { a = 1 \n',
+            "s.toml:4: invalid TOML",
+        ),
+    ],
+)
+def test_bad_suite_is_refused_with_the_line_at_fault(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_suite(text, source="s.toml")
+    assert str(info.value).startswith(message)
+
+
+def test_locate_key_finds_keys_inside_inline_tables_and_array_tables() -> None:
+    text = '[[run]]\npipeline = "a"\n\n[[run]]\npipeline = "b"\nset = { epochs = 2 }\n'
+    assert locate_key(text, ("run", 1, "set", "epochs")) == 6
+    assert locate_key(text, ("run", 0, "pipeline")) == 2
+    assert locate_key(text, ("run", 1, "missing")) == 4
+
+
+def test_unknown_suite_name_lists_the_built_in_ones() -> None:
+    with pytest.raises(ConfigError, match=r"unknown suite 'nope'; built-in: .*quick"):
+        load_suite("nope")
+
+
+def test_missing_suite_file_is_refused() -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_suite("/nonexistent/suite.toml")
+
+
+@pytest.mark.parametrize("name", ["quick", "fashion-mnist", "crossover", "alexnet-ablation"])
+def test_built_in_suites_parse(name: str) -> None:
+    assert name in builtin_suites()
+    suite = load_suite(name)
+    assert suite.name == name
+    assert suite.specs()
+
+
+def test_bad_override_is_refused_with_its_line() -> None:
+    text = 'datasets = ["digits"]\n\n[[run]]\npipeline = "baseline"\nset = { method = "knn" }\n'
+    with pytest.raises(ConfigError) as info:
+        parse_suite(text, source="s.toml")
+    assert str(info.value).startswith(
+        "s.toml:5: baseline: setting 'method' must be one of ['nearest-mean', 'linear-svm']"
+    )
+
+
+def test_unknown_override_in_defaults_points_at_the_defaults_table() -> None:
+    text = (
+        'datasets = ["digits"]\n[defaults.baseline]\nepochs = 3\n[[run]]\npipeline = "baseline"\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        parse_suite(text, source="s.toml")
+    assert str(info.value).startswith("s.toml:3: baseline: unknown setting 'epochs'")
