@@ -1,0 +1,88 @@
+"""The HTML report, built from hand-made records and from a store."""
+
+import re
+from pathlib import Path
+
+from report_records import crossover_records, fake_record
+
+from bovw_vs_convnet.harness.report import (
+    build_report,
+    crossover_of,
+    learning_history,
+    training_size_curves,
+    write_report,
+)
+from bovw_vs_convnet.harness.store import ResultStore
+
+
+def test_curves_group_seeds_by_size() -> None:
+    (curves,) = training_size_curves(crossover_records()).values()
+    assert curves["bovw/tiny"] == {100: [0.2, 0.2], 10000: [0.1, 0.1]}
+    assert sorted(curves) == ["bovw/tiny", "convnet/lenet5"]
+
+
+def test_crossover_of_best_rows() -> None:
+    (curves,) = training_size_curves(crossover_records()).values()
+    cross = crossover_of(curves)
+    assert cross is not None
+    assert round(cross.size or 0) == 1000
+    assert cross.statement.startswith("convnet/lenet5 overtakes bovw/tiny at about 1 000")
+
+
+def test_learning_history_accepts_a_list_of_epochs() -> None:
+    record = {
+        "extra": {"history": [{"epoch": 1, "train_loss": 2.0}, {"epoch": 2, "train_loss": 1.0}]}
+    }
+    assert learning_history(record) == {"train_loss": [2.0, 1.0]}
+
+
+def test_report_is_one_self_contained_page(tmp_path: Path) -> None:
+    records = [
+        *crossover_records(),
+        fake_record("bovw", "tiny", n_train=100, seed=5, top1=0.5, status="failed"),
+    ]
+    page = write_report(records, tmp_path / "out")
+    text = page.read_text()
+    assert page.name == "index.html"
+    # 2 sizes → 2 tables, each in the default and the ILSVRC style
+    assert text.count('<table class="leaderboard">') == 4
+    assert "20.00 ± 0.00" in text
+    assert "convnet/lenet5 overtakes bovw/tiny at about 1 000 training images" in text
+    # size curve, time/Pareto, 2 confusion matrices, 1 learning-curve figure
+    assert len(re.findall(r'<img src="data:image/svg\+xml;base64,', text)) == 5
+    assert "ValueError: boom" in text
+    assert text.count('<tr class="detail">') == 9
+    assert not re.search(r"(src|href)=\"(https?:)?//", text)
+    assert len(list((tmp_path / "out" / "figures").glob("*.png"))) == 5
+
+
+def test_report_embeds_pipeline_pngs_and_filters_from_run_folders(tmp_path: Path) -> None:
+    torch = __import__("pytest").importorskip("torch")
+    bovw = fake_record("bovw", "tiny", n_train=100, seed=0, top1=0.2)
+    conv = fake_record("convnet", "lenet5", n_train=100, seed=0, top1=0.3)
+    for rec in (bovw, conv):
+        (tmp_path / rec["run_id"]).mkdir()
+        rec["run_dir"] = str(tmp_path / rec["run_id"])
+    (tmp_path / bovw["run_id"] / "vocabulary_gallery.png").write_bytes(b"\x89PNG\r\n\x1a\nfake")
+    torch.save(
+        {"model": torch.nn.Conv2d(1, 6, 5).state_dict()},
+        tmp_path / conv["run_id"] / "checkpoint.pt",
+    )
+    text = write_report([bovw, conv], tmp_path / "out").read_text()
+    assert text.count('<img src="data:image/png;base64,') == 1
+    assert "bovw/tiny: vocabulary gallery" in text
+    assert "6 filters of 5×5 from checkpoint.pt" in text
+
+
+def test_build_report_reads_the_store(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path / "runs")
+    for rec in crossover_records()[:2]:
+        store.commit(rec, store.start_run(rec["config_key"]))
+    text = build_report(tmp_path / "runs", tmp_path / "out").read_text()
+    assert "2 finished and 0 failed runs" in text
+    assert text.count('<tr class="detail">') == 2
+
+
+def test_empty_store_gives_a_page_that_says_so(tmp_path: Path) -> None:
+    text = build_report(tmp_path / "runs", tmp_path / "out").read_text()
+    assert "No run is stored." in text
