@@ -1,9 +1,60 @@
-"""`bvc leaderboard` (placeholder until its issue lands)."""
+"""`bvc leaderboard`: stored runs as ranked tables (md, csv, html, latex, json)."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
+from bovw_vs_convnet.cli.options import runs_dir_option
+
 
 @click.command("leaderboard")
-def leaderboard() -> None:
-    """Not implemented yet."""
-    raise click.UsageError("bvc leaderboard is not implemented yet")
+@click.option("--dataset", default=None, help="Only runs on this dataset.")
+@click.option("--pipeline", default=None, help="Only runs of this pipeline.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["md", "csv", "html", "latex", "json"]),
+    default="md",
+    show_default=True,
+    help="Output format.",
+)
+@click.option(
+    "--style",
+    type=click.Choice(["default", "ilsvrc"]),
+    default="default",
+    show_default=True,
+    help="default: timm-like columns; ilsvrc: Rank, Name, Error rate (top-5), Description.",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write to this file instead of stdout.",
+)
+@runs_dir_option
+def leaderboard(
+    dataset: str | None,
+    pipeline: str | None,
+    fmt: str,
+    style: str,
+    output: Path | None,
+    runs_dir: Path,
+) -> None:
+    """Rank the stored runs; only runs on the same split fingerprints share a table."""
+    from bovw_vs_convnet.harness.leaderboard import build_tables, render
+    from bovw_vs_convnet.harness.store import ResultStore
+
+    store = ResultStore(runs_dir)
+    store.recover()
+    runs = store.list_runs(dataset=dataset, pipeline=pipeline, status="ok")
+    if not runs:
+        click.echo(f"no finished runs in {runs_dir} match", err=True)
+    text = render(build_tables(runs), fmt, style)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text)
+        click.echo(f"wrote {output}", err=True)

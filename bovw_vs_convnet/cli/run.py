@@ -1,9 +1,137 @@
-"""`bvc run` (placeholder until its issue lands)."""
+"""`bvc run PIPELINE --dataset NAME ...`: one run, stored, summarised or printed as JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
 
 import click
 
+from bovw_vs_convnet.cli.options import data_dir_option, json_option, runs_dir_option
+from bovw_vs_convnet.config import parse_set_options
+from bovw_vs_convnet.errors import ConfigError
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100.0 * value:.2f} %"
+
+
+def summary(record: dict[str, Any]) -> str:
+    """A few lines for a person: what ran, on which split, its errors and times."""
+    ips = record.get("infer_images_per_s")
+    lines = [
+        f"run {record['run_id']}: {record['pipeline']} {record['model']} on {record['dataset']} "
+        f"(split {record['split_fingerprint'][:12]}, {record['n_train']} train / "
+        f"{record['n_val']} val / {record['n_test']} test, seed {record['seed']})",
+        f"  top-1 error {_pct(record['top1_err'])}   top-{record.get('top5_k', 5)} error "
+        f"{_pct(record['top5_err'])}",
+        f"  train {record['train_seconds']:.2f} s   inference {record['infer_seconds']:.3f} s"
+        + (f" ({ips:,.0f} images/s)" if ips else "")
+        + f"   device {record['device']}"
+        + (f"   {record['n_params']:,} parameters" if record.get("n_params") is not None else ""),
+        f"  stored in {record['run_dir']}",
+    ]
+    return "\n".join(lines)
+
 
 @click.command("run")
-def run() -> None:
-    """Not implemented yet."""
-    raise click.UsageError("bvc run is not implemented yet")
+@click.argument("pipeline")
+@click.option("--dataset", required=True, help="Manifest name or path of an ImageFolder tree.")
+@click.option(
+    "--train-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Class-balanced training subset of N images (nested across sizes). [default: all]",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seeds the split and the pipeline."
+)
+@click.option(
+    "--val-fraction",
+    type=click.FloatRange(0.0, 1.0, max_open=True),
+    default=0.1,
+    show_default=True,
+    help="Fraction of the training images held out for validation.",
+)
+@click.option(
+    "--test-fraction",
+    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+    default=0.2,
+    show_default=True,
+    help="Test fraction held out when the dataset has no official test set.",
+)
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override one setting of the pipeline's config (repeatable).",
+)
+@click.option("--model", default=None, help="Shorthand for --set model=M (ConvNets).")
+@click.option(
+    "--epochs", type=click.IntRange(min=1), default=None, help="Shorthand for --set epochs=E."
+)
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="Where ConvNets run; other pipelines ignore it.",
+)
+@click.option(
+    "--jobs", "n_jobs", type=int, default=-1, show_default=True, help="CPU workers (-1: all cores)."
+)
+@click.option(
+    "--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint."
+)
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@json_option
+@runs_dir_option
+@data_dir_option
+def run(
+    pipeline: str,
+    dataset: str,
+    train_size: int | None,
+    seed: int,
+    val_fraction: float,
+    test_fraction: float,
+    settings: tuple[str, ...],
+    model: str | None,
+    epochs: int | None,
+    device: str,
+    n_jobs: int,
+    resume: bool,
+    no_progress: bool,
+    as_json: bool,
+    runs_dir: Path,
+    data_dir: Path | None,
+) -> None:
+    """Fit PIPELINE (baseline, bovw, convnet, ...), score the test set, store the run."""
+    from bovw_vs_convnet.harness.run import run_pipeline
+
+    overrides: dict[str, Any] = parse_set_options(settings)
+    for key, value in (("model", model), ("epochs", epochs)):
+        if value is not None:
+            if key in overrides:
+                raise ConfigError(f"--{key} and --set {key}=... both given")
+            overrides[key] = value
+    record = run_pipeline(
+        pipeline,
+        dataset,
+        overrides=overrides,
+        seed=seed,
+        train_size=train_size,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        runs_dir=runs_dir,
+        data_dir=data_dir,
+        device=device,
+        n_jobs=n_jobs,
+        resume=resume,
+        progress=not no_progress,
+    )
+    if as_json:
+        click.echo(json.dumps(record, allow_nan=False))
+    else:
+        click.echo(summary(record))

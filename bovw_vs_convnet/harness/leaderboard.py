@@ -49,6 +49,7 @@ CSV_COLUMNS = (
     "seeds",
     "dataset",
     "table",
+    "variant",
 )
 
 
@@ -74,6 +75,7 @@ class LeaderboardRow:
     n_runs: int
     seeds: list[int]
     run_ids: list[str]
+    variant: str = ""  # the settings that tell it apart from same-model rows of its table
 
     @property
     def name(self) -> str:
@@ -166,8 +168,23 @@ def build_tables(runs: Iterable[Mapping[str, Any]]) -> list[LeaderboardTable]:
 
     out = sorted(tables.values(), key=lambda t: (t.dataset, t.rows[0].n_train or 0, t.table_id))
     for table in out:
+        _mark_variants(table.rows)
         rank_rows(table.rows, by="top1_err")
     return out
+
+
+def _mark_variants(rows: list[LeaderboardRow]) -> None:
+    """Set ``variant`` to the settings that differ between rows of the same pipeline and model."""
+    by_model: dict[tuple[str, str], list[LeaderboardRow]] = {}
+    for row in rows:
+        by_model.setdefault((row.pipeline, row.model), []).append(row)
+    for same in by_model.values():
+        if len(same) < 2:
+            continue
+        keys = sorted({k for r in same for k in r.config})
+        varying = [k for k in keys if len({canonical_json(r.config.get(k)) for r in same}) > 1]
+        for row in same:
+            row.variant = ", ".join(f"{k}={row.config.get(k)}" for k in varying)
 
 
 def rank_rows(rows: list[LeaderboardRow], by: Literal["top1_err", "top5_err"] = "top1_err") -> None:
@@ -239,7 +256,7 @@ def _cells(table: LeaderboardTable, style: Style) -> tuple[list[str], list[list[
         [
             str(r.rank),
             r.pipeline,
-            r.model,
+            r.model + (f" ({r.variant})" if r.variant else ""),
             _pct(r.top1_err, r.top1_err_std),
             _pct(r.top5_err, r.top5_err_std),
             _num(r.n_params),

@@ -1,0 +1,239 @@
+"""One run: data and split, config, fit (timed), score the test set (timed), metrics, store.
+
+:func:`run_pipeline` is what ``bvc run`` and the suite runner call. It never
+prints; it returns the stored run record (a JSON-ready dict).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bovw_vs_convnet import __version__
+from bovw_vs_convnet.config import build_config, config_to_dict
+from bovw_vs_convnet.data.imageset import ImageSet
+from bovw_vs_convnet.errors import DataError
+from bovw_vs_convnet.harness import metrics as metrics_mod
+from bovw_vs_convnet.harness import provenance
+from bovw_vs_convnet.harness.protocol import RunContext
+from bovw_vs_convnet.harness.registry import get_pipeline
+from bovw_vs_convnet.harness.store import ResultStore, config_key, new_run_id
+
+log = logging.getLogger(__name__)
+
+CACHE_ENV = "BVC_CACHE_DIR"
+
+
+@dataclass(frozen=True)
+class LoadedSplit:
+    """The three image sets of a split and what identifies it."""
+
+    train: ImageSet
+    val: ImageSet | None
+    test: ImageSet
+    fingerprint: str
+    params: dict[str, Any]
+    dataset: str
+
+
+def _part(part: Any, pool: list[ImageSet]) -> ImageSet | None:
+    """A split part as an ImageSet: already one, or sample ids looked up in the dataset."""
+    if part is None or isinstance(part, ImageSet):
+        return part
+    ids = np.asarray(part).astype(str)
+    if ids.size == 0:
+        return None
+    for source in pool:
+        source_ids = set(source.ids.astype(str).tolist())
+        if all(i in source_ids for i in ids):
+            return source.select_ids(ids)
+    raise DataError("split ids are not all in one part of the dataset")
+
+
+def load_split(
+    dataset: str,
+    *,
+    seed: int = 0,
+    train_size: int | None = None,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+    data_dir: Path | None = None,
+) -> LoadedSplit:
+    """Load ``dataset`` (a manifest name or an ImageFolder path) and make its common split."""
+    from bovw_vs_convnet.data import load_dataset, make_split
+
+    ds = load_dataset(dataset, data_dir=data_dir)
+    split = make_split(
+        ds,
+        seed=seed,
+        train_size=train_size,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+    )
+    pool = [p for p in (ds.train, ds.test) if p is not None]
+    train = _part(split.train, pool)
+    test = _part(split.test, pool)
+    if train is None or test is None:
+        raise DataError(f"dataset {dataset!r}: the split has an empty train or test part")
+    val = _part(split.val, pool)
+    if val is not None and len(val) == 0:
+        val = None
+    return LoadedSplit(train, val, test, str(split.fingerprint), dict(split.params), str(ds.name))
+
+
+def cache_dir_for(runs_dir: Path) -> Path:
+    """Where pipelines cache costly intermediates: ``$BVC_CACHE_DIR`` or ``<runs-dir>/cache``."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env) if env else Path(runs_dir) / "cache"
+
+
+def _model_name(pipeline: Any, config: Any, name: str) -> str:
+    for value in (
+        getattr(pipeline, "model_name", None),
+        getattr(config, "model", None),
+        getattr(config, "preset", None),
+    ):
+        if value:
+            return str(value)
+    return name
+
+
+def run_pipeline(
+    pipeline: str,
+    dataset: str,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    train_size: int | None = None,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+    runs_dir: Path | str = Path("runs"),
+    data_dir: Path | None = None,
+    device: str = "auto",
+    n_jobs: int = -1,
+    resume: bool = False,
+    progress: bool = True,
+    skip_existing: bool = False,
+) -> dict[str, Any]:
+    """Run ``pipeline`` on ``dataset`` once and store the record; return the stored record.
+
+    Args:
+        pipeline: a registered pipeline name (``baseline``, ``bovw``, ``convnet``).
+        dataset: a manifest name or an ImageFolder path.
+        overrides: settings for the pipeline's config (strings or typed values).
+        seed: seeds the split and the pipeline.
+        train_size: class-balanced training subset size (None: all).
+        val_fraction, test_fraction: passed to the split.
+        runs_dir: the results store's folder.
+        data_dir: where datasets are looked for.
+        device, n_jobs, resume, progress: handed to the pipeline in its RunContext.
+        skip_existing: return the stored record of an identical finished run
+            (same config key) instead of running again.
+
+    A :class:`BvcError` or other exception raised while fitting or scoring is
+    stored as a ``failed`` run and re-raised; a KeyboardInterrupt stores nothing
+    and leaves the staging folder for ``resume``.
+    """
+    spec = get_pipeline(pipeline)
+    config = build_config(spec.config_class(), overrides)
+    config_dict = config_to_dict(config)
+    data = load_split(
+        dataset,
+        seed=seed,
+        train_size=train_size,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        data_dir=data_dir,
+    )
+    store = ResultStore(runs_dir)
+    store.recover()
+    key = config_key(pipeline, config_dict, data.fingerprint, dataset=data.dataset, seed=seed)
+    if skip_existing:
+        done = store.list_runs(config_key=key)
+        if done:
+            log.info("run %s already stored with key %s", done[-1]["run_id"], key[:12])
+            return done[-1]
+
+    run_id = new_run_id(pipeline)
+    staging = store.start_run(key, resume=resume)
+    context = RunContext(
+        run_dir=staging,
+        cache_dir=cache_dir_for(Path(runs_dir)),
+        split_fingerprint=data.fingerprint,
+        seed=seed,
+        device=device,
+        n_jobs=n_jobs,
+        resume=resume,
+        progress=progress,
+    )
+    record: dict[str, Any] = {
+        "run_id": run_id,
+        "status": "ok",
+        "error": None,
+        "pipeline": pipeline,
+        "model": _model_name(None, config, pipeline),
+        "dataset": data.dataset,
+        "split_fingerprint": data.fingerprint,
+        "split": data.params,
+        "seed": seed,
+        "n_train": len(data.train),
+        "n_val": len(data.val) if data.val is not None else 0,
+        "n_test": len(data.test),
+        "n_classes": data.test.n_classes,
+        "class_names": list(data.test.class_names),
+        "config": config_dict,
+        "config_key": key,
+        "device": device,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "bvc_version": __version__,
+    }
+    try:
+        model = spec.build(config, context)
+        t0 = time.perf_counter()
+        model.fit(data.train, data.val)
+        train_seconds = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        scores = np.asarray(model.decision_scores(data.test))
+        infer_seconds = time.perf_counter() - t0
+        result = metrics_mod.evaluate(scores, data.test.labels)
+        if hasattr(model, "save_artifacts"):
+            model.save_artifacts(staging)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:
+        record.update(status="failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0])
+        record["provenance"] = provenance.collect()
+        try:
+            store.record_failure(record, staging)
+        except Exception:  # the original error matters more than the failed bookkeeping
+            log.exception("could not store the failed run %s", run_id)
+        raise
+
+    record.update(
+        model=_model_name(model, config, pipeline),
+        top1_err=result.top1_err,
+        top5_err=result.top5_err,
+        top5_k=result.top5_k,
+        per_class_err={
+            name: float(e)
+            for name, e in zip(data.test.class_names, result.per_class_err, strict=True)
+        },
+        confusion=result.confusion,
+        train_seconds=train_seconds,
+        infer_seconds=infer_seconds,
+        infer_images_per_s=len(data.test) / infer_seconds if infer_seconds > 0 else None,
+        n_params=getattr(model, "n_params", None),
+        device=str(getattr(model, "device", None) or ("cpu" if device == "auto" else device)),
+        stage_seconds=dict(getattr(model, "stage_seconds", None) or {}),
+        extra=dict(getattr(model, "record_extra", None) or {}),
+        provenance=provenance.collect(),
+    )
+    return store.commit(record, staging, scores=scores, labels=data.test.labels, ids=data.test.ids)
