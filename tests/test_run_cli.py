@@ -58,10 +58,12 @@ def toy_split(monkeypatch):
 
 @dataclass(frozen=True)
 class FakeConfig:
-    fail: str = "no"  # "data" raises DataError in fit, "interrupt" raises KeyboardInterrupt
+    fail: str = "no"  # "data" raises DataError in fit
 
 
 class FakePipeline:
+    interrupt_in_fit = False  # a Ctrl-C during fit, after the checkpoint is written
+
     def __init__(self, config: FakeConfig, context) -> None:
         self.config = config
         self.context = context
@@ -71,10 +73,12 @@ class FakePipeline:
         self.record_extra = {"curve": [1, 2]}
 
     def fit(self, train, val):
-        (self.context.run_dir / "checkpoint.txt").write_text("epoch 1")
+        checkpoint = self.context.run_dir / "checkpoint.txt"
+        self.record_extra["resumed"] = checkpoint.exists()
+        checkpoint.write_text("epoch 1")
         if self.config.fail == "data":
             raise DataError("corrupt image x.png")
-        if self.config.fail == "interrupt":
+        if self.interrupt_in_fit:
             raise KeyboardInterrupt
         self.stage_seconds = {"epochs": 0.5}
         return self
@@ -149,7 +153,7 @@ def test_protocol_attributes_and_artifacts_reach_the_record(fake_pipeline, tmp_p
     assert record["model"] == "fake-model"
     assert (record["device"], record["n_params"]) == ("cpu:fake", 7)
     assert record["stage_seconds"] == {"epochs": 0.5}
-    assert record["extra"] == {"curve": [1, 2]}
+    assert record["extra"] == {"curve": [1, 2], "resumed": False}
     assert record["top1_err"] == 0.0
     assert (tmp_path / record["run_id"] / "gallery.txt").read_text() == "words"
     assert (tmp_path / record["run_id"] / "checkpoint.txt").read_text() == "epoch 1"
@@ -166,13 +170,19 @@ def test_failing_fit_is_exit_2_and_stored_as_failed(fake_pipeline, tmp_path):
         assert failed["error"] == "DataError: corrupt image x.png"
 
 
-def test_interrupt_leaves_no_record_and_resume_finds_the_checkpoint(fake_pipeline, tmp_path):
+def test_interrupt_leaves_no_record_and_resume_finds_the_checkpoint(
+    fake_pipeline, monkeypatch, tmp_path
+):
     done = run_mod.run_pipeline("fake", "toy", runs_dir=tmp_path)
-    with pytest.raises(KeyboardInterrupt):
-        run_mod.run_pipeline("fake", "toy", runs_dir=tmp_path, overrides={"fail": "interrupt"})
+    with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
+        patch.setattr(FakePipeline, "interrupt_in_fit", True)
+        run_mod.run_pipeline("fake", "toy", runs_dir=tmp_path)
     store = ResultStore(tmp_path)
     assert [r["run_id"] for r in store.list_runs(status=None)] == [done["run_id"]]
     assert len(list((tmp_path / ".partial").glob("*/checkpoint.txt"))) == 1
+    resumed = run_mod.run_pipeline("fake", "toy", runs_dir=tmp_path, resume=True)
+    assert resumed["extra"]["resumed"] is True
+    assert list((tmp_path / ".partial").iterdir()) == []
 
 
 def test_skip_existing_returns_the_stored_run(fake_pipeline, tmp_path):

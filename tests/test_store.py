@@ -31,7 +31,7 @@ def _record(run_id: str, **extra):
 
 
 def _commit(store: ResultStore, run_id: str, **extra):
-    staging = store.start_run("key-" + run_id)
+    staging = store.start_run("key-" + run_id, run_id)
     scores = np.array([[0.1, 0.9], [0.8, 0.2], [0.5, 0.5]])
     return store.commit(
         _record(run_id, **extra),
@@ -71,18 +71,27 @@ def test_list_runs_filters(tmp_path):
 def test_unfinished_run_leaves_no_record_and_keeps_earlier_ones(tmp_path):
     store = ResultStore(tmp_path)
     _commit(store, "r1")
-    staging = store.start_run("interrupted")
+    staging = store.start_run("interrupted", "r2")
     (staging / "checkpoint.pt").write_bytes(b"half")
     # the process dies here: nothing committed
     assert [r["run_id"] for r in ResultStore(tmp_path).list_runs(status=None)] == ["r1"]
     assert store.recover() == 0
 
 
-def test_resume_keeps_the_staging_folder(tmp_path):
+def test_resume_reuses_the_newest_staging_folder_of_its_key(tmp_path):
     store = ResultStore(tmp_path)
-    (store.start_run("key") / "checkpoint.pt").write_bytes(b"epoch 3")
-    assert (store.start_run("key", resume=True) / "checkpoint.pt").read_bytes() == b"epoch 3"
-    assert not (store.start_run("key") / "checkpoint.pt").exists()
+    (store.start_run("key", "r1") / "checkpoint.pt").write_bytes(b"epoch 3")
+    resumed = store.start_run("key", "r2", resume=True)
+    assert (resumed / "checkpoint.pt").read_bytes() == b"epoch 3"
+    assert store.start_run("other", "r3", resume=True).name == "other-r3"
+
+
+def test_identical_runs_get_separate_staging_folders(tmp_path):
+    store = ResultStore(tmp_path)
+    (store.start_run("key", "r1") / "checkpoint.pt").write_bytes(b"mine")
+    fresh = store.start_run("key", "r2")
+    assert not (fresh / "checkpoint.pt").exists()
+    assert len(store.partial_dirs("key")) == 2
 
 
 def test_recover_indexes_a_renamed_folder_without_row(tmp_path):

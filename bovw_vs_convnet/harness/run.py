@@ -163,7 +163,7 @@ def run_pipeline(
             return done[-1]
 
     run_id = new_run_id(pipeline)
-    staging = store.start_run(key, resume=resume)
+    staging = store.start_run(key, run_id, resume=resume)
     context = RunContext(
         run_dir=staging,
         cache_dir=cache_dir_for(Path(runs_dir)),

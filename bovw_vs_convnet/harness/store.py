@@ -5,7 +5,7 @@ Layout::
     runs/
       results.sqlite            one row per run (the record JSON plus indexed columns)
       cache/                    costly intermediates shared by runs (see RunContext.cache_dir)
-      .partial/<key>/           a run in progress (its checkpoints, for --resume)
+      .partial/<key>-<run_id>/  a run in progress (its checkpoints, for --resume)
       <run_id>/record.json      the full run record
       <run_id>/scores.npy       (n_test, n_classes) float test scores, rows in ids.npy order
       <run_id>/labels.npy       (n_test,) true labels
@@ -27,7 +27,6 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
 import sqlite3
 import time
 import uuid
@@ -185,20 +184,29 @@ class ResultStore:
 
     # -- writing --------------------------------------------------------------------------
 
-    def partial_dir(self, key: str) -> Path:
-        """The staging folder of a run in progress with config key ``key``."""
-        return self.runs_dir / PARTIAL_DIR / key[:16]
+    def partial_dirs(self, key: str) -> list[Path]:
+        """Staging folders of unfinished runs with config key ``key``, newest first."""
+        found = (self.runs_dir / PARTIAL_DIR).glob(f"{key[:16]}-*")
+        return sorted((p for p in found if p.is_dir()), key=lambda p: p.stat().st_mtime)[::-1]
 
     def run_dir(self, run_id: str) -> Path:
         """The final folder of run ``run_id``."""
         return self.runs_dir / run_id
 
-    def start_run(self, key: str, *, resume: bool = False) -> Path:
-        """Create (or with ``resume`` reuse) the staging folder of a run and return it."""
-        staging = self.partial_dir(key)
-        if staging.exists() and not resume:
-            shutil.rmtree(staging)
-        staging.mkdir(parents=True, exist_ok=True)
+    def start_run(self, key: str, run_id: str, *, resume: bool = False) -> Path:
+        """Create the staging folder of run ``run_id`` and return it.
+
+        With ``resume`` the newest staging folder left by an interrupted run of
+        the same config key is reused (its checkpoints are what resuming needs).
+        Otherwise the folder is new and private to this run, so that two
+        identical runs at once never share or delete each other's files.
+        """
+        if resume:
+            earlier = self.partial_dirs(key)
+            if earlier:
+                return earlier[0]
+        staging = self.runs_dir / PARTIAL_DIR / f"{key[:16]}-{run_id}"
+        staging.mkdir(parents=True, exist_ok=False)
         return staging
 
     def commit(
