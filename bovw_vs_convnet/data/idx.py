@@ -7,6 +7,7 @@ dimension as a big-endian int32, then the data in C order.
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,16 @@ def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
 def read_idx(path: Path) -> np.ndarray:
     """Read an IDX file (raw or ``.gz``) into a uint8 array."""
     return parse_idx(read_bytes(path), str(path))
+
+
+def write_idx(path: str | Path, array: np.ndarray) -> Path:
+    """Write a uint8 array as an IDX file (gzip-compressed when ``path`` ends in ``.gz``)."""
+    arr = np.ascontiguousarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, arr.ndim]) + np.asarray(arr.shape, dtype=">i4").tobytes()
+    data = header + arr.tobytes()
+    path = Path(path)
+    path.write_bytes(gzip.compress(data, mtime=0) if path.suffix == ".gz" else data)
+    return path
 
 
 def _part(manifest: Manifest, found: dict[str, Path], part: str) -> ImageSet:
