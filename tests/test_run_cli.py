@@ -239,3 +239,21 @@ def test_digits_twice_gives_the_same_split_fingerprint(tmp_path):
             359,
         )
         assert records[0]["top1_err"] < 0.1
+
+
+def test_imagefolder_path_runs_and_filters_the_leaderboard(tmp_path):
+    cv2 = pytest.importorskip("cv2")
+    rng = np.random.default_rng(0)
+    for c, base in (("dark", 20), ("light", 200)):
+        (tmp_path / "tree" / c).mkdir(parents=True)
+        for i in range(10):
+            img = (base + rng.integers(0, 30, (8, 8))).astype(np.uint8)
+            cv2.imwrite(str(tmp_path / "tree" / c / f"{i}.png"), img)
+    with contextlib.chdir(tmp_path):  # an isolated folder
+        result = _invoke("run", "baseline", "--dataset", "tree", "--json")
+        assert result.exit_code == 0, result.output
+        record = json.loads(result.stdout)
+        assert record["dataset"] == f"imagefolder:{(tmp_path / 'tree').resolve()}"
+        assert record["top1_err"] == 0.0
+        tables = json.loads(_invoke("leaderboard", "--dataset", "tree", "--format", "json").stdout)
+        assert [t["dataset"] for t in tables] == [record["dataset"]]

@@ -10,7 +10,9 @@ from bovw_vs_convnet.cli.options import runs_dir_option
 
 
 @click.command("leaderboard")
-@click.option("--dataset", default=None, help="Only runs on this dataset.")
+@click.option(
+    "--dataset", default=None, help="Only runs on this dataset (a name or an ImageFolder path)."
+)
 @click.option("--pipeline", default=None, help="Only runs of this pipeline.")
 @click.option(
     "--format",
@@ -46,6 +48,11 @@ def leaderboard(
     from bovw_vs_convnet.harness.leaderboard import build_tables, render
     from bovw_vs_convnet.harness.store import ResultStore
 
+    if dataset is not None:
+        from bovw_vs_convnet.data.datasets import IMAGEFOLDER_PREFIX, is_folder_reference
+
+        if is_folder_reference(dataset) and not dataset.startswith(IMAGEFOLDER_PREFIX):
+            dataset = f"{IMAGEFOLDER_PREFIX}{Path(dataset).resolve()}"  # as runs record it
     store = ResultStore(runs_dir)
     store.recover()
     runs = store.list_runs(dataset=dataset, pipeline=pipeline, status="ok")

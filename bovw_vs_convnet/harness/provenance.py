@@ -63,15 +63,23 @@ def gpu_model() -> str | None:
     return None
 
 
-def thread_count() -> dict[str, int | None]:
-    """CPU cores visible to this process and torch's intra-op threads (when imported)."""
+def thread_count() -> dict[str, int | str | None]:
+    """CPU cores visible to this process, torch's intra-op threads (when imported), OMP/BLAS env."""
     try:
         usable = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         usable = os.cpu_count() or 1
     torch = sys.modules.get("torch")
     torch_threads = int(torch.get_num_threads()) if torch is not None else None
-    return {"cpu_count": os.cpu_count(), "usable_cpus": usable, "torch_threads": torch_threads}
+    out: dict[str, int | str | None] = {
+        "cpu_count": os.cpu_count(),
+        "usable_cpus": usable,
+        "torch_threads": torch_threads,
+    }
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        if var in os.environ:
+            out[var] = os.environ[var]
+    return out
 
 
 def git_revision(path: Path | None = None) -> dict[str, Any] | None:
