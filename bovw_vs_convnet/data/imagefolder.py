@@ -14,6 +14,7 @@ Up to :data:`LAZY_THRESHOLD` images are read into memory; larger trees become
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,12 +42,21 @@ def _class_dirs(folder: Path) -> list[str]:
 
 
 def _files(folder: Path, classes: tuple[str, ...]) -> list[tuple[Path, int]]:
-    from torchvision.datasets.folder import make_dataset
+    """Image files under each class folder (recursively), as torchvision's ``make_dataset``.
 
-    index = {c: i for i, c in enumerate(classes)}
-    present = {c: i for c, i in index.items() if (folder / c).is_dir()}
-    samples = make_dataset(str(folder), present, extensions=EXTENSIONS, allow_empty=True)
-    return sorted((Path(p), int(y)) for p, y in samples)
+    Written here rather than imported: ``torchvision.datasets.folder`` imports torch
+    (seconds), which a BoVW run on a folder never needs.
+    """
+    out: list[tuple[Path, int]] = []
+    for label, cls in enumerate(classes):
+        class_dir = folder / cls
+        if not class_dir.is_dir():
+            continue
+        for dirpath, _dirs, names in sorted(os.walk(class_dir, followlinks=True)):
+            for fname in sorted(names):
+                if fname.lower().endswith(EXTENSIONS):
+                    out.append((Path(dirpath) / fname, label))
+    return sorted(out)
 
 
 def scan_tree(root: str | Path) -> FolderTree:
