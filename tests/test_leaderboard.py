@@ -56,6 +56,15 @@ def test_seeds_aggregate_into_mean_and_sample_std():
     assert row.train_seconds == pytest.approx(1.5)
 
 
+def test_a_repeated_run_counts_once_the_latest_standing():
+    runs = [
+        _run("a", "bovw", "bovw", 0.10, 0.0, config_key="k0"),
+        _run("b", "bovw", "bovw", 0.30, 0.0, config_key="k0"),
+    ]
+    (row,) = build_tables(runs)[0].rows
+    assert (row.n_runs, row.top1_err, row.run_ids) == (1, 0.30, ["b"])
+
+
 def test_single_run_has_no_std():
     assert build_tables(RUNS)[0].rows[0].top1_err_std is None
 

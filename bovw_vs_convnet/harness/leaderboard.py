@@ -5,7 +5,8 @@ Grouping, in two steps:
 1. **Rows.** Runs of the same pipeline, model, config and split protocol (dataset
    and split parameters other than the seed) form one row; their metrics are
    averaged and, with two or more runs, given a sample standard deviation
-   (mean ± std over seeds).
+   (mean ± std over seeds). A repeated run (same config key: same config,
+   split and seed) counts once, the latest standing, so ``n_runs`` counts seeds.
 2. **Tables.** Only rows measured on exactly the same set of split fingerprints
    share a table, so every number in a table comes from the same images.
 
@@ -116,10 +117,16 @@ def _protocol(record: Mapping[str, Any]) -> dict[str, Any]:
     return {"dataset": record.get("dataset"), **split}
 
 
+def _repeat_key(record: Mapping[str, Any]) -> str:
+    return str(
+        record.get("config_key") or f"{record.get('split_fingerprint')}:{record.get('seed', 0)}"
+    )
+
+
 def _describe(pipeline: str, config: Mapping[str, Any], n_runs: int) -> str:
     settings = ", ".join(f"{k}={v}" for k, v in sorted(config.items()) if k not in ("model",))
     text = pipeline + (f" ({settings})" if settings else "")
-    return text + (f"; mean of {n_runs} runs" if n_runs > 1 else "")
+    return text + (f"; mean of {n_runs} seeds" if n_runs > 1 else "")
 
 
 def build_tables(runs: Iterable[Mapping[str, Any]]) -> list[LeaderboardTable]:
@@ -133,7 +140,10 @@ def build_tables(runs: Iterable[Mapping[str, Any]]) -> list[LeaderboardTable]:
         groups.setdefault(key, []).append(record)
 
     tables: dict[tuple[str, ...], LeaderboardTable] = {}
-    for members in groups.values():
+    for group in groups.values():
+        # a repeat of the same config, split and seed counts once: the latest run stands
+        latest = {_repeat_key(r): r for r in group}
+        members = list(latest.values())
         first = members[0]
         fingerprints = sorted({str(r["split_fingerprint"]) for r in members})
         config = {k: v for k, v in dict(first.get("config") or {}).items() if k != "seed"}
@@ -250,7 +260,7 @@ def _cells(table: LeaderboardTable, style: Style) -> tuple[list[str], list[list[
         "train images",
         "train (s)",
         "infer (img/s)",
-        "runs",
+        "seeds",
     ]
     body = [
         [
