@@ -16,6 +16,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,8 +96,8 @@ def read_bytes(path: Path) -> bytes:
     try:
         data = path.read_bytes()
         return gzip.decompress(data) if path.suffix == ".gz" else data
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise DataError(f"cannot read {path}: {exc}") from None
+    except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
+        raise DataError(f"cannot read {path} (corrupt?): {exc}") from None
 
 
 @dataclass(frozen=True)
