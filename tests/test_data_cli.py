@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from test_data_sources import write_tiny_idx
 
 from bovw_vs_convnet.cli import main
-from test_data_sources import write_tiny_idx
 
 
 @pytest.fixture
