@@ -75,9 +75,10 @@ def test_report_embeds_pipeline_pngs_and_filters_from_run_folders(tmp_path: Path
 
 
 def test_build_report_reads_the_store(tmp_path: Path) -> None:
+    (tmp_path / "runs").mkdir()
     store = ResultStore(tmp_path / "runs")
     for rec in crossover_records()[:2]:
-        store.commit(rec, store.start_run(rec["config_key"]))
+        store.commit(rec, tmp_path / "staging" / rec["run_id"])
     text = build_report(tmp_path / "runs", tmp_path / "out").read_text()
     assert "2 finished and 0 failed runs" in text
     assert text.count('<tr class="detail">') == 2

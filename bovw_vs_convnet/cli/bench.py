@@ -1,9 +1,184 @@
-"""`bvc bench` (placeholder until its issue lands)."""
+"""`bvc bench SUITE|FILE`: run a suite, skipping what is stored, then print its leaderboard."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
 
 import click
 
+from bovw_vs_convnet.cli.options import data_dir_option, json_option, runs_dir_option
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100.0 * value:.2f} %"
+
+
+def _outcome_json(outcome: Any) -> dict[str, Any]:
+    spec = outcome.spec
+    record = outcome.record or {}
+    return {
+        "label": spec.label,
+        "pipeline": spec.pipeline,
+        "dataset": spec.dataset,
+        "seed": spec.seed,
+        "train_size": spec.train_size,
+        "settings": spec.settings,
+        "status": outcome.status,
+        "run_id": record.get("run_id"),
+        "top1_err": record.get("top1_err"),
+        "top5_err": record.get("top5_err"),
+        "error": outcome.error,
+        "seconds": round(outcome.seconds, 3),
+    }
+
 
 @click.command("bench")
-def bench() -> None:
-    """Not implemented yet."""
-    raise click.UsageError("bvc bench is not implemented yet")
+@click.argument("suite", required=False)
+@click.option("--list", "list_only", is_flag=True, help="List the built-in suites and exit.")
+@click.option(
+    "--dataset",
+    default=None,
+    help="Run every entry on this dataset instead (a manifest name or an ImageFolder path).",
+)
+@click.option("--force", is_flag=True, help="Rerun runs that are already stored.")
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="Where ConvNets run; other pipelines ignore it.",
+)
+@click.option(
+    "--jobs", "n_jobs", type=int, default=-1, show_default=True, help="CPU workers (-1: all cores)."
+)
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["md", "csv", "html", "latex", "json"]),
+    default="md",
+    show_default=True,
+    help="Format of the leaderboard printed at the end.",
+)
+@json_option
+@runs_dir_option
+@data_dir_option
+def bench(
+    suite: str | None,
+    list_only: bool,
+    dataset: str | None,
+    force: bool,
+    device: str,
+    n_jobs: int,
+    no_progress: bool,
+    fmt: str,
+    as_json: bool,
+    runs_dir: Path,
+    data_dir: Path | None,
+) -> None:
+    """Run SUITE (a built-in name, see --list, or a suite TOML file) and print its leaderboard.
+
+    Runs already stored with the same config and split are skipped, so an
+    interrupted suite continues where it stopped; a failed run is stored with its
+    error and the suite goes on (exit code 1 at the end).
+    """
+    from bovw_vs_convnet.harness.suite import builtin_suites, load_suite
+
+    if list_only:
+        suites = builtin_suites()
+        if as_json:
+            click.echo(json.dumps(suites))
+        else:
+            width = max(len(n) for n in suites)
+            for name, description in suites.items():
+                click.echo(f"{name:<{width}}  {description}")
+        return
+    if suite is None:
+        raise click.UsageError(
+            "give a suite name or file (bvc bench --list shows the built-in ones)"
+        )
+
+    from bovw_vs_convnet.harness.leaderboard import build_tables, render
+    from bovw_vs_convnet.harness.report import ablation_table, crossover_statements
+    from bovw_vs_convnet.harness.suite import run_suite
+
+    parsed = load_suite(suite)
+    n_specs = len(parsed.specs(dataset))
+    say = (lambda text: click.echo(text, err=True)) if as_json else click.echo
+    say(f"suite {parsed.name}: {n_specs} runs, results in {runs_dir}")
+
+    def on_start(index: int, total: int, spec: Any) -> None:
+        say(f"[{index + 1}/{total}] {spec.describe()} ...")
+
+    def on_done(index: int, total: int, outcome: Any) -> None:
+        record = outcome.record or {}
+        if outcome.status == "skipped":
+            text = f"already stored ({record.get('run_id')}): top-1 {_pct(record.get('top1_err'))}"
+        elif outcome.status == "ran":
+            text = (
+                f"done in {outcome.seconds:.1f} s: top-1 {_pct(record.get('top1_err'))}, "
+                f"top-5 {_pct(record.get('top5_err'))}"
+            )
+        elif outcome.status == "too-large":
+            text = f"not run: {outcome.error}"
+        else:
+            text = f"FAILED: {outcome.error}"
+        say(f"    {text}")
+
+    t0 = time.perf_counter()
+    try:
+        outcomes = run_suite(
+            parsed,
+            runs_dir=runs_dir,
+            dataset=dataset,
+            data_dir=data_dir,
+            device=device,
+            force=force,
+            n_jobs=n_jobs,
+            progress=not no_progress and not as_json,
+            on_start=on_start,
+            on_done=on_done,
+        )
+    except KeyboardInterrupt:
+        click.echo(
+            "interrupted: finished runs are stored; run the same command again to continue",
+            err=True,
+        )
+        raise SystemExit(130) from None
+    wall = time.perf_counter() - t0
+
+    records = [o.record for o in outcomes if o.record and o.status in ("ran", "skipped")]
+    tables = build_tables(records)
+    failed = [o for o in outcomes if o.status == "failed"]
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("ran", "skipped", "failed")}
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "suite": parsed.name,
+                    "wall_seconds": round(wall, 3),
+                    "runs": [_outcome_json(o) for o in outcomes],
+                    "leaderboard": json.loads(render(tables, "json")),
+                    "crossover": crossover_statements(records),
+                },
+                allow_nan=False,
+            )
+        )
+    else:
+        click.echo(
+            f"\nsuite {parsed.name}: {counts['ran']} ran, {counts['skipped']} already stored, "
+            f"{counts['failed']} failed in {wall:.1f} s\n"
+        )
+        if tables:
+            click.echo(render(tables, fmt).rstrip("\n"))
+        ablation = ablation_table(records)
+        if ablation:
+            click.echo("\n" + ablation.rstrip("\n"))
+        for statement in crossover_statements(records):
+            click.echo("\n" + statement)
+    if failed:
+        click.echo(f"{len(failed)} run(s) failed; their errors are stored with them", err=True)
+        raise SystemExit(1)

@@ -1,9 +1,34 @@
-"""`bvc report` (placeholder until its issue lands)."""
+"""`bvc report --output DIR`: one self-contained HTML page of the stored runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
+from bovw_vs_convnet.cli.options import runs_dir_option
+
 
 @click.command("report")
-def report() -> None:
-    """Not implemented yet."""
-    raise click.UsageError("bvc report is not implemented yet")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("report"),
+    show_default=True,
+    help="Folder for index.html and figures/ (PNG and SVG of every figure).",
+)
+@click.option("--dataset", default=None, help="Only the runs on this dataset. [default: all]")
+@click.option(
+    "--title",
+    default="BoVW against ConvNets: benchmark report",
+    show_default=True,
+    help="The page's title.",
+)
+@runs_dir_option
+def report(output: Path, dataset: str | None, title: str, runs_dir: Path) -> None:
+    """Write a self-contained HTML report (tables, figures, provenance) of the stored runs."""
+    from bovw_vs_convnet.harness.report import build_report
+
+    page = build_report(runs_dir, output, dataset=dataset, title=title)
+    click.echo(f"report written to {page}")

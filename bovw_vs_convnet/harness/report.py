@@ -127,6 +127,102 @@ def crossover_of(curves: Mapping[str, Mapping[int, Sequence[float]]]) -> Crossov
     return estimate_crossover(b, c, bovw_name=bovw, convnet_name=convnet)
 
 
+def crossover_statements(records: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The crossover sentence of every curve group that has BoVW and ConvNet at 2+ sizes."""
+    out = []
+    for curves in training_size_curves(records).values():
+        cross = crossover_of(curves)
+        if cross is not None:
+            out.append(cross.statement)
+    return out
+
+
+ABLATION_MARK = "-no-"
+
+
+def ablation_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Depth-ablation rows: each ``BASE-no-LAYERS`` model against ``BASE`` in the same table.
+
+    Each row holds ``model``, ``removed`` (layer names), ``top1_err``, ``top5_err``,
+    their changes ``d_top1``/``d_top5`` against the full network (fractions,
+    positive when removing the layers hurts) and ``n_params``; the full network
+    comes first with zero changes. Tables without a full network give no row.
+    """
+    out: list[dict[str, Any]] = []
+    for table in build_tables(records):
+        models = {r.model: r for r in table.rows}
+        bases = sorted(
+            {m.split(ABLATION_MARK, 1)[0] for m in models if ABLATION_MARK in m} & set(models)
+        )
+        for base in bases:
+            full = models[base]
+            ablated = sorted(
+                (r for m, r in models.items() if m.startswith(base + ABLATION_MARK)),
+                key=lambda r: (r.model.count("-"), r.model),
+            )
+            variants = [full, *ablated]
+            for r in variants:
+                removed = r.model[len(base) + len(ABLATION_MARK) :] if r is not full else ""
+                out.append(
+                    {
+                        "dataset": table.dataset,
+                        "model": r.model,
+                        "removed": removed.split("-") if removed else [],
+                        "top1_err": r.top1_err,
+                        "top5_err": r.top5_err,
+                        "d_top1": _diff(r.top1_err, full.top1_err),
+                        "d_top5": _diff(r.top5_err, full.top5_err),
+                        "n_params": r.n_params,
+                    }
+                )
+    return out
+
+
+def _diff(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+def ablation_table(records: Iterable[Mapping[str, Any]], fmt: str = "md") -> str:
+    """The depth-ablation rows as a Markdown (``md``) or HTML (``html``) table; '' when none."""
+    rows = ablation_rows(records)
+    if not rows:
+        return ""
+
+    def pct(v: float | None, signed: bool = False) -> str:
+        return "–" if v is None else (f"{100 * v:+.2f}" if signed else f"{100 * v:.2f}")
+
+    header = ["model", "removed", "top-1 err (%)", "Δ top-1", "top-5 err (%)", "Δ top-5", "params"]
+    body = [
+        [
+            r["model"],
+            ", ".join(r["removed"]) or "(full network)",
+            pct(r["top1_err"]),
+            pct(r["d_top1"], True),
+            pct(r["top5_err"]),
+            pct(r["d_top5"], True),
+            "–" if r["n_params"] is None else f"{r['n_params']:,}",
+        ]
+        for r in rows
+    ]
+    if fmt == "html":
+        cells = "\n".join(
+            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body
+        )
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+        return (
+            '<table class="ablation"><caption>Depth ablation: errors and changes against the '
+            f"full network</caption><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>\n"
+        )
+    lines = [
+        "Depth ablation (changes against the full network, percentage points):",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+    ]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
+    return "\n".join(lines) + "\n"
+
+
 def learning_history(record: Mapping[str, Any]) -> dict[str, list[float]]:
     """Per-epoch series found in a record's ``extra`` (e.g. ``train_loss``, ``val_err``).
 
@@ -379,7 +475,12 @@ def build_report(
     """
     store = ResultStore(runs_dir)
     store.recover()
-    records = store.list_runs(dataset=dataset, status=None)
+    # superseded runs (replaced by a forced or successful rerun) stay out of the page
+    records = [
+        r
+        for r in store.list_runs(dataset=dataset, status=None)
+        if r.get("status", "ok") in ("ok", "failed")
+    ]
     return write_report(records, output, title=title, source=str(Path(runs_dir)))
 
 
@@ -396,7 +497,7 @@ def write_report(
     writer = _FigureWriter(output / "figures")
     all_records = [dict(r) for r in records]
     ok = [r for r in all_records if r.get("status", "ok") == "ok"]
-    failed = [r for r in all_records if r.get("status", "ok") != "ok"]
+    failed = [r for r in all_records if r.get("status") == "failed"]
     datasets = sorted({str(r.get("dataset")) for r in all_records})
 
     parts: list[str] = []
@@ -418,6 +519,10 @@ def write_report(
         parts.append(render(tables, "html"))
         parts.append("<h3>ILSVRC-2012 style (top-5 error)</h3>")
         parts.append(render(tables, "html", style="ilsvrc"))
+        ablation = ablation_table(recs, "html")
+        if ablation:
+            parts.append("<h3>Depth ablation</h3>")
+            parts.append(ablation)
         figs, statements = _dataset_figures(recs, writer, ds)
         for s in statements:
             parts.append(f'<p class="statement">{html.escape(s)}</p>')

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -289,7 +290,7 @@ def parse_suite(text: str, *, source: str = "<suite>", name: str = "suite") -> S
             entries.append(
                 SuiteEntry(
                     pipeline=pipeline,
-                    label=label or _default_label(pipeline, overrides),
+                    label=label or _default_label(pipeline, {**settings, "model": model}),
                     overrides=tuple(sorted(overrides.items())),
                     datasets=tuple(datasets),
                     seeds=seeds,
@@ -300,13 +301,12 @@ def parse_suite(text: str, *, source: str = "<suite>", name: str = "suite") -> S
 
 
 def _default_label(pipeline: str, overrides: Mapping[str, Any]) -> str:
-    """``lenet5`` for a ConvNet, ``bovw-tiny`` for a preset, else the pipeline name."""
-    parts = [str(overrides.get("model") or pipeline)]
-    if overrides.get("model") is None and overrides.get("preset"):
-        parts.append(str(overrides["preset"]))
-    if overrides.get("ablate"):
-        parts.append(f"ablate={overrides['ablate']}")
-    return "-".join(parts)
+    """``lenet5`` for a ConvNet, ``bovw-tiny`` for a preset, other settings in brackets."""
+    label = str(overrides.get("model") or pipeline)
+    if overrides.get("preset"):
+        label += f"-{overrides['preset']}"
+    rest = [f"{k}={v}" for k, v in sorted(overrides.items()) if k not in ("model", "preset")]
+    return label + (f" ({', '.join(rest)})" if rest else "")
 
 
 def _check_overrides(pipeline: str, overrides: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -441,3 +441,169 @@ def locate_key(text: str, path: Sequence[str | int]) -> int | None:
             keys = tuple(k.strip('"') for k in m.group(1).split("."))
             consider((*header, *keys), line_no, line[m.end() :])
     return best[1] if best else None
+
+
+# --------------------------------------------------------------------------- running
+
+SUPERSEDED = "superseded"
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What became of one run of a suite.
+
+    Attributes:
+        spec: the run.
+        status: ``ran`` (stored now), ``skipped`` (already stored with status ok),
+            ``failed`` (stored as failed with its error) or ``too-large`` (the
+            training size exceeds the dataset's; nothing stored).
+        record: the stored record (ran, skipped, failed) or None.
+        error: the one-line error of a failed or too-large run.
+        seconds: wall time spent on it, data loading included.
+    """
+
+    spec: RunSpec
+    status: str
+    record: dict[str, Any] | None
+    error: str | None
+    seconds: float
+
+
+def run_suite(
+    suite: Suite,
+    *,
+    runs_dir: Path | str,
+    dataset: str | None = None,
+    data_dir: Path | None = None,
+    device: str = "auto",
+    force: bool = False,
+    n_jobs: int = -1,
+    progress: bool = True,
+    on_start: Any = None,
+    on_done: Any = None,
+) -> list[RunOutcome]:
+    """Run every spec of ``suite`` through :func:`bovw_vs_convnet.harness.run.run_pipeline`.
+
+    A spec already stored with status ``ok`` under the same config key (pipeline,
+    config, dataset, split fingerprint, seed) is skipped unless ``force``; an
+    interrupted run of a ConvNet resumes from its checkpoint. A run that raises
+    is stored as ``failed`` and the suite goes on. When a spec finally succeeds,
+    its earlier records (a failure, or the previous result under ``force``) are
+    marked ``superseded`` so that every spec counts once in the tables.
+
+    ``on_start(index, total, spec)`` and ``on_done(index, total, outcome)`` are
+    called around each run (the CLI prints from them). A KeyboardInterrupt stops
+    the suite at once and propagates; what was stored stays stored, so running
+    the suite again finishes it with no run lost or duplicated.
+    """
+    from bovw_vs_convnet.errors import DataError
+    from bovw_vs_convnet.harness.run import run_pipeline
+    from bovw_vs_convnet.harness.store import ResultStore
+
+    specs = suite.specs(dataset)
+    store = ResultStore(runs_dir)
+    store.recover()
+    known = _run_ids(store)
+    outcomes: list[RunOutcome] = []
+    for index, spec in enumerate(specs):
+        if on_start is not None:
+            on_start(index, len(specs), spec)
+        t0 = time.perf_counter()
+        try:
+            record = run_pipeline(
+                spec.pipeline,
+                spec.dataset,
+                overrides=spec.settings,
+                seed=spec.seed,
+                train_size=spec.train_size,
+                runs_dir=runs_dir,
+                data_dir=data_dir,
+                device=device,
+                n_jobs=n_jobs,
+                resume=not force,
+                progress=progress,
+                skip_existing=not force,
+            )
+        except Exception as exc:
+            message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            if isinstance(exc, DataError) and _TOO_LARGE.match(str(exc)):
+                outcome = RunOutcome(spec, "too-large", None, str(exc), time.perf_counter() - t0)
+            else:
+                stored = _new_failure(store, known) or _store_failure(store, spec, message)
+                # a repeated failure replaces the earlier one; it never hides a result
+                _supersede(
+                    store, str(stored.get("config_key") or ""), str(stored["run_id"]), "failed"
+                )
+                outcome = RunOutcome(spec, "failed", stored, message, time.perf_counter() - t0)
+                log.warning("run %s failed: %s", spec.describe(), message)
+        else:
+            skipped = str(record["run_id"]) in known
+            if not skipped:
+                _supersede(store, str(record.get("config_key") or ""), str(record["run_id"]))
+            outcome = RunOutcome(
+                spec, "skipped" if skipped else "ran", record, None, time.perf_counter() - t0
+            )
+        known = _run_ids(store)
+        outcomes.append(outcome)
+        if on_done is not None:
+            on_done(index, len(specs), outcome)
+    return outcomes
+
+
+_TOO_LARGE = re.compile(r"train size \d+ is larger than")
+
+
+def _run_ids(store: Any) -> set[str]:
+    """Every run id in the store, whatever its status."""
+    return {str(r["run_id"]) for r in store.list_runs(status=None)}
+
+
+def _new_failure(store: Any, known: set[str]) -> dict[str, Any] | None:
+    """The failed record the harness stored for the run that just raised, if it stored one."""
+    new = [r for r in store.list_runs(status="failed") if str(r["run_id"]) not in known]
+    return new[-1] if new else None
+
+
+def _store_failure(store: Any, spec: RunSpec, message: str) -> dict[str, Any]:
+    """Store a failure that happened before the harness could (bad data, bad config)."""
+    from datetime import UTC, datetime
+
+    from bovw_vs_convnet.harness import provenance
+    from bovw_vs_convnet.harness.store import new_run_id
+
+    run_id = new_run_id(spec.pipeline)
+    record = {
+        "run_id": run_id,
+        "status": "failed",
+        "error": message,
+        "pipeline": spec.pipeline,
+        "model": spec.settings.get("model") or spec.settings.get("preset") or spec.pipeline,
+        "dataset": spec.dataset,
+        "seed": spec.seed,
+        "train_size": spec.train_size,
+        "config": spec.settings,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "provenance": provenance.collect(),
+    }
+    stored: dict[str, Any] = store.record_failure(record)
+    return stored
+
+
+def _supersede(store: Any, key: str, keep: str, status: str | None = None) -> int:
+    """Mark the other records with config key ``key`` (of ``status``, if given) superseded.
+
+    Returns how many were marked. The row's column and its record JSON both change;
+    the run folders stay as they are.
+    """
+    if not key:
+        return 0
+    sql = (
+        "UPDATE runs SET status = ?, record = json_set(record, '$.status', ?) "
+        "WHERE config_key = ? AND run_id != ? AND status != ?"
+    )
+    args = [SUPERSEDED, SUPERSEDED, key, keep, SUPERSEDED]
+    if status is not None:
+        sql += " AND status = ?"
+        args.append(status)
+    with store.connect() as conn:
+        return int(conn.execute(sql, args).rowcount)
