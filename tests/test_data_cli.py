@@ -120,3 +120,19 @@ def test_verify_fashion_mnist_copy_with_one_changed_byte(
     assert bad.exit_code == 2
     assert bad.output.startswith(f"error: checksum mismatch: {target} sha256 ")
     assert len(bad.output.strip().splitlines()) == 1
+
+
+def test_split_json_reports_sizes_and_fingerprint() -> None:
+    import json
+
+    result = CliRunner().invoke(main, ["data", "split", "digits", "--train-size", "500", "--json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output)
+    assert (record["n_train"], record["n_val"], record["n_test"]) == (500, 60, 359)
+    assert record["test_fraction"] == 0.2 and len(record["split_fingerprint"]) == 64
+
+
+def test_split_too_large_exits_2() -> None:
+    result = CliRunner().invoke(main, ["data", "split", "digits", "--train-size", "5000"])
+    assert result.exit_code == 2
+    assert "train size 5000 is larger than the 1438 training images" in result.output

@@ -187,6 +187,37 @@ def test_flat_imagefolder_resizes_to_median_size_in_grayscale(tmp_path: Path) ->
     assert ds.manifest.image_size == (10, 8)
 
 
+def test_imagefolder_image_size_overrides_the_median(tmp_path: Path) -> None:
+    _write_tree(tmp_path, {"a": [(8, 8)], "b": [(12, 10)]})
+    ds = load_dataset(str(tmp_path), image_size=(4, 5))
+    assert ds.train.images.shape == (2, 4, 5, 3)
+
+
+def test_image_size_is_refused_for_manifest_datasets() -> None:
+    with pytest.raises(DataError, match="image_size applies to image folders only"):
+        load_dataset("digits", image_size=(4, 4))
+
+
+def test_imagefolder_manifest_reads_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write_tree(tmp_path / "data" / "pets", {"cat": [(8, 8)] * 2, "dog": [(9, 9)] * 2})
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "pets.toml").write_text(
+        'name = "pets"\ndescription = "d"\nformat = "imagefolder"\nclasses = ["cat", "dog"]\n'
+        'image_size = [6, 6]\nchannels = 3\nlicence = "CC0"\n[source]\nhow = "by hand"\n'
+        "[split]\nofficial = false\ntrain = 4\n"
+    )
+    monkeypatch.setenv("BVC_MANIFESTS_DIR", str(tmp_path / "m"))
+    ds = load_dataset("pets", data_dir=tmp_path / "data")
+    assert (ds.name, ds.train.name, ds.train.images.shape, ds.test) == (
+        "pets",
+        "pets",
+        (4, 6, 6, 3),
+        None,
+    )
+
+
 def test_imagefolder_reads_lazily_when_asked(tmp_path: Path) -> None:
     _write_tree(tmp_path, {"a": [(6, 6)] * 2, "b": [(6, 6)] * 2})
     ds = load_imagefolder(tmp_path, lazy=True)

@@ -89,3 +89,53 @@ def verify(name: str, data_dir: Path | None) -> None:
     for check in checks:
         click.echo(f"ok  {check.path}  ({', '.join(check.checks)})")
     click.echo(f"{name}: {len(checks)} files verified")
+
+
+@data.command("split")
+@click.argument("name")
+@click.option("--seed", type=int, default=0, show_default=True, help="Split seed.")
+@click.option("--train-size", type=int, default=None, help="Class-balanced train subset size.")
+@click.option(
+    "--val-fraction", type=float, default=0.1, show_default=True, help="Validation share."
+)
+@click.option(
+    "--test-fraction",
+    type=float,
+    default=0.2,
+    show_default=True,
+    help="Held-out test share (datasets without an official test part).",
+)
+@data_dir_option
+@json_option
+def split(
+    name: str,
+    seed: int,
+    train_size: int | None,
+    val_fraction: float,
+    test_fraction: float,
+    data_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Show the common split of NAME (a manifest name or an image folder): sizes and fingerprint."""
+    from bovw_vs_convnet.data import load_dataset, make_split
+
+    s = make_split(
+        load_dataset(name, data_dir),
+        seed=seed,
+        train_size=train_size,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+    )
+    n_val = 0 if s.val is None else len(s.val)
+    summary = {
+        **s.params,
+        "n_train": len(s.train),
+        "n_val": n_val,
+        "n_test": len(s.test),
+        "split_fingerprint": s.fingerprint,
+    }
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    click.echo(f"{s.params['dataset']}: train {len(s.train)}, val {n_val}, test {len(s.test)}")
+    click.echo(f"fingerprint {s.fingerprint}")

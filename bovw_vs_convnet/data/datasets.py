@@ -52,6 +52,7 @@ def is_folder_reference(name_or_path: str) -> bool:
 
 
 def _folder_manifest(
+    name: str,
     root: Path,
     classes: tuple[str, ...],
     size: tuple[int, int],
@@ -61,7 +62,7 @@ def _folder_manifest(
     n_test: int | None,
 ) -> Manifest:
     return Manifest(
-        name=f"{IMAGEFOLDER_PREFIX}{root}",
+        name=name,
         description=f"ImageFolder tree at {root}",
         format="imagefolder",
         classes=classes,
@@ -76,18 +77,30 @@ def _folder_manifest(
 
 
 def load_imagefolder(
-    root: str | Path, *, image_size: tuple[int, int] | None = None, lazy: bool | None = None
+    root: str | Path,
+    *,
+    image_size: tuple[int, int] | None = None,
+    channels: int | None = None,
+    lazy: bool | None = None,
+    name: str | None = None,
 ) -> Dataset:
-    """An ImageFolder tree as a Dataset (see :mod:`bovw_vs_convnet.data.imagefolder`)."""
+    """An ImageFolder tree as a Dataset (see :mod:`bovw_vs_convnet.data.imagefolder`).
+
+    ``image_size`` and ``channels`` default to the median size and to grayscale only
+    when every image is; ``name`` defaults to ``imagefolder:<absolute path>``.
+    """
     from bovw_vs_convnet.data.imagefolder import load_tree, scan_tree
 
     tree = scan_tree(root)
-    name = f"{IMAGEFOLDER_PREFIX}{tree.root}"
-    parts, size, channels = load_tree(tree, image_size=image_size, lazy=lazy, name=name)
+    name = name or f"{IMAGEFOLDER_PREFIX}{tree.root}"
+    parts, size, channels = load_tree(
+        tree, image_size=image_size, channels=channels, lazy=lazy, name=name
+    )
     official = "test" in parts
     train = parts["train"] if official else parts["all"]
     test = parts.get("test")
     manifest = _folder_manifest(
+        name,
         tree.root,
         tree.classes,
         size,
@@ -142,7 +155,9 @@ def load_from_manifest(manifest: Manifest, data_dir: str | Path | None = None) -
     elif fmt == "imagefolder":
         folder = resolve_data_dir(data_dir) / manifest.subdir
         common = manifest.image_size if manifest.params.get("resize", True) else None
-        ds = load_imagefolder(folder, image_size=common)
+        ds = load_imagefolder(
+            folder, image_size=common, channels=manifest.channels, name=manifest.name
+        )
         train, test = ds.train, ds.test
         if ds.manifest.classes != manifest.classes:
             raise DataError(
@@ -163,19 +178,32 @@ def load_from_manifest(manifest: Manifest, data_dir: str | Path | None = None) -
     return Dataset(manifest.name, train, test, manifest)
 
 
-def load_dataset(name_or_path: str, data_dir: Path | None = None) -> Dataset:
+def load_dataset(
+    name_or_path: str,
+    data_dir: Path | None = None,
+    *,
+    image_size: tuple[int, int] | None = None,
+) -> Dataset:
     """Load a dataset by manifest name (``fashion-mnist``) or ImageFolder path.
 
     Args:
         name_or_path: a manifest name, a folder path, or ``imagefolder:<path>``.
         data_dir: where to look for downloaded files (default ``$BVC_DATA_DIR``,
             then ``./data``; system folders named by the manifest come after).
+        image_size: (height, width) every image of an ImageFolder is resized to
+            (default: the median size). Refused for manifest datasets, whose size is fixed.
 
     Raises:
         DataError: unknown name, files not found (with how to get them), corrupt data.
     """
     if is_folder_reference(name_or_path):
-        return load_imagefolder(name_or_path.removeprefix(IMAGEFOLDER_PREFIX))
+        return load_imagefolder(
+            name_or_path.removeprefix(IMAGEFOLDER_PREFIX), image_size=image_size
+        )
+    if image_size is not None:
+        raise DataError(
+            f"image_size applies to image folders only; {name_or_path!r} has a fixed size"
+        )
     return load_from_manifest(get_manifest(name_or_path), data_dir)
 
 

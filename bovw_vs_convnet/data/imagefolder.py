@@ -98,19 +98,23 @@ def _header(path: Path) -> tuple[int, int, bool]:
 
 
 def common_format(
-    paths: list[Path], image_size: tuple[int, int] | None = None
+    paths: list[Path], image_size: tuple[int, int] | None = None, channels: int | None = None
 ) -> tuple[tuple[int, int], int]:
     """The common (height, width) and channel count for these images.
 
     Size: ``image_size`` when given, else the median of the (sampled) headers.
+    Channels: ``channels`` when given, else 1 when every sampled image is grayscale, else 3.
     """
+    if image_size is not None and channels is not None:
+        return image_size, channels
     step = max(1, len(paths) // HEADER_SAMPLE)
     heads = [_header(p) for p in paths[::step]]
     if image_size is None:
         hs = np.array([h for h, _, _ in heads])
         ws = np.array([w for _, w, _ in heads])
         image_size = (int(np.median(hs)), int(np.median(ws)))
-    channels = 1 if all(g for _, _, g in heads) else 3
+    if channels is None:
+        channels = 1 if all(g for _, _, g in heads) else 3
     return image_size, channels
 
 
@@ -118,6 +122,7 @@ def load_tree(
     tree: FolderTree,
     *,
     image_size: tuple[int, int] | None = None,
+    channels: int | None = None,
     lazy: bool | None = None,
     name: str = "",
 ) -> tuple[dict[str, ImageSet], tuple[int, int], int]:
@@ -126,7 +131,7 @@ def load_tree(
     ``lazy=None`` reads lazily only above :data:`LAZY_THRESHOLD` images.
     """
     all_paths = [p for files in tree.parts.values() for p, _ in files]
-    size, channels = common_format(all_paths, image_size)
+    size, channels = common_format(all_paths, image_size, channels)
     if lazy is None:
         lazy = len(all_paths) > LAZY_THRESHOLD
     out: dict[str, ImageSet] = {}

@@ -160,9 +160,10 @@ def make_split(
     if train_size is not None:
         usable = len(pool_pos)
         if train_size > usable:
+            held = " (after holding out the test part)" if ds.test is None else ""
             raise DataError(
                 f"train size {train_size} is larger than the {usable} training images "
-                f"of {ds.name!r}"
+                f"of {ds.name!r}{held}"
             )
         if train_size < len(present):
             raise DataError(
