@@ -232,6 +232,14 @@ def test_corrupt_image_is_named(tmp_path: Path) -> None:
         load_imagefolder(tmp_path)
 
 
+def test_truncated_image_is_named(tmp_path: Path) -> None:
+    _write_tree(tmp_path, {"a": [(16, 16)] * 2, "b": [(16, 16)]})
+    good = (tmp_path / "b" / "000.png").read_bytes()
+    (tmp_path / "b" / "001.png").write_bytes(good[:60])  # header intact, pixels cut off
+    with pytest.raises(DataError, match=r"cannot read image .*b/001\.png"):
+        load_imagefolder(tmp_path)
+
+
 def test_imagefolder_needs_two_classes(tmp_path: Path) -> None:
     _write_tree(tmp_path, {"only": [(6, 6)] * 2})
     with pytest.raises(DataError, match="needs at least 2 class subfolders, found 1"):
