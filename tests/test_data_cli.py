@@ -72,6 +72,23 @@ def test_verify_reports_a_changed_byte_of_a_gzip_file(tiny: Path, offset: int) -
     assert str(gz) in result.output
 
 
+def test_verify_image_folder_reads_every_image(tmp_path: Path) -> None:
+    import cv2
+    import numpy as np
+
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        cv2.imwrite(str(tmp_path / cls / "0.png"), np.zeros((4, 4), np.uint8))
+    ok = CliRunner().invoke(main, ["data", "verify", str(tmp_path)])
+    assert (
+        ok.output == f"imagefolder:{tmp_path.resolve()}: 2 images read, 2 classes (no checksums)\n"
+    )
+    (tmp_path / "b" / "1.png").write_bytes(b"not a png")
+    bad = CliRunner().invoke(main, ["data", "verify", str(tmp_path)])
+    assert bad.exit_code == 2
+    assert "b/1.png" in bad.output
+
+
 def test_verify_built_in_dataset_has_nothing_to_check() -> None:
     result = CliRunner().invoke(main, ["data", "verify", "digits"])
     assert (result.exit_code, result.output) == (0, "digits: built in, no files to verify\n")
