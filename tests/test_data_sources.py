@@ -246,6 +246,15 @@ def test_imagefolder_needs_two_classes(tmp_path: Path) -> None:
         load_dataset(str(tmp_path))
 
 
+def test_manifest_name_wins_over_a_folder_of_that_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write_tree(tmp_path / "digits", {"a": [(6, 6)], "b": [(6, 6)]})
+    monkeypatch.chdir(tmp_path)
+    assert load_dataset("digits").name == "digits"
+    assert load_dataset("./digits").name == f"imagefolder:{(tmp_path / 'digits').resolve()}"
+
+
 def test_missing_folder_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="does not exist"):
         load_dataset(str(tmp_path / "nowhere"))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bovw_vs_convnet.data.imageset import ImageSet
 from bovw_vs_convnet.data.locate import FileCheck, locate, resolve_data_dir, verify
-from bovw_vs_convnet.data.manifest import Manifest, get_manifest
+from bovw_vs_convnet.data.manifest import Manifest, get_manifest, manifest_paths
 from bovw_vs_convnet.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -45,10 +45,16 @@ class Dataset:
 
 
 def is_folder_reference(name_or_path: str) -> bool:
-    """True when ``name_or_path`` names a folder (a path) rather than a manifest."""
+    """True when ``name_or_path`` names a folder (a path) rather than a manifest.
+
+    A bare word is a manifest name when such a manifest exists, even if a folder of
+    that name lies in the working directory (write ``./mnist`` for the folder).
+    """
     if name_or_path.startswith(IMAGEFOLDER_PREFIX):
         return True
-    return "/" in name_or_path or "\\" in name_or_path or Path(name_or_path).is_dir()
+    if "/" in name_or_path or "\\" in name_or_path:
+        return True
+    return name_or_path not in manifest_paths() and Path(name_or_path).is_dir()
 
 
 def _folder_manifest(
