@@ -153,3 +153,23 @@ def test_split_too_large_exits_2() -> None:
     result = CliRunner().invoke(main, ["data", "split", "digits", "--train-size", "5000"])
     assert result.exit_code == 2
     assert "train size 5000 is larger than the 1438 training images" in result.output
+
+
+def test_raw_file_with_only_an_upstream_md5_is_checked_on_its_gzip_copy(tmp_path: Path) -> None:
+    import hashlib
+
+    from bovw_vs_convnet.data.locate import verify_file
+    from bovw_vs_convnet.data.manifest import FileEntry
+    from bovw_vs_convnet.errors import DataError
+
+    raw = tmp_path / "labels-idx1-ubyte"
+    raw.write_bytes(b"abc")
+    gz = tmp_path / "labels-idx1-ubyte.gz"
+    gz.write_bytes(gzip.compress(b"abc", mtime=0))
+    entry = FileEntry(
+        "labels-idx1-ubyte", "train", size=3, download_md5=hashlib.md5(gz.read_bytes()).hexdigest()
+    )
+    assert verify_file(entry, raw).checks == ("size", "download_md5")
+    gz.write_bytes(gzip.compress(b"abd", mtime=0))
+    with pytest.raises(DataError, match=r"checksum mismatch: .*labels-idx1-ubyte\.gz md5"):
+        verify_file(entry, raw)

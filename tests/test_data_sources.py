@@ -225,6 +225,16 @@ def test_imagefolder_reads_lazily_when_asked(tmp_path: Path) -> None:
     assert ds.train.subset([3]).array().shape == (1, 6, 6, 3)
 
 
+def test_large_trees_are_read_lazily(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bovw_vs_convnet.data import imagefolder
+
+    _write_tree(tmp_path, {"a": [(6, 6)] * 2, "b": [(6, 6)] * 2})
+    monkeypatch.setattr(imagefolder, "LAZY_THRESHOLD", 3)
+    assert load_imagefolder(tmp_path).train.is_lazy
+    monkeypatch.setattr(imagefolder, "LAZY_THRESHOLD", 4)
+    assert not load_imagefolder(tmp_path).train.is_lazy
+
+
 def test_corrupt_image_is_named(tmp_path: Path) -> None:
     _write_tree(tmp_path, {"a": [(6, 6)] * 2, "b": [(6, 6)]})
     (tmp_path / "b" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")

@@ -4,6 +4,19 @@
 and its files; ``load_dataset("/path/to/root")`` reads an ImageFolder tree with a
 manifest generated on the fly. The result keeps the official train and test
 parts apart; :func:`bovw_vs_convnet.data.split.make_split` makes the common split.
+
+=============== ============================= ============ ======================
+dataset          source                        test part    sample ids
+=============== ============================= ============ ======================
+fashion-mnist    IDX files (.gz or raw)        official     ``train/00042``
+mnist            IDX files (.gz or raw)        official     ``test/00007``
+cifar10          torchvision's pickle batches  official     ``train/00042``
+digits           scikit-learn, bundled         held out     ``00042``
+synthetic        generated from a seed         official     ``train/00042``
+a folder path    ImageFolder tree              ``test/``    relative file path
+=============== ============================= ============ ======================
+
+Images are uint8 (N, H, W, C); a folder of more than 20 000 images is read lazily.
 """
 
 from __future__ import annotations
@@ -172,6 +185,13 @@ def load_from_manifest(manifest: Manifest, data_dir: str | Path | None = None) -
             )
     else:  # parse_manifest refuses other formats
         raise DataError(f"dataset {manifest.name!r}: unknown format {fmt!r}")
+    log.info(
+        "loaded %s: %d train, %s test images of %s",
+        manifest.name,
+        len(train),
+        "no" if test is None else len(test),
+        "x".join(map(str, (*manifest.image_size, manifest.channels))),
+    )
     for part, n_expected, got in (
         ("train", manifest.n_train, train),
         ("test", manifest.n_test, test),
