@@ -1,0 +1,167 @@
+"""One-vs-rest kernel SVMs: exact on a precomputed kernel for small training sets,
+an explicit feature map and a linear SVM past a size threshold; C chosen on validation data.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+from joblib import Parallel, delayed
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from bovw_vs_convnet.bovw.kernels import KernelFeatureMap, KernelName, exact_kernel
+from bovw_vs_convnet.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+
+def _fit_binary_exact(k_train: np.ndarray, target: np.ndarray, c: float, max_iter: int) -> Any:
+    from sklearn.svm import SVC
+
+    return SVC(kernel="precomputed", C=c, max_iter=max_iter).fit(k_train, target)
+
+
+def _fit_binary_linear(x: Any, target: np.ndarray, c: float, max_iter: int) -> Any:
+    from sklearn.svm import LinearSVC
+
+    return LinearSVC(C=c, dual=True, max_iter=max_iter, tol=1e-3).fit(x, target)
+
+
+class KernelSvm(BaseEstimator, ClassifierMixin):
+    """One-vs-rest SVMs whose decision values are the pipeline's class scores.
+
+    Parameters:
+        kernel: ``chi2``, ``intersection``, ``rbf``, ``hellinger`` or ``linear``.
+        solver: ``exact`` (libsvm ``SVC`` on the precomputed kernel), ``map``
+            (:class:`KernelFeatureMap` + liblinear ``LinearSVC``) or ``auto``
+            (``exact`` up to ``exact_max_train`` training images, ``map`` above).
+        exact_max_train: size threshold of ``auto``.
+        C: SVM cost; None picks the best of ``C_grid`` on the validation set
+            (the first of the grid's middle when there is none).
+        C_grid: costs tried when ``C`` is None.
+        map_steps, n_components, gamma: feature-map settings (see KernelFeatureMap).
+        n_classes: width of the score matrix (None: ``max(y) + 1``); classes absent
+            from training get a score below every other.
+        max_iter: solver iteration cap.
+        n_jobs: classes trained in parallel (threads).
+
+    Attributes:
+        solver_: the solver used; C_: the cost kept; val_errors_: {C: top-1 error on val}.
+    """
+
+    def __init__(
+        self,
+        kernel: KernelName = "chi2",
+        solver: Literal["auto", "exact", "map"] = "auto",
+        exact_max_train: int = 5000,
+        C: float | None = None,
+        C_grid: Sequence[float] = (0.1, 1.0, 10.0),
+        map_steps: int = 2,
+        n_components: int = 2000,
+        gamma: float | None = None,
+        n_classes: int | None = None,
+        max_iter: int = 2000,
+        n_jobs: int = 1,
+    ) -> None:
+        self.kernel = kernel
+        self.solver = solver
+        self.exact_max_train = exact_max_train
+        self.C = C
+        self.C_grid = C_grid
+        self.map_steps = map_steps
+        self.n_components = n_components
+        self.gamma = gamma
+        self.n_classes = n_classes
+        self.max_iter = max_iter
+        self.n_jobs = n_jobs
+
+    def _fit_ovr(self, x: Any, y: np.ndarray, c: float) -> list[Any]:
+        fit = _fit_binary_exact if self.solver_ == "exact" else _fit_binary_linear
+        return list(
+            Parallel(n_jobs=self.n_jobs, prefer="threads")(
+                delayed(fit)(x, (y == cls).astype(np.int64), c, self.max_iter)
+                for cls in self.classes_
+            )
+        )
+
+    def _prepare(self, x: Any, train: bool) -> Any:
+        if self.solver_ == "exact":
+            return exact_kernel(self.kernel, x, None if train else self.train_x_, gamma=self.gamma)
+        return self.map_.transform(x)
+
+    def _scores(self, models: list[Any], prepared: Any) -> np.ndarray:
+        n = prepared.shape[0]
+        if len(models) == 1:  # one class seen: constant score for it
+            s = np.zeros((n, 1))
+        else:
+            s = np.stack([m.decision_function(prepared) for m in models], axis=1)
+        out = np.full((n, self.n_classes_), -np.inf)
+        out[:, self.classes_] = s
+        finite_min = s.min() if s.size else 0.0
+        out[np.isinf(out)] = finite_min - 1.0  # absent classes rank last
+        return out
+
+    def fit(
+        self, x: Any, y: np.ndarray, x_val: Any | None = None, y_val: np.ndarray | None = None
+    ) -> KernelSvm:
+        """Train one SVM per class present in ``y``; choose C on ``(x_val, y_val)`` if C is None."""
+        y = np.asarray(y, np.int64)
+        if x.shape[0] != len(y) or len(y) == 0:
+            raise DataError(f"{x.shape[0]} feature rows but {len(y)} labels")
+        if self.solver not in ("auto", "exact", "map"):
+            raise ConfigError(f"solver must be auto, exact or map, got {self.solver!r}")
+        self.classes_ = np.unique(y)
+        self.n_classes_ = int(self.n_classes or (y.max() + 1))
+        self.solver_ = (
+            self.solver
+            if self.solver != "auto"
+            else ("exact" if len(y) <= self.exact_max_train else "map")
+        )
+        if self.solver_ == "exact":
+            self.train_x_ = x
+        else:
+            self.map_ = KernelFeatureMap(
+                self.kernel, self.map_steps, self.n_components, self.gamma
+            ).fit(x)
+        xp = self._prepare(x, train=True)
+        if self.C is not None:
+            grid = [float(self.C)]
+        elif x_val is None or y_val is None or len(y_val) == 0:
+            grid = [float(sorted(self.C_grid)[len(self.C_grid) // 2])]
+        else:
+            grid = [float(c) for c in self.C_grid]
+        if len(self.classes_) == 1:
+            self.models_: list[Any] = [None]
+            self.C_ = grid[0]
+            self.val_errors_: dict[float, float] = {}
+            return self
+        xv = self._prepare(x_val, train=False) if len(grid) > 1 else None
+        best: tuple[float, float, list[Any]] | None = None
+        self.val_errors_ = {}
+        for c in grid:
+            models = self._fit_ovr(xp, y, c)
+            if xv is not None:
+                err = float((self._scores(models, xv).argmax(axis=1) != y_val).mean())
+                self.val_errors_[c] = err
+                log.info("C=%g: validation top-1 error %.4f", c, err)
+                if best is None or err < best[0]:
+                    best = (err, c, models)
+            else:
+                best = (0.0, c, models)
+        assert best is not None
+        _, self.C_, self.models_ = best
+        return self
+
+    def decision_function(self, x: Any) -> np.ndarray:
+        """(n, n_classes) one-vs-rest decision values."""
+        prepared = self._prepare(x, train=False)
+        if self.models_ == [None]:
+            return self._scores([None], prepared)
+        return self._scores(self.models_, prepared)
+
+    def predict(self, x: Any) -> np.ndarray:
+        """Class with the highest decision value."""
+        return np.asarray(self.decision_function(x).argmax(axis=1))

@@ -1,0 +1,323 @@
+"""Encodings of a set of local descriptors into one vector per image, with spatial pyramids.
+
+Methods:
+
+- ``hard``: histogram of nearest visual words (Sivic & Zisserman 2003; Csurka et al. 2004).
+- ``soft``: kernel codebook (van Gemert et al. 2010), localised to the ``knn``
+  nearest words (Liu et al. 2011): each descriptor spreads a unit of mass over
+  them with Gaussian weights ``exp(-d² / 2σ²)``.
+- ``vlad``: sums of residuals to the nearest word (Jégou et al. 2010).
+- ``fisher``: improved Fisher vectors on a diagonal GMM, gradients with respect to
+  means and variances (Perronnin et al. 2010).
+
+Every method is computed per spatial-pyramid cell (Lazebnik et al. 2006; levels
+``(1, 2, 4)`` mean 1×1, 2×2 and 4×4 grids) and the cells are concatenated,
+level after level, cell by cell in row-major order, each cell a block of
+``dim_per_cell`` numbers. Histograms (hard, soft) are returned as sparse CSR
+matrices, VLAD and Fisher as dense arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils import check_random_state
+
+from bovw_vs_convnet.bovw.descriptors import DescriptorSet
+from bovw_vs_convnet.bovw.vocabulary import KMeansVocabulary, sample_rows
+from bovw_vs_convnet.errors import ConfigError
+
+Method = Literal["hard", "soft", "vlad", "fisher"]
+
+
+def pyramid_cells(positions: np.ndarray, levels: Sequence[int]) -> np.ndarray:
+    """For (M, 2) positions in [0, 1), the cell index at every level: int64 (M, n_levels).
+
+    Level ``l`` is an l×l grid; its cells are numbered after those of earlier
+    levels, row-major (cell = offset + row * l + column).
+    """
+    out = np.empty((len(positions), len(levels)), np.int64)
+    offset = 0
+    pos = np.clip(positions, 0.0, np.nextafter(1.0, 0.0))
+    for j, lev in enumerate(levels):
+        col = (pos[:, 0] * lev).astype(np.int64)
+        row = (pos[:, 1] * lev).astype(np.int64)
+        out[:, j] = offset + row * lev + col
+        offset += lev * lev
+    return out
+
+
+def n_cells(levels: Sequence[int]) -> int:
+    """Number of cells of a pyramid (1 + 4 + 16 = 21 for levels 1, 2, 4)."""
+    return int(sum(lev * lev for lev in levels))
+
+
+def _normalise_rows(x: Any, power: float, norm: str) -> Any:
+    """Signed power, then L1 or L2 normalisation of each row (dense or CSR, in place when CSR)."""
+    if sp.issparse(x):
+        data: np.ndarray = x.data
+        if power != 1.0:
+            np.power(np.abs(data), power, out=data)  # histograms are non-negative
+        if norm in ("l1", "l2"):
+            sq = np.abs(data) if norm == "l1" else data * data
+            rows = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
+            sums = np.bincount(rows, weights=sq, minlength=x.shape[0])
+            if norm == "l2":
+                sums = np.sqrt(sums)
+            scale = 1.0 / np.maximum(sums, 1e-12)
+            data *= np.repeat(scale, np.diff(x.indptr)).astype(data.dtype)
+        return x
+    if power != 1.0:
+        x = np.sign(x) * np.abs(x) ** power
+    if norm == "l1":
+        x = x / np.maximum(np.abs(x).sum(axis=1, keepdims=True), 1e-12)
+    elif norm == "l2":
+        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return x.astype(np.float32, copy=False)
+
+
+class SpatialPyramidEncoder(BaseEstimator, TransformerMixin):
+    """Encode each image's descriptors against a learned vocabulary, per spatial-pyramid cell.
+
+    Parameters:
+        method: ``hard``, ``soft``, ``vlad`` or ``fisher`` (see the module docstring).
+        k: visual words (Gaussians for ``fisher``).
+        levels: pyramid grid sizes, e.g. ``(1, 2, 4)``.
+        power: exponent applied to every entry before ``norm`` (0.5: square root /
+            Hellinger for histograms, power normalisation for VLAD and Fisher).
+        norm: ``l1``, ``l2`` or ``none``, over the whole concatenated vector.
+        knn: nearest words that share a descriptor's mass in ``soft``.
+        sigma: Gaussian width of ``soft`` (None: the median distance of a
+            descriptor to its nearest word in the training sample).
+        pca_dim: project descriptors on this many principal components first (None: no PCA).
+        max_samples: descriptors sampled to learn PCA and the vocabulary.
+        engine, max_iter: k-means engine and iterations (see :class:`KMeansVocabulary`).
+        random_state: seed of the sample, k-means and the GMM.
+
+    Attributes:
+        vocabulary_: float32 (k, D) visual words (GMM means for ``fisher``).
+        pca_: the fitted ``sklearn.decomposition.PCA`` or None.
+        sigma_: the ``soft`` width used.
+        gmm_: the fitted diagonal ``GaussianMixture`` (``fisher``).
+    """
+
+    def __init__(
+        self,
+        method: Method = "hard",
+        k: int = 256,
+        levels: Sequence[int] = (1, 2),
+        power: float = 1.0,
+        norm: Literal["l1", "l2", "none"] = "l1",
+        knn: int = 5,
+        sigma: float | None = None,
+        pca_dim: int | None = None,
+        max_samples: int = 100_000,
+        engine: Literal["minibatch", "kmeans", "faiss"] = "minibatch",
+        max_iter: int = 50,
+        random_state: Any = 0,
+    ) -> None:
+        self.method = method
+        self.k = k
+        self.levels = levels
+        self.power = power
+        self.norm = norm
+        self.knn = knn
+        self.sigma = sigma
+        self.pca_dim = pca_dim
+        self.max_samples = max_samples
+        self.engine = engine
+        self.max_iter = max_iter
+        self.random_state = random_state
+
+    # -- fitting -----------------------------------------------------------------
+
+    def _check(self) -> None:
+        if self.method not in ("hard", "soft", "vlad", "fisher"):
+            raise ConfigError(f"unknown encoding {self.method!r}; known: hard, soft, vlad, fisher")
+        if not self.levels or any(int(lev) < 1 for lev in self.levels):
+            raise ConfigError(f"pyramid levels must be positive integers, got {self.levels!r}")
+        if self.norm not in ("l1", "l2", "none"):
+            raise ConfigError(f"norm must be l1, l2 or none, got {self.norm!r}")
+        if self.power <= 0:
+            raise ConfigError(f"power must be > 0, got {self.power}")
+        if self.method == "soft" and self.knn < 1:
+            raise ConfigError(f"knn must be ≥ 1, got {self.knn}")
+
+    def fit(self, descriptors: DescriptorSet | np.ndarray, y: Any = None) -> SpatialPyramidEncoder:
+        """Learn PCA (optional) and the vocabulary (or GMM) on a sample of descriptors."""
+        self._check()
+        values = descriptors.values if isinstance(descriptors, DescriptorSet) else descriptors
+        x = sample_rows(np.asarray(values, np.float32), int(self.max_samples), self.random_state)
+        self.pca_ = None
+        if self.pca_dim is not None:
+            from sklearn.decomposition import PCA
+
+            if not 1 <= self.pca_dim <= x.shape[1]:
+                raise ConfigError(f"pca_dim must be in 1..{x.shape[1]}, got {self.pca_dim}")
+            self.pca_ = PCA(self.pca_dim, random_state=0).fit(x)
+            x = self._project(x)
+        seed = check_random_state(self.random_state).randint(2**31 - 1)
+        vocab = KMeansVocabulary(
+            k=self.k,
+            max_samples=len(x),
+            engine=self.engine,
+            max_iter=self.max_iter,
+            random_state=seed,
+        ).fit(x)
+        self.vocabulary_ = vocab.vocabulary_
+        self.word_sq_ = np.einsum("ij,ij->i", self.vocabulary_, self.vocabulary_)
+        self.sigma_ = self.sigma
+        if self.method == "soft" and self.sigma is None:
+            d = self._sq_dist(x[:20000])
+            self.sigma_ = float(np.sqrt(np.median(d.min(axis=1))) + 1e-6)
+        if self.method == "fisher":
+            from sklearn.mixture import GaussianMixture
+
+            self.gmm_ = GaussianMixture(
+                self.k,
+                covariance_type="diag",
+                means_init=self.vocabulary_,
+                max_iter=30,
+                reg_covar=1e-4,
+                random_state=seed,
+            ).fit(x[:50000])
+            self.vocabulary_ = self.gmm_.means_.astype(np.float32)
+        self.dim_per_cell_ = self._dim_per_cell(x.shape[1])
+        self.n_features_out_ = self.dim_per_cell_ * n_cells(self.levels)
+        return self
+
+    def _dim_per_cell(self, d: int) -> int:
+        if self.method in ("hard", "soft"):
+            return int(self.k)
+        if self.method == "vlad":
+            return int(self.k * d)
+        return int(2 * self.k * d)
+
+    def _project(self, x: np.ndarray) -> np.ndarray:
+        if self.pca_ is None:
+            return x
+        return np.asarray(self.pca_.transform(x), np.float32)
+
+    def _sq_dist(self, x: np.ndarray) -> np.ndarray:
+        d = x @ self.vocabulary_.T
+        d *= -2.0
+        d += self.word_sq_[None, :]
+        d += np.einsum("ij,ij->i", x, x)[:, None]
+        return np.maximum(d, 0.0, out=d)
+
+    # -- encoding ----------------------------------------------------------------
+
+    def transform(self, descriptors: DescriptorSet) -> np.ndarray | sp.csr_matrix:
+        """(n_images, n_features_out_) codes: CSR for histograms, dense for VLAD/Fisher."""
+        n = descriptors.n_images
+        if len(descriptors.values) == 0:
+            if self.method in ("hard", "soft"):
+                return sp.csr_matrix((n, self.n_features_out_), dtype=np.float32)
+            return np.zeros((n, self.n_features_out_), np.float32)
+        x = self._project(np.asarray(descriptors.values, np.float32))
+        cells = pyramid_cells(descriptors.positions, self.levels)  # (M, L)
+        img = descriptors.image_index()
+        n_cell = n_cells(self.levels)
+        if self.method in ("hard", "soft"):
+            out = self._histograms(x, cells, img, n, n_cell)
+        elif self.method == "vlad":
+            out = self._vlad(x, cells, img, n, n_cell)
+        else:
+            out = self._fisher(x, cells, img, n, n_cell)
+        return _normalise_rows(out, self.power, self.norm)
+
+    def _histograms(
+        self, x: np.ndarray, cells: np.ndarray, img: np.ndarray, n: int, n_cell: int
+    ) -> sp.csr_matrix:
+        k = self.k
+        if self.method == "hard":
+            words = np.empty((len(x), 1), np.int64)
+            for s in range(0, len(x), 32768):
+                d = x[s : s + 32768] @ self.vocabulary_.T
+                d *= -2.0
+                d += self.word_sq_[None, :]
+                words[s : s + 32768, 0] = d.argmin(axis=1)
+            weights = np.ones((len(x), 1), np.float32)
+        else:
+            knn = min(self.knn, k)
+            words = np.empty((len(x), knn), np.int64)
+            weights = np.empty((len(x), knn), np.float32)
+            for s in range(0, len(x), 32768):
+                d = self._sq_dist(x[s : s + 32768])
+                idx = (
+                    np.argpartition(d, knn - 1, axis=1)[:, :knn]
+                    if knn < k
+                    else np.tile(np.arange(k), (len(d), 1))
+                )
+                dk = np.take_along_axis(d, idx, axis=1)
+                w = np.exp(
+                    -(dk - dk.min(axis=1, keepdims=True)) / (2 * float(self.sigma_ or 1.0) ** 2)
+                )
+                words[s : s + 32768] = idx
+                weights[s : s + 32768] = w / w.sum(axis=1, keepdims=True)
+        n_lev = cells.shape[1]
+        # column of (cell, word) for every descriptor, level and neighbour
+        cols = (cells[:, :, None] * k + words[:, None, :]).reshape(-1)
+        rows = np.repeat(img, n_lev * words.shape[1])
+        vals = np.broadcast_to(weights[:, None, :], (len(x), n_lev, words.shape[1])).reshape(-1)
+        m = sp.csr_matrix((vals, (rows, cols)), shape=(n, n_cell * k), dtype=np.float32)
+        m.sum_duplicates()
+        return m
+
+    def _group_matrix(
+        self, cells: np.ndarray, img: np.ndarray, n: int, n_cell: int
+    ) -> sp.csr_matrix:
+        """(n * n_cell, M) 0/1 matrix: which descriptors fall in each (image, cell)."""
+        n_lev = cells.shape[1]
+        rows = (img[:, None] * n_cell + cells).reshape(-1)
+        cols = np.repeat(np.arange(len(img)), n_lev)
+        return sp.csr_matrix(
+            (np.ones(len(rows), np.float32), (rows, cols)), shape=(n * n_cell, len(img))
+        )
+
+    def _vlad(
+        self, x: np.ndarray, cells: np.ndarray, img: np.ndarray, n: int, n_cell: int
+    ) -> np.ndarray:
+        k, d = self.vocabulary_.shape
+        words = np.empty(len(x), np.int64)
+        for s in range(0, len(x), 32768):
+            dist = x[s : s + 32768] @ self.vocabulary_.T
+            dist *= -2.0
+            dist += self.word_sq_[None, :]
+            words[s : s + 32768] = dist.argmin(axis=1)
+        resid = x - self.vocabulary_[words]  # (M, D)
+        # scatter each residual into its word's block: (M, k*D) sparse, then pool by group
+        cols = (words[:, None] * d + np.arange(d)[None, :]).reshape(-1)
+        r = sp.csr_matrix(
+            (resid.reshape(-1), cols, np.arange(len(x) + 1) * d), shape=(len(x), k * d)
+        )
+        g = self._group_matrix(cells, img, n, n_cell)
+        out = (g @ r).toarray().astype(np.float32)  # (n * n_cell, k*D)
+        return out.reshape(n, n_cell * k * d)
+
+    def _fisher(
+        self, x: np.ndarray, cells: np.ndarray, img: np.ndarray, n: int, n_cell: int
+    ) -> np.ndarray:
+        gmm = self.gmm_
+        k, d = self.vocabulary_.shape
+        means = gmm.means_.astype(np.float32)
+        sd = np.sqrt(gmm.covariances_).astype(np.float32)  # (k, D)
+        prior = gmm.weights_.astype(np.float32)
+        gamma = gmm.predict_proba(x).astype(np.float32)  # (M, k)
+        g = self._group_matrix(cells, img, n, n_cell)
+        s0 = np.asarray(g @ gamma)  # (G, k)
+        out = np.empty((n * n_cell, 2, k, d), np.float32)
+        for j in range(k):
+            z = (x - means[j]) / sd[j]  # (M, D)
+            gz = gamma[:, j : j + 1] * z
+            out[:, 0, j] = np.asarray(g @ gz)
+            out[:, 1, j] = np.asarray(g @ (gz * z)) - s0[:, j : j + 1]
+        counts = np.asarray(g.sum(axis=1)).reshape(-1, 1, 1, 1)
+        scale = 1.0 / np.maximum(counts, 1.0)
+        out[:, 0] *= scale[:, 0] / np.sqrt(prior)[None, :, None]
+        out[:, 1] *= scale[:, 0] / np.sqrt(2 * prior)[None, :, None]
+        return out.reshape(n, n_cell * 2 * k * d)

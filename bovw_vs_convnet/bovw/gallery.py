@@ -1,0 +1,69 @@
+"""A visual-word gallery: for some words, the image patches whose descriptors lie nearest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bovw_vs_convnet.bovw.descriptors import DescriptorSet
+
+
+def word_gallery(
+    images: np.ndarray,
+    descriptors: DescriptorSet,
+    values: np.ndarray,
+    vocabulary: np.ndarray,
+    n_words: int = 16,
+    n_patches: int = 8,
+    upscale: float = 1.0,
+    tile: int = 32,
+) -> np.ndarray:
+    """A uint8 (rows·tile, cols·tile) gray grid: one row per word, its nearest patches.
+
+    Args:
+        images: the uint8 (N, H, W[, C]) images that ``descriptors`` describe.
+        descriptors: their descriptors (positions and scales locate the patches).
+        values: the descriptor values in the vocabulary's space (after PCA, if any).
+        vocabulary: (k, D) visual words; the ``n_words`` most populated are shown.
+        upscale: the factor the descriptor scales are measured in.
+        tile: side of each patch in the grid, in pixels.
+    """
+    import cv2
+
+    gray = images if images.ndim == 3 else images[..., :3].mean(axis=-1)
+    gray = np.asarray(gray, np.float32)
+    h, w = gray.shape[1:]
+    d = (
+        (vocabulary * vocabulary).sum(1)[None, :]
+        - 2 * values @ vocabulary.T
+        + (values * values).sum(1)[:, None]
+    )  # (M, k)
+    words = d.argmin(axis=1)
+    populated = np.argsort(-np.bincount(words, minlength=len(vocabulary)))[:n_words]
+    img_of = descriptors.image_index()
+    grid = np.full((len(populated) * tile, n_patches * tile), 255, np.uint8)
+    for r, word in enumerate(populated):
+        order = np.argsort(d[:, word])[:n_patches]
+        for c, m in enumerate(order):
+            side = max(2.0, float(descriptors.scales[m]) / upscale)
+            cx, cy = descriptors.positions[m, 0] * w, descriptors.positions[m, 1] * h
+            x0, y0 = round(cx - side / 2), round(cy - side / 2)
+            x1, y1 = x0 + round(side), y0 + round(side)
+            pad = round(side)
+            src = np.pad(gray[img_of[m]], pad)[y0 + pad : y1 + pad, x0 + pad : x1 + pad]
+            if src.size == 0:
+                continue
+            patch = cv2.resize(src, (tile, tile), interpolation=cv2.INTER_NEAREST)
+            grid[r * tile : (r + 1) * tile, c * tile : (c + 1) * tile] = np.clip(patch, 0, 255)
+    return grid
+
+
+def save_gallery(grid: np.ndarray, path: Path) -> Path:
+    """Write the gallery grid as a PNG; returns the path."""
+    import cv2
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), grid):
+        raise OSError(f"could not write {path}")
+    return path
