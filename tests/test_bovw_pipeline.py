@@ -1,0 +1,124 @@
+"""The BoVW pipeline end to end: presets, configuration errors, caching, scores, gallery."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bovw_vs_convnet.bovw.pipeline import BovwConfig, build_pipeline
+from bovw_vs_convnet.config import build_config
+from bovw_vs_convnet.data.imageset import ImageSet
+from bovw_vs_convnet.errors import ConfigError
+from bovw_vs_convnet.harness.protocol import RunContext
+
+
+def _digits() -> tuple[ImageSet, ImageSet, ImageSet]:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    images = (d.images * (255 / 16)).astype(np.uint8)[..., None]
+    names = tuple(str(i) for i in range(10))
+    full = ImageSet(
+        images,
+        d.target.astype(np.int64),
+        np.array([f"d{i}" for i in range(len(images))]),
+        names,
+        "digits",
+    )
+    order = np.random.default_rng(0).permutation(len(full))
+    return full.subset(order[:600]), full.subset(order[600:800]), full.subset(order[800:1100])
+
+
+def _context(tmp_path: Path, cache: bool = True) -> RunContext:
+    return RunContext(
+        run_dir=tmp_path / "run",
+        cache_dir=tmp_path / "cache" if cache else None,
+        split_fingerprint="f" * 64,
+        seed=0,
+        n_jobs=2,
+        progress=False,
+    )
+
+
+def test_presets_exist_and_unknown_preset_is_refused() -> None:
+    assert {"phow", "small", "tiny"} <= set(BovwConfig.PRESETS)
+    assert build_config(BovwConfig, {"preset": "phow"}).bin_sizes == (4, 6, 8, 10)
+    with pytest.raises(ConfigError, match="unknown preset 'huge'"):
+        build_config(BovwConfig, {"preset": "huge"})
+
+
+def test_set_values_are_coerced_and_unknown_keys_refused() -> None:
+    cfg = build_config(BovwConfig, {"preset": "tiny", "k": "64", "levels": "1,2,4", "C": "none"})
+    assert (cfg.k, cfg.levels, cfg.C) == (64, (1, 2, 4), None)
+    with pytest.raises(ConfigError, match="unknown setting 'words'"):
+        build_config(BovwConfig, {"words": "10"})
+    with pytest.raises(ConfigError, match="k must be ≥ 1"):
+        build_config(BovwConfig, {"k": "0"})
+
+
+def test_tiny_preset_on_digits(tmp_path: Path) -> None:
+    train, val, test = _digits()
+    pipe = build_pipeline(build_config(BovwConfig, {"preset": "tiny"}), _context(tmp_path))
+    scores = pipe.fit(train, val).decision_scores(test)
+    assert scores.shape == (300, 10)
+    assert (scores.argmax(axis=1) != test.labels).mean() < 0.15
+    assert pipe.record_extra["classifier"] == "exact-chi2"
+    assert pipe.record_extra["zero_descriptor_images_train"] == 0
+    assert set(pipe.stage_seconds) >= {
+        "descriptors",
+        "vocabulary",
+        "encoding",
+        "classifier",
+        "scoring",
+    }
+
+
+def test_scores_have_a_column_for_classes_absent_from_train(tmp_path: Path) -> None:
+    train, val, test = _digits()
+    train = train.subset(np.flatnonzero(train.labels < 3))
+    val = val.subset(np.flatnonzero(val.labels < 3))
+    pipe = build_pipeline(
+        build_config(BovwConfig, {"preset": "tiny"}), _context(tmp_path, cache=False)
+    )
+    scores = pipe.fit(train, val).decision_scores(test)
+    assert scores.shape == (300, 10)
+    assert (scores.argmax(axis=1) < 3).all()
+
+
+def test_second_run_hits_the_cache(tmp_path: Path) -> None:
+    train, val, test = _digits()
+    cfg = build_config(BovwConfig, {"preset": "tiny"})
+    first = build_pipeline(cfg, _context(tmp_path)).fit(train, val)
+    s1 = first.decision_scores(test)
+    second = build_pipeline(cfg, _context(tmp_path)).fit(train, val)
+    s2 = second.decision_scores(test)
+    assert "cache_hits" not in first.record_extra
+    assert second.record_extra["cache_hits"] == [
+        "vocabulary",
+        "encode_train",
+        "encode_val",
+        "encode_test",
+    ]
+    np.testing.assert_allclose(s1, s2)
+
+
+def test_k_larger_than_sample_is_a_config_error(tmp_path: Path) -> None:
+    train, val, _ = _digits()
+    cfg = build_config(BovwConfig, {"preset": "tiny", "k": "100", "vocab_samples": "50"})
+    with pytest.raises(ConfigError, match="k=100 visual words but only 50 descriptors"):
+        build_pipeline(cfg, _context(tmp_path, cache=False)).fit(train, val)
+
+
+def test_gallery_png_is_written(tmp_path: Path) -> None:
+    import cv2
+
+    train, val, _ = _digits()
+    pipe = build_pipeline(
+        build_config(BovwConfig, {"preset": "tiny"}), _context(tmp_path, cache=False)
+    )
+    pipe.fit(train, val).save_artifacts(tmp_path)
+    grid = cv2.imread(str(tmp_path / "visual_words.png"), cv2.IMREAD_GRAYSCALE)
+    assert grid is not None
+    assert grid.shape == (8 * 32, 8 * 32)  # 8 words (tiny preset) × 8 patches, 32 px tiles
