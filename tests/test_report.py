@@ -6,6 +6,8 @@ from pathlib import Path
 from report_records import crossover_records, fake_record
 
 from bovw_vs_convnet.harness.report import (
+    ablation_rows,
+    ablation_table,
     build_report,
     crossover_of,
     learning_history,
@@ -87,3 +89,22 @@ def test_build_report_reads_the_store(tmp_path: Path) -> None:
 def test_empty_store_gives_a_page_that_says_so(tmp_path: Path) -> None:
     text = build_report(tmp_path / "runs", tmp_path / "out").read_text()
     assert "No run is stored." in text
+
+
+def test_ablation_rows_give_changes_against_the_full_network() -> None:
+    records = [
+        fake_record("convnet", "alexnet-small", n_train=1000, seed=0, top1=0.10),
+        fake_record("convnet", "alexnet-small-no-fc6-fc7", n_train=1000, seed=0, top1=0.125),
+        fake_record("convnet", "alexnet-small-no-fc7", n_train=1000, seed=0, top1=0.11),
+        fake_record("convnet", "lenet5", n_train=1000, seed=0, top1=0.2),
+    ]
+    for r in records:  # one split for all
+        r["split_fingerprint"] = "fp"
+    rows = ablation_rows(records)
+    assert [(r["model"], r["removed"]) for r in rows] == [
+        ("alexnet-small", []),
+        ("alexnet-small-no-fc7", ["fc7"]),
+        ("alexnet-small-no-fc6-fc7", ["fc6", "fc7"]),
+    ]
+    assert [round(r["d_top1"], 6) for r in rows] == [0.0, 0.01, 0.025]
+    assert "| alexnet-small-no-fc7 | fc7 | 11.00 | +1.00 |" in ablation_table(records)

@@ -141,3 +141,32 @@ def test_unknown_override_in_defaults_points_at_the_defaults_table() -> None:
     with pytest.raises(ConfigError) as info:
         parse_suite(text, source="s.toml")
     assert str(info.value).startswith("s.toml:3: baseline: unknown setting 'epochs'")
+
+
+def test_grid_expands_into_one_entry_per_combination() -> None:
+    text = (
+        'datasets = ["digits"]\n[[run]]\npipeline = "baseline"\n'
+        'grid = { method = ["nearest-mean", "linear-svm"], max_iter = [10, 20] }\n'
+    )
+    entries = parse_suite(text).entries
+    assert [dict(e.overrides) for e in entries] == [
+        {"method": "nearest-mean", "max_iter": 10},
+        {"method": "nearest-mean", "max_iter": 20},
+        {"method": "linear-svm", "max_iter": 10},
+        {"method": "linear-svm", "max_iter": 20},
+    ]
+    assert entries[0].label == "baseline (max_iter=10, method=nearest-mean)"
+
+
+def test_bad_grid_value_points_at_the_grid_line() -> None:
+    text = 'datasets = ["digits"]\n[[run]]\npipeline = "baseline"\ngrid = { method = ["knn"] }\n'
+    with pytest.raises(ConfigError) as info:
+        parse_suite(text, source="s.toml")
+    assert str(info.value).startswith("s.toml:4: baseline: setting 'method' must be one of")
+
+
+def test_ablation_suite_resolves_to_the_four_depths() -> None:
+    suite = load_suite("alexnet-ablation")
+    assert [dict(e.overrides)["ablate"] for e in suite.entries] == [
+        "none", "fc7", "fc6-fc7", "conv3-conv4-fc6-fc7",
+    ]  # fmt: skip

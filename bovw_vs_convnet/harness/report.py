@@ -226,12 +226,16 @@ def ablation_table(records: Iterable[Mapping[str, Any]], fmt: str = "md") -> str
 def learning_history(record: Mapping[str, Any]) -> dict[str, list[float]]:
     """Per-epoch series found in a record's ``extra`` (e.g. ``train_loss``, ``val_err``).
 
-    Accepts ``extra["history"]`` as a mapping of lists or a list of per-epoch
-    mappings, and top-level lists of numbers in ``extra`` whose name mentions
-    loss, err or acc.
+    Accepts ``extra["learning_curve"]`` (the ConvNet pipeline's) or ``extra["history"]``
+    as a mapping of lists or a list of per-epoch mappings, and top-level lists of
+    numbers in ``extra`` whose name mentions loss, err or acc.
     """
     extra = dict(record.get("extra") or {})
-    source: Any = extra.get("history", extra.get("learning_curves", extra))
+    source: Any = extra
+    for key in ("learning_curve", "history", "learning_curves"):
+        if key in extra:
+            source = extra[key]
+            break
     if isinstance(source, list) and source and all(isinstance(e, Mapping) for e in source):
         keys = [k for k in source[0] if k != "epoch"]
         source = {k: [e.get(k) for e in source] for k in keys}

@@ -24,6 +24,7 @@ Format (every key but ``datasets`` and the entries' ``pipeline`` is optional)::
     [[run]]
     pipeline = "convnet"
     models = ["lenet5", "alexnet-small"]   # one entry per model (sets `model`)
+    grid = { ablate = ["none", "fc7"] }     # one entry per combination of these settings
     train_sizes = [100, 1000]        # an entry may replace datasets, seeds, train_sizes
 
 A bad file is refused with a :class:`ConfigError` naming the file and the line
@@ -32,6 +33,7 @@ at fault.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import time
@@ -47,7 +49,7 @@ from bovw_vs_convnet.errors import ConfigError
 log = logging.getLogger(__name__)
 
 SUITE_KEYS = ("name", "description", "datasets", "seeds", "train_sizes", "defaults", "run")
-ENTRY_KEYS = ("pipeline", "label", "set", "models", "datasets", "seeds", "train_sizes")
+ENTRY_KEYS = ("pipeline", "label", "set", "models", "grid", "datasets", "seeds", "train_sizes")
 FULL = "full"
 
 
@@ -264,18 +266,27 @@ def parse_suite(text: str, *, source: str = "<suite>", name: str = "suite") -> S
                 raise fail((*here, "models"), "'models' must be a non-empty list of names")
             if "model" in settings:
                 raise fail((*here, "models"), "give either 'models' or set.model, not both")
+        grid = raw.get("grid", {})
+        if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
+            raise fail((*here, "grid"), "'grid' must be a table of KEY = [VALUE, ...] lists")
+        for key in grid:
+            if key in settings or (key == "model" and models is not None):
+                raise fail((*here, "grid"), f"{key!r} is given both in 'grid' and elsewhere")
+        combos = [
+            dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())
+        ]
         label = raw.get("label")
         if label is not None and not isinstance(label, str):
             raise fail((*here, "label"), "'label' must be a string")
-        if label is not None and models is not None and len(models) > 1:
-            raise fail((*here, "label"), "'label' names one row; it cannot go with several models")
+        if label is not None and len(models or [None]) * len(combos) > 1:
+            raise fail((*here, "label"), "'label' names one row; it cannot go with a list or grid")
         datasets = _str_list(raw, "datasets", here, fail) or top_datasets
         if not datasets:
             raise fail(here, "no datasets: give datasets = [...] at the top or in this [[run]]")
         seeds = _seed_list(raw, "seeds", here, fail, default=top_seeds)
         sizes = _size_list(raw, "train_sizes", here, fail, default=top_sizes)
-        for model in models or [None]:
-            overrides = dict(merged)
+        for model, combo in itertools.product(models or [None], combos):
+            overrides = {**merged, **combo}
             if model is not None:
                 overrides["model"] = model
             problem = _check_overrides(pipeline, overrides)
@@ -284,13 +295,15 @@ def parse_suite(text: str, *, source: str = "<suite>", name: str = "suite") -> S
                 at = (*here, "set", key) if key in settings else (*here,)
                 if key == "model" and models is not None:
                     at = (*here, "models")
+                elif key in combo:
+                    at = (*here, "grid", key)
                 elif key in defaults.get(pipeline, {}) and key not in settings:
                     at = ("defaults", pipeline, key)
                 raise fail(at, problem[1])
             entries.append(
                 SuiteEntry(
                     pipeline=pipeline,
-                    label=label or _default_label(pipeline, {**settings, "model": model}),
+                    label=label or _default_label(pipeline, {**settings, **combo, "model": model}),
                     overrides=tuple(sorted(overrides.items())),
                     datasets=tuple(datasets),
                     seeds=seeds,
