@@ -170,3 +170,11 @@ def test_ablation_suite_resolves_to_the_four_depths() -> None:
     assert [dict(e.overrides)["ablate"] for e in suite.entries] == [
         "none", "fc7", "fc6-fc7", "conv3-conv4-fc6-fc7",
     ]  # fmt: skip
+
+
+def test_default_label_names_the_model_and_the_entry_settings() -> None:
+    text = (
+        'datasets = ["digits"]\n[defaults.convnet]\nepochs = 3\n[[run]]\npipeline = "convnet"\n'
+        'set = { model = "lenet5", batch_size = 32 }\n'
+    )
+    assert parse_suite(text).entries[0].label == "lenet5 (batch_size=32)"

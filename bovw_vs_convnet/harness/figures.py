@@ -95,7 +95,7 @@ def confusion_matrix_figure(
     """Heat map of a (C, C) confusion matrix, rows true class, columns predicted.
 
     With ``normalize`` each row is divided by its count (a row of zeros stays zero);
-    cells are annotated when there are at most 12 classes.
+    non-zero cells are annotated when there are at most 12 classes.
     """
     cm = np.asarray(confusion, dtype=np.float64)
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.shape[0] != len(class_names):
@@ -106,8 +106,8 @@ def confusion_matrix_figure(
         totals = cm.sum(axis=1, keepdims=True)
         cm = np.divide(cm, totals, out=np.zeros_like(cm), where=totals > 0)
     c = cm.shape[0]
-    side = min(9.0, 2.5 + 0.45 * c)
-    fig = Figure(figsize=(side + 1.0, side))
+    side = min(8.0, 2.0 + 0.3 * c)
+    fig = Figure(figsize=(side + 0.8, side))
     ax = fig.add_subplot()
     im = ax.imshow(cm, cmap="Blues", vmin=0.0, vmax=1.0 if normalize else None)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
@@ -121,6 +121,8 @@ def confusion_matrix_figure(
         for i in range(c):
             for j in range(c):
                 v = cm[i, j]
+                if v == 0:
+                    continue  # blank cells read faster than a grid of zeros
                 text = f"{v:.2f}" if normalize else f"{int(v)}"
                 ax.text(
                     j, i, text, ha="center", va="center", fontsize=6,
@@ -193,6 +195,7 @@ def error_vs_time_figure(
         ax.annotate(label, (x, y), xytext=(4, 4), textcoords="offset points", fontsize=7)
     front = pareto_front(list(t), list(e))
     ax.step(t[front], e[front], where="post", color="tab:red", label="Pareto front", zorder=2)
+    ax.scatter(t[front], e[front], s=90, facecolors="none", edgecolors="tab:red", zorder=4)
     ax.set_xscale("log")
     ax.set_xlabel("training time (s, log scale)")
     ax.set_ylabel("top-1 error (%)")

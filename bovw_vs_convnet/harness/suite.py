@@ -300,10 +300,11 @@ def parse_suite(text: str, *, source: str = "<suite>", name: str = "suite") -> S
                 elif key in defaults.get(pipeline, {}) and key not in settings:
                     at = ("defaults", pipeline, key)
                 raise fail(at, problem[1])
+            own = {**settings, **combo, **({"model": model} if model else {})}
             entries.append(
                 SuiteEntry(
                     pipeline=pipeline,
-                    label=label or _default_label(pipeline, {**settings, **combo, "model": model}),
+                    label=label or _default_label(pipeline, own),
                     overrides=tuple(sorted(overrides.items())),
                     datasets=tuple(datasets),
                     seeds=seeds,
