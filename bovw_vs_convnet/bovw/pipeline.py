@@ -128,10 +128,11 @@ class BovwConfig:
     exact_max_train: int = 5000  # auto: exact kernel up to this many training images
     C: float | None = None  # SVM cost (None: best of C_grid on the validation images)
     C_grid: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0)
+    select_max_train: int | None = 10_000  # choose C on this many training images, then refit
     map_steps: int = 2  # χ² feature map samples (output 2·steps-1 times wider)
     n_components: int = 2000  # Nystroem landmarks (rbf, intersection maps)
     gamma: float | None = None  # RBF width
-    svm_max_iter: int = 2000
+    svm_max_iter: int = 1000
     # execution and artefacts
     chunk_images: int = 2048  # images described and encoded together
     gallery_words: int = 16  # words in the visual-word gallery (0: none)
@@ -217,6 +218,7 @@ def make_classifier(cfg: BovwConfig, n_classes: int, n_jobs: int) -> KernelSvm:
         n_components=cfg.n_components,
         gamma=cfg.gamma,
         n_classes=n_classes,
+        select_max_train=cfg.select_max_train,
         max_iter=cfg.svm_max_iter,
         n_jobs=n_jobs,
     )
@@ -278,17 +280,15 @@ def encode_images(
         return codes, desc.counts(), t1 - t0, time.perf_counter() - t1
 
     t0 = time.perf_counter()
-    iterator: Any = chunks
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(chunks, desc=f"bovw: encode {part}", unit="chunk", leave=False)
     with threadpool_limits(limits=1, user_api="blas"):
-        parts = list(
-            Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")(
-                delayed(run)(sl) for sl in iterator
-            )
+        results: Any = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")(
+            delayed(run)(sl) for sl in chunks
         )
+        if progress:
+            from tqdm.auto import tqdm
+
+            results = tqdm(results, total=len(chunks), desc=f"bovw: encode {part}", leave=False)
+        parts = list(results)
     wall = time.perf_counter() - t0
     codes = [p[0] for p in parts]
     x = sp.vstack(codes, format="csr") if sp.issparse(codes[0]) else np.concatenate(codes)
@@ -399,6 +399,7 @@ class BovwPipeline:
                 "classifier": f"{clf.solver_}-{cfg.kernel}"
                 + (f"-map{cfg.map_steps}" if clf.solver_ == "map" and cfg.kernel == "chi2" else ""),
                 "C": clf.C_,
+                "C_selected_on": clf.selected_on_,
                 "val_errors_by_C": {str(c): e for c, e in clf.val_errors_.items()},
                 "feature_dim": int(x_train.shape[1]),
                 "vocabulary_size": int(cfg.k),
