@@ -1,9 +1,57 @@
-"""`bvc models` (placeholder until its issue lands)."""
+"""`bvc models`: the registered ConvNets with their trainable parameter counts."""
+
+from __future__ import annotations
+
+import json
 
 import click
 
+from bovw_vs_convnet.cli.options import json_option
+
+
+def model_table(num_classes: int, channels: int) -> list[dict[str, object]]:
+    """One row per registered model (ablations included), built on the meta device (no memory)."""
+    import torch
+
+    from bovw_vs_convnet.convnet.registry import (
+        count_parameters,
+        create_model,
+        get_model_spec,
+        list_models,
+    )
+
+    rows: list[dict[str, object]] = []
+    for name in list_models():
+        spec = get_model_spec(name)
+        with torch.device("meta"):
+            model = create_model(name, num_classes=num_classes, in_channels=channels)
+        rows.append(
+            {
+                "model": name,
+                "param_count": count_parameters(model),
+                "img_size": spec.input_size,
+                "in_channels": spec.fixed_channels or channels,
+                "num_classes": num_classes,
+                "description": spec.description,
+            }
+        )
+    return rows
+
 
 @click.command("models")
-def models() -> None:
-    """Not implemented yet."""
-    raise click.UsageError("bvc models is not implemented yet")
+@click.option("--num-classes", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Number of output classes the models are built for.")  # fmt: skip
+@click.option("--channels", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Image channels (1 grayscale, 3 RGB); RGB-only models replicate.")  # fmt: skip
+@json_option
+def models(num_classes: int, channels: int, as_json: bool) -> None:
+    """List the registered ConvNets with their trainable parameter counts."""
+    rows = model_table(num_classes, channels)
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    width = max(len(str(r["model"])) for r in rows)
+    click.echo(f"{'model':<{width}}  {'params':>11}  {'input':>7}  description")
+    for r in rows:
+        size = f"{r['in_channels']}x{r['img_size']}"
+        click.echo(f"{r['model']:<{width}}  {r['param_count']:>11,}  {size:>7}  {r['description']}")
