@@ -1,0 +1,255 @@
+"""The ``convnet`` pipeline: a registered ConvNet trained on the split, scored as logits.
+
+``build_pipeline(config, context)`` is the harness's factory (see
+``harness/registry.py``). ``fit`` builds the model for the dataset's classes and
+channels, adapts the input (pad/resize, grayscale replication, normalisation),
+trains with checkpoints every epoch in ``context.run_dir``, keeps the epoch with the
+lowest validation error, and records learning curves; ``decision_scores`` returns
+logits. Example::
+
+    cfg = build_config(ConvNetConfig, {"model": "lenet5", "epochs": "3"})
+    pipe = build_pipeline(cfg, context).fit(split_train, split_val)
+    scores = pipe.decision_scores(test)  # (n, n_classes)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, Self
+
+import numpy as np
+import torch
+
+from bovw_vs_convnet.config import config_to_dict
+from bovw_vs_convnet.convnet.augment import AUGMENTATIONS, BatchAugment, InputAdapter
+from bovw_vs_convnet.convnet.registry import (
+    count_parameters,
+    create_model,
+    get_model_spec,
+    resolve_ablation,
+)
+from bovw_vs_convnet.convnet.train import (
+    Trainer,
+    load_checkpoint,
+    make_batches,
+    resolve_device,
+)
+from bovw_vs_convnet.data.imageset import ImageSet
+from bovw_vs_convnet.errors import ConfigError, DataError
+from bovw_vs_convnet.harness.protocol import RunContext
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+# Datasets whose classes change meaning under a mirror image (digits, characters).
+_NO_FLIP = ("mnist", "digits", "svhn", "usps", "emnist", "kmnist", "chars", "letters")
+
+
+@dataclass(frozen=True)
+class ConvNetConfig:
+    """Settings of one ConvNet run; every field can be set with ``--set KEY=VALUE``."""
+
+    model: str = "lenet5"  # registry name (bvc models); with ablate, a Zeiler–Fergus variant
+    ablate: str = "none"  # removed layers: none | fc7 | fc6-fc7 | conv3-conv4-fc6-fc7
+    epochs: int = 10  # passes over the training set
+    batch_size: int = 128  # images per optimiser step
+    optimizer: Literal["sgd", "adamw"] = "sgd"  # SGD with momentum, or AdamW
+    lr: float = 0.05  # peak learning rate (one-cycle max, cosine/step start)
+    momentum: float = 0.9  # SGD momentum (AlexNet paper: 0.9)
+    nesterov: bool = True  # Nesterov momentum for SGD
+    weight_decay: float = 5e-4  # on weights only, not biases (AlexNet paper: 5e-4)
+    schedule: Literal["onecycle", "cosine", "step", "constant"] = "onecycle"  # per step
+    warmup_fraction: float = 0.2  # one-cycle: fraction of steps rising to lr
+    step_epochs: int = 10  # step schedule: epochs between drops
+    step_gamma: float = 0.1  # step schedule: lr multiplier at each drop (AlexNet: /10)
+    label_smoothing: float = 0.0  # cross-entropy target smoothing, 0 = one-hot
+    augment: tuple[str, ...] = ("translate", "flip")  # of translate, flip, affine; "" for none
+    max_shift: int = 2  # translate: pixels each way at the image's own resolution
+    val_select: bool = True  # keep the weights of the epoch with the lowest val error
+    patience: int = 0  # stop after this many epochs without val improvement; 0 = never
+    tta_flip: bool = False  # average logits of each test image and its mirror
+    amp: Literal["auto", "bf16", "off"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
+    channels_last: Literal["auto", "on", "off"] = "auto"  # auto: on (CPU and CUDA)
+    compile: bool = False  # torch.compile the model (minutes of warm-up, faster epochs)
+    fused_optimizer: bool = True  # fused optimiser kernels (one call per step)
+    deterministic: bool = False  # deterministic kernels: same seed+device, same bits
+    eval_batch_size: int = 1024  # images per batch when scoring
+    workers: int = 2  # DataLoader workers, only for lazy (ImageFolder) sets
+    warmup_steps: int = 3  # untimed steps before epoch 1 (compilation, autotuning), undone
+    threads: int = 0  # CPU threads for torch; 0 = torch's default
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        # The paper's recipe (section 5): SGD 0.01, momentum 0.9, wd 5e-4, batch 128, lr/10 steps.
+        "alexnet-paper": {
+            "optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "nesterov": False,
+            "weight_decay": 5e-4, "batch_size": 128, "schedule": "step", "step_epochs": 30,
+        },
+        # A short AdamW recipe that suits small nets on 28–32 px images.
+        "adamw": {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 5e-2, "schedule": "onecycle"},
+    }  # fmt: skip
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"setting {name!r} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ConfigError(f"setting 'lr' must be > 0, got {self.lr}")
+        bad = [a for a in self.augment if a not in AUGMENTATIONS]
+        if bad:
+            raise ConfigError(f"unknown augmentation {bad[0]!r}; known: {', '.join(AUGMENTATIONS)}")
+
+
+def flip_allowed(dataset: str) -> bool:
+    """False for digit and character datasets, where a mirror image changes the class."""
+    name = dataset.lower()
+    return "fashion" in name or not any(k in name for k in _NO_FLIP)
+
+
+def channel_stats(images: np.ndarray, limit: int = 10_000) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std in [0, 1] units over (up to ``limit`` evenly spaced) images."""
+    step = max(1, len(images) // limit)
+    sample = images[::step].astype(np.float32) / 255.0  # (n, H, W, C)
+    mean = sample.mean(axis=(0, 1, 2))
+    std = sample.std(axis=(0, 1, 2))
+    return [float(m) for m in mean], [float(max(s, 1e-3)) for s in std]
+
+
+class ConvNetPipeline:
+    """A ConvNet from the model registry, trained by :class:`~.train.Trainer`."""
+
+    def __init__(self, config: ConvNetConfig, context: RunContext) -> None:
+        self.config = config
+        self.context = context
+        self.model_name = resolve_ablation(config.model, config.ablate)
+        get_model_spec(self.model_name)  # unknown names fail before any data is read
+        self.stage_seconds: dict[str, float] = {}
+        self.record_extra: dict[str, Any] = {}
+        self.n_params = 0
+        self.device = ""
+        self.trainer: Trainer | None = None
+
+    def _setup_torch(self, device: torch.device) -> None:
+        cfg = self.config
+        if cfg.threads > 0:
+            torch.set_num_threads(cfg.threads)
+        if cfg.deterministic:
+            # cuBLAS needs this set before its first use to be deterministic.
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.backends.cudnn.benchmark = False
+        else:
+            torch.use_deterministic_algorithms(False)
+            torch.backends.cudnn.benchmark = device.type == "cuda"
+        if device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = not cfg.deterministic
+            torch.backends.cudnn.allow_tf32 = not cfg.deterministic
+
+    def fit(self, train: ImageSet, val: ImageSet | None) -> Self:
+        """Train on ``train``; ``val`` selects the best epoch and gives the learning curve."""
+        cfg, ctx = self.config, self.context
+        if len(train) == 0:
+            raise DataError("cannot train a ConvNet on an empty training set")
+        if val is not None and (val.n_classes != train.n_classes or val.channels != train.channels):
+            raise DataError("validation set has different classes or channels from training set")
+        device = resolve_device(ctx.device)
+        self.device = str(device)
+        self._setup_torch(device)
+        t_setup = time.perf_counter()
+        spec = get_model_spec(self.model_name)
+        torch.manual_seed(ctx.seed)  # weight initialisation
+        model = create_model(
+            self.model_name, num_classes=train.n_classes, in_channels=train.channels
+        )
+        self.n_params = count_parameters(model)
+        h, w, c = train.image_shape
+        mean, std = channel_stats(train.array() if not train.is_lazy else train.subset(
+            np.arange(0, len(train), max(1, len(train) // 2000))).array())  # fmt: skip
+        adapter = InputAdapter(
+            (h, w), c, spec.input_size, spec.fit, spec.fixed_channels or c, mean, std
+        )
+        kinds = list(cfg.augment)
+        if "flip" in kinds and not flip_allowed(train.name):
+            kinds.remove("flip")
+            log.info("no horizontal flips for dataset %r", train.name)
+        augment = BatchAugment(kinds, max_shift=cfg.max_shift) if kinds else None
+        identity = {
+            "model": self.model_name,
+            "num_classes": train.n_classes,
+            "image_shape": [h, w, c],
+            "n_train": len(train),
+            "split_fingerprint": ctx.split_fingerprint,
+            "seed": ctx.seed,
+            "config": {
+                k: v
+                for k, v in config_to_dict(cfg).items()
+                if k not in ("eval_batch_size", "workers")
+            },
+        }
+        ckpt_path = ctx.run_dir / CHECKPOINT_NAME
+        trainer = Trainer(
+            model, adapter, augment, cfg, device, seed=ctx.seed, identity=identity,
+            checkpoint_path=ckpt_path, progress=ctx.progress,
+        )  # fmt: skip
+        train_src = make_batches(train, device, cfg.workers)
+        val_src = make_batches(val, device, cfg.workers) if val is not None and len(val) else None
+        resumed_from = 0
+        if ckpt_path.exists():
+            if not ctx.resume:
+                raise ConfigError(
+                    f"{ctx.run_dir} already holds a checkpoint; resume it or use a new run folder"
+                )
+            ckpt = load_checkpoint(ckpt_path, identity)
+            trainer.load_state(ckpt, train_src)
+            resumed_from = len(trainer.history.train_loss)
+            log.info("resuming %s after epoch %d", self.model_name, resumed_from)
+        self.stage_seconds["setup"] = time.perf_counter() - t_setup
+        history = trainer.fit(train_src, val_src, val.labels if val is not None else None)
+        self.trainer = trainer
+        self.stage_seconds.update(trainer.stage_seconds)
+        n_epochs = len(history.train_loss)
+        self.record_extra.update(
+            {
+                "learning_curve": {
+                    "epoch": list(range(1, n_epochs + 1)),
+                    "train_loss": history.train_loss,
+                    "val_error": history.val_error,
+                },
+                "epoch_seconds": history.epoch_seconds,
+                "best_epoch": history.best_epoch,
+                "epochs_run": n_epochs,
+                "resumed_from_epoch": resumed_from,
+                "train_images_per_s": float(
+                    sum(history.images_per_s[resumed_from:]) / max(1, n_epochs - resumed_from)
+                ) if n_epochs > resumed_from else None,
+                "input": adapter.describe(),
+                "augment": kinds,
+                "amp": "bf16" if trainer.amp_dtype is not None else "fp32",
+                "channels_last": trainer.channels_last,
+                "data_path": "resident" if not train.is_lazy else "dataloader",
+                "torch": torch.__version__,
+            }
+        )  # fmt: skip
+        return self
+
+    def decision_scores(self, images: ImageSet) -> np.ndarray:
+        """Logits of shape (len(images), n_classes), float32."""
+        if self.trainer is None:
+            raise ConfigError("the ConvNet pipeline must be fitted before scoring")
+        t0 = time.perf_counter()
+        device = torch.device(self.device)
+        scores = self.trainer.predict(
+            make_batches(images, device, self.config.workers), self.config.tta_flip
+        )
+        self.stage_seconds["scoring"] = (
+            self.stage_seconds.get("scoring", 0.0) + time.perf_counter() - t0
+        )
+        return scores.numpy().astype(np.float32, copy=False)
+
+
+def build_pipeline(config: ConvNetConfig, context: RunContext) -> ConvNetPipeline:
+    """The harness factory: an unfitted :class:`ConvNetPipeline`."""
+    return ConvNetPipeline(config, context)

@@ -1,0 +1,468 @@
+"""The trainer: batches from device-resident uint8 data, augmentation on the device, checkpoints.
+
+The fast path (airbench-style) keeps the whole training set on the device as uint8,
+draws each batch by slicing a shuffled index, augments and normalises it there, and
+on CUDA runs in channels_last with bf16 autocast (optionally ``torch.compile``).
+Lazy (ImageFolder) sets go through a DataLoader with workers instead. Every random
+draw of an epoch (order, augmentation, dropout) comes from generators seeded by
+(seed, epoch), so a run resumed from the checkpoint of epoch e repeats epochs e+1...
+exactly as an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bovw_vs_convnet.convnet.augment import BatchAugment, InputAdapter
+from bovw_vs_convnet.data.imageset import ImageSet
+from bovw_vs_convnet.errors import ConfigError
+
+if TYPE_CHECKING:
+    from bovw_vs_convnet.convnet.pipeline import ConvNetConfig
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = 1
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto``: ``cuda:0`` if CUDA is present, else ``cpu``; ``cuda`` without CUDA: ConfigError."""
+    name = name.strip().lower()
+    if name == "auto":
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError("device 'cuda' requested but CUDA is not available here")
+        return torch.device("cuda:0" if name == "cuda" else name)
+    if name == "cpu":
+        return torch.device("cpu")
+    raise ConfigError(f"unknown device {name!r}; use auto, cpu or cuda")
+
+
+def epoch_seed(seed: int, epoch: int, stream: int = 0) -> int:
+    """A seed for one random stream of one epoch, independent of what ran before it."""
+    return (seed * 1_000_003 + epoch * 7919 + stream * 104_729) % (2**63 - 1)
+
+
+def to_nchw_uint8(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W, C) numpy → uint8 (N, C, H, W) tensor (contiguous)."""
+    return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
+
+
+class ResidentBatches:
+    """The whole set on ``device`` as uint8 (N, C, H, W); batches are slices of a shuffled index."""
+
+    def __init__(self, images: ImageSet, device: torch.device) -> None:
+        self.x = to_nchw_uint8(images.array()).to(device)  # (N, C, H, W) uint8
+        self.y = torch.from_numpy(images.labels.astype(np.int64)).to(device)  # (N,)
+        self.device = device
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def batches(
+        self, batch_size: int, generator: torch.Generator | None, drop_last: bool = False
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(uint8 images, labels) batches, shuffled when ``generator`` is given."""
+        n = len(self.y)
+        if generator is not None:
+            order = torch.randperm(n, generator=generator).to(self.device)
+        else:
+            order = None
+        stop = n - n % batch_size if drop_last else n
+        for i in range(0, stop, batch_size):
+            if order is None:
+                yield self.x[i : i + batch_size], self.y[i : i + batch_size]
+            else:
+                idx = order[i : i + batch_size]
+                yield self.x[idx], self.y[idx]
+
+    def n_batches(self, batch_size: int, drop_last: bool = False) -> int:
+        """Number of batches per pass."""
+        n = len(self.y)
+        return n // batch_size if drop_last else -(-n // batch_size)
+
+
+class _LazyDataset(torch.utils.data.Dataset[tuple[torch.Tensor, int]]):
+    def __init__(self, images: ImageSet) -> None:
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        img = np.asarray(self.images.images[i])  # (H, W, C) uint8, read from file
+        return torch.from_numpy(img.transpose(2, 0, 1).copy()), int(self.images.labels[i])
+
+
+class LoaderBatches:
+    """Batches read from files by a DataLoader with workers (sets too large to hold in memory)."""
+
+    def __init__(self, images: ImageSet, device: torch.device, workers: int) -> None:
+        self.dataset = _LazyDataset(images)
+        self.device, self.workers = device, workers
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def batches(
+        self, batch_size: int, generator: torch.Generator | None, drop_last: bool = False
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(uint8 images, labels) batches moved to the device."""
+        loader = torch.utils.data.DataLoader(
+            self.dataset, batch_size=batch_size, shuffle=generator is not None,
+            generator=generator, num_workers=self.workers, drop_last=drop_last,
+            pin_memory=self.device.type == "cuda",
+        )  # fmt: skip
+        for xb, yb in loader:
+            yield xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
+
+    def n_batches(self, batch_size: int, drop_last: bool = False) -> int:
+        """Number of batches per pass."""
+        n = len(self.dataset)
+        return n // batch_size if drop_last else -(-n // batch_size)
+
+
+BatchSource = ResidentBatches | LoaderBatches
+
+
+def make_batches(images: ImageSet, device: torch.device, workers: int) -> BatchSource:
+    """The resident fast path for in-memory sets, a DataLoader for lazy ones."""
+    if images.is_lazy:
+        return LoaderBatches(images, device, workers)
+    return ResidentBatches(images, device)
+
+
+def build_optimizer(
+    model: nn.Module, cfg: ConvNetConfig, device: torch.device
+) -> torch.optim.Optimizer:
+    """SGD (momentum, optionally Nesterov) or AdamW; no weight decay on biases or 1-d parameters."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    # Fused kernels: one launch per step instead of one per parameter (CPU and CUDA).
+    fused = cfg.fused_optimizer
+    foreach = None if fused else True
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(
+            groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
+            fused=fused, foreach=foreach,
+        )  # fmt: skip
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr, fused=fused, foreach=foreach)
+    raise ConfigError(f"unknown optimizer {cfg.optimizer!r}; use sgd or adamw")
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, cfg: ConvNetConfig, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """A per-step schedule: one-cycle, cosine, step (×gamma every ``step_epochs``) or constant."""
+    total = max(1, cfg.epochs * steps_per_epoch)
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=cfg.lr, total_steps=total, pct_start=cfg.warmup_fraction,
+            cycle_momentum=False,
+        )  # fmt: skip
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+    if cfg.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(
+            optimizer, step_size=max(1, cfg.step_epochs * steps_per_epoch), gamma=cfg.step_gamma
+        )
+    if cfg.schedule == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    raise ConfigError(f"unknown schedule {cfg.schedule!r}")
+
+
+@dataclass
+class History:
+    """Learning curves and timings, one entry per finished epoch."""
+
+    train_loss: list[float] = field(default_factory=list)
+    val_error: list[float] = field(default_factory=list)
+    epoch_seconds: list[float] = field(default_factory=list)
+    images_per_s: list[float] = field(default_factory=list)
+    best_epoch: int = 0  # 1-based epoch whose weights are kept (0: none yet)
+    best_val_error: float = float("inf")
+
+
+class Trainer:
+    """Trains ``model`` on batches from a :class:`BatchSource`, checkpointing every epoch.
+
+    ``adapter`` turns uint8 batches into model inputs; ``augment`` (or None) runs on
+    the device before it. :meth:`fit` runs the remaining epochs and returns the history.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        adapter: InputAdapter,
+        augment: BatchAugment | None,
+        cfg: ConvNetConfig,
+        device: torch.device,
+        *,
+        seed: int,
+        identity: dict[str, Any],
+        checkpoint_path: Path | None,
+        progress: bool,
+    ) -> None:
+        self.model = model.to(device)
+        self.adapter = adapter.to(device)
+        self.augment, self.cfg, self.device, self.seed = augment, cfg, device, seed
+        self.identity = identity
+        self.checkpoint_path, self.progress = checkpoint_path, progress
+        # channels_last measured faster for these nets with cuDNN and with oneDNN on CPU.
+        self.channels_last = cfg.channels_last in ("auto", "on")
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        amp = cfg.amp if cfg.amp != "auto" else ("bf16" if device.type == "cuda" else "off")
+        self.amp_dtype = torch.bfloat16 if amp == "bf16" else None
+        self.forward: nn.Module = self.model
+        if cfg.compile:
+            self.forward = torch.compile(self.model)  # type: ignore[assignment]
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+        self.history = History()
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.stage_seconds: dict[str, float] = {}
+
+    # --- one batch ---------------------------------------------------------------------
+    def _inputs(self, xb: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
+        x = xb.float()  # (B, C, H, W), 0..255
+        if gen is not None and self.augment is not None:
+            x = self.augment(x, gen)
+        x = self.adapter(x.div_(255.0))  # (B, C', S, S) normalised
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _autocast(self) -> Any:
+        if self.amp_dtype is None:
+            return torch.autocast(self.device.type, enabled=False)
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _step(self, xb: torch.Tensor, yb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        assert self.optimizer is not None and self.scheduler is not None
+        x = self._inputs(xb, gen)
+        with self._autocast():
+            logits = self.forward(x)  # (B, K)
+            loss = F.cross_entropy(logits.float(), yb, label_smoothing=self.cfg.label_smoothing)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        return loss.detach()
+
+    # --- epochs ------------------------------------------------------------------------
+    def _generator(self, epoch: int, stream: int) -> torch.Generator:
+        return torch.Generator(device="cpu").manual_seed(epoch_seed(self.seed, epoch, stream))
+
+    def _aug_generator(self, epoch: int) -> torch.Generator:
+        return torch.Generator(device=self.device).manual_seed(epoch_seed(self.seed, epoch, 1))
+
+    def _drop_last(self, source: BatchSource) -> bool:
+        # Compiled graphs are specialised to the batch shape; a short last batch would recompile.
+        return self.cfg.compile and len(source) > self.cfg.batch_size
+
+    def setup(self, source: BatchSource) -> None:
+        """Create the optimiser and schedule for ``source``'s number of batches per epoch."""
+        steps = source.n_batches(self.cfg.batch_size, self._drop_last(source))
+        self.optimizer = build_optimizer(self.model, self.cfg, self.device)
+        self.scheduler = build_scheduler(self.optimizer, self.cfg, steps)
+
+    def warmup(self, source: BatchSource) -> float:
+        """Run a few steps (compilation, kernel selection), then restore the exact prior state."""
+        if self.cfg.warmup_steps <= 0:
+            return 0.0
+        assert self.optimizer is not None and self.scheduler is not None
+        t0 = time.perf_counter()
+        saved = (
+            copy.deepcopy(self.model.state_dict()),
+            copy.deepcopy(self.optimizer.state_dict()),
+            copy.deepcopy(self.scheduler.state_dict()),
+        )
+        gen = self._aug_generator(-1)
+        self.model.train()
+        for i, (xb, yb) in enumerate(
+            source.batches(self.cfg.batch_size, self._generator(-1, 0), True)
+        ):
+            if i >= self.cfg.warmup_steps:
+                break
+            self._step(xb, yb, gen)
+        self._sync()
+        self.model.load_state_dict(saved[0])
+        self.optimizer.load_state_dict(saved[1])
+        self.scheduler.load_state_dict(saved[2])
+        return time.perf_counter() - t0
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def train_epoch(self, source: BatchSource, epoch: int) -> tuple[float, float, float]:
+        """One pass over ``source`` (epoch is 1-based); returns (mean loss, seconds, images/s)."""
+        torch.manual_seed(epoch_seed(self.seed, epoch, 2))  # dropout draws
+        order_gen, aug_gen = self._generator(epoch, 0), self._aug_generator(epoch)
+        drop_last = self._drop_last(source)
+        n_batches = source.n_batches(self.cfg.batch_size, drop_last)
+        bar = _progress_bar(self.progress, n_batches, f"epoch {epoch}/{self.cfg.epochs}")
+        self.model.train()
+        total = torch.zeros((), device=self.device)
+        seen, t0 = 0, time.perf_counter()
+        for i, (xb, yb) in enumerate(source.batches(self.cfg.batch_size, order_gen, drop_last)):
+            loss = self._step(xb, yb, aug_gen)
+            total += loss * len(yb)
+            seen += len(yb)
+            if bar is not None and (i % 20 == 19 or i == n_batches - 1):
+                rate = seen / max(time.perf_counter() - t0, 1e-9)
+                bar.set_postfix(img_s=f"{rate:,.0f}", loss=f"{total.item() / seen:.4f}")
+                bar.update(i + 1 - bar.n)
+        self._sync()
+        seconds = time.perf_counter() - t0
+        if bar is not None:
+            bar.close()
+        return total.item() / max(seen, 1), seconds, seen / max(seconds, 1e-9)
+
+    @torch.inference_mode()
+    def predict(self, source: BatchSource, flip: bool = False) -> torch.Tensor:
+        """Logits (N, K), float32 on the CPU, in the source's order; ``flip`` adds the mirror."""
+        self.model.eval()
+        out = []
+        for xb, _ in source.batches(self.cfg.eval_batch_size, None):
+            x = self._inputs(xb, None)
+            with self._autocast():
+                logits = self.forward(x).float()  # (B, K)
+                if flip:
+                    logits = (logits + self.forward(x.flip(3)).float()) / 2
+            out.append(logits.cpu())
+        return torch.cat(out) if out else torch.empty(0)
+
+    def fit(
+        self, train: BatchSource, val: BatchSource | None, val_labels: np.ndarray | None
+    ) -> History:
+        """Train the remaining epochs, evaluating on ``val`` and checkpointing after each."""
+        cfg = self.cfg
+        if self.optimizer is None:
+            self.setup(train)
+        start = len(self.history.train_loss) + 1
+        if start == 1:
+            self.stage_seconds["warmup"] = self.warmup(train)
+        val_seconds = 0.0
+        for epoch in range(start, cfg.epochs + 1):
+            loss, seconds, rate = self.train_epoch(train, epoch)
+            if not np.isfinite(loss):
+                raise FloatingPointError(
+                    f"training diverged at epoch {epoch} (loss {loss}); lower lr"
+                )
+            h = self.history
+            h.train_loss.append(loss)
+            h.epoch_seconds.append(seconds)
+            h.images_per_s.append(rate)
+            if val is not None and val_labels is not None and len(val):
+                t0 = time.perf_counter()
+                pred = self.predict(val).argmax(1).numpy()
+                err = float((pred != val_labels).mean())
+                val_seconds += time.perf_counter() - t0
+                h.val_error.append(err)
+                if cfg.val_select and err < h.best_val_error:
+                    h.best_val_error, h.best_epoch = err, epoch
+                    self.best_state = {
+                        k: v.detach().clone() for k, v in self.model.state_dict().items()
+                    }
+                log.info("epoch %d: loss %.4f val error %.4f (%.0f img/s)", epoch, loss, err, rate)
+            else:
+                log.info("epoch %d: loss %.4f (%.0f img/s)", epoch, loss, rate)
+            self.save_checkpoint(finished=epoch == cfg.epochs)
+            if cfg.patience and h.best_epoch and epoch - h.best_epoch >= cfg.patience:
+                log.info("early stop at epoch %d (best %d)", epoch, h.best_epoch)
+                break
+        self.stage_seconds["epochs"] = float(sum(self.history.epoch_seconds))
+        self.stage_seconds["validation"] = self.stage_seconds.get("validation", 0.0) + val_seconds
+        if cfg.val_select and self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        return self.history
+
+    # --- checkpoints -------------------------------------------------------------------
+    def state(self, finished: bool) -> dict[str, Any]:
+        """Everything needed to continue: weights, optimiser, schedule, curves, identity."""
+        assert self.optimizer is not None and self.scheduler is not None
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "identity": self.identity,
+            "finished": finished,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "history": self.history.__dict__,
+            "best_state": self.best_state,
+        }
+
+    def save_checkpoint(self, finished: bool) -> None:
+        """Write the checkpoint atomically (a crash mid-write leaves the previous one)."""
+        if self.checkpoint_path is None:
+            return
+        tmp = self.checkpoint_path.with_suffix(".tmp")
+        torch.save(self.state(finished), tmp)
+        os.replace(tmp, self.checkpoint_path)
+
+    def load_state(self, ckpt: dict[str, Any], train: BatchSource) -> None:
+        """Restore a checkpoint written by :meth:`save_checkpoint` (identity already checked)."""
+        self.setup(train)
+        assert self.optimizer is not None and self.scheduler is not None
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.history = History(**ckpt["history"])
+        self.best_state = ckpt["best_state"]
+
+
+def load_checkpoint(path: Path, identity: dict[str, Any]) -> dict[str, Any]:
+    """Read a checkpoint; refuse it (ConfigError, one line) unless the same setup made it.
+
+    ``identity`` holds the model name, classes, channels, split fingerprint, seed and
+    every setting that changes the result; the first mismatch is named.
+    """
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # a truncated or foreign file
+        raise ConfigError(f"cannot read checkpoint {path}: {exc}".splitlines()[0]) from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ConfigError(f"{path} is not a bvc convnet checkpoint")
+    theirs = ckpt.get("identity", {})
+    if theirs.get("model") != identity.get("model"):
+        raise ConfigError(
+            f"checkpoint {path} is for model {theirs.get('model')!r}, not {identity.get('model')!r}"
+        )
+    for key in sorted(set(identity) | set(theirs)):
+        if theirs.get(key) != identity.get(key):
+            raise ConfigError(
+                f"checkpoint {path} was made with {key}={theirs.get(key)!r}, "
+                f"this run has {key}={identity.get(key)!r}"
+            )
+    return ckpt
+
+
+def _progress_bar(enabled: bool, total: int, desc: str) -> Any:
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total, desc=desc, unit="batch", file=sys.stderr, leave=False, dynamic_ncols=True
+    )

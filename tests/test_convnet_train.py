@@ -1,0 +1,166 @@
+"""The trainer and the convnet pipeline on tiny synthetic sets (CPU, seconds)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bovw_vs_convnet.config import build_config
+from bovw_vs_convnet.convnet import train as train_module
+from bovw_vs_convnet.convnet.pipeline import (
+    CHECKPOINT_NAME,
+    ConvNetConfig,
+    build_pipeline,
+    flip_allowed,
+)
+from bovw_vs_convnet.convnet.registry import create_model
+from bovw_vs_convnet.convnet.train import build_optimizer
+from bovw_vs_convnet.data.imageset import ImageSet
+from bovw_vs_convnet.errors import ConfigError
+from bovw_vs_convnet.harness.protocol import RunContext
+
+
+def tiny_set(n: int = 48, classes: int = 4, seed: int = 0, name: str = "tiny") -> ImageSet:
+    """28×28 grayscale images: a bright bar whose row depends on the class, plus noise."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % classes
+    images = rng.integers(0, 60, size=(n, 28, 28, 1), dtype=np.uint8)
+    for i, c in enumerate(labels):
+        images[i, 4 + 6 * c : 8 + 6 * c, 4:24, 0] = 220
+    return ImageSet(
+        images=images,
+        labels=labels.astype(np.int64),
+        ids=np.array([f"{name}-{seed}-{i}" for i in range(n)]),
+        class_names=tuple(f"c{c}" for c in range(classes)),
+        name=name,
+    )
+
+
+def context(run_dir: Path, resume: bool = False) -> RunContext:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return RunContext(
+        run_dir=run_dir, cache_dir=None, split_fingerprint="f" * 64, seed=3,
+        device="cpu", resume=resume, progress=False,
+    )  # fmt: skip
+
+
+def config(**overrides: str) -> ConvNetConfig:
+    base = {"model": "lenet5", "epochs": "3", "batch_size": "16", "lr": "0.02", "threads": "1"}
+    return build_config(ConvNetConfig, base | overrides)
+
+
+def test_build_config_coerces_strings_from_the_command_line() -> None:
+    cfg = build_config(
+        ConvNetConfig, {"model": "lenet5", "epochs": "3", "augment": "translate,affine"}
+    )
+    assert (cfg.epochs, cfg.augment) == (3, ("translate", "affine"))
+
+
+def test_unknown_augmentation_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="unknown augmentation 'rotate'"):
+        build_config(ConvNetConfig, {"augment": "rotate"})
+
+
+def test_unknown_model_fails_when_the_pipeline_is_built(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown model 'resnet50'"):
+        build_pipeline(config(model="resnet50"), context(tmp_path))
+
+
+def test_one_optimiser_step_lowers_the_loss() -> None:
+    torch.manual_seed(0)
+    model = create_model("lenet5", num_classes=4, in_channels=1)
+    x = torch.randn(16, 1, 32, 32)  # (B, C, H, W)
+    y = torch.arange(16) % 4
+    opt = build_optimizer(model, config(lr="0.05"), torch.device("cpu"))
+    before = F.cross_entropy(model(x), y)
+    opt.zero_grad()
+    before.backward()
+    opt.step()
+    after = F.cross_entropy(model(x), y)
+    assert after.item() < before.item()
+
+
+def test_fit_records_learning_curves_and_scores_logits(tmp_path: Path) -> None:
+    pipe = build_pipeline(config(), context(tmp_path)).fit(tiny_set(), tiny_set(16, seed=1))
+    scores = pipe.decision_scores(tiny_set(8, seed=2))
+    curve = pipe.record_extra["learning_curve"]
+    assert scores.shape == (8, 4) and scores.dtype == np.float32
+    assert len(curve["train_loss"]) == 3 and len(curve["val_error"]) == 3
+    assert pipe.n_params == 61_706 - 6 * 84 - 6  # 4 classes instead of 10
+    assert pipe.device == "cpu"
+    assert pipe.record_extra["input"]["resize"] == "pad"
+    assert {"warmup", "epochs", "scoring"} <= set(pipe.stage_seconds)
+
+
+def test_same_seed_gives_identical_scores_in_deterministic_mode(tmp_path: Path) -> None:
+    cfg = config(deterministic="true", augment="translate,flip,affine", epochs="2")
+    a = build_pipeline(cfg, context(tmp_path / "a")).fit(tiny_set(), None)
+    b = build_pipeline(cfg, context(tmp_path / "b")).fit(tiny_set(), None)
+    test = tiny_set(8, seed=2)
+    assert np.array_equal(a.decision_scores(test), b.decision_scores(test))
+
+
+def test_resume_after_an_interruption_gives_the_uninterrupted_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = config(model="alexnet-small", deterministic="true", epochs="3", lr="0.01")
+    full = build_pipeline(cfg, context(tmp_path / "full")).fit(tiny_set(), tiny_set(16, seed=1))
+
+    original = train_module.Trainer.train_epoch
+
+    def interrupted(self: train_module.Trainer, source: object, epoch: int) -> object:
+        if epoch == 3:
+            raise KeyboardInterrupt
+        return original(self, source, epoch)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(train_module.Trainer, "train_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        build_pipeline(cfg, context(tmp_path / "cut")).fit(tiny_set(), tiny_set(16, seed=1))
+    monkeypatch.setattr(train_module.Trainer, "train_epoch", original)
+    resumed = build_pipeline(cfg, context(tmp_path / "cut", resume=True))
+    resumed.fit(tiny_set(), tiny_set(16, seed=1))
+
+    assert resumed.record_extra["resumed_from_epoch"] == 2
+    assert full.trainer is not None and resumed.trainer is not None
+    a, b = full.trainer.model.state_dict(), resumed.trainer.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_checkpoint_of_another_model_is_refused(tmp_path: Path) -> None:
+    build_pipeline(config(epochs="1"), context(tmp_path)).fit(tiny_set(), None)
+    other = build_pipeline(config(model="lenet5-1998", epochs="1"), context(tmp_path, resume=True))
+    with pytest.raises(ConfigError, match="is for model 'lenet5', not 'lenet5-1998'"):
+        other.fit(tiny_set(), None)
+
+
+def test_existing_checkpoint_without_resume_is_refused(tmp_path: Path) -> None:
+    build_pipeline(config(epochs="1"), context(tmp_path)).fit(tiny_set(), None)
+    with pytest.raises(ConfigError, match="already holds a checkpoint"):
+        build_pipeline(config(epochs="1"), context(tmp_path)).fit(tiny_set(), None)
+
+
+def test_resuming_a_finished_run_leaves_its_checkpoint_untouched(tmp_path: Path) -> None:
+    build_pipeline(config(epochs="1"), context(tmp_path)).fit(tiny_set(), None)
+    before = (tmp_path / CHECKPOINT_NAME).read_bytes()
+    again = build_pipeline(config(epochs="1"), context(tmp_path, resume=True)).fit(tiny_set(), None)
+    assert (tmp_path / CHECKPOINT_NAME).read_bytes() == before
+    assert again.record_extra["resumed_from_epoch"] == 1
+
+
+def test_cuda_request_without_cuda_is_a_config_error(tmp_path: Path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is present")
+    ctx = RunContext(run_dir=tmp_path, cache_dir=None, split_fingerprint="f", device="cuda")
+    with pytest.raises(ConfigError, match="CUDA is not available"):
+        build_pipeline(config(), ctx).fit(tiny_set(), None)
+
+
+@pytest.mark.parametrize(
+    ("dataset", "allowed"), [("fashion-mnist", True), ("mnist", False), ("cifar10", True)]
+)
+def test_horizontal_flip_only_where_the_classes_allow_it(dataset: str, allowed: bool) -> None:
+    assert flip_allowed(dataset) is allowed
