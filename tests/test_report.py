@@ -11,6 +11,7 @@ from bovw_vs_convnet.harness.report import (
     build_report,
     crossover_of,
     learning_history,
+    recipe_command,
     training_size_curves,
     write_report,
 )
@@ -108,3 +109,11 @@ def test_ablation_rows_give_changes_against_the_full_network() -> None:
     ]
     assert [round(r["d_top1"], 6) for r in rows] == [0.0, 0.01, 0.025]
     assert "| alexnet-small-no-fc7 | fc7 | 11.00 | +1.00 |" in ablation_table(records)
+
+
+def test_recipe_command_spells_out_what_differs_from_the_defaults() -> None:
+    record = fake_record("baseline", "linear-svm", n_train=100, seed=2, top1=0.1)
+    record["config"] = {"method": "nearest-mean", "C": 0.1, "max_iter": 5000}
+    assert recipe_command(record) == (
+        "bvc run baseline --dataset digits --train-size 100 --seed 2 --set method=nearest-mean"
+    )

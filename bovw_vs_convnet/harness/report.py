@@ -252,6 +252,47 @@ def learning_history(record: Mapping[str, Any]) -> dict[str, list[float]]:
     return out
 
 
+def recipe_command(record: Mapping[str, Any]) -> str:
+    """The ``bvc run`` command that repeats a stored run (settings that differ from defaults).
+
+    Settings are compared with the pipeline's defaults, or with its preset's
+    values when the record names a preset; ``model`` becomes ``--model``.
+    """
+    import shlex
+
+    from bovw_vs_convnet.config import build_config, config_to_dict
+    from bovw_vs_convnet.harness.registry import get_pipeline
+
+    pipeline = str(record.get("pipeline"))
+    config = dict(record.get("config") or {})
+    split = dict(record.get("split") or {})
+    words = ["bvc", "run", pipeline, "--dataset", str(record.get("dataset"))]
+    if split.get("train_size"):
+        words += ["--train-size", str(split["train_size"])]
+    if record.get("seed"):
+        words += ["--seed", str(record["seed"])]
+    for key, default in (("val_fraction", 0.1), ("test_fraction", 0.2)):
+        if key in split and split[key] != default:
+            words += [f"--{key.replace('_', '-')}", str(split[key])]
+    preset = config.get("preset")
+    try:
+        cls = get_pipeline(pipeline).config_class()
+        default = config_to_dict(build_config(cls))
+        base = config_to_dict(build_config(cls, {"preset": preset})) if preset else default
+    except Exception:  # an unknown or changed pipeline: spell out every setting
+        default, base = {}, {}
+    if config.get("model"):
+        words += ["--model", str(config["model"])]
+    if preset and preset != default.get("preset"):
+        words += ["--set", f"preset={preset}"]
+    for key, value in config.items():
+        if key in ("model", "preset") or base.get(key, object()) == value:
+            continue
+        text = ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
+        words += ["--set", f"{key}={text}"]
+    return " ".join(shlex.quote(w) for w in words)
+
+
 def _files(record: Mapping[str, Any], suffixes: Sequence[str]) -> list[Path]:
     folder = Path(str(record.get("run_dir", "")))
     if not record.get("run_dir") or not folder.is_dir():
@@ -412,7 +453,7 @@ def _provenance_rows(records: list[dict[str, Any]]) -> str:
     head = (
         "<tr><th>run</th><th>status</th><th>dataset</th><th>row</th><th>seed</th>"
         "<th>train images</th><th>top-1 err (%)</th><th>split</th><th>git</th>"
-        "<th>device</th><th>cpu / gpu</th><th>created</th></tr>"
+        "<th>device</th><th>cpu / gpu</th><th>created</th><th>command</th></tr>"
     )
     lines = []
     for r in records:
@@ -441,7 +482,8 @@ def _provenance_rows(records: list[dict[str, Any]]) -> str:
                     r.get("created_at"),
                 )
             )
-            + '</tr>\n<tr class="detail"><td colspan="12"><details><summary>record</summary>'
+            + f"<td><code>{html.escape(recipe_command(r))}</code></td>"
+            + '</tr>\n<tr class="detail"><td colspan="13"><details><summary>record</summary>'
             f"<pre>{html.escape(json.dumps(slim, indent=1, default=str))}</pre></details></td></tr>"
         )
     return (
