@@ -271,8 +271,8 @@ def recipe_command(record: Mapping[str, Any]) -> str:
         words += ["--train-size", str(split["train_size"])]
     if record.get("seed"):
         words += ["--seed", str(record["seed"])]
-    for key, default in (("val_fraction", 0.1), ("test_fraction", 0.2)):
-        if key in split and split[key] != default:
+    for key, usual in (("val_fraction", 0.1), ("test_fraction", 0.2)):
+        if key in split and split[key] != usual:
             words += [f"--{key.replace('_', '-')}", str(split[key])]
     preset = config.get("preset")
     try:
