@@ -117,3 +117,11 @@ def test_recipe_command_spells_out_what_differs_from_the_defaults() -> None:
     assert recipe_command(record) == (
         "bvc run baseline --dataset digits --train-size 100 --seed 2 --set method=nearest-mean"
     )
+
+
+def test_curves_keep_the_newest_recipe_when_one_size_has_several() -> None:
+    old = fake_record("convnet", "lenet5", n_train=100, seed=0, top1=0.9)
+    new = fake_record("convnet", "lenet5", n_train=100, seed=0, top1=0.3)
+    new.update(config={"model": "lenet5", "epochs": 80}, created_at="2026-11-26T18:00:00+00:00")
+    (curves,) = training_size_curves([new, old]).values()
+    assert curves == {"convnet/lenet5": {100: [0.3]}}

@@ -85,15 +85,26 @@ def training_size_curves(
 
     Only ``ok`` records with a top-1 error count. A curve group is a dataset and
     split protocol (everything but seed and size), so its sizes are nested subsets.
+    A row may use another recipe at each size (the crossover suite does); when one
+    size holds several configs of a row, the newest config stands and its seeds count.
     """
-    out: dict[str, dict[str, dict[int, list[float]]]] = {}
+    newest: dict[tuple[str, str, int], tuple[str, str]] = {}  # -> (created_at, config)
+    usable = []
     for r in records:
         if r.get("status", "ok") != "ok" or r.get("top1_err") is None or not r.get("n_train"):
             continue
-        curves = out.setdefault(_curve_group(r), {})
-        curves.setdefault(row_name(r), {}).setdefault(int(r["n_train"]), []).append(
-            float(r["top1_err"])
-        )
+        cfg = canonical_json({k: v for k, v in dict(r.get("config") or {}).items() if k != "seed"})
+        at = (_curve_group(r), row_name(r), int(r["n_train"]))
+        stamp = (str(r.get("created_at", "")), cfg)
+        if at not in newest or stamp > newest[at]:
+            newest[at] = stamp
+        usable.append((at, cfg, r))
+    out: dict[str, dict[str, dict[int, list[float]]]] = {}
+    for (group, name, size), cfg, r in usable:
+        if newest[(group, name, size)][1] != cfg:
+            continue
+        curves = out.setdefault(group, {})
+        curves.setdefault(name, {}).setdefault(size, []).append(float(r["top1_err"]))
     return out
 
 
