@@ -19,6 +19,8 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +42,7 @@ def _images(n: int) -> np.ndarray:
         return (np.pad(big, ((0, 0), (2, 2), (2, 2)))[:, :28, :28] * 16).astype(np.uint8)
 
 
-def _time(fn, images: np.ndarray, repeats: int) -> list[float]:  # type: ignore[no-untyped-def]
+def _time(fn: Callable[[np.ndarray], Any], images: np.ndarray, repeats: int) -> list[float]:
     out = []
     for r in range(repeats + 1):
         start = time.perf_counter()
@@ -58,7 +60,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     images = _images(args.images)
-    grid = {"bin_sizes": (4,), "step": 4, "upscale": 2.0}
+    grid: dict[str, Any] = {"bin_sizes": (4,), "step": 4, "upscale": 2.0}
     variants = {
         "opencv_1core": (DenseSift(**grid, backend="opencv", n_jobs=1), args.opencv_images),
         "opencv_2proc": (DenseSift(**grid, backend="opencv", n_jobs=2), args.opencv_images),
@@ -75,8 +77,17 @@ def main() -> None:
         per_s = [n / s for s in secs]
         rates[name] = statistics.mean(per_s)
         std = statistics.stdev(per_s) if len(per_s) > 1 else 0.0
-        print(json.dumps({"variant": name, "images": n, "images_per_s": round(rates[name]),
-                          "std": round(std), "descriptors_per_image": 121}))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "variant": name,
+                    "images": n,
+                    "images_per_s": round(rates[name]),
+                    "std": round(std),
+                    "descriptors_per_image": 121,
+                }
+            )
+        )
     for ours in ("numpy_2threads", "numpy_resample_2threads"):
         for base in ("opencv_1core", "opencv_2proc"):
             print(f"{ours} / {base}: {rates[ours] / rates[base]:.1f}x")

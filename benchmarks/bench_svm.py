@@ -16,6 +16,7 @@ time ratio and the error difference.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 
@@ -36,6 +37,7 @@ def main() -> None:
     from bovw_vs_convnet.data import load_dataset
 
     ds = load_dataset("fashion-mnist")
+    assert ds.test is not None
     rng = np.random.default_rng(0)
     per_class = args.train // ds.train.n_classes
     idx = np.concatenate(
@@ -44,23 +46,34 @@ def main() -> None:
     train = ds.train.subset(np.sort(idx))
     test = ds.test.subset(np.arange(min(args.test, len(ds.test))))
     cfg = build_config(BovwConfig, {"preset": "small"})
-    key = cfg.subset(tuple(f.name for f in __import__("dataclasses").fields(cfg)))
+    key = cfg.subset(tuple(f.name for f in dataclasses.fields(cfg)))
     encoder, _, _ = learn_encoder(key, "bench", 0, train, 2)
     x_train, _, _ = encode_images(key, "bench", 0, "train", encoder, train, 2)
     x_test, _, _ = encode_images(key, "bench", 0, "test", encoder, test, 2)
     results = {}
     for solver in ("map", "exact"):
         start = time.perf_counter()
-        clf = KernelSvm(kernel="chi2", solver=solver, C=args.C, n_classes=10, n_jobs=2)  # type: ignore[arg-type]
+        clf = KernelSvm(kernel="chi2", solver=solver, C=args.C, n_classes=10, n_jobs=2)
         clf.fit(x_train, train.labels)
         err = float((clf.decision_function(x_test).argmax(axis=1) != test.labels).mean())
         secs = time.perf_counter() - start
         results[solver] = (secs, err)
-        print(json.dumps({"solver": solver, "train": len(train), "test": len(test),
-                          "seconds": round(secs, 1), "top1_err": round(err, 4)}))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "solver": solver,
+                    "train": len(train),
+                    "test": len(test),
+                    "seconds": round(secs, 1),
+                    "top1_err": round(err, 4),
+                }
+            )
+        )
     (t_map, e_map), (t_exact, e_exact) = results["map"], results["exact"]
-    print(f"exact / map time: {t_exact / t_map:.1f}x; "
-          f"error map - exact: {100 * (e_map - e_exact):+.2f} points")  # fmt: skip
+    print(
+        f"exact / map time: {t_exact / t_map:.1f}x; "
+        f"error map - exact: {100 * (e_map - e_exact):+.2f} points"
+    )
 
 
 if __name__ == "__main__":

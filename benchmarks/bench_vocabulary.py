@@ -42,9 +42,12 @@ def main() -> None:
         try:
             start = time.perf_counter()
             vocab = KMeansVocabulary(
-                k=args.k, max_samples=args.samples, engine=engine,  # type: ignore[arg-type]
-                max_iter=args.iters, random_state=0,
-            ).fit(train)  # fmt: skip
+                k=args.k,
+                max_samples=args.samples,
+                engine=engine,
+                max_iter=args.iters,
+                random_state=0,
+            ).fit(train)
             secs = time.perf_counter() - start
         except Exception as exc:
             print(json.dumps({"engine": engine, "error": str(exc)}))

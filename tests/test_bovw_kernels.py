@@ -65,3 +65,15 @@ def test_svm_auto_solver_switches_on_size_and_picks_c_on_val() -> None:
     assert clf.solver_ == "map"
     assert set(clf.val_errors_) == {0.01, 1.0}
     assert min(clf.val_errors_, key=lambda c: (clf.val_errors_[c], c)) == clf.C_
+
+
+def test_c_is_chosen_on_a_stratified_subset_then_refit_on_everything() -> None:
+    x, y = _separable()
+    clf = KernelSvm(solver="map", C_grid=(0.1, 1.0), select_max_train=30).fit(x, y, x, y)
+    assert clf.selected_on_ == 30
+    from sklearn.svm import LinearSVC
+
+    phi = KernelFeatureMap("chi2").fit(x).transform(x)
+    full = LinearSVC(C=clf.C_, dual=True, max_iter=1000, tol=1e-3, random_state=0)
+    full.fit(phi, y == 0)
+    np.testing.assert_allclose(clf.models_[0].coef_, full.coef_, rtol=1e-6)
