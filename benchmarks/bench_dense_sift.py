@@ -5,10 +5,10 @@ Both describe the same Fashion-MNIST training images on the same grid (the
 a descriptor every 4 px, 121 per image) with the same normalisation (RootSIFT,
 contrast threshold). OpenCV runs ``SIFT.compute`` image by image, on one core
 and then in two worker processes; the numpy extractor runs on one thread and on
-two. The first round of each is a warm-up and is not counted; timings are the
-mean ± std of ``--repeats`` rounds, alternating the two implementations so that
-background load hits both alike. A last line times the numpy ``resample`` mode
-(resample to 56×56 first, then describe: exactly "upscale, then describe").
+two; and the numpy ``resample`` mode (resample to 56×56 first, then describe:
+exactly "upscale, then describe"). The first round is a warm-up and is not
+counted; timings are the mean ± std of ``--repeats`` rounds, each round running
+every variant in turn so that background load hits all alike.
 
     PYTHONPATH=. python benchmarks/bench_dense_sift.py --images 10000 --repeats 3
 """
@@ -19,7 +19,6 @@ import argparse
 import json
 import statistics
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -42,16 +41,6 @@ def _images(n: int) -> np.ndarray:
         return (np.pad(big, ((0, 0), (2, 2), (2, 2)))[:, :28, :28] * 16).astype(np.uint8)
 
 
-def _time(fn: Callable[[np.ndarray], Any], images: np.ndarray, repeats: int) -> list[float]:
-    out = []
-    for r in range(repeats + 1):
-        start = time.perf_counter()
-        fn(images)
-        if r:  # round 0 is a warm-up
-            out.append(time.perf_counter() - start)
-    return out
-
-
 def main() -> None:
     """Print one JSON line per variant (images/s mean and std) and the speed-up ratios."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -71,23 +60,20 @@ def main() -> None:
             args.images,
         ),
     }
+    secs: dict[str, list[float]] = {name: [] for name in variants}
+    for rnd in range(args.repeats + 1):  # round 0 is a warm-up
+        for name, (extractor, n) in variants.items():
+            start = time.perf_counter()
+            extractor.transform(images[:n])
+            if rnd:
+                secs[name].append(time.perf_counter() - start)
     rates: dict[str, float] = {}
-    for name, (extractor, n) in variants.items():
-        secs = _time(extractor.transform, images[:n], args.repeats)
-        per_s = [n / s for s in secs]
+    for name, (_, n) in variants.items():
+        per_s = [n / s for s in secs[name]]
         rates[name] = statistics.mean(per_s)
         std = statistics.stdev(per_s) if len(per_s) > 1 else 0.0
-        print(
-            json.dumps(
-                {
-                    "variant": name,
-                    "images": n,
-                    "images_per_s": round(rates[name]),
-                    "std": round(std),
-                    "descriptors_per_image": 121,
-                }
-            )
-        )
+        row = {"variant": name, "images": n, "images_per_s": round(rates[name]), "std": round(std)}
+        print(json.dumps(row))
     for ours in ("numpy_2threads", "numpy_resample_2threads"):
         for base in ("opencv_1core", "opencv_2proc"):
             print(f"{ours} / {base}: {rates[ours] / rates[base]:.1f}x")

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
+import scipy.sparse as sp
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, ClassifierMixin
 
@@ -100,7 +101,11 @@ class KernelSvm(BaseEstimator, ClassifierMixin):
     def _prepare(self, x: Any, train: bool) -> Any:
         if self.solver_ == "exact":
             return exact_kernel(self.kernel, x, None if train else self.train_x_, gamma=self.gamma)
-        return self.map_.transform(x)
+        mapped = self.map_.transform(x)
+        # liblinear wants float64: convert once here, not once per class thread
+        if sp.issparse(mapped):
+            return sp.csr_matrix(mapped, dtype=np.float64)
+        return np.ascontiguousarray(mapped, dtype=np.float64)
 
     def _scores(self, models: list[Any], prepared: Any) -> np.ndarray:
         n = prepared.shape[0]
