@@ -121,4 +121,4 @@ def test_gallery_png_is_written(tmp_path: Path) -> None:
     pipe.fit(train, val).save_artifacts(tmp_path)
     grid = cv2.imread(str(tmp_path / "visual_words.png"), cv2.IMREAD_GRAYSCALE)
     assert grid is not None
-    assert grid.shape == (8 * 32, 8 * 32)  # 8 words (tiny preset) × 8 patches, 32 px tiles
+    assert grid.shape == (8 * 34, 8 * 34)  # 8 words (tiny preset) × 8 patches, 32 px + 2 px gap

@@ -18,16 +18,18 @@ def word_gallery(
     n_patches: int = 8,
     upscale: float = 1.0,
     tile: int = 32,
+    gap: int = 2,
 ) -> np.ndarray:
-    """A uint8 (rows·tile, cols·tile) gray grid: one row per word, its nearest patches.
+    """A uint8 gray grid: one row per word, its ``n_patches`` nearest patches, white gaps.
 
     Args:
         images: the uint8 (N, H, W[, C]) images that ``descriptors`` describe.
         descriptors: their descriptors (positions and scales locate the patches).
         values: the descriptor values in the vocabulary's space (after PCA, if any).
-        vocabulary: (k, D) visual words; the ``n_words`` most populated are shown.
+        vocabulary: (k, D) visual words; the ``n_words`` most populated are shown,
+            except words of flat patches (centres near the origin).
         upscale: the factor the descriptor scales are measured in.
-        tile: side of each patch in the grid, in pixels.
+        tile: side of each patch in the grid, in pixels; ``gap``: white pixels between.
     """
     import cv2
 
@@ -40,9 +42,14 @@ def word_gallery(
         + (values * values).sum(1)[:, None]
     )  # (M, k)
     words = d.argmin(axis=1)
-    populated = np.argsort(-np.bincount(words, minlength=len(vocabulary)))[:n_words]
+    counts = np.bincount(words, minlength=len(vocabulary))
+    # skip the word(s) of flat patches (zeroed descriptors cluster near the origin)
+    norms = np.linalg.norm(vocabulary, axis=1)
+    counts[norms < 0.25 * norms.max()] = -1
+    populated = np.argsort(-counts, kind="stable")[: min(n_words, int((counts > 0).sum()))]
     img_of = descriptors.image_index()
-    grid = np.full((len(populated) * tile, n_patches * tile), 255, np.uint8)
+    step = tile + gap
+    grid = np.full((len(populated) * step, n_patches * step), 255, np.uint8)
     for r, word in enumerate(populated):
         order = np.argsort(d[:, word])[:n_patches]
         for c, m in enumerate(order):
@@ -55,7 +62,7 @@ def word_gallery(
             if src.size == 0:
                 continue
             patch = cv2.resize(src, (tile, tile), interpolation=cv2.INTER_NEAREST)
-            grid[r * tile : (r + 1) * tile, c * tile : (c + 1) * tile] = np.clip(patch, 0, 255)
+            grid[r * step : r * step + tile, c * step : c * step + tile] = np.clip(patch, 0, 255)
     return grid
 
 
