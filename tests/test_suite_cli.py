@@ -83,3 +83,12 @@ def test_a_failed_run_gives_exit_code_1_after_the_table(tmp_path: Path) -> None:
     assert "    FAILED: ValueError: probe failed on purpose" in result.output
     assert "| 1 | probe |" in result.output
     assert result.output.rstrip().endswith("1 run(s) failed; their errors are stored with them")
+
+
+def test_seed_option_gives_several_seeds_to_every_entry(tmp_path: Path) -> None:
+    path = _write(tmp_path, '[[run]]\npipeline = "probe"\n')
+    args = ["bench", str(path), "--runs-dir", str(tmp_path / "r"), "--json"]
+    result = CliRunner().invoke(main, [*args, "--seed", "3", "--seed", "4", "--train-size", "50"])
+    assert result.exit_code == 0
+    runs = json.loads(result.stdout)["runs"]
+    assert [(r["seed"], r["train_size"]) for r in runs] == [(3, 50), (4, 50)]

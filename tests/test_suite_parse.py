@@ -178,3 +178,22 @@ def test_default_label_names_the_model_and_the_entry_settings() -> None:
         'set = { model = "lenet5", batch_size = 32 }\n'
     )
     assert parse_suite(text).entries[0].label == "lenet5 (batch_size=32)"
+
+
+def test_sizes_run_ascending_with_full_last() -> None:
+    text = (
+        'datasets = ["digits"]\ntrain_sizes = ["full", 300, 100]\n[[run]]\npipeline = "baseline"\n'
+    )
+    assert [s.train_size for s in parse_suite(text).specs()] == [100, 300, None]
+
+
+def test_train_sizes_and_seeds_can_replace_the_suite_s() -> None:
+    specs = parse_suite(GOOD).specs(train_sizes=[50], seeds=[7, 8])
+    assert [(s.label, s.train_size, s.seed) for s in specs] == [
+        ("baseline", 50, 7),
+        ("baseline", 50, 8),
+        ("lenet5", 50, 7),
+        ("lenet5", 50, 8),
+        ("alexnet-small", 50, 7),
+        ("alexnet-small", 50, 8),
+    ]

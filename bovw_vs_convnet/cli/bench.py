@@ -43,6 +43,20 @@ def _outcome_json(outcome: Any) -> dict[str, Any]:
     default=None,
     help="Run every entry on this dataset instead (a manifest name or an ImageFolder path).",
 )
+@click.option(
+    "--train-size",
+    "train_sizes",
+    type=click.IntRange(min=1),
+    multiple=True,
+    help="Run every entry at this training-set size instead (repeatable).",
+)
+@click.option(
+    "--seed",
+    "seeds",
+    type=click.IntRange(min=0),
+    multiple=True,
+    help="Run every entry with this seed instead (repeatable; several give mean ± std).",
+)
 @click.option("--force", is_flag=True, help="Rerun runs that are already stored.")
 @click.option(
     "--device",
@@ -70,6 +84,8 @@ def bench(
     suite: str | None,
     list_only: bool,
     dataset: str | None,
+    train_sizes: tuple[int, ...],
+    seeds: tuple[int, ...],
     force: bool,
     device: str,
     n_jobs: int,
@@ -106,7 +122,7 @@ def bench(
     from bovw_vs_convnet.harness.suite import run_suite
 
     parsed = load_suite(suite)
-    n_specs = len(parsed.specs(dataset))
+    n_specs = len(parsed.specs(dataset, train_sizes=train_sizes, seeds=seeds))
     say = (lambda text: click.echo(text, err=True)) if as_json else click.echo
     say(f"suite {parsed.name}: {n_specs} runs, results in {runs_dir}")
 
@@ -134,6 +150,8 @@ def bench(
             parsed,
             runs_dir=runs_dir,
             dataset=dataset,
+            train_sizes=train_sizes or None,
+            seeds=seeds or None,
             data_dir=data_dir,
             device=device,
             force=force,

@@ -33,6 +33,7 @@ at fault.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import re
@@ -105,28 +106,46 @@ class Suite:
     source: str
     entries: tuple[SuiteEntry, ...] = field(default_factory=tuple)
 
-    def specs(self, dataset: str | None = None) -> list[RunSpec]:
-        """Every run of the suite, in file order; ``dataset`` replaces every entry's datasets.
+    def specs(
+        self,
+        dataset: str | None = None,
+        *,
+        train_sizes: Sequence[int | None] | None = None,
+        seeds: Sequence[int] | None = None,
+    ) -> list[RunSpec]:
+        """Every run of the suite; each argument given replaces what every entry says.
 
-        The order is dataset, then train size, then entry, then seed, so that a
-        partly finished suite already holds comparable rows for its smaller sizes.
-        Duplicates (the same run listed twice) are kept once.
+        Args:
+            dataset: run every entry on this dataset instead.
+            train_sizes: run every entry at these training-set sizes (None: full).
+            seeds: run every entry with these seeds.
+
+        The order is dataset, then train size (ascending, full last), then entry,
+        then seed, so that a partly finished suite already holds comparable rows
+        for its smaller sizes. Duplicates (the same run listed twice) are kept once.
         """
+        entries = [
+            dataclasses.replace(
+                e,
+                train_sizes=tuple(train_sizes) if train_sizes else e.train_sizes,
+                seeds=tuple(seeds) if seeds else e.seeds,
+            )
+            for e in self.entries
+        ]
         datasets: list[str] = []
-        for entry in self.entries:
+        for entry in entries:
             for d in (dataset,) if dataset else entry.datasets:
                 if d not in datasets:
                     datasets.append(d)
-        sizes: list[int | None] = []
-        for entry in self.entries:
-            for s in entry.train_sizes:
-                if s not in sizes:
-                    sizes.append(s)
+        sizes = sorted(
+            {s for e in entries for s in e.train_sizes},
+            key=lambda s: (s is None, s or 0),
+        )
         out: list[RunSpec] = []
         seen: set[RunSpec] = set()
         for d in datasets:
             for size in sizes:
-                for entry in self.entries:
+                for entry in entries:
                     if size not in entry.train_sizes:
                         continue
                     if not dataset and d not in entry.datasets:
@@ -488,6 +507,8 @@ def run_suite(
     *,
     runs_dir: Path | str,
     dataset: str | None = None,
+    train_sizes: Sequence[int | None] | None = None,
+    seeds: Sequence[int] | None = None,
     data_dir: Path | None = None,
     device: str = "auto",
     force: bool = False,
@@ -497,6 +518,9 @@ def run_suite(
     on_done: Any = None,
 ) -> list[RunOutcome]:
     """Run every spec of ``suite`` through :func:`bovw_vs_convnet.harness.run.run_pipeline`.
+
+    ``dataset``, ``train_sizes`` and ``seeds`` replace what the suite's entries say
+    (see :meth:`Suite.specs`).
 
     A spec already stored with status ``ok`` under the same config key (pipeline,
     config, dataset, split fingerprint, seed) is skipped unless ``force``; an
@@ -514,7 +538,7 @@ def run_suite(
     from bovw_vs_convnet.harness.run import run_pipeline
     from bovw_vs_convnet.harness.store import ResultStore
 
-    specs = suite.specs(dataset)
+    specs = suite.specs(dataset, train_sizes=train_sizes, seeds=seeds)
     store = ResultStore(runs_dir)
     store.recover()
     known = _run_ids(store)
