@@ -92,6 +92,7 @@ class RBFOutput(nn.Module):
         self.register_buffer("codes", codes)  # (K, 84), fixed
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float()  # distances of ~100 need more than bf16's 8 bits under autocast
         d = (x.unsqueeze(1) - self.codes.unsqueeze(0)).pow(2).sum(-1)  # (B, K)
         return -d
 
