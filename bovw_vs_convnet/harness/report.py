@@ -514,6 +514,8 @@ figure img { max-width: 100%; }
 figcaption { font-size: 0.85em; }
 pre { font-size: 0.75em; max-height: 20em; overflow: auto; }
 tr.detail td { border-top: none; }
+table.provenance { font-size: 0.75em; }
+table.provenance code { word-break: break-all; }
 .statement { font-weight: bold; }
 """
 
