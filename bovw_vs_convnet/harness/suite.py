@@ -415,7 +415,7 @@ def _size_list(
         raise fail((*here, key), f"'{key}' must be a non-empty list of sizes or \"full\"")
     out: list[int | None] = []
     for v in value:
-        if v == FULL or v == 0:
+        if v == FULL or (type(v) is int and v == 0):
             out.append(None)
         elif isinstance(v, int) and not isinstance(v, bool) and v > 0:
             out.append(v)
