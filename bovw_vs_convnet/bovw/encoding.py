@@ -177,14 +177,21 @@ class SpatialPyramidEncoder(BaseEstimator, TransformerMixin):
         if self.method == "fisher":
             from sklearn.mixture import GaussianMixture
 
-            self.gmm_ = GaussianMixture(
-                self.k,
-                covariance_type="diag",
-                means_init=self.vocabulary_,
-                max_iter=30,
-                reg_covar=1e-4,
-                random_state=seed,
-            ).fit(x[:50000])
+            import warnings
+
+            from sklearn.exceptions import ConvergenceWarning
+
+            with warnings.catch_warnings():
+                # 30 EM steps from the k-means centres are enough for an encoding
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                self.gmm_ = GaussianMixture(
+                    self.k,
+                    covariance_type="diag",
+                    means_init=self.vocabulary_,
+                    max_iter=30,
+                    reg_covar=1e-4,
+                    random_state=seed,
+                ).fit(x[:50000])
             self.vocabulary_ = self.gmm_.means_.astype(np.float32)
         self.dim_per_cell_ = self._dim_per_cell(x.shape[1])
         self.n_features_out_ = self.dim_per_cell_ * n_cells(self.levels)

@@ -158,11 +158,6 @@ class BovwConfig:
                 raise ConfigError(message)
         if self.preset not in self.PRESETS:
             raise ConfigError(f"unknown preset {self.preset!r}; known: {', '.join(self.PRESETS)}")
-        if self.kernel in ("chi2", "intersection") and self.encoding in ("vlad", "fisher"):
-            raise ConfigError(
-                f"kernel {self.kernel!r} needs non-negative histograms; "
-                f"use kernel=linear or rbf with encoding={self.encoding}"
-            )
 
     def subset(self, names: tuple[str, ...]) -> dict[str, Any]:
         """The named settings, as a plain dict (a cache key)."""
@@ -306,6 +301,11 @@ class BovwPipeline:
     """
 
     def __init__(self, config: BovwConfig, context: RunContext) -> None:
+        if config.kernel in ("chi2", "intersection") and config.encoding in ("vlad", "fisher"):
+            raise ConfigError(
+                f"kernel {config.kernel!r} needs non-negative histograms; "
+                f"use kernel=linear or rbf with encoding={config.encoding}"
+            )
         self.config = config
         self.context = context
         self.model_name = f"bovw-{config.preset}"
