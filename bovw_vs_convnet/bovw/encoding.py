@@ -175,11 +175,10 @@ class SpatialPyramidEncoder(BaseEstimator, TransformerMixin):
             d = self._sq_dist(x[:20000])
             self.sigma_ = float(np.sqrt(np.median(d.min(axis=1))) + 1e-6)
         if self.method == "fisher":
-            from sklearn.mixture import GaussianMixture
-
             import warnings
 
             from sklearn.exceptions import ConvergenceWarning
+            from sklearn.mixture import GaussianMixture
 
             with warnings.catch_warnings():
                 # 30 EM steps from the k-means centres are enough for an encoding
