@@ -48,7 +48,8 @@ step() {  # step NAME TIMEOUT_S COMMAND...: run, log, keep going on failure
 step models 30 "$PY" -m bovw_vs_convnet models --num-classes 1000 --channels 3 --json
 RUN=("$PY" -m bovw_vs_convnet run convnet --dataset fashion-mnist --device "$DEV" --no-progress --json "${SIZE[@]}")
 step run_lenet5 80 "${RUN[@]}" --model lenet5 --epochs "$EP_L"
-step run_lenet5-1998 90 "${RUN[@]}" --model lenet5-1998 --epochs "$EP_L" --set preset=adamw
+step run_lenet5-1998 90 "${RUN[@]}" --model lenet5-1998 --epochs "$EP_L" \
+  --set preset=adamw --set augment= --set weight_decay=0
 step run_alexnet-small 100 "${RUN[@]}" --model alexnet-small --epochs "$EP_A" --set preset=adamw
 step bench_alexnet 110 "$PY" benchmarks/bench_alexnet.py --device "$DEV" --json "${ALEX[@]}"
 step bench_trainer_lenet5 45 "$PY" benchmarks/bench_trainer.py --device "$DEV" --json "${TR[@]}"

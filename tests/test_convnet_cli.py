@@ -11,7 +11,9 @@ from bovw_vs_convnet.convnet.registry import list_models
 
 
 def test_models_json_lists_every_model_with_its_parameter_count() -> None:
-    result = CliRunner().invoke(main, ["models", "--num-classes", "10", "--channels", "1", "--json"])
+    result = CliRunner().invoke(
+        main, ["models", "--num-classes", "10", "--channels", "1", "--json"]
+    )
     rows = {r["model"]: r for r in json.loads(result.output)}
     assert result.exit_code == 0
     assert sorted(rows) == list_models()
@@ -20,7 +22,9 @@ def test_models_json_lists_every_model_with_its_parameter_count() -> None:
 
 
 def test_models_counts_follow_classes_and_channels() -> None:
-    result = CliRunner().invoke(main, ["models", "--num-classes", "1000", "--channels", "3", "--json"])
+    result = CliRunner().invoke(
+        main, ["models", "--num-classes", "1000", "--channels", "3", "--json"]
+    )
     rows = {r["model"]: r["param_count"] for r in json.loads(result.output)}
     assert rows["alexnet-2012"] == 60_965_224
     assert rows["alexnet"] == 61_100_840
