@@ -164,3 +164,23 @@ def test_cuda_request_without_cuda_is_a_config_error(tmp_path: Path) -> None:
 )
 def test_horizontal_flip_only_where_the_classes_allow_it(dataset: str, allowed: bool) -> None:
     assert flip_allowed(dataset) is allowed
+
+
+def test_lazy_image_sets_train_through_a_dataloader(tmp_path: Path) -> None:
+    import cv2
+
+    from bovw_vs_convnet.data.imageset import LazyImages
+
+    eager = tiny_set(16)
+    paths = []
+    for i, img in enumerate(eager.images):
+        paths.append(tmp_path / f"{i}.png")
+        cv2.imwrite(str(paths[-1]), img[:, :, 0])
+    lazy = ImageSet(
+        images=LazyImages(paths, (28, 28), 1), labels=eager.labels, ids=eager.ids,
+        class_names=eager.class_names, name="tiny",
+    )  # fmt: skip
+    pipe = build_pipeline(config(epochs="1", workers="0"), context(tmp_path / "run"))
+    pipe.fit(lazy, None)
+    assert pipe.record_extra["data_path"] == "dataloader"
+    assert pipe.decision_scores(lazy).shape == (16, 4)
