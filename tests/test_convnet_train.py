@@ -173,7 +173,7 @@ def test_lazy_image_sets_train_through_a_dataloader(tmp_path: Path) -> None:
 
     eager = tiny_set(16)
     paths = []
-    for i, img in enumerate(eager.images):
+    for i, img in enumerate(eager.array()):
         paths.append(tmp_path / f"{i}.png")
         cv2.imwrite(str(paths[-1]), img[:, :, 0])
     lazy = ImageSet(
