@@ -25,7 +25,7 @@ def test_error_vs_size_uses_a_log_axis_and_marks_the_crossover() -> None:
     legend = ax.get_legend()
     assert legend is not None
     assert [t.get_text() for t in legend.get_texts()] == ["bovw/tiny", "convnet/lenet5"]
-    assert any("crossover ≈ 1,000" in t.get_text() for t in ax.texts)
+    assert any("crossover ≈ 1 000" in t.get_text() for t in ax.texts)
 
 
 def test_confusion_matrix_rows_are_normalised() -> None:

@@ -79,7 +79,8 @@ def estimate_crossover(
             None,
             "convnet-always-better",
             f"{convnet_name} is at least as good as {bovw_name} at every measured size "
-            f"({_fmt(lo)} to {_fmt(hi)} images): the crossover is below {_fmt(lo)}.",
+            f"({format_size(lo)} to {format_size(hi)} images): "
+            f"the crossover is below {format_size(lo)}.",
         )
     if diffs[-1] > 0:
         if all(d > 0 for d in diffs):
@@ -88,14 +89,14 @@ def estimate_crossover(
                 None,
                 "bovw-always-better",
                 f"{convnet_name} does not overtake {bovw_name} in the measured range "
-                f"({_fmt(lo)} to {_fmt(hi)} images).",
+                f"({format_size(lo)} to {format_size(hi)} images).",
             )
         return result(
             None,
             None,
             "bovw-better-at-largest",
             f"{convnet_name} does not stay ahead of {bovw_name} in the measured range: "
-            f"{bovw_name} is better at the largest size ({_fmt(hi)} images).",
+            f"{bovw_name} is better at the largest size ({format_size(hi)} images).",
         )
     # last index where BoVW is strictly better; the ConvNet leads (or ties) from i+1 on
     i = max(k for k, d in enumerate(diffs) if d > 0)
@@ -107,13 +108,13 @@ def estimate_crossover(
         size,
         (n0, n1),
         "crosses",
-        f"{convnet_name} overtakes {bovw_name} at about {_fmt(size)} training images "
-        f"(between {_fmt(n0)} and {_fmt(n1)}, log-linear interpolation).",
+        f"{convnet_name} overtakes {bovw_name} at about {format_size(size)} training images "
+        f"(between {format_size(n0)} and {format_size(n1)}, log-linear interpolation).",
     )
 
 
-def _fmt(n: float) -> str:
-    """A size for a sentence: ``1 000``-style grouping, 2 significant digits above 100."""
+def format_size(n: float) -> str:
+    """A size for a sentence or a label: ``1 000``-style, 2 significant digits above 100."""
     if n >= 100:
         digits = math.floor(math.log10(n)) - 1
         n = round(n / 10**digits) * 10**digits

@@ -26,7 +26,7 @@ matplotlib.use("Agg")  # files only; never a window
 import numpy as np
 from matplotlib.figure import Figure
 
-from bovw_vs_convnet.harness.crossover import Crossover
+from bovw_vs_convnet.harness.crossover import Crossover, format_size
 
 # svg text stays text (searchable, small); a fixed hash salt keeps SVG output reproducible
 matplotlib.rcParams["svg.fonttype"] = "none"
@@ -73,7 +73,7 @@ def error_vs_train_size_figure(
     if crossover is not None and crossover.size is not None:
         ax.axvline(crossover.size, color="0.3", linestyle="--", linewidth=1)
         ax.annotate(
-            f"crossover ≈ {crossover.size:,.0f}",
+            f"crossover ≈ {format_size(crossover.size)}",
             xy=(crossover.size, 0.95),
             xycoords=("data", "axes fraction"),
             ha="center",
