@@ -2,7 +2,7 @@
 
 Both describe the same Fashion-MNIST training images on the same grid (the
 ``small`` preset: images upscaled ×2 to 56×56, 4-px bins i.e. 16-px patches,
-a descriptor every 4 px, 121 per image) with the same normalisation (RootSIFT,
+a descriptor every 2 px, 441 per image) with the same normalisation (RootSIFT,
 contrast threshold). OpenCV runs ``SIFT.compute`` image by image, on one core
 and then in two worker processes; the numpy extractor runs on one thread and on
 two; and the numpy ``resample`` mode (resample to 56×56 first, then describe:
@@ -47,9 +47,10 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=10000, help="images described per round")
     parser.add_argument("--opencv-images", type=int, default=2000, help="fewer for OpenCV")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--step", type=int, default=2, help="grid step (px of the ×2 image)")
     args = parser.parse_args()
     images = _images(args.images)
-    grid: dict[str, Any] = {"bin_sizes": (4,), "step": 4, "upscale": 2.0}
+    grid: dict[str, Any] = {"bin_sizes": (4,), "step": args.step, "upscale": 2.0}
     variants = {
         "opencv_1core": (DenseSift(**grid, backend="opencv", n_jobs=1), args.opencv_images),
         "opencv_2proc": (DenseSift(**grid, backend="opencv", n_jobs=2), args.opencv_images),
