@@ -22,13 +22,13 @@ LOG="$OUT/gpu_check.log"
 : > "$LOG"
 
 if [[ "${GPU_CHECK_DRY:-0}" == 1 ]]; then
-  DEV=cpu; SIZE=(--train-size 300); EP_L=1; EP_A=1
+  DEV=cpu; SIZE=(--train-size 300); EP_L=1; EP_R=1; EP_A=1
   ALEX=(--batch-size 2 --steps 2 --warmup 1 --repeats 1)
   TR=(--images 256 --repeats 1)
 else
-  DEV=cuda; SIZE=(); EP_L=30; EP_A=30
+  DEV=cuda; SIZE=(); EP_L=30; EP_R=45; EP_A=30
   ALEX=(--batch-size 128 --steps 30 --warmup 10 --repeats 2 --compile)
-  TR=(--images 20000 --repeats 3)
+  TR=(--images 10000 --repeats 3)
 fi
 
 step() {  # step NAME TIMEOUT_S COMMAND...: run, log, keep going on failure
@@ -45,13 +45,13 @@ step() {  # step NAME TIMEOUT_S COMMAND...: run, log, keep going on failure
 
 { nvidia-smi || true; "$PY" -c "import torch, torchvision; print(torch.__version__, torchvision.__version__, torch.cuda.is_available())"; git rev-parse HEAD 2>/dev/null || true; } > "$OUT/env.txt" 2>&1
 
-step models 30 "$PY" -m bovw_vs_convnet models --num-classes 1000 --channels 3 --json
+step models 25 "$PY" -m bovw_vs_convnet models --num-classes 1000 --channels 3 --json
 RUN=("$PY" -m bovw_vs_convnet run convnet --dataset fashion-mnist --device "$DEV" --no-progress --json "${SIZE[@]}")
 step run_lenet5 80 "${RUN[@]}" --model lenet5 --epochs "$EP_L"
-step run_lenet5-1998 90 "${RUN[@]}" --model lenet5-1998 --epochs "$EP_L" \
-  --set preset=adamw --set augment= --set weight_decay=0
+step run_lenet5-1998 100 "${RUN[@]}" --model lenet5-1998 --epochs "$EP_R" \
+  --set preset=adamw --set augment=flip --set weight_decay=0 --set tta_flip=true
 step run_alexnet-small 100 "${RUN[@]}" --model alexnet-small --epochs "$EP_A" --set preset=adamw
 step bench_alexnet 110 "$PY" benchmarks/bench_alexnet.py --device "$DEV" --json "${ALEX[@]}"
-step bench_trainer_lenet5 45 "$PY" benchmarks/bench_trainer.py --device "$DEV" --json "${TR[@]}"
+step bench_trainer_lenet5 40 "$PY" benchmarks/bench_trainer.py --device "$DEV" --json "${TR[@]}"
 "$PY" benchmarks/gpu_figures.py "$OUT" 2>> "$LOG" | tee -a "$LOG"
 echo "total ${SECONDS} s" | tee -a "$LOG"
