@@ -5,8 +5,10 @@ In the manner of VLFeat's ``phow_caltech101.m``: one configuration block
 cached on disk (joblib) under a key of the settings it depends on and the
 split fingerprint, and a ``tiny`` preset for a quick run.
 
-Expected figures (this project's runs, see ``benchmarks/RESULTS-bovw.md``):
-Fashion-MNIST with the ``small`` preset, 54 000 training images, ≈ 10 % top-1 error.
+Expected figures (measured, see ``benchmarks/RESULTS-bovw.md``): Fashion-MNIST
+with the ``small`` preset (the default), 54 000 training images: 8.46 % top-1,
+0.18 % top-5, 6.4 min for the whole run on 2 busy cores, 2.6 GiB peak; digits
+with ``tiny``: 3.9 % top-1 in seconds.
 
 Stages:
 
