@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 def _fit_binary_exact(k_train: np.ndarray, target: np.ndarray, c: float, max_iter: int) -> Any:
     from sklearn.svm import SVC
 
-    return SVC(kernel="precomputed", C=c, max_iter=max_iter).fit(k_train, target)
+    # libsvm counts single SMO steps: no cap (a liblinear-sized one stops it half-way)
+    return SVC(kernel="precomputed", C=c, max_iter=-1).fit(k_train, target)
 
 
 def _fit_binary_linear(x: Any, target: np.ndarray, c: float, max_iter: int) -> Any:
@@ -51,7 +52,7 @@ class KernelSvm(BaseEstimator, ClassifierMixin):
         select_max_train: when choosing C on a larger training set, compare the
             costs on a seeded, class-stratified subset of this many images, then
             train once on everything with the best (None: always on everything).
-        max_iter: solver iteration cap.
+        max_iter: liblinear iteration cap (the exact libsvm solver runs to convergence).
         n_jobs: classes trained in parallel (threads).
 
     Attributes:
