@@ -36,7 +36,7 @@ def fashion() -> tuple:
 @pytest.mark.parametrize("backend", ["numpy", "opencv"])
 def test_small_preset_on_a_fashion_mnist_subset(
     fashion: tuple, backend: str, tmp_path: Path
-) -> None:  # type: ignore[type-arg]
+) -> None:
     train, val, test = fashion
     cfg = build_config(BovwConfig, {"preset": "small", "sift_backend": backend})
     ctx = RunContext(
