@@ -92,3 +92,11 @@ def test_seed_option_gives_several_seeds_to_every_entry(tmp_path: Path) -> None:
     assert result.exit_code == 0
     runs = json.loads(result.stdout)["runs"]
     assert [(r["seed"], r["train_size"]) for r in runs] == [(3, 50), (4, 50)]
+
+
+def test_ilsvrc_style_prints_rank_name_error_rate_description(tmp_path: Path) -> None:
+    path = _write(tmp_path, '[[run]]\npipeline = "probe"\nseeds = [0]\n')
+    args = ["bench", str(path), "--runs-dir", str(tmp_path / "r"), "--style", "ilsvrc"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0
+    assert "| Rank | Name | Error rate | Description |" in result.output

@@ -77,6 +77,13 @@ def _outcome_json(outcome: Any) -> dict[str, Any]:
     show_default=True,
     help="Format of the leaderboard printed at the end.",
 )
+@click.option(
+    "--style",
+    type=click.Choice(["default", "ilsvrc"]),
+    default="default",
+    show_default=True,
+    help="Table style: ilsvrc is Rank, Name, Error rate (top-5), Description.",
+)
 @json_option
 @runs_dir_option
 @data_dir_option
@@ -91,6 +98,7 @@ def bench(
     n_jobs: int,
     no_progress: bool,
     fmt: str,
+    style: str,
     as_json: bool,
     runs_dir: Path,
     data_dir: Path | None,
@@ -191,7 +199,7 @@ def bench(
             f"{counts['failed']} failed in {wall:.1f} s\n"
         )
         if tables:
-            click.echo(render(tables, fmt).rstrip("\n"))
+            click.echo(render(tables, fmt, style=style).rstrip("\n"))
         ablation = ablation_table(records)
         if ablation:
             click.echo("\n" + ablation.rstrip("\n"))
