@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bovw_vs_convnet.bovw.pipeline import BovwConfig, build_pipeline
+from bovw_vs_convnet.bovw.pipeline import BovwConfig, build_pipeline, make_sklearn_pipeline
 from bovw_vs_convnet.config import build_config
 from bovw_vs_convnet.data.imageset import ImageSet
 from bovw_vs_convnet.errors import ConfigError
@@ -122,3 +122,13 @@ def test_gallery_png_is_written(tmp_path: Path) -> None:
     grid = cv2.imread(str(tmp_path / "visual_words.png"), cv2.IMREAD_GRAYSCALE)
     assert grid is not None
     assert grid.shape == (8 * 34, 8 * 34)  # 8 words (tiny preset) × 8 patches, 32 px + 2 px gap
+
+
+def test_stages_compose_as_a_scikit_learn_pipeline() -> None:
+    train, _, test = _digits()
+    pipe = make_sklearn_pipeline(build_config(BovwConfig, {"preset": "tiny"}), n_classes=10)
+    pipe.fit(train.array(), train.labels)
+    scores = pipe.decision_function(test.array())
+    assert [name for name, _ in pipe.steps] == ["sift", "encode", "svm"]
+    assert scores.shape == (300, 10)
+    assert (scores.argmax(axis=1) != test.labels).mean() < 0.15

@@ -225,6 +225,24 @@ def make_classifier(cfg: BovwConfig, n_classes: int, n_jobs: int) -> KernelSvm:
     )
 
 
+def make_sklearn_pipeline(cfg: BovwConfig, n_classes: int, seed: int = 0, n_jobs: int = 1) -> Any:
+    """The stages of ``cfg`` as one scikit-learn ``Pipeline`` on uint8 image arrays.
+
+    ``fit(images, labels)`` then ``decision_function(images)``; all descriptors are
+    held in memory and nothing is cached, so use it for small sets and experiments
+    (:class:`BovwPipeline` streams, caches and chooses C on validation images).
+    """
+    from sklearn.pipeline import Pipeline
+
+    return Pipeline(
+        [
+            ("sift", make_extractor(cfg, n_jobs)),
+            ("encode", make_encoder(cfg, seed)),
+            ("svm", make_classifier(cfg, n_classes, n_jobs)),
+        ]
+    )
+
+
 def _vocabulary_images(images: ImageSet, n: int, seed: int) -> np.ndarray:
     """A seeded, sorted choice of at most ``n`` image positions."""
     rng = np.random.default_rng(seed)
