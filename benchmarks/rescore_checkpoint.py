@@ -1,4 +1,4 @@
-"""Score the test set again from a finished convnet run's checkpoint, with and without test-time flip.
+"""Score the test set again from a finished convnet run's checkpoint, with and without TTA flip.
 
 Rebuilds the run's split and pipeline from its ``record.json``, loads the final
 checkpoint (no training: the run is finished) and prints top-1/top-5 test error of
