@@ -125,3 +125,15 @@ def test_curves_keep_the_newest_recipe_when_one_size_has_several() -> None:
     new.update(config={"model": "lenet5", "epochs": 80}, created_at="2026-11-26T18:00:00+00:00")
     (curves,) = training_size_curves([new, old]).values()
     assert curves == {"convnet/lenet5": {100: [0.3]}}
+
+
+def test_size_figure_leaves_out_rows_measured_at_one_size(tmp_path: Path) -> None:
+    records = [
+        *crossover_records(),
+        fake_record("baseline", "svm", n_train=10000, seed=0, top1=0.2),
+    ]
+    text = write_report(records, tmp_path / "out").read_text()
+    svg = next((tmp_path / "out" / "figures").glob("*error-vs-size.svg")).read_text()
+    assert "convnet/lenet5" in svg
+    assert "baseline/svm" not in svg
+    assert "baseline/svm" in text  # still a row of the tables

@@ -339,8 +339,10 @@ def _dataset_figures(
     out: list[Figure] = []
     statements: list[str] = []
     ok = [r for r in records if r.get("status", "ok") == "ok" and r.get("top1_err") is not None]
-    for curves in training_size_curves(ok).values():
-        if max(len(points) for points in curves.values()) < 2:
+    for all_curves in training_size_curves(ok).values():
+        # a row measured at one size is a point in the tables, not a curve
+        curves = {name: points for name, points in all_curves.items() if len(points) >= 2}
+        if not curves:
             continue
         cross = crossover_of(curves)
         caption = "Mean top-1 error over seeds, bars ± one standard deviation; nested subsets."
