@@ -42,3 +42,10 @@ def test_flip_mirrors_about_half_the_batch_reproducibly() -> None:
     flipped = int((a[:, 0, 0, 0] == 3.0).sum())
     assert torch.equal(a, b)
     assert 35 <= flipped <= 65
+
+
+def test_adapter_resizes_images_under_half_the_input_instead_of_padding() -> None:
+    adapter = InputAdapter((8, 8), 1, 32, "pad", 1, mean=[0.0], std=[1.0])
+    out = adapter(torch.full((2, 1, 8, 8), 255, dtype=torch.uint8))  # (2, 1, 32, 32)
+    assert adapter.describe()["resize"] == "resize"
+    assert out.shape == (2, 1, 32, 32) and out.min().item() == 1.0  # filled, not padded

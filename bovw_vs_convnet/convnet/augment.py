@@ -22,8 +22,9 @@ AUGMENTATIONS = ("translate", "flip", "affine")
 class InputAdapter(nn.Module):
     """uint8 (B, C, H, W) → normalised float (B, C', S, S) at the model's input size.
 
-    ``fit="pad"`` centre-pads images smaller than ``size`` with zeros (LeNet-5's 28→32
-    padding) and resizes larger ones; ``fit="resize"`` always resizes (bilinear, with
+    ``fit="pad"`` centre-pads images smaller than ``size`` but at least half of it
+    (LeNet-5's 28→32 padding) and resizes the others (an 8×8 digit padded into 32×32
+    would vanish under the pooling layers); ``fit="resize"`` always resizes (bilinear, with
     antialiasing when shrinking). ``out_channels`` larger than the data's replicates
     a grayscale channel. ``mean``/``std`` are per data channel, in [0, 1] units.
     """
@@ -51,7 +52,7 @@ class InputAdapter(nn.Module):
         h, w = image_hw
         if (h, w) == (size, size):
             self.mode = "none"
-        elif fit == "pad" and h <= size and w <= size:
+        elif fit == "pad" and size // 2 <= min(h, w) and max(h, w) <= size:
             self.mode = "pad"
         else:
             self.mode = "resize"
