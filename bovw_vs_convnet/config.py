@@ -99,6 +99,9 @@ def build_config(cls: type[C], overrides: Mapping[str, Any] | None = None) -> C:
 
     ``cls`` may define ``PRESETS: ClassVar[dict[str, dict[str, Any]]]``; the key
     ``preset`` in ``overrides`` selects one, applied before the other overrides.
+    When no preset is named and ``cls`` has a classmethod
+    ``default_preset(overrides) -> str | None``, the preset it names is applied
+    (e.g. the recipe a ConvNet trains well with).
     Raises :class:`ConfigError` for an unknown key, an unknown preset or a value
     that does not fit the field's type.
     """
@@ -108,6 +111,9 @@ def build_config(cls: type[C], overrides: Mapping[str, Any] | None = None) -> C:
     values: dict[str, Any] = {}
     presets: Mapping[str, Mapping[str, Any]] = getattr(cls, "PRESETS", {})
     preset = overrides.pop("preset", None)
+    default_preset = getattr(cls, "default_preset", None)
+    if preset is None and default_preset is not None:
+        preset = default_preset(overrides)
     if preset is not None:
         if preset not in presets:
             raise ConfigError(

@@ -79,3 +79,21 @@ def test_bad_values_are_refused(key: str, value: str, message: str) -> None:
 
 def test_config_to_dict_is_json_ready() -> None:
     assert config_to_dict(ToyConfig())["levels"] == [1, 2]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    PRESETS: ClassVar[dict[str, dict[str, object]]] = {"slow": {"lr": 0.001}}
+
+    model: str = "a"
+    lr: float = 0.1
+
+    @classmethod
+    def default_preset(cls, overrides: dict[str, object]) -> str | None:
+        return "slow" if overrides.get("model") == "b" else None
+
+
+def test_default_preset_applies_when_none_is_named() -> None:
+    assert build_config(ModelConfig, {"model": "b"}).lr == 0.001
+    assert build_config(ModelConfig, {"model": "a"}).lr == 0.1
+    assert build_config(ModelConfig, {"model": "b", "lr": 0.5}).lr == 0.5

@@ -184,3 +184,24 @@ def test_lazy_image_sets_train_through_a_dataloader(tmp_path: Path) -> None:
     pipe.fit(lazy, None)
     assert pipe.record_extra["data_path"] == "dataloader"
     assert pipe.decision_scores(lazy).shape == (16, 4)
+
+
+@pytest.mark.parametrize(
+    ("model", "optimizer", "weight_decay", "augment"),
+    [
+        ("lenet5", "sgd", 5e-4, ("translate", "flip")),
+        ("lenet5-1998", "adamw", 0.0, ("flip",)),
+        ("alexnet-small", "adamw", 5e-2, ("translate", "flip")),
+        ("alexnet-small-no-fc7", "adamw", 5e-2, ("translate", "flip")),
+    ],
+)
+def test_each_model_gets_its_recipe_when_no_preset_is_named(
+    model: str, optimizer: str, weight_decay: float, augment: tuple[str, ...]
+) -> None:
+    cfg = build_config(ConvNetConfig, {"model": model})
+    assert (cfg.optimizer, cfg.weight_decay, cfg.augment) == (optimizer, weight_decay, augment)
+
+
+def test_a_named_preset_overrides_the_model_recipe() -> None:
+    cfg = build_config(ConvNetConfig, {"model": "alexnet-small", "preset": "alexnet-paper"})
+    assert (cfg.optimizer, cfg.lr, cfg.schedule) == ("sgd", 0.01, "step")
