@@ -9,7 +9,16 @@ from typing import Any
 
 import click
 
-from bovw_vs_convnet.cli.options import data_dir_option, json_option, runs_dir_option
+from bovw_vs_convnet.cli.options import (
+    data_dir_option,
+    device_option,
+    format_option,
+    jobs_option,
+    json_option,
+    no_progress_option,
+    runs_dir_option,
+    style_option,
+)
 
 
 def _pct(value: float | None) -> str:
@@ -58,32 +67,11 @@ def _outcome_json(outcome: Any) -> dict[str, Any]:
     help="Run every entry with this seed instead (repeatable; several give mean ± std).",
 )
 @click.option("--force", is_flag=True, help="Rerun runs that are already stored.")
-@click.option(
-    "--device",
-    type=click.Choice(["auto", "cpu", "cuda"]),
-    default="auto",
-    show_default=True,
-    help="Where ConvNets run; other pipelines ignore it.",
-)
-@click.option(
-    "--jobs", "n_jobs", type=int, default=-1, show_default=True, help="CPU workers (-1: all cores)."
-)
-@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["md", "csv", "html", "latex", "json"]),
-    default="md",
-    show_default=True,
-    help="Format of the leaderboard printed at the end.",
-)
-@click.option(
-    "--style",
-    type=click.Choice(["default", "ilsvrc"]),
-    default="default",
-    show_default=True,
-    help="Table style: ilsvrc is Rank, Name, Error rate (top-5), Description.",
-)
+@device_option
+@jobs_option
+@no_progress_option
+@format_option
+@style_option
 @json_option
 @runs_dir_option
 @data_dir_option

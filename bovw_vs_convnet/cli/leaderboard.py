@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from bovw_vs_convnet.cli.options import runs_dir_option
+from bovw_vs_convnet.cli.options import format_option, runs_dir_option, style_option
 
 
 @click.command("leaderboard")
@@ -14,21 +14,8 @@ from bovw_vs_convnet.cli.options import runs_dir_option
     "--dataset", default=None, help="Only runs on this dataset (a name or an ImageFolder path)."
 )
 @click.option("--pipeline", default=None, help="Only runs of this pipeline.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["md", "csv", "html", "latex", "json"]),
-    default="md",
-    show_default=True,
-    help="Output format.",
-)
-@click.option(
-    "--style",
-    type=click.Choice(["default", "ilsvrc"]),
-    default="default",
-    show_default=True,
-    help="default: timm-like columns; ilsvrc: Rank, Name, Error rate (top-5), Description.",
-)
+@format_option
+@style_option
 @click.option(
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),

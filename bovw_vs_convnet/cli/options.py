@@ -32,3 +32,34 @@ data_dir_option = click.option(
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print the result as JSON on stdout."
 )
+
+device_option = click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="Where ConvNets run; other pipelines ignore it.",
+)
+
+jobs_option = click.option(
+    "--jobs", "n_jobs", type=int, default=-1, show_default=True, help="CPU workers (-1: all cores)."
+)
+
+no_progress_option = click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+
+format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["md", "csv", "html", "latex", "json"]),
+    default="md",
+    show_default=True,
+    help="Format of the leaderboard.",
+)
+
+style_option = click.option(
+    "--style",
+    type=click.Choice(["default", "ilsvrc"]),
+    default="default",
+    show_default=True,
+    help="default: timm-like columns; ilsvrc: Rank, Name, Error rate (top-5), Description.",
+)

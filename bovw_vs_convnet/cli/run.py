@@ -8,7 +8,14 @@ from typing import Any
 
 import click
 
-from bovw_vs_convnet.cli.options import data_dir_option, json_option, runs_dir_option
+from bovw_vs_convnet.cli.options import (
+    data_dir_option,
+    device_option,
+    jobs_option,
+    json_option,
+    no_progress_option,
+    runs_dir_option,
+)
 from bovw_vs_convnet.config import parse_set_options
 from bovw_vs_convnet.errors import ConfigError
 
@@ -72,20 +79,12 @@ def summary(record: dict[str, Any]) -> str:
 @click.option(
     "--epochs", type=click.IntRange(min=1), default=None, help="Shorthand for --set epochs=E."
 )
-@click.option(
-    "--device",
-    type=click.Choice(["auto", "cpu", "cuda"]),
-    default="auto",
-    show_default=True,
-    help="Where ConvNets run; other pipelines ignore it.",
-)
-@click.option(
-    "--jobs", "n_jobs", type=int, default=-1, show_default=True, help="CPU workers (-1: all cores)."
-)
+@device_option
+@jobs_option
 @click.option(
     "--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint."
 )
-@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@no_progress_option
 @json_option
 @runs_dir_option
 @data_dir_option
