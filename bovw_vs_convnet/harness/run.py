@@ -10,7 +10,6 @@ import logging
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,7 @@ import numpy as np
 
 from bovw_vs_convnet import __version__
 from bovw_vs_convnet.config import build_config, config_to_dict
-from bovw_vs_convnet.data.imageset import ImageSet
-from bovw_vs_convnet.errors import DataError
+from bovw_vs_convnet.data.split import Split
 from bovw_vs_convnet.harness import metrics as metrics_mod
 from bovw_vs_convnet.harness import provenance
 from bovw_vs_convnet.harness.protocol import RunContext
@@ -32,32 +30,6 @@ log = logging.getLogger(__name__)
 CACHE_ENV = "BVC_CACHE_DIR"
 
 
-@dataclass(frozen=True)
-class LoadedSplit:
-    """The three image sets of a split and what identifies it."""
-
-    train: ImageSet
-    val: ImageSet | None
-    test: ImageSet
-    fingerprint: str
-    params: dict[str, Any]
-    dataset: str
-
-
-def _part(part: Any, pool: list[ImageSet]) -> ImageSet | None:
-    """A split part as an ImageSet: already one, or sample ids looked up in the dataset."""
-    if part is None or isinstance(part, ImageSet):
-        return part
-    ids = np.asarray(part).astype(str)
-    if ids.size == 0:
-        return None
-    for source in pool:
-        source_ids = set(source.ids.astype(str).tolist())
-        if all(i in source_ids for i in ids):
-            return source.select_ids(ids)
-    raise DataError("split ids are not all in one part of the dataset")
-
-
 def load_split(
     dataset: str,
     *,
@@ -66,27 +38,15 @@ def load_split(
     val_fraction: float = 0.1,
     test_fraction: float = 0.2,
     data_dir: Path | None = None,
-) -> LoadedSplit:
-    """Load ``dataset`` (a manifest name or an ImageFolder path) and make its common split."""
+) -> tuple[str, Split]:
+    """Load ``dataset`` (a manifest name or an ImageFolder path): its name and common split."""
     from bovw_vs_convnet.data import load_dataset, make_split
 
     ds = load_dataset(dataset, data_dir=data_dir)
     split = make_split(
-        ds,
-        seed=seed,
-        train_size=train_size,
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
+        ds, seed=seed, train_size=train_size, val_fraction=val_fraction, test_fraction=test_fraction
     )
-    pool = [p for p in (ds.train, ds.test) if p is not None]
-    train = _part(split.train, pool)
-    test = _part(split.test, pool)
-    if train is None or test is None:
-        raise DataError(f"dataset {dataset!r}: the split has an empty train or test part")
-    val = _part(split.val, pool)
-    if val is not None and len(val) == 0:
-        val = None
-    return LoadedSplit(train, val, test, str(split.fingerprint), dict(split.params), str(ds.name))
+    return ds.name, split
 
 
 def cache_dir_for(runs_dir: Path) -> Path:
@@ -145,7 +105,7 @@ def run_pipeline(
     spec = get_pipeline(pipeline)
     config = build_config(spec.config_class(), overrides)
     config_dict = config_to_dict(config)
-    data = load_split(
+    dataset_name, data = load_split(
         dataset,
         seed=seed,
         train_size=train_size,
@@ -155,7 +115,7 @@ def run_pipeline(
     )
     store = ResultStore(runs_dir)
     store.recover()
-    key = config_key(pipeline, config_dict, data.fingerprint, dataset=data.dataset, seed=seed)
+    key = config_key(pipeline, config_dict, data.fingerprint, dataset=dataset_name, seed=seed)
     if skip_existing:
         done = store.list_runs(config_key=key)
         if done:
@@ -180,7 +140,7 @@ def run_pipeline(
         "error": None,
         "pipeline": pipeline,
         "model": _model_name(None, config, pipeline),
-        "dataset": data.dataset,
+        "dataset": dataset_name,
         "split_fingerprint": data.fingerprint,
         "split": data.params,
         "seed": seed,
