@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from bovw_vs_convnet.cli import main
 from bovw_vs_convnet.data.imageset import ImageSet
+from bovw_vs_convnet.data.split import Split
 from bovw_vs_convnet.errors import DataError
 from bovw_vs_convnet.harness import run as run_mod
 from bovw_vs_convnet.harness.store import ResultStore
@@ -51,7 +52,7 @@ def toy_split(monkeypatch):
         train, val, test = _images(30, 0), _images(6, 100), _images(9, 200)
         params = {"dataset": dataset, **kwargs}
         params.pop("data_dir", None)
-        return run_mod.LoadedSplit(train, val, test, "f" * 64, params, dataset)
+        return dataset, Split(train, val, test, "f" * 64, params)
 
     monkeypatch.setattr(run_mod, "load_split", fake_load_split)
 
