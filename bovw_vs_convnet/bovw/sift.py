@@ -97,23 +97,38 @@ def grid_centres(n: int, bin_size: int, step: int) -> np.ndarray:
     return first + step * np.arange(count)
 
 
+def _sift_scale(
+    raw: np.ndarray,
+    contrast: np.ndarray,
+    threshold: float,
+    root: bool,
+    norm: np.ndarray | None = None,
+) -> np.ndarray:
+    """In place on (M, 128) ``raw``: clip at 0.2 L2 norm (Lowe), and with ``root`` the
+    square root; returns the (M,) factors that finish the normalisation (zero where
+    contrast < threshold). ``norm``: the rows' L2 norms, when known already.
+    """
+    if norm is None:
+        norm = np.sqrt(np.einsum("ij,ij->i", raw, raw))
+    np.minimum(raw, (0.2 * norm)[:, None], out=raw)
+    keep = contrast >= threshold
+    if root:
+        l1 = raw @ _ONES128  # (a BLAS product: much faster than .sum(axis=1) here)
+        np.sqrt(raw, out=raw)
+        scale = np.where(keep, 1.0 / np.sqrt(np.maximum(l1, 1e-12)), 0.0)
+    else:
+        norm = np.sqrt(np.einsum("ij,ij->i", raw, raw))
+        scale = np.where(keep, 1.0 / np.maximum(norm, 1e-12), 0.0)
+    return scale.astype(raw.dtype, copy=False)
+
+
 def _normalise_sift(raw: np.ndarray, contrast: np.ndarray, threshold: float, root: bool) -> None:
     """In place: L2, clip at 0.2, L2 again (Lowe); zero where contrast < threshold; RootSIFT.
 
     With ``root`` the second L2 step is skipped: the L1 normalisation that
     follows makes it a no-op.
     """
-    norm = np.sqrt(np.einsum("ij,ij->i", raw, raw))
-    np.minimum(raw, (0.2 * norm)[:, None], out=raw)
-    keep = contrast >= threshold
-    if root:
-        l1 = raw.sum(axis=1)
-        np.sqrt(raw, out=raw)
-        scale = np.where(keep, 1.0 / np.sqrt(np.maximum(l1, 1e-12)), 0.0)
-    else:
-        norm = np.sqrt(np.einsum("ij,ij->i", raw, raw))
-        scale = np.where(keep, 1.0 / np.maximum(norm, 1e-12), 0.0)
-    raw *= scale[:, None].astype(raw.dtype)
+    raw *= _sift_scale(raw, contrast, threshold, root)[:, None]
 
 
 # Soft orientation binning by table: 64 angle steps (≤ 2.8° from exact interpolation),
@@ -125,6 +140,8 @@ _ORIENT_TABLE = np.maximum(
     - np.abs(((np.arange(_N_ANGLES)[:, None] * 8 / _N_ANGLES - np.arange(8)[None]) + 4) % 8 - 4),
 ).astype(np.float32)
 _ORIENT_ROWS = np.ascontiguousarray(_ORIENT_TABLE).view(np.complex128)  # 8 floats = 4 items
+_ONES8 = np.ones(8, np.float32)
+_ONES128 = np.ones(SIFT_DIM, np.float32)
 
 
 class _DenseGeometry:
@@ -174,6 +191,11 @@ class _DenseGeometry:
         # VLFeat's "fast" window: flat inside a bin, Gaussian weight of the bin centre
         g = np.exp(-0.5 * (offs / (window * bin_size)) ** 2)
         self.bin_weight = np.outer(g, g).astype(np.float32)  # (4y, 4x)
+        # its few distinct values (3 for the symmetric window), and for each descriptor
+        # bin the cell of the pooled map times its weight, stacked value after value
+        self.weight_values, which = np.unique(self.bin_weight, return_inverse=True)
+        n_cells = len(by) * len(bx)
+        self.weighted_flat = (which.reshape(1, 1, 4, 4) * n_cells + self.flat).reshape(-1)
         # total window weight, to turn a descriptor's sum into a mean gradient magnitude
         self.weight = float(self.bin_weight.sum() * (bin_size / sy) * (bin_size / sx))
         gy, gx = np.meshgrid(self.cy, self.cx, indexing="ij")
@@ -190,10 +212,23 @@ def _tri_matrix(n: int, centres: np.ndarray, width: float) -> np.ndarray:
     return np.maximum(0.0, 1.0 - np.abs(pix - centres[:, None]) / width)
 
 
+# Images per pass of the per-descriptor steps (gather, clip, normalise): their
+# (c, n_desc, 128) working array then stays in the L2 cache (~0.9 MB for 4 images
+# of 441 descriptors) instead of streaming a whole batch through memory per step.
+_POST_CHUNK = 4
+
+
 def dense_sift_numpy(
-    gray: np.ndarray, geo: _DenseGeometry, contrast_threshold: float, root: bool
+    gray: np.ndarray,
+    geo: _DenseGeometry,
+    contrast_threshold: float,
+    root: bool,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Dense SIFT of a batch: float32 (B, H, W) in [0, 1] → (B, n_desc, 128), vectorised."""
+    """Dense SIFT of a batch: float32 (B, H, W) in [0, 1] → (B, n_desc, 128), vectorised.
+
+    ``out``, when given, is a float32 (B, n_desc, 128) array (a view is fine) to fill.
+    """
     b = gray.shape[0]
     gx = geo.ay @ gray @ geo.dx_t  # (B, Ha, Wa)
     gy = geo.dy @ gray @ geo.ax_t
@@ -207,15 +242,59 @@ def dense_sift_numpy(
     o = np.take(_ORIENT_ROWS, q, axis=0).view(np.float32)  # (B, Ha, Wa, 8)
     o *= mag[..., None]
     p = geo.py @ o.reshape(b, geo.ha, geo.wa * 8)  # (B, Uy, Wa*8)
-    p = p.reshape(b, -1, geo.wa, 8).transpose(0, 1, 3, 2) @ geo.px_t  # (B, Uy, 8, Ux)
-    p = np.ascontiguousarray(p.transpose(0, 1, 3, 2)).reshape(b, -1, 8)  # (B, Uy*Ux, 8)
-    raw = np.take(p, geo.flat, axis=1)  # (B, ny, nx, 4y, 4x, 8)
-    raw *= geo.bin_weight[:, :, None]
-    pooled_mag = np.take(p.sum(axis=2), geo.flat, axis=1)  # (B, ny, nx, 4y, 4x)
-    contrast = (pooled_mag.reshape(-1, 16) @ geo.bin_weight.reshape(16)) * (1.0 / geo.weight)
-    raw = raw.reshape(-1, SIFT_DIM)
-    _normalise_sift(raw, contrast, contrast_threshold, root)
-    return raw.reshape(b, geo.n_desc, SIFT_DIM)
+    pt = p.reshape(b, -1, geo.wa, 8).transpose(0, 1, 3, 2) @ geo.px_t  # (B, Uy, 8, Ux)
+    uy, ux = pt.shape[1], pt.shape[3]
+    n_cells = uy * ux
+    # the pooled map, orientation last, times each distinct window weight, so that one
+    # gather gives the weighted descriptors: raw[..., k, :] = w_k * p[cell_k]
+    nw = len(geo.weight_values)
+    pw = np.empty((b, nw * n_cells, 8), np.float32)
+    np.multiply(
+        pt.transpose(0, 1, 3, 2)[:, None],
+        geo.weight_values[:, None, None, None],
+        out=pw.reshape(b, nw, uy, ux, 8),
+    )
+    # per cell: sum over orientations (as numpy's pairwise sum of 8 adds them) and the
+    # sum of squares, contiguous along x in this layout
+    o_ = [pt[:, :, k] for k in range(8)]
+    cell_mag = ((o_[0] + o_[1]) + (o_[2] + o_[3])) + ((o_[4] + o_[5]) + (o_[6] + o_[7]))
+    cell_mag = cell_mag.reshape(b, n_cells)
+    cell_sq = (_ONES8 @ (pt * pt)).reshape(b, n_cells)
+    if root:
+        # RootSIFT takes square roots after clipping, and sqrt(min(x, t)) equals
+        # min(sqrt(x), sqrt(t)): take them here, on the cells, ~3× fewer values
+        np.sqrt(pw, out=pw)
+    flat = geo.flat.reshape(geo.n_desc, 16)
+    wflat = geo.weighted_flat  # (n_desc * 16,) into pw's cells
+    if out is None:
+        out = np.empty((b, geo.n_desc, SIFT_DIM), np.float32)
+    c = min(_POST_CHUNK, b)
+    buf = np.empty((c, geo.n_desc * 16, 8), np.float32)
+    inv_weight = 1.0 / geo.weight
+    w16 = geo.bin_weight.reshape(16)
+    w16_sq = w16 * w16
+    for i in range(0, b, c):
+        j = min(i + c, b)
+        raw = buf[: j - i]
+        np.take(pw[i:j], wflat, axis=1, out=raw, mode="clip")
+        pooled_mag = np.take(cell_mag[i:j], flat, axis=1, mode="clip")  # (c, n_desc, 16)
+        contrast = (pooled_mag.reshape(-1, 16) @ w16) * inv_weight
+        norm2 = np.take(cell_sq[i:j], flat, axis=1, mode="clip").reshape(-1, 16) @ w16_sq
+        raw2 = raw.reshape(-1, SIFT_DIM)
+        if root:
+            np.minimum(raw2, np.sqrt(0.2 * np.sqrt(norm2))[:, None], out=raw2)
+            l1 = np.einsum("ij,ij->i", raw2, raw2)  # of the clipped values, before roots
+            scale = np.where(
+                contrast >= contrast_threshold, 1.0 / np.sqrt(np.maximum(l1, 1e-12)), 0.0
+            ).astype(np.float32)
+        else:
+            scale = _sift_scale(raw2, contrast, contrast_threshold, root, np.sqrt(norm2))
+        np.multiply(
+            raw.reshape(j - i, geo.n_desc, SIFT_DIM),
+            scale.reshape(j - i, geo.n_desc, 1),
+            out=out[i:j],
+        )
+    return out
 
 
 def _batches(n: int, size: int) -> list[slice]:
@@ -349,8 +428,12 @@ class DenseSift(BaseEstimator, TransformerMixin):
 
             def run(sl: slice) -> None:
                 for g, s0 in zip(geos, starts, strict=False):
-                    values[sl, s0 : s0 + g.n_desc] = dense_sift_numpy(
-                        gray[sl], g, self.contrast_threshold, self.root
+                    dense_sift_numpy(
+                        gray[sl],
+                        g,
+                        self.contrast_threshold,
+                        self.root,
+                        out=values[sl, s0 : s0 + g.n_desc],
                     )
 
             with threadpool_limits(limits=1, user_api="blas"):
