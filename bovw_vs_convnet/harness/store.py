@@ -42,6 +42,7 @@ DB_NAME = "results.sqlite"
 PARTIAL_DIR = ".partial"
 RECORD_NAME = "record.json"
 BUSY_TIMEOUT_S = 60.0
+SUPERSEDED = "superseded"  # status of a record replaced by a later run of the same config
 
 _COLUMNS = (
     "run_id",
@@ -249,6 +250,25 @@ class ResultStore:
         if staging is None:
             staging = self.runs_dir / PARTIAL_DIR / f"failed-{record['run_id']}"
         return self.commit(record, staging)
+
+    def supersede(self, key: str, keep: str, status: str | None = None) -> int:
+        """Mark the other records with config key ``key`` (of ``status``, if given) superseded.
+
+        Returns how many were marked. The row's column and its record JSON both change;
+        the run folders stay as they are.
+        """
+        if not key:
+            return 0
+        sql = (
+            "UPDATE runs SET status = ?, record = json_set(record, '$.status', ?) "
+            "WHERE config_key = ? AND run_id != ? AND status != ?"
+        )
+        args = [SUPERSEDED, SUPERSEDED, key, keep, SUPERSEDED]
+        if status is not None:
+            sql += " AND status = ?"
+            args.append(status)
+        with self.connect() as conn:
+            return int(conn.execute(sql, args).rowcount)
 
     def _insert(self, record: Mapping[str, Any]) -> None:
         row = [record.get(c) for c in _COLUMNS]

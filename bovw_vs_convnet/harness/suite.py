@@ -478,8 +478,6 @@ def locate_key(text: str, path: Sequence[str | int]) -> int | None:
 
 # --------------------------------------------------------------------------- running
 
-SUPERSEDED = "superseded"
-
 
 @dataclass(frozen=True)
 class RunOutcome:
@@ -569,15 +567,15 @@ def run_suite(
             else:
                 stored = _new_failure(store, known) or _store_failure(store, spec, message)
                 # a repeated failure replaces the earlier one; it never hides a result
-                _supersede(
-                    store, str(stored.get("config_key") or ""), str(stored["run_id"]), "failed"
+                store.supersede(
+                    str(stored.get("config_key") or ""), str(stored["run_id"]), "failed"
                 )
                 outcome = RunOutcome(spec, "failed", stored, message, time.perf_counter() - t0)
                 log.warning("run %s failed: %s", spec.describe(), message)
         else:
             skipped = str(record["run_id"]) in known
             if not skipped:
-                _supersede(store, str(record.get("config_key") or ""), str(record["run_id"]))
+                store.supersede(str(record.get("config_key") or ""), str(record["run_id"]))
             outcome = RunOutcome(
                 spec, "skipped" if skipped else "ran", record, None, time.perf_counter() - t0
             )
@@ -625,23 +623,3 @@ def _store_failure(store: Any, spec: RunSpec, message: str) -> dict[str, Any]:
     }
     stored: dict[str, Any] = store.record_failure(record)
     return stored
-
-
-def _supersede(store: Any, key: str, keep: str, status: str | None = None) -> int:
-    """Mark the other records with config key ``key`` (of ``status``, if given) superseded.
-
-    Returns how many were marked. The row's column and its record JSON both change;
-    the run folders stay as they are.
-    """
-    if not key:
-        return 0
-    sql = (
-        "UPDATE runs SET status = ?, record = json_set(record, '$.status', ?) "
-        "WHERE config_key = ? AND run_id != ? AND status != ?"
-    )
-    args = [SUPERSEDED, SUPERSEDED, key, keep, SUPERSEDED]
-    if status is not None:
-        sql += " AND status = ?"
-        args.append(status)
-    with store.connect() as conn:
-        return int(conn.execute(sql, args).rowcount)
