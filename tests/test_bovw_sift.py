@@ -92,3 +92,21 @@ def test_bad_parameters_raise_config_error() -> None:
         DenseSift(step=0).transform(_blobs(1))
     with pytest.raises(ConfigError, match="backend"):
         DenseSift(backend="cuda").transform(_blobs(1))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("root", [True, False])
+def test_numpy_batches_and_threads_do_not_change_descriptors(root: bool) -> None:
+    """Batch size (chunk remainders), threads and several bin sizes: same descriptors."""
+    images = _blobs(23, 28, seed=3)
+
+    def sift(batch_size: int, n_jobs: int = 1) -> DenseSift:
+        return DenseSift(
+            (4, 6, 8), step=3, upscale=2.0, root=root, batch_size=batch_size, n_jobs=n_jobs
+        )
+
+    ref = sift(64).transform(images).values
+    for batch_size, n_jobs in [(5, 1), (7, 2), (3, 2)]:
+        d = sift(batch_size, n_jobs).transform(images)
+        np.testing.assert_allclose(d.values, ref, rtol=0, atol=1e-6)
+    norms = np.linalg.norm(ref, axis=1)
+    assert np.allclose(norms[norms > 0], 1.0, atol=1e-5)

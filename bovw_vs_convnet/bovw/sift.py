@@ -7,8 +7,11 @@ interpolation and a Gaussian window; patches of too low contrast give zero
 descriptors. Its ``numpy`` backend computes whole batches of images at once:
 smoothing, resizing and differentiation are matrix products on the image rows
 and columns, orientation binning is one vectorised pass, and spatial pooling
-with the Gaussian window folded in is two more matrix products. No scale space
-is built (unlike OpenCV's ``SIFT.compute``, kept as the ``opencv`` backend).
+is two more matrix products. The pooled cells, times each distinct window weight
+(and square-rooted for RootSIFT), are then gathered into descriptors a few images
+at a time, so that clipping and normalisation run in cache; descriptor norms and
+contrasts come from per-cell sums. No scale space is built (unlike OpenCV's
+``SIFT.compute``, kept as the ``opencv`` backend).
 
 Differences from Lowe: no orientation assignment (dense descriptors are
 upright), and the Gaussian smoothing is ``bin_size / magnif`` as in VLFeat.
@@ -242,28 +245,31 @@ def dense_sift_numpy(
     o = np.take(_ORIENT_ROWS, q, axis=0).view(np.float32)  # (B, Ha, Wa, 8)
     o *= mag[..., None]
     p = geo.py @ o.reshape(b, geo.ha, geo.wa * 8)  # (B, Uy, Wa*8)
-    pt = p.reshape(b, -1, geo.wa, 8).transpose(0, 1, 3, 2) @ geo.px_t  # (B, Uy, 8, Ux)
+    # (a contiguous left operand: with the transposed view, numpy 2.4 / OpenBLAS 0.3.31
+    # gave wrong products now and then when two threads ran batches of different sizes)
+    pt = np.ascontiguousarray(p.reshape(b, -1, geo.wa, 8).transpose(0, 1, 3, 2)) @ geo.px_t
     uy, ux = pt.shape[1], pt.shape[3]
     n_cells = uy * ux
-    # the pooled map, orientation last, times each distinct window weight, so that one
-    # gather gives the weighted descriptors: raw[..., k, :] = w_k * p[cell_k]
-    nw = len(geo.weight_values)
-    pw = np.empty((b, nw * n_cells, 8), np.float32)
-    np.multiply(
-        pt.transpose(0, 1, 3, 2)[:, None],
-        geo.weight_values[:, None, None, None],
-        out=pw.reshape(b, nw, uy, ux, 8),
-    )
-    # per cell: sum over orientations (as numpy's pairwise sum of 8 adds them) and the
-    # sum of squares, contiguous along x in this layout
+    # per cell: sum over orientations (in the order of numpy's pairwise sum of 8, so
+    # that contrast is unchanged) and sum of squares
     o_ = [pt[:, :, k] for k in range(8)]
     cell_mag = ((o_[0] + o_[1]) + (o_[2] + o_[3])) + ((o_[4] + o_[5]) + (o_[6] + o_[7]))
     cell_mag = cell_mag.reshape(b, n_cells)
     cell_sq = (_ONES8 @ (pt * pt)).reshape(b, n_cells)
+    # the pooled map, orientation last, times each distinct window weight, so that one
+    # gather gives the weighted descriptors: raw[..., k, :] = w_k * p[cell_k]. RootSIFT
+    # takes square roots after clipping, and sqrt(min(x, t)) = min(sqrt(x), sqrt(t)):
+    # with ``root`` they are taken here, on the cells (~3× fewer values than descriptors)
+    nw = len(geo.weight_values)
+    pw = np.empty((b, nw * n_cells, 8), np.float32)
+    cells = np.empty((b, uy, ux, 8), np.float32)
     if root:
-        # RootSIFT takes square roots after clipping, and sqrt(min(x, t)) equals
-        # min(sqrt(x), sqrt(t)): take them here, on the cells, ~3× fewer values
-        np.sqrt(pw, out=pw)
+        np.sqrt(pt.transpose(0, 1, 3, 2), out=cells)
+        wv = np.sqrt(geo.weight_values)
+    else:
+        cells[...] = pt.transpose(0, 1, 3, 2)
+        wv = geo.weight_values
+    np.multiply(cells[:, None], wv[:, None, None, None], out=pw.reshape(b, nw, uy, ux, 8))
     flat = geo.flat.reshape(geo.n_desc, 16)
     wflat = geo.weighted_flat  # (n_desc * 16,) into pw's cells
     if out is None:
