@@ -8,6 +8,8 @@ from typing import Any, TypeVar
 
 import click
 
+from bovw_vs_convnet.harness.leaderboard import FORMATS, STYLES
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 runs_dir_option = click.option(
@@ -50,7 +52,7 @@ no_progress_option = click.option("--no-progress", is_flag=True, help="Hide prog
 format_option = click.option(
     "--format",
     "fmt",
-    type=click.Choice(["md", "csv", "html", "latex", "json"]),
+    type=click.Choice(FORMATS),
     default="md",
     show_default=True,
     help="Format of the leaderboard.",
@@ -58,7 +60,7 @@ format_option = click.option(
 
 style_option = click.option(
     "--style",
-    type=click.Choice(["default", "ilsvrc"]),
+    type=click.Choice(STYLES),
     default="default",
     show_default=True,
     help="default: timm-like columns; ilsvrc: Rank, Name, Error rate (top-5), Description.",
