@@ -14,6 +14,7 @@ from bovw_vs_convnet.convnet import train as train_module
 from bovw_vs_convnet.convnet.pipeline import (
     CHECKPOINT_NAME,
     ConvNetConfig,
+    _check_learned,
     build_pipeline,
     flip_allowed,
 )
@@ -93,7 +94,20 @@ def test_fit_records_learning_curves_and_scores_logits(tmp_path: Path) -> None:
     assert pipe.n_params == 61_706 - 6 * 84 - 6  # 4 classes instead of 10
     assert pipe.device == "cpu"
     assert pipe.record_extra["input"]["resize"] == "pad"
+    assert pipe.record_extra["beat_majority_class"] is True
     assert {"warmup", "epochs", "scoring"} <= set(pipe.stage_seconds)
+
+
+def test_a_model_left_at_majority_class_error_is_flagged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    labels = np.array([0, 0, 0, 0, 1, 1, 2, 3])  # answering 0 always: 50 % error
+    assert _check_learned("lenet5", [0.625, 0.375], labels) is True
+    assert _check_learned("alexnet-2012", [0.75, 0.5], labels) is False
+    assert caplog.messages == [
+        "alexnet-2012 did not learn: best validation error 50.0% is no better than always "
+        "answering the most frequent class (50.0%); try another recipe (--set preset=...)"
+    ]
 
 
 def test_same_seed_gives_identical_scores_in_deterministic_mode(tmp_path: Path) -> None:

@@ -228,6 +228,10 @@ class ConvNetPipeline:
         history = trainer.fit(train_src, val_src, val.labels if val is not None else None)
         self.trainer = trainer
         self.stage_seconds.update(trainer.stage_seconds)
+        if val is not None and history.val_error:
+            self.record_extra["beat_majority_class"] = _check_learned(
+                self.model_name, history.val_error, val.labels
+            )
         n_epochs = len(history.train_loss)
         self.record_extra.update(
             {
@@ -266,6 +270,24 @@ class ConvNetPipeline:
             self.stage_seconds.get("scoring", 0.0) + time.perf_counter() - t0
         )
         return scores.numpy().astype(np.float32, copy=False)
+
+
+def _check_learned(model: str, val_error: list[float], val_labels: np.ndarray) -> bool:
+    """Whether the best validation error beats always answering the most frequent class.
+
+    A recipe that leaves a model at that level (a diverged first step, dead ReLUs) gives
+    a run that scores like a constant; say so instead of letting the number speak alone.
+    """
+    majority_err = 1.0 - np.bincount(val_labels).max() / len(val_labels)
+    best = min(val_error)
+    if best < majority_err:
+        return True
+    log.warning(
+        "%s did not learn: best validation error %.1f%% is no better than always answering "
+        "the most frequent class (%.1f%%); try another recipe (--set preset=...)",
+        model, 100 * best, 100 * majority_err,
+    )  # fmt: skip
+    return False
 
 
 def build_pipeline(config: ConvNetConfig, context: RunContext) -> ConvNetPipeline:
