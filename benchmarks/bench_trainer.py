@@ -50,6 +50,19 @@ def load_images(n: int, synthetic: bool) -> ImageSet:
     return train.subset(np.arange(min(n, len(train))))
 
 
+def loader_only(x: torch.Tensor, y: torch.Tensor, batch: int) -> float:
+    """Images/s of iterating the canonical loop's DataLoader with no training step.
+
+    The most any training loop can save by not using it: its share of a canonical step.
+    """
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(x, y), batch_size=batch, shuffle=True
+    )
+    t0 = time.perf_counter()
+    seen = sum(len(yb) for _, yb in loader)
+    return seen / (time.perf_counter() - t0)
+
+
 def canonical_epoch(
     model_name: str, x: torch.Tensor, y: torch.Tensor, device: torch.device, batch: int
 ) -> float:
@@ -85,10 +98,10 @@ def canonical_epoch(
     return seen / (time.perf_counter() - t0)
 
 
-def trainer_epoch(
+def make_trainer(
     model_name: str, images: ImageSet, device: torch.device, cfg: ConvNetConfig
-) -> float:
-    """One epoch of :class:`Trainer` (resident uint8, device-side input); returns images/s."""
+) -> tuple[Trainer, ResidentBatches]:
+    """A warmed-up :class:`Trainer` over ``images`` kept resident on ``device``."""
     torch.manual_seed(0)
     spec = get_model_spec(model_name)
     c = images.channels
@@ -104,8 +117,38 @@ def trainer_epoch(
     source = ResidentBatches(images, device)
     trainer.setup(source)
     trainer.warmup(source)
+    return trainer, source
+
+
+def trainer_epoch(
+    model_name: str, images: ImageSet, device: torch.device, cfg: ConvNetConfig
+) -> float:
+    """One epoch of :class:`Trainer` (resident uint8, device-side input); returns images/s."""
+    trainer, source = make_trainer(model_name, images, device, cfg)
     _, _, rate = trainer.train_epoch(source, 1)
     return rate
+
+
+def profile_trainer(
+    model_name: str, images: ImageSet, device: torch.device, cfg: ConvNetConfig, top: int = 10
+) -> dict[str, float]:
+    """Profile one trainer epoch; print the ``top`` operators by self time, return their shares.
+
+    Shows where a step goes: in compute kernels (convolution, pooling) or in the loop.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    trainer, source = make_trainer(model_name, images, device, cfg)
+    activities = [ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+    with profile(activities=activities) as prof:
+        trainer.train_epoch(source, 1)
+    events = prof.key_averages()
+    print(events.table(sort_by="self_cpu_time_total", row_limit=top))
+    total = sum(e.self_cpu_time_total for e in events)
+    ranked = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:top]
+    return {e.key: round(e.self_cpu_time_total / total, 4) for e in ranked}
 
 
 def main() -> None:
@@ -120,6 +163,9 @@ def main() -> None:
     ap.add_argument("--synthetic", action="store_true", help="random images instead of the dataset")
     ap.add_argument(
         "--threads", type=int, default=0, help="torch CPU threads for both (0: default)"
+    )
+    ap.add_argument(
+        "--profile", action="store_true", help="also profile one trainer epoch (top operators)"
     )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
@@ -144,10 +190,11 @@ def main() -> None:
     x = adapter(torch.from_numpy(images.array().transpose(0, 3, 1, 2).copy())).contiguous()
     y = torch.from_numpy(images.labels)
 
-    base, fast = [], []
+    base, fast, loader = [], [], []
     for _ in range(args.repeats):
         base.append(canonical_epoch(args.model, x, y, device, args.batch_size))
         fast.append(trainer_epoch(args.model, images, device, cfg))
+        loader.append(loader_only(x, y, args.batch_size))
     result = {
         "model": args.model,
         "device": str(device),
@@ -159,9 +206,14 @@ def main() -> None:
         "canonical_img_s": [round(v, 1) for v in base],
         "trainer_img_s": [round(v, 1) for v in fast],
         "ratio_of_means": round(statistics.mean(fast) / statistics.mean(base), 2),
+        "loader_only_img_s": [round(v, 1) for v in loader],
+        # Share of a canonical step spent iterating its DataLoader: canonical rate / loader rate.
+        "loader_share_of_canonical": round(statistics.mean(base) / statistics.mean(loader), 3),
         "torch": torch.__version__,
         "settings": {k: v for k, v in settings.items() if k != "model"},
     }
+    if args.profile:
+        result["trainer_self_cpu_share"] = profile_trainer(args.model, images, device, cfg)
     m = lambda v: f"{statistics.mean(v):,.0f} ± {statistics.pstdev(v):,.0f}"  # noqa: E731
     print(
         f"{args.model} on {device}, batch {args.batch_size}, {len(images)} images x {args.repeats}"
@@ -169,6 +221,10 @@ def main() -> None:
     print(f"  canonical loop : {m(base)} images/s")
     print(f"  convnet trainer: {m(fast)} images/s")
     print(f"  ratio          : {result['ratio_of_means']}x")
+    print(
+        f"  DataLoader only: {m(loader)} images/s "
+        f"({100 * result['loader_share_of_canonical']:.1f}% of a canonical step)"
+    )
     if args.json:
         print(json.dumps(result))
 
