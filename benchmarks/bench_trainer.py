@@ -8,8 +8,11 @@ keeps uint8 images resident on the device, slices batches from a shuffled index,
 pads/normalises on the device, uses a fused optimiser step and (where set) bf16,
 channels_last and torch.compile. Warm-up steps are excluded from both timings.
 Runs alternate (canonical, trainer, canonical, ...) so background load hits both alike.
+Each repeat also times the canonical DataLoader alone: its share of a canonical step is
+the most any loop can gain by not using it. ``--profile`` adds a torch.profiler table of
+one trainer epoch (where a step goes).
 
-    PYTHONPATH=. python benchmarks/bench_trainer.py --images 20000 --repeats 3
+    PYTHONPATH=. python benchmarks/bench_trainer.py --images 20000 --repeats 3 [--profile]
 """
 
 from __future__ import annotations
