@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from bovw_vs_convnet.config import build_config
 from bovw_vs_convnet.convnet import train as train_module
+from bovw_vs_convnet.convnet.augment import InputAdapter
 from bovw_vs_convnet.convnet.pipeline import (
     CHECKPOINT_NAME,
     ConvNetConfig,
@@ -83,6 +84,31 @@ def test_one_optimiser_step_lowers_the_loss() -> None:
     opt.step()
     after = F.cross_entropy(model(x), y)
     assert after.item() < before.item()
+
+
+def test_clip_grad_bounds_the_size_of_one_sgd_step() -> None:
+    torch.manual_seed(0)
+    cfg = config(
+        optimizer="sgd", lr="1", momentum="0", weight_decay="0", schedule="constant",
+        clip_grad="0.001",
+    )  # fmt: skip
+    adapter = InputAdapter((28, 28), 1, 32, "pad", 1, mean=[0.5], std=[0.25])
+    trainer = train_module.Trainer(
+        create_model("lenet5", num_classes=4, in_channels=1), adapter, None, cfg,
+        torch.device("cpu"), seed=0, identity={}, checkpoint_path=None, progress=False,
+    )  # fmt: skip
+    source = train_module.ResidentBatches(tiny_set(16), torch.device("cpu"))
+    trainer.setup(source)
+    before = torch.cat([p.detach().flatten().clone() for p in trainer.model.parameters()])
+    xb, yb = next(source.batches(16, None))
+    trainer._step(xb, yb, torch.Generator().manual_seed(0))
+    after = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
+    assert (after - before).norm().item() == pytest.approx(0.001, rel=1e-4)
+
+
+def test_negative_clip_grad_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"setting 'clip_grad' must be >= 0, got -1\.0"):
+        config(clip_grad="-1")
 
 
 def test_fit_records_learning_curves_and_scores_logits(tmp_path: Path) -> None:

@@ -68,6 +68,7 @@ class ConvNetConfig:
     step_epochs: int = 10  # step schedule: epochs between drops
     step_gamma: float = 0.1  # step schedule: lr multiplier at each drop (AlexNet: /10)
     label_smoothing: float = 0.0  # cross-entropy target smoothing, 0 = one-hot
+    clip_grad: float = 0.0  # clip the global gradient norm to this before each step; 0 = off
     augment: tuple[str, ...] = ("translate", "flip")  # of translate, flip, affine; "" for none
     max_shift: int = 2  # translate: pixels each way at the image's own resolution
     val_select: bool = True  # keep the weights of the epoch with the lowest val error
@@ -116,6 +117,8 @@ class ConvNetConfig:
                 raise ConfigError(f"setting {name!r} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ConfigError(f"setting 'lr' must be > 0, got {self.lr}")
+        if self.clip_grad < 0:
+            raise ConfigError(f"setting 'clip_grad' must be >= 0, got {self.clip_grad}")
         bad = [a for a in self.augment if a not in AUGMENTATIONS]
         if bad:
             raise ConfigError(f"unknown augmentation {bad[0]!r}; known: {', '.join(AUGMENTATIONS)}")

@@ -265,6 +265,8 @@ class Trainer:
             loss = F.cross_entropy(logits.float(), yb, label_smoothing=self.cfg.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.cfg.clip_grad > 0:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad, foreach=True)
         self.optimizer.step()
         self.scheduler.step()
         return loss.detach()
