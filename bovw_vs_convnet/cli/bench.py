@@ -16,13 +16,10 @@ from bovw_vs_convnet.cli.options import (
     jobs_option,
     json_option,
     no_progress_option,
+    percent,
     runs_dir_option,
     style_option,
 )
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100.0 * value:.2f} %"
 
 
 def _outcome_json(outcome: Any) -> dict[str, Any]:
@@ -128,11 +125,12 @@ def bench(
     def on_done(index: int, total: int, outcome: Any) -> None:
         record = outcome.record or {}
         if outcome.status == "skipped":
-            text = f"already stored ({record.get('run_id')}): top-1 {_pct(record.get('top1_err'))}"
+            top1 = percent(record.get("top1_err"))
+            text = f"already stored ({record.get('run_id')}): top-1 {top1}"
         elif outcome.status == "ran":
             text = (
-                f"done in {outcome.seconds:.1f} s: top-1 {_pct(record.get('top1_err'))}, "
-                f"top-5 {_pct(record.get('top5_err'))}"
+                f"done in {outcome.seconds:.1f} s: top-1 {percent(record.get('top1_err'))}, "
+                f"top-5 {percent(record.get('top5_err'))}"
             )
         elif outcome.status == "too-large":
             text = f"not run: {outcome.error}"

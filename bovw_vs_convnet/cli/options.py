@@ -1,4 +1,4 @@
-"""Options shared by several commands, defined once."""
+"""Options and output formatting shared by several commands, defined once."""
 
 from __future__ import annotations
 
@@ -11,6 +11,12 @@ import click
 from bovw_vs_convnet.harness.leaderboard import FORMATS, STYLES
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def percent(value: float | None) -> str:
+    """An error fraction as ``"8.46 %"``; ``"n/a"`` when there is none."""
+    return "n/a" if value is None else f"{100.0 * value:.2f} %"
+
 
 runs_dir_option = click.option(
     "--runs-dir",

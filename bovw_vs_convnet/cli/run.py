@@ -14,14 +14,11 @@ from bovw_vs_convnet.cli.options import (
     jobs_option,
     json_option,
     no_progress_option,
+    percent,
     runs_dir_option,
 )
 from bovw_vs_convnet.config import parse_set_options
 from bovw_vs_convnet.errors import ConfigError
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100.0 * value:.2f} %"
 
 
 def summary(record: dict[str, Any]) -> str:
@@ -31,8 +28,8 @@ def summary(record: dict[str, Any]) -> str:
         f"run {record['run_id']}: {record['pipeline']} {record['model']} on {record['dataset']} "
         f"(split {record['split_fingerprint'][:12]}, {record['n_train']} train / "
         f"{record['n_val']} val / {record['n_test']} test, seed {record['seed']})",
-        f"  top-1 error {_pct(record['top1_err'])}   top-{record.get('top5_k', 5)} error "
-        f"{_pct(record['top5_err'])}",
+        f"  top-1 error {percent(record['top1_err'])}   top-{record.get('top5_k', 5)} error "
+        f"{percent(record['top5_err'])}",
         f"  train {record['train_seconds']:.2f} s   inference {record['infer_seconds']:.3f} s"
         + (f" ({ips:,.0f} images/s)" if ips else "")
         + f"   device {record['device']}"
