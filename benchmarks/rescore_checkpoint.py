@@ -20,7 +20,7 @@ import numpy as np
 from bovw_vs_convnet.config import build_config
 from bovw_vs_convnet.convnet.pipeline import CHECKPOINT_NAME, ConvNetConfig, build_pipeline
 from bovw_vs_convnet.data import load_dataset, make_split
-from bovw_vs_convnet.harness.protocol import RunContext
+from bovw_vs_convnet.protocol import RunContext
 
 
 def errors(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:

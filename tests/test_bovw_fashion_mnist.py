@@ -10,7 +10,7 @@ import pytest
 from bovw_vs_convnet.bovw.pipeline import BovwConfig, build_pipeline
 from bovw_vs_convnet.config import build_config
 from bovw_vs_convnet.errors import DataError
-from bovw_vs_convnet.harness.protocol import RunContext
+from bovw_vs_convnet.protocol import RunContext
 
 pytestmark = pytest.mark.slow
 

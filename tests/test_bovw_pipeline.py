@@ -11,7 +11,7 @@ from bovw_vs_convnet.bovw.pipeline import BovwConfig, build_pipeline, make_sklea
 from bovw_vs_convnet.config import build_config
 from bovw_vs_convnet.data.imageset import ImageSet
 from bovw_vs_convnet.errors import ConfigError
-from bovw_vs_convnet.harness.protocol import RunContext
+from bovw_vs_convnet.protocol import RunContext
 
 
 def _digits() -> tuple[ImageSet, ImageSet, ImageSet]:

@@ -23,7 +23,7 @@ from bovw_vs_convnet.convnet.registry import create_model
 from bovw_vs_convnet.convnet.train import build_optimizer
 from bovw_vs_convnet.data.imageset import ImageSet
 from bovw_vs_convnet.errors import ConfigError
-from bovw_vs_convnet.harness.protocol import RunContext
+from bovw_vs_convnet.protocol import RunContext
 
 
 def tiny_set(n: int = 48, classes: int = 4, seed: int = 0, name: str = "tiny") -> ImageSet:

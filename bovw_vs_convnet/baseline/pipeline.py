@@ -17,7 +17,7 @@ import numpy as np
 
 from bovw_vs_convnet.data.imageset import ImageSet
 from bovw_vs_convnet.errors import DataError
-from bovw_vs_convnet.harness.protocol import RunContext
+from bovw_vs_convnet.protocol import RunContext
 
 
 @dataclass(frozen=True)

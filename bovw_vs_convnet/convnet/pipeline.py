@@ -40,7 +40,7 @@ from bovw_vs_convnet.convnet.train import (
 )
 from bovw_vs_convnet.data.imageset import ImageSet
 from bovw_vs_convnet.errors import ConfigError, DataError
-from bovw_vs_convnet.harness.protocol import RunContext
+from bovw_vs_convnet.protocol import RunContext
 
 log = logging.getLogger(__name__)
 

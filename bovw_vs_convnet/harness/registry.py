@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bovw_vs_convnet.errors import ConfigError
-from bovw_vs_convnet.harness.protocol import Pipeline, RunContext
+from bovw_vs_convnet.protocol import Pipeline, RunContext
 
 
 @dataclass(frozen=True)

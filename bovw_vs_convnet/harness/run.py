@@ -21,9 +21,9 @@ from bovw_vs_convnet.config import build_config, config_to_dict
 from bovw_vs_convnet.data.split import Split
 from bovw_vs_convnet.harness import metrics as metrics_mod
 from bovw_vs_convnet.harness import provenance
-from bovw_vs_convnet.harness.protocol import RunContext
 from bovw_vs_convnet.harness.registry import get_pipeline
 from bovw_vs_convnet.harness.store import ResultStore, config_key, new_run_id
+from bovw_vs_convnet.protocol import RunContext
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ checkpoints are written during fit into ``context.run_dir``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import Protocol, Self, runtime_checkable
 
 import numpy as np
 
@@ -64,4 +64,3 @@ class RunContext:
     n_jobs: int = -1
     resume: bool = False
     progress: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
