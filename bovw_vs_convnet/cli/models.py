@@ -13,7 +13,7 @@ def model_table(num_classes: int, channels: int) -> list[dict[str, object]]:
     """One row per registered model (ablations included), built on the meta device (no memory)."""
     import torch
 
-    from bovw_vs_convnet.convnet.registry import (
+    from bovw_vs_convnet.convnet.models import (
         count_parameters,
         create_model,
         get_model_spec,
