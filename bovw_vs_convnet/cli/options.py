@@ -8,14 +8,15 @@ from typing import Any, TypeVar
 
 import click
 
+from bovw_vs_convnet.harness import formatting
 from bovw_vs_convnet.harness.leaderboard import FORMATS, STYLES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def percent(value: float | None) -> str:
-    """An error fraction as ``"8.46 %"``; ``"n/a"`` when there is none."""
-    return "n/a" if value is None else f"{100.0 * value:.2f} %"
+    """An error fraction as ``"8.46 %"``; ``"n/a"`` when there is none (a message's form)."""
+    return formatting.percent(value, unit=" %", missing="n/a")
 
 
 runs_dir_option = click.option(

@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from bovw_vs_convnet.errors import ConfigError
+from bovw_vs_convnet.harness.formatting import number, percent
+from bovw_vs_convnet.harness.record import RunRecord
 from bovw_vs_convnet.harness.store import canonical_json
 
 FORMATS = ("md", "csv", "html", "latex", "json")
@@ -52,6 +54,21 @@ CSV_COLUMNS = (
     "table",
     "variant",
 )
+
+
+def row_model(record: RunRecord) -> str:
+    """The model a record's row shows: its ``model``, or its pipeline's name when it has none."""
+    return record.get("model") or record.get("pipeline", "?")
+
+
+def row_name(record: RunRecord) -> str:
+    """A record's name in every table, curve and figure: ``pipeline`` or ``pipeline/model``.
+
+    The model is left out when it is the pipeline's own name (``bovw``), so one
+    record reads the same in a leaderboard row and in a curve's legend.
+    """
+    pipeline, model = record.get("pipeline", "?"), row_model(record)
+    return pipeline if model == pipeline else f"{pipeline}/{model}"
 
 
 @dataclass
@@ -80,10 +97,8 @@ class LeaderboardRow:
 
     @property
     def name(self) -> str:
-        """``pipeline`` or ``pipeline/model`` when they differ."""
-        return (
-            self.pipeline if self.model in ("", self.pipeline) else f"{self.pipeline}/{self.model}"
-        )
+        """``pipeline`` or ``pipeline/model`` when they differ (:func:`row_name`)."""
+        return row_name({"pipeline": self.pipeline, "model": self.model})
 
 
 @dataclass
@@ -111,13 +126,13 @@ def _std(values: Sequence[float | None]) -> float | None:
     return statistics.stdev(vals) if len(vals) >= 2 else None
 
 
-def _protocol(record: Mapping[str, Any]) -> dict[str, Any]:
+def _protocol(record: RunRecord) -> dict[str, Any]:
     split = dict(record.get("split") or {})
     split.pop("seed", None)
     return {"dataset": record.get("dataset"), **split}
 
 
-def _repeat_key(record: Mapping[str, Any]) -> str:
+def _repeat_key(record: RunRecord) -> str:
     return str(
         record.get("config_key") or f"{record.get('split_fingerprint')}:{record.get('seed', 0)}"
     )
@@ -129,9 +144,9 @@ def _describe(pipeline: str, config: Mapping[str, Any], n_runs: int) -> str:
     return text + (f"; mean of {n_runs} seeds" if n_runs > 1 else "")
 
 
-def build_tables(runs: Iterable[Mapping[str, Any]]) -> list[LeaderboardTable]:
+def build_tables(runs: Iterable[RunRecord]) -> list[LeaderboardTable]:
     """Group finished run records into ranked leaderboard tables (see the module docstring)."""
-    groups: dict[str, list[Mapping[str, Any]]] = {}
+    groups: dict[str, list[RunRecord]] = {}
     for record in runs:
         if record.get("status", "ok") != "ok":
             continue
@@ -153,7 +168,7 @@ def build_tables(runs: Iterable[Mapping[str, Any]]) -> list[LeaderboardTable]:
         row = LeaderboardRow(
             rank=0,
             pipeline=str(first["pipeline"]),
-            model=str(first.get("model") or first["pipeline"]),
+            model=row_model(first),
             description=_describe(str(first["pipeline"]), config, len(members)),
             config=config,
             top1_err=_mean([r.get("top1_err") for r in members]),
@@ -214,17 +229,6 @@ def rank_rows(rows: list[LeaderboardRow], by: Literal["top1_err", "top5_err"] = 
 # -- rendering ---------------------------------------------------------------------------------
 
 
-def _pct(mean: float | None, std: float | None) -> str:
-    if mean is None:
-        return "–"
-    text = f"{100 * mean:.2f}"
-    return text + (f" ± {100 * std:.2f}" if std is not None else "")
-
-
-def _num(value: float | None, fmt: str = "{:,.0f}") -> str:
-    return "–" if value is None else fmt.format(value)
-
-
 def _title(table: LeaderboardTable) -> str:
     extra = ", ".join(
         f"{k}={v}" for k, v in table.split.items() if k != "dataset" and v is not None
@@ -243,7 +247,7 @@ def _cells(table: LeaderboardTable, style: Style) -> tuple[list[str], list[list[
             [
                 str(r.rank),
                 r.name,
-                "–" if r.top5_err is None else f"{r.top5_err:.5f}",
+                number(r.top5_err, "{:.5f}"),
                 r.description,
             ]
             for r in rows
@@ -267,12 +271,12 @@ def _cells(table: LeaderboardTable, style: Style) -> tuple[list[str], list[list[
             str(r.rank),
             r.pipeline,
             r.model + (f" ({r.variant})" if r.variant else ""),
-            _pct(r.top1_err, r.top1_err_std),
-            _pct(r.top5_err, r.top5_err_std),
-            _num(r.n_params),
-            _num(r.n_train),
-            _num(r.train_seconds, "{:,.2f}"),
-            _num(r.infer_images_per_s),
+            percent(r.top1_err, r.top1_err_std),
+            percent(r.top5_err, r.top5_err_std),
+            number(r.n_params),
+            number(r.n_train),
+            number(r.train_seconds, "{:,.2f}"),
+            number(r.infer_images_per_s),
             str(r.n_runs),
         ]
         for r in table.rows

@@ -1,0 +1,40 @@
+"""Numbers as tables, the report and the command line show them, formatted in one place.
+
+Errors are stored as fractions in [0, 1]; everything a person reads shows them in
+percent with two decimals, so one run's error reads the same in ``bvc run``,
+``bvc bench``, the leaderboard, the ablation table and the report.
+"""
+
+from __future__ import annotations
+
+MISSING = "–"  # an en dash: a table cell without a value (a failed run, a metric not measured)
+
+
+def percent(
+    value: float | None,
+    std: float | None = None,
+    *,
+    signed: bool = False,
+    unit: str = "",
+    missing: str = MISSING,
+) -> str:
+    """A fraction in percent with two decimals: ``"8.46"``, ``"8.46 ± 0.12"``, ``"+1.36"``.
+
+    Args:
+        value: the fraction (0.0846 reads ``"8.46"``); None gives ``missing``.
+        std: a standard deviation (a fraction too), appended as ``" ± 0.12"`` when given.
+        signed: a ``+`` before positive values, for changes in percentage points.
+        unit: text after the number(s), e.g. ``" %"`` where no column header says percent.
+        missing: the text when ``value`` is None.
+    """
+    if value is None:
+        return missing
+    text = f"{100 * value:+.2f}" if signed else f"{100 * value:.2f}"
+    if std is not None:
+        text += f" ± {100 * std:.2f}"
+    return text + unit
+
+
+def number(value: float | None, fmt: str = "{:,.0f}", *, missing: str = MISSING) -> str:
+    """``value`` through ``fmt`` (by default: thousands separated, no decimals), or ``missing``."""
+    return missing if value is None else fmt.format(value)
