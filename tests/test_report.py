@@ -5,16 +5,15 @@ from pathlib import Path
 
 from report_records import crossover_records, fake_record
 
-from bovw_vs_convnet.harness.report import (
+from bovw_vs_convnet.harness.analysis import (
     ablation_rows,
     ablation_table,
-    build_report,
     crossover_of,
     learning_history,
     recipe_command,
     training_size_curves,
-    write_report,
 )
+from bovw_vs_convnet.harness.report import build_report, write_report
 from bovw_vs_convnet.harness.store import ResultStore
 
 
@@ -32,11 +31,9 @@ def test_crossover_of_best_rows() -> None:
     assert cross.statement.startswith("convnet/lenet5 overtakes bovw/tiny at about 1 000")
 
 
-def test_learning_history_accepts_a_list_of_epochs() -> None:
-    record = {
-        "extra": {"history": [{"epoch": 1, "train_loss": 2.0}, {"epoch": 2, "train_loss": 1.0}]}
-    }
-    assert learning_history(record) == {"train_loss": [2.0, 1.0]}
+def test_learning_history_reads_the_convnet_learning_curve() -> None:
+    curve = {"epoch": [1, 2], "train_loss": [2.0, 1.0], "val_error": []}  # no validation set
+    assert learning_history({"extra": {"learning_curve": curve}}) == {"train_loss": [2.0, 1.0]}
 
 
 def test_report_is_one_self_contained_page(tmp_path: Path) -> None:

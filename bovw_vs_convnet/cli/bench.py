@@ -110,8 +110,8 @@ def bench(
             "give a suite name or file (bvc bench --list shows the built-in ones)"
         )
 
+    from bovw_vs_convnet.harness.analysis import ablation_table, crossover_statements
     from bovw_vs_convnet.harness.leaderboard import build_tables, render
-    from bovw_vs_convnet.harness.report import ablation_table, crossover_statements
     from bovw_vs_convnet.harness.suite import run_suite
 
     parsed = load_suite(suite)

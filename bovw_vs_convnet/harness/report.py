@@ -10,6 +10,9 @@ estimated BoVW→ConvNet crossover, error against training time with its Pareto
 front, the confusion matrix of each pipeline's best row, ConvNet learning curves
 and first-layer filters, BoVW visual-word galleries; then the provenance of every
 run and the failed runs with their errors.
+
+This module is how the page looks; what its tables and sentences say comes from
+:mod:`bovw_vs_convnet.harness.analysis` and :mod:`bovw_vs_convnet.harness.leaderboard`.
 """
 
 from __future__ import annotations
@@ -18,24 +21,32 @@ import base64
 import html
 import json
 import logging
-import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bovw_vs_convnet.harness import figures
-from bovw_vs_convnet.harness.crossover import Crossover, estimate_crossover
-from bovw_vs_convnet.harness.leaderboard import build_tables, render
-from bovw_vs_convnet.harness.store import ResultStore, canonical_json
+from bovw_vs_convnet.harness.analysis import (
+    BOVW_PIPELINES,
+    CONVNET_PIPELINES,
+    ablation_cells,
+    ablation_rows,
+    crossover_of,
+    learning_history,
+    recipe_command,
+    training_size_curves,
+)
+from bovw_vs_convnet.harness.formatting import MISSING, percent
+from bovw_vs_convnet.harness.leaderboard import build_tables, render, row_name
+from bovw_vs_convnet.harness.record import RunRecord
+from bovw_vs_convnet.harness.store import ResultStore
 
 log = logging.getLogger(__name__)
 
 REPORT_NAME = "index.html"
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
-CONVNET_PIPELINES = ("convnet",)
-BOVW_PIPELINES = ("bovw",)
 
 
 @dataclass
@@ -60,254 +71,15 @@ class Figure:
         )
 
 
-# --------------------------------------------------------------------------- gathering
+# --------------------------------------------------------------------------- run folders
 
 
-def row_name(record: Mapping[str, Any]) -> str:
-    """A record's row name, as the leaderboard writes it: ``pipeline`` or ``pipeline/model``."""
-    pipeline = str(record.get("pipeline", "?"))
-    model = str(record.get("model") or pipeline)
-    return pipeline if model == pipeline else f"{pipeline}/{model}"
-
-
-def _curve_group(record: Mapping[str, Any]) -> str:
-    """Records that differ only in seed and training-set size share a curve group."""
-    split = {
-        k: v for k, v in dict(record.get("split") or {}).items() if k not in ("seed", "train_size")
-    }
-    return canonical_json([record.get("dataset"), split])
-
-
-def training_size_curves(
-    records: Iterable[Mapping[str, Any]],
-) -> dict[str, dict[str, dict[int, list[float]]]]:
-    """Curve group → row name → training-set size → top-1 errors of its seeds.
-
-    Only ``ok`` records with a top-1 error count. A curve group is a dataset and
-    split protocol (everything but seed and size), so its sizes are nested subsets.
-    A row may use another recipe at each size (the crossover suite does); when one
-    size holds several configs of a row, the newest config stands and its seeds count.
-    """
-    newest: dict[tuple[str, str, int], tuple[str, str]] = {}  # -> (created_at, config)
-    usable = []
-    for r in records:
-        if r.get("status", "ok") != "ok" or r.get("top1_err") is None or not r.get("n_train"):
-            continue
-        cfg = canonical_json({k: v for k, v in dict(r.get("config") or {}).items() if k != "seed"})
-        at = (_curve_group(r), row_name(r), int(r["n_train"]))
-        stamp = (str(r.get("created_at", "")), cfg)
-        if at not in newest or stamp > newest[at]:
-            newest[at] = stamp
-        usable.append((at, cfg, r))
-    out: dict[str, dict[str, dict[int, list[float]]]] = {}
-    for (group, name, size), cfg, r in usable:
-        if newest[(group, name, size)][1] != cfg:
-            continue
-        curves = out.setdefault(group, {})
-        curves.setdefault(name, {}).setdefault(size, []).append(float(r["top1_err"]))
-    return out
-
-
-def _best(
-    curves: Mapping[str, Mapping[int, Sequence[float]]], prefixes: Sequence[str]
-) -> str | None:
-    """The row of a family with the lowest mean error at the largest size it was measured at."""
-    family = {k: v for k, v in curves.items() if k.split("/", 1)[0] in prefixes}
-    if not family:
-        return None
-    largest = max(max(points) for points in family.values())
-    at_largest = {k: v for k, v in family.items() if largest in v} or family
-
-    def key(name: str) -> tuple[float, str]:
-        points = at_largest[name]
-        return (statistics.fmean(points[max(points)]), name)
-
-    return min(at_largest, key=key)
-
-
-def crossover_of(curves: Mapping[str, Mapping[int, Sequence[float]]]) -> Crossover | None:
-    """The crossover of the best BoVW row and the best ConvNet row, when both share 2+ sizes."""
-    bovw = _best(curves, BOVW_PIPELINES)
-    convnet = _best(curves, CONVNET_PIPELINES)
-    if bovw is None or convnet is None:
-        return None
-    b = {n: statistics.fmean(v) for n, v in curves[bovw].items()}
-    c = {n: statistics.fmean(v) for n, v in curves[convnet].items()}
-    if len(set(b) & set(c)) < 2:
-        return None
-    return estimate_crossover(b, c, bovw_name=bovw, convnet_name=convnet)
-
-
-def crossover_statements(records: Iterable[Mapping[str, Any]]) -> list[str]:
-    """The crossover sentence of every curve group that has BoVW and ConvNet at 2+ sizes."""
-    out = []
-    for curves in training_size_curves(records).values():
-        cross = crossover_of(curves)
-        if cross is not None:
-            out.append(cross.statement)
-    return out
-
-
-ABLATION_MARK = "-no-"
-
-
-def ablation_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Depth-ablation rows: each ``BASE-no-LAYERS`` model against ``BASE`` in the same table.
-
-    Each row holds ``model``, ``removed`` (layer names), ``top1_err``, ``top5_err``,
-    their changes ``d_top1``/``d_top5`` against the full network (fractions,
-    positive when removing the layers hurts) and ``n_params``; the full network
-    comes first with zero changes. Tables without a full network give no row.
-    """
-    out: list[dict[str, Any]] = []
-    for table in build_tables(records):
-        models = {r.model: r for r in table.rows}
-        bases = sorted(
-            {m.split(ABLATION_MARK, 1)[0] for m in models if ABLATION_MARK in m} & set(models)
-        )
-        for base in bases:
-            full = models[base]
-            ablated = sorted(
-                (r for m, r in models.items() if m.startswith(base + ABLATION_MARK)),
-                key=lambda r: (r.model.count("-"), r.model),
-            )
-            variants = [full, *ablated]
-            for r in variants:
-                removed = r.model[len(base) + len(ABLATION_MARK) :] if r is not full else ""
-                out.append(
-                    {
-                        "dataset": table.dataset,
-                        "model": r.model,
-                        "removed": removed.split("-") if removed else [],
-                        "top1_err": r.top1_err,
-                        "top5_err": r.top5_err,
-                        "d_top1": _diff(r.top1_err, full.top1_err),
-                        "d_top5": _diff(r.top5_err, full.top5_err),
-                        "n_params": r.n_params,
-                    }
-                )
-    return out
-
-
-def _diff(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None else a - b
-
-
-def ablation_table(records: Iterable[Mapping[str, Any]], fmt: str = "md") -> str:
-    """The depth-ablation rows as a Markdown (``md``) or HTML (``html``) table; '' when none."""
-    rows = ablation_rows(records)
-    if not rows:
-        return ""
-
-    def pct(v: float | None, signed: bool = False) -> str:
-        return "–" if v is None else (f"{100 * v:+.2f}" if signed else f"{100 * v:.2f}")
-
-    header = ["model", "removed", "top-1 err (%)", "Δ top-1", "top-5 err (%)", "Δ top-5", "params"]
-    body = [
-        [
-            r["model"],
-            ", ".join(r["removed"]) or "(full network)",
-            pct(r["top1_err"]),
-            pct(r["d_top1"], True),
-            pct(r["top5_err"]),
-            pct(r["d_top5"], True),
-            "–" if r["n_params"] is None else f"{r['n_params']:,}",
-        ]
-        for r in rows
-    ]
-    if fmt == "html":
-        cells = "\n".join(
-            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body
-        )
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-        return (
-            '<table class="ablation"><caption>Depth ablation: errors and changes against the '
-            f"full network</caption><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>\n"
-        )
-    lines = [
-        "Depth ablation (changes against the full network, percentage points):",
-        "",
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join("---" for _ in header) + "|",
-    ]
-    lines += ["| " + " | ".join(row) + " |" for row in body]
-    return "\n".join(lines) + "\n"
-
-
-def learning_history(record: Mapping[str, Any]) -> dict[str, list[float]]:
-    """Per-epoch series found in a record's ``extra`` (e.g. ``train_loss``, ``val_err``).
-
-    Accepts ``extra["learning_curve"]`` (the ConvNet pipeline's) or ``extra["history"]``
-    as a mapping of lists or a list of per-epoch mappings, and top-level lists of
-    numbers in ``extra`` whose name mentions loss, err or acc.
-    """
-    extra = dict(record.get("extra") or {})
-    source: Any = extra
-    for key in ("learning_curve", "history", "learning_curves"):
-        if key in extra:
-            source = extra[key]
-            break
-    if isinstance(source, list) and source and all(isinstance(e, Mapping) for e in source):
-        keys = [k for k in source[0] if k != "epoch"]
-        source = {k: [e.get(k) for e in source] for k in keys}
-    out: dict[str, list[float]] = {}
-    if isinstance(source, Mapping):
-        for name, values in source.items():
-            if (
-                isinstance(values, list)
-                and len(values) >= 1
-                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-                and any(w in name for w in ("loss", "err", "acc"))
-            ):
-                out[str(name)] = [float(v) for v in values]
-    return out
-
-
-def recipe_command(record: Mapping[str, Any]) -> str:
-    """The ``bvc run`` command that repeats a stored run (settings that differ from defaults).
-
-    Settings are compared with the pipeline's defaults, or with its preset's
-    values when the record names a preset; ``model`` becomes ``--model``.
-    """
-    import shlex
-
-    from bovw_vs_convnet.config import build_config, config_to_dict
-    from bovw_vs_convnet.harness.registry import get_pipeline
-
-    pipeline = str(record.get("pipeline"))
-    config = dict(record.get("config") or {})
-    split = dict(record.get("split") or {})
-    words = ["bvc", "run", pipeline, "--dataset", str(record.get("dataset"))]
-    if split.get("train_size"):
-        words += ["--train-size", str(split["train_size"])]
-    if record.get("seed"):
-        words += ["--seed", str(record["seed"])]
-    for key, usual in (("val_fraction", 0.1), ("test_fraction", 0.2)):
-        if key in split and split[key] != usual:
-            words += [f"--{key.replace('_', '-')}", str(split[key])]
-    preset = config.get("preset")
-    try:
-        cls = get_pipeline(pipeline).config_class()
-        default = config_to_dict(build_config(cls))
-        base = config_to_dict(build_config(cls, {"preset": preset})) if preset else default
-    except Exception:  # an unknown or changed pipeline: spell out every setting
-        default, base = {}, {}
-    if config.get("model"):
-        words += ["--model", str(config["model"])]
-    if preset and preset != default.get("preset"):
-        words += ["--set", f"preset={preset}"]
-    for key, value in config.items():
-        if key in ("model", "preset") or base.get(key, object()) == value:
-            continue
-        text = ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
-        words += ["--set", f"{key}={text}"]
-    return " ".join(shlex.quote(w) for w in words)
-
-
-def _files(record: Mapping[str, Any], suffixes: Sequence[str]) -> list[Path]:
-    folder = Path(str(record.get("run_dir", "")))
-    if not record.get("run_dir") or not folder.is_dir():
+def _files(record: RunRecord, suffixes: Sequence[str]) -> list[Path]:
+    """The files of a run's folder with one of ``suffixes``, sorted; none without a folder."""
+    run_dir = record.get("run_dir")
+    if not run_dir or not Path(run_dir).is_dir():
         return []
+    folder = Path(run_dir)
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
 
 
@@ -333,7 +105,7 @@ def _slug(text: str) -> str:
 
 
 def _dataset_figures(
-    records: list[dict[str, Any]], writer: _FigureWriter, dataset: str
+    records: list[RunRecord], writer: _FigureWriter, dataset: str
 ) -> tuple[list[Figure], list[str]]:
     """The figures of one dataset and the crossover statements found on the way."""
     out: list[Figure] = []
@@ -461,7 +233,23 @@ def _as_array(value: Any) -> Any:
     return np.asarray(value, dtype=float)
 
 
-def _provenance_rows(records: list[dict[str, Any]]) -> str:
+def _ablation_html(records: list[RunRecord]) -> str:
+    """The depth-ablation table (:func:`~bovw_vs_convnet.harness.analysis.ablation_rows`); ''."""
+    rows = ablation_rows(records)
+    if not rows:
+        return ""
+    header, body = ablation_cells(rows)
+    cells = "\n".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body
+    )
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    return (
+        '<table class="ablation"><caption>Depth ablation: errors and changes against the '
+        f"full network</caption><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>\n"
+    )
+
+
+def _provenance_rows(records: list[RunRecord]) -> str:
     """A table with one line per run and its full record (scores aside) in a <details>."""
     head = (
         "<tr><th>run</th><th>status</th><th>dataset</th><th>row</th><th>seed</th>"
@@ -474,7 +262,6 @@ def _provenance_rows(records: list[dict[str, Any]]) -> str:
         git = prov.get("git") or {}
         commit = str(git.get("commit", ""))[:10] + ("+dirty" if git.get("dirty") else "")
         hw = " / ".join(str(x) for x in (prov.get("cpu"), prov.get("gpu")) if x)
-        err = r.get("top1_err")
         slim = {k: v for k, v in r.items() if k not in ("confusion",)}
         lines.append(
             "<tr>"
@@ -487,11 +274,11 @@ def _provenance_rows(records: list[dict[str, Any]]) -> str:
                     row_name(r),
                     r.get("seed"),
                     r.get("n_train"),
-                    "–" if err is None else f"{100 * float(err):.2f}",
+                    percent(r.get("top1_err")),
                     str(r.get("split_fingerprint", ""))[:12],
-                    commit or "–",
+                    commit or MISSING,
                     r.get("device"),
-                    hw or "–",
+                    hw or MISSING,
                     r.get("created_at"),
                 )
             )
@@ -546,7 +333,7 @@ def build_report(
 
 
 def write_report(
-    records: Sequence[Mapping[str, Any]],
+    records: Sequence[RunRecord],
     output: Path | str,
     *,
     title: str = "BoVW against ConvNets: benchmark report",
@@ -556,7 +343,7 @@ def write_report(
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     writer = _FigureWriter(output / "figures")
-    all_records = [dict(r) for r in records]
+    all_records = list(records)
     ok = [r for r in all_records if r.get("status", "ok") == "ok"]
     failed = [r for r in all_records if r.get("status") == "failed"]
     datasets = sorted({str(r.get("dataset")) for r in all_records})
@@ -580,7 +367,7 @@ def write_report(
         parts.append(render(tables, "html"))
         parts.append("<h3>ILSVRC-2012 style (top-5 error)</h3>")
         parts.append(render(tables, "html", style="ilsvrc"))
-        ablation = ablation_table(recs, "html")
+        ablation = _ablation_html(recs)
         if ablation:
             parts.append("<h3>Depth ablation</h3>")
             parts.append(ablation)
