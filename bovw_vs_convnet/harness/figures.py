@@ -232,23 +232,20 @@ def conv_filters_figure(weights: np.ndarray, *, title: str = "First-layer filter
 
 
 def first_conv_weights(checkpoint: Path | str) -> np.ndarray:
-    """The first 4-d weight tensor (out, in, kh, kw) of a PyTorch checkpoint, as numpy.
+    """The first 4-d weight tensor (out, in, kh, kw) of a trainer checkpoint, as numpy.
 
-    Accepts a bare ``state_dict`` or a dict holding one under ``best_state`` (the
-    kept weights of the trainer's checkpoints), ``model``,
-    ``state_dict`` or ``model_state``. Raises ValueError when none is found.
+    The trainer's checkpoints (``convnet/train.py``) hold the weights validation
+    kept under ``best_state`` (None when no epoch was selected) and the last
+    epoch's under ``model``; the kept ones are shown when there are any.
+    Raises ValueError when neither holds a convolution weight.
     """
     import torch
 
-    obj: Any = torch.load(Path(checkpoint), map_location="cpu", weights_only=True)
-    if isinstance(obj, Mapping):
-        for key in ("best_state", "model", "state_dict", "model_state", "model_state_dict"):
-            if isinstance(obj.get(key), Mapping):
-                obj = obj[key]
-                break
-    if not isinstance(obj, Mapping):
-        raise ValueError(f"{checkpoint}: not a state dict")
-    for name, tensor in obj.items():
+    ckpt: Any = torch.load(Path(checkpoint), map_location="cpu", weights_only=True)
+    state = (ckpt.get("best_state") or ckpt.get("model")) if isinstance(ckpt, Mapping) else None
+    if not isinstance(state, Mapping):
+        raise ValueError(f"{checkpoint}: not a trainer checkpoint (no best_state or model)")
+    for name, tensor in state.items():
         if str(name).endswith("weight") and getattr(tensor, "ndim", 0) == 4:
             return np.asarray(tensor.detach().float().cpu().numpy())
     raise ValueError(f"{checkpoint}: no convolution weight found")
