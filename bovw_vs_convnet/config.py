@@ -50,12 +50,14 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
                 return _coerce(name, value, arg)
             except ConfigError as exc:
                 errors.append(str(exc))
-        raise ConfigError(errors[0] if errors else f"setting {name!r}: bad value {value!r}")
+        raise ConfigError(
+            errors[0] if errors else f"setting {name!r}: bad value {value!r}", key=name
+        )
     if origin is typing.Literal:
         for choice in args:
             if value == choice or str(value) == str(choice):
                 return choice
-        raise ConfigError(f"setting {name!r} must be one of {list(args)}, got {value!r}")
+        raise ConfigError(f"setting {name!r} must be one of {list(args)}, got {value!r}", key=name)
     if origin is tuple:
         if isinstance(value, str):
             parts: list[Any] = [p for p in value.replace(";", ",").split(",") if p.strip()]
@@ -73,22 +75,26 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
             return True
         if text in ("0", "false", "no", "off"):
             return False
-        raise ConfigError(f"setting {name!r} expects true/false, got {value!r}")
+        raise ConfigError(f"setting {name!r} expects true/false, got {value!r}", key=name)
     if tp is int:
         if isinstance(value, bool):
-            raise ConfigError(f"setting {name!r} expects an integer, got {value!r}")
+            raise ConfigError(f"setting {name!r} expects an integer, got {value!r}", key=name)
         try:
             as_float = float(str(value).strip())
         except ValueError:
-            raise ConfigError(f"setting {name!r} expects an integer, got {value!r}") from None
+            raise ConfigError(
+                f"setting {name!r} expects an integer, got {value!r}", key=name
+            ) from None
         if not as_float.is_integer():
-            raise ConfigError(f"setting {name!r} expects an integer, got {value!r}")
+            raise ConfigError(f"setting {name!r} expects an integer, got {value!r}", key=name)
         return int(as_float)
     if tp is float:
         try:
             return float(str(value).strip()) if isinstance(value, str) else float(value)
         except (TypeError, ValueError):
-            raise ConfigError(f"setting {name!r} expects a number, got {value!r}") from None
+            raise ConfigError(
+                f"setting {name!r} expects a number, got {value!r}", key=name
+            ) from None
     if tp is str:
         return str(value)
     return value
@@ -103,7 +109,9 @@ def build_config(cls: type[C], overrides: Mapping[str, Any] | None = None) -> C:
     ``default_preset(overrides) -> str | None``, the preset it names is applied
     (e.g. the recipe a ConvNet trains well with).
     Raises :class:`ConfigError` for an unknown key, an unknown preset or a value
-    that does not fit the field's type.
+    that does not fit the field's type; its ``key`` names the setting at fault
+    (``"preset"`` for an unknown preset; None for a check in the dataclass
+    itself that names no setting).
     """
     overrides = dict(overrides or {})
     hints = typing.get_type_hints(cls)
@@ -117,14 +125,17 @@ def build_config(cls: type[C], overrides: Mapping[str, Any] | None = None) -> C:
     if preset is not None:
         if preset not in presets:
             raise ConfigError(
-                f"unknown preset {preset!r}; known: {', '.join(sorted(presets)) or 'none'}"
+                f"unknown preset {preset!r}; known: {', '.join(sorted(presets)) or 'none'}",
+                key="preset",
             )
         values.update(presets[preset])
         if "preset" in fields:
             values["preset"] = preset
     unknown = sorted(set(overrides) - set(fields))
     if unknown:
-        raise ConfigError(f"unknown setting {unknown[0]!r}; known: {', '.join(sorted(fields))}")
+        raise ConfigError(
+            f"unknown setting {unknown[0]!r}; known: {', '.join(sorted(fields))}", key=unknown[0]
+        )
     values.update(overrides)
     kwargs = {k: _coerce(k, v, hints[k]) for k, v in values.items()}
     try:

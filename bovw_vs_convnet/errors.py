@@ -1,4 +1,17 @@
-"""Exceptions that mean "bad input": the CLI turns them into one line and exit code 2."""
+"""The toolkit's exceptions.
+
+:class:`BvcError` and its subclasses mean "bad input": the CLI turns them into
+one line and exit code 2. :class:`RunFailed` means "a run failed after its
+record was made": it carries that record, and its cause says which of the two
+kinds of failure it was.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bovw_vs_convnet.harness.record import RunRecord
 
 
 class BvcError(Exception):
@@ -10,8 +23,66 @@ class BvcError(Exception):
 
 
 class ConfigError(BvcError):
-    """An unknown setting, a value of the wrong type, an unknown preset."""
+    """An unknown setting, a value of the wrong type, an unknown preset.
+
+    Attributes:
+        key: the setting at fault (``"preset"`` for an unknown preset), or None
+            when the error is not about one setting (a bad ``--set`` item, a
+            check across several settings). Suite files use it to point at the
+            line that gave the setting.
+    """
+
+    def __init__(self, message: str, *, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class DataError(BvcError):
     """A missing dataset, a corrupt image, a checksum mismatch, a split that cannot be made."""
+
+
+class TrainSizeTooLarge(DataError):
+    """A training subset larger than the training images there are.
+
+    A suite that lists sizes for several datasets meets this on the smaller
+    ones; it reports the run as not run rather than failed.
+
+    Attributes:
+        train_size: the size asked for.
+        available: the training images there are (after holding out the test part).
+        dataset: the dataset's name.
+    """
+
+    def __init__(self, message: str, train_size: int, available: int, dataset: str) -> None:
+        super().__init__(message)
+        self.train_size = train_size
+        self.available = available
+        self.dataset = dataset
+
+    def __reduce__(self) -> tuple[type, tuple[str, int, int, str]]:
+        # pickling (joblib, dask workers) rebuilds an exception from these arguments
+        return type(self), (str(self), self.train_size, self.available, self.dataset)
+
+
+class RunFailed(Exception):
+    """A run raised while fitting or scoring; its failed record is already stored.
+
+    Raised by :func:`bovw_vs_convnet.harness.run.run_pipeline` as
+    ``raise RunFailed(record) from exc``: ``__cause__`` is the original error
+    (a :class:`BvcError` for bad input, anything else for an unexpected
+    failure) and ``str()`` is the record's one-line error, e.g.
+    ``"ValueError: probe failed on purpose"``. Not a :class:`BvcError`: whether
+    it is the user's fault is the cause's to say.
+
+    Attributes:
+        record: the stored record (status ``failed``, ``error`` set). Should
+            storing it have failed too, the record as it was built (not stored).
+    """
+
+    def __init__(self, record: RunRecord) -> None:
+        super().__init__(record.get("error") or "run failed")
+        self.record = record
+
+    def __reduce__(self) -> tuple[type, tuple[RunRecord]]:
+        # pickling (joblib, dask workers) rebuilds an exception from these arguments
+        return type(self), (self.record,)

@@ -36,7 +36,7 @@ import numpy as np
 
 from bovw_vs_convnet.data.datasets import Dataset
 from bovw_vs_convnet.data.imageset import ImageSet
-from bovw_vs_convnet.errors import DataError
+from bovw_vs_convnet.errors import DataError, TrainSizeTooLarge
 
 # Separate random streams, so that one part's draws never shift another's.
 _STREAM_TEST, _STREAM_POOL, _STREAM_CLASS_ORDER = 1, 2, 3
@@ -129,8 +129,9 @@ def make_split(
     """The common train / val / test split of ``ds`` (see the module docstring).
 
     Raises:
-        DataError: fewer than 2 classes, a train size larger than the data, a class
-            with fewer images than the split needs, fractions out of range.
+        TrainSizeTooLarge: a train size larger than the training images (a DataError).
+        DataError: fewer than 2 classes, a class with fewer images than the split
+            needs, fractions out of range.
     """
     classes = ds.manifest.classes
     if not 0.0 <= val_fraction < 1.0:
@@ -161,9 +162,12 @@ def make_split(
         usable = len(pool_pos)
         if train_size > usable:
             held = " (after holding out the test part)" if ds.test is None else ""
-            raise DataError(
+            raise TrainSizeTooLarge(
                 f"train size {train_size} is larger than the {usable} training images "
-                f"of {ds.name!r}{held}"
+                f"of {ds.name!r}{held}",
+                train_size=train_size,
+                available=usable,
+                dataset=ds.name,
             )
         if train_size < len(present):
             raise DataError(
