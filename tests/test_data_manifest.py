@@ -134,3 +134,40 @@ def test_unknown_dataset_lists_known_ones(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.delenv("BVC_MANIFESTS_DIR", raising=False)
     with pytest.raises(DataError, match=r"unknown dataset 'nope'; known: cifar10, digits"):
         get_manifest("nope")
+
+
+@pytest.mark.parametrize("value", [True, False])
+def test_mirror_ok_is_read_from_the_manifest(value: bool) -> None:
+    assert parse_manifest(_with("mirror_ok", value)).mirror_ok is value
+
+
+def test_mirror_ok_is_false_when_the_manifest_does_not_say() -> None:
+    assert "mirror_ok" not in GOOD
+    assert parse_manifest(GOOD).mirror_ok is False
+
+
+def test_mirror_ok_that_is_not_a_boolean_is_refused_naming_the_file(tmp_path: Path) -> None:
+    text = (
+        'name = "tiny"\ndescription = "d"\nformat = "synthetic"\nclasses = ["a", "b"]\n'
+        'image_size = [4, 4]\nchannels = 1\nlicence = "CC0"\nmirror_ok = "yes"\n'
+        '[source]\nhow = "made by the test"\n[split]\nofficial = false\n'
+    )
+    (tmp_path / "tiny.toml").write_text(text)
+    with pytest.raises(DataError) as err:
+        load_manifest(tmp_path / "tiny.toml")
+    assert str(err.value) == (
+        f"manifest 'tiny' ({tmp_path / 'tiny.toml'}): 'mirror_ok' must be bool, got str"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "mirror_ok"),
+    [("cifar10", True), ("digits", False), ("fashion-mnist", True), ("mnist", False),
+     ("synthetic", True)],
+)  # fmt: skip
+def test_bundled_manifests_say_whether_a_mirror_keeps_the_class(
+    name: str, mirror_ok: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The answers the name guess of convnet/pipeline.py gave before the manifests said it.
+    monkeypatch.delenv("BVC_MANIFESTS_DIR", raising=False)
+    assert get_manifest(name).mirror_ok is mirror_ok

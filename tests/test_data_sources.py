@@ -285,3 +285,57 @@ def test_fashion_mnist_loads_fast() -> None:
     assert ds.test is not None and ds.test.images.shape == (10000, 28, 28, 1)
     assert np.bincount(ds.train.labels).tolist() == [6000] * 10
     assert seconds < 5.0
+
+
+def test_a_manifest_dataset_carries_its_mirror_ok_into_every_part() -> None:
+    from bovw_vs_convnet.data import make_split
+
+    ds = load_dataset("digits")  # its manifest: mirror_ok = false
+    split = make_split(ds, seed=0, train_size=100)
+    assert split.val is not None
+    parts = (ds.train, split.train, split.val, split.test)
+    assert [p.mirror_ok for p in parts] == [False, False, False, False]
+
+
+def _two_part_tree(root: Path) -> None:
+    _write_tree(root / "train", {"a": [(6, 6)] * 2, "b": [(6, 6)] * 2})
+    _write_tree(root / "test", {"a": [(6, 6)], "b": [(6, 6)]})
+
+
+def test_an_imagefolder_may_be_mirrored_by_default(tmp_path: Path) -> None:
+    _two_part_tree(tmp_path)
+    ds = load_imagefolder(tmp_path)
+    assert ds.test is not None
+    assert (ds.train.mirror_ok, ds.test.mirror_ok, ds.manifest.mirror_ok) == (True, True, True)
+
+
+def test_an_imagefolder_told_not_to_be_mirrored_says_so_in_every_part(tmp_path: Path) -> None:
+    _two_part_tree(tmp_path)
+    ds = load_imagefolder(tmp_path, mirror_ok=False)
+    assert ds.test is not None
+    assert (ds.train.mirror_ok, ds.test.mirror_ok, ds.manifest.mirror_ok) == (False, False, False)
+
+
+def test_reading_a_tree_off_a_terminal_prints_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bovw_vs_convnet.data import imagefolder
+
+    _write_tree(tmp_path, {"a": [(6, 6)] * 2, "b": [(6, 6)] * 2})
+    images = LazyImages(sorted(tmp_path.glob("*/*.png")), (6, 6), 3)
+    monkeypatch.setattr(imagefolder, "PROGRESS_THRESHOLD", 3)
+    imagefolder.read_all(images, workers=1)  # stderr is captured: not a terminal
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    assert err.startswith("reading images: 4/4 img in ") and err.count("\n") == 1
+
+
+def test_reading_a_small_tree_shows_no_progress(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bovw_vs_convnet.data import imagefolder
+
+    _write_tree(tmp_path, {"a": [(6, 6)] * 2, "b": [(6, 6)] * 2})
+    images = LazyImages(sorted(tmp_path.glob("*/*.png")), (6, 6), 3)
+    assert imagefolder.read_all(images, workers=1, progress="lines").shape == (4, 6, 6, 3)
+    assert capsys.readouterr().err == ""

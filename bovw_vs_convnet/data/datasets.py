@@ -22,7 +22,7 @@ Images are uint8 (N, H, W, C); a folder of more than 20 000 images is read lazil
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bovw_vs_convnet.data.imageset import ImageSet
@@ -79,6 +79,7 @@ def _folder_manifest(
     official: bool,
     n_train: int,
     n_test: int | None,
+    mirror_ok: bool,
 ) -> Manifest:
     return Manifest(
         name=name,
@@ -88,6 +89,7 @@ def _folder_manifest(
         image_size=size,
         channels=channels,
         licence="unknown (a local folder)",
+        mirror_ok=mirror_ok,
         source={"how": f"local folder {root}", "subdir": "."},
         official_split=official,
         n_train=n_train,
@@ -102,18 +104,21 @@ def load_imagefolder(
     channels: int | None = None,
     lazy: bool | None = None,
     name: str | None = None,
+    mirror_ok: bool = True,
 ) -> Dataset:
     """An ImageFolder tree as a Dataset (see :mod:`bovw_vs_convnet.data.imagefolder`).
 
     ``image_size`` and ``channels`` default to the median size and to grayscale only
     when every image is; ``name`` defaults to ``imagefolder:<absolute path>``.
+    ``mirror_ok`` (may training mirror the images?) defaults to true, as for photographs;
+    a folder of digits or letters says false here or with the ConvNet's ``mirror=no``.
     """
     from bovw_vs_convnet.data.imagefolder import load_tree, scan_tree
 
     tree = scan_tree(root)
     name = name or f"{IMAGEFOLDER_PREFIX}{tree.root}"
     parts, size, channels = load_tree(
-        tree, image_size=image_size, channels=channels, lazy=lazy, name=name
+        tree, image_size=image_size, channels=channels, lazy=lazy, name=name, mirror_ok=mirror_ok
     )
     official = "test" in parts
     train = parts["train"] if official else parts["all"]
@@ -127,6 +132,7 @@ def load_imagefolder(
         official,
         len(train),
         len(test) if test is not None else None,
+        mirror_ok,
     )
     return Dataset(name, train, test, manifest)
 
@@ -175,8 +181,9 @@ def load_from_manifest(manifest: Manifest, data_dir: str | Path | None = None) -
         folder = resolve_data_dir(data_dir) / manifest.subdir
         common = manifest.image_size if manifest.params.get("resize", True) else None
         ds = load_imagefolder(
-            folder, image_size=common, channels=manifest.channels, name=manifest.name
-        )
+            folder, image_size=common, channels=manifest.channels, name=manifest.name,
+            mirror_ok=manifest.mirror_ok,
+        )  # fmt: skip
         train, test = ds.train, ds.test
         if ds.manifest.classes != manifest.classes:
             raise DataError(
@@ -185,6 +192,9 @@ def load_from_manifest(manifest: Manifest, data_dir: str | Path | None = None) -
             )
     else:  # parse_manifest refuses other formats
         raise DataError(f"dataset {manifest.name!r}: unknown format {fmt!r}")
+    # The readers of each format know pixels, not this: the manifest says it once here.
+    train = replace(train, mirror_ok=manifest.mirror_ok)
+    test = replace(test, mirror_ok=manifest.mirror_ok) if test is not None else None
     log.info(
         "loaded %s: %d train, %s test images of %s",
         manifest.name,

@@ -22,8 +22,10 @@ import numpy as np
 
 from bovw_vs_convnet.data.imageset import ImageSet, LazyImages
 from bovw_vs_convnet.errors import DataError
+from bovw_vs_convnet.progress import ProgressMode, track
 
 LAZY_THRESHOLD = 20_000  # images; above this a tree is read lazily
+PROGRESS_THRESHOLD = 1_000  # images; a quicker read shows no progress
 HEADER_SAMPLE = 2_000  # image headers read to choose the common size of a large tree
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
@@ -118,14 +120,15 @@ def common_format(
     return image_size, channels
 
 
-def read_all(images: LazyImages, workers: int | None = None) -> np.ndarray:
+def read_all(
+    images: LazyImages, workers: int | None = None, progress: ProgressMode | bool = "auto"
+) -> np.ndarray:
     """Decode every file into one uint8 (N, H, W, C) array, in threads (OpenCV frees the GIL).
 
-    Shows a progress bar on a terminal for more than a thousand images.
+    Shows its progress (a bar on a terminal, a closing line elsewhere; see
+    :mod:`bovw_vs_convnet.progress`) for more than :data:`PROGRESS_THRESHOLD` images.
     """
     from concurrent.futures import ThreadPoolExecutor
-
-    from tqdm import tqdm
 
     out = np.empty(images.shape, dtype=np.uint8)
 
@@ -133,18 +136,12 @@ def read_all(images: LazyImages, workers: int | None = None) -> np.ndarray:
         out[i] = images.read(i)
 
     workers = workers or min(8, os.cpu_count() or 1)
+    n = len(images)
+    mode = progress if n > PROGRESS_THRESHOLD else "none"
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        # list() re-raises the first DataError (a file that cannot be decoded)
-        list(
-            tqdm(
-                pool.map(read_one, range(len(images))),
-                total=len(images),
-                desc="reading images",
-                unit="img",
-                disable=None if len(images) > 1000 else True,
-                leave=False,
-            )
-        )
+        done = pool.map(read_one, range(n))
+        for _ in track(done, total=n, desc="reading images", mode=mode, unit="img"):
+            pass  # consuming the results re-raises the first DataError (an undecodable file)
     return out
 
 
@@ -155,10 +152,12 @@ def load_tree(
     channels: int | None = None,
     lazy: bool | None = None,
     name: str = "",
+    mirror_ok: bool = True,
 ) -> tuple[dict[str, ImageSet], tuple[int, int], int]:
     """Read each part of ``tree`` into an ImageSet; returns (parts, (H, W), channels).
 
-    ``lazy=None`` reads lazily only above :data:`LAZY_THRESHOLD` images.
+    ``lazy=None`` reads lazily only above :data:`LAZY_THRESHOLD` images; ``mirror_ok``
+    is carried on each ImageSet (see :class:`~bovw_vs_convnet.data.imageset.ImageSet`).
     """
     all_paths = [p for files in tree.parts.values() for p, _ in files]
     size, channels = common_format(all_paths, image_size, channels)
@@ -171,5 +170,5 @@ def load_tree(
         images: np.ndarray | LazyImages = files_view if lazy else read_all(files_view)
         labels = np.array([y for _, y in files], dtype=np.int64)
         ids = np.array([p.relative_to(tree.root).as_posix() for p in paths])
-        out[part] = ImageSet(images, labels, ids, tree.classes, name)
+        out[part] = ImageSet(images, labels, ids, tree.classes, name, mirror_ok=mirror_ok)
     return out, size, channels

@@ -74,6 +74,9 @@ class ImageSet:
         ids: array of shape (N,) of stable sample ids (strings), unique in the dataset.
         class_names: the name of each class, indexed by label.
         name: the dataset's name (for records and cache keys).
+        mirror_ok: whether a mirror image keeps its class, so that training may flip
+            images horizontally (false for digits and letters). Loaders set it from the
+            dataset's manifest; True, as for an ImageFolder of photographs, when made here.
     """
 
     images: np.ndarray | LazyImages
@@ -81,6 +84,7 @@ class ImageSet:
     ids: np.ndarray
     class_names: tuple[str, ...]
     name: str = ""
+    mirror_ok: bool = True
     _id_index: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -131,6 +135,7 @@ class ImageSet:
             ids=self.ids[idx],
             class_names=self.class_names,
             name=self.name,
+            mirror_ok=self.mirror_ok,
         )
 
     def select_ids(self, ids: Sequence[str] | np.ndarray) -> ImageSet:

@@ -10,6 +10,7 @@ Example (abridged)::
     classes = ["T-shirt/top", "Trouser", ...]
     image_size = [28, 28]               # (height, width)
     channels = 1
+    mirror_ok = true                    # a mirrored image keeps its class (see below)
     licence = "MIT"
     citation = "Xiao, Rasul, Vollgraf (2017) ..."
 
@@ -31,6 +32,13 @@ Example (abridged)::
     size = 47040016                     # bytes of the (decompressed) content
     sha256 = "..."                      # of the decompressed content: any gzip copy verifies
     download_md5 = "..."                # of the gzip file torchvision downloads (fallback)
+
+``mirror_ok`` says whether a horizontal mirror keeps an image's class, so that the
+ConvNet's ``flip`` augmentation may be used: true for clothes, objects and scenes,
+false for digits and letters (a mirrored 2 or b is no longer one). Absent, it is
+false: a wrong true teaches wrong labels without a sign, a wrong false only forgoes
+an augmentation. (A folder without a manifest is taken as true, as photographs are;
+``--set mirror=yes|no`` overrides either.)
 
 Manifests are found in the top-level ``data_manifests/`` folder next to the
 package source, and in every folder listed in the ``BVC_MANIFESTS_DIR``
@@ -61,6 +69,7 @@ _TOP_KEYS = {
     "classes": True,
     "image_size": True,
     "channels": True,
+    "mirror_ok": False,
     "licence": True,
     "citation": False,
     "source": True,
@@ -118,6 +127,8 @@ class Manifest:
         classes: class names, indexed by label.
         image_size: (height, width) of every image.
         channels: 1 (grayscale) or 3 (RGB).
+        mirror_ok: whether a horizontally mirrored image keeps its class (flip
+            augmentation allowed); false when the manifest does not say.
         licence: the dataset's licence.
         citation: how to cite it.
         source: how to obtain it (``how``), its folder under the data directory
@@ -138,6 +149,7 @@ class Manifest:
     channels: int
     licence: str
     citation: str = ""
+    mirror_ok: bool = False
     source: Mapping[str, Any] = field(default_factory=dict)
     official_split: bool = False
     n_train: int | None = None
@@ -215,6 +227,7 @@ def parse_manifest(raw: Mapping[str, Any], origin: str = "<manifest>") -> Manife
     channels = _expect(where, "channels", raw["channels"], int)
     if channels not in (1, 3):
         raise DataError(f"{where}: 'channels' must be 1 or 3, got {channels}")
+    mirror_ok = _expect(where, "mirror_ok", raw.get("mirror_ok", False), bool)
 
     source = _expect(where, "source", raw["source"], dict)
     _check_keys(f"{where} [source]", source, _SOURCE_KEYS)
@@ -285,6 +298,7 @@ def parse_manifest(raw: Mapping[str, Any], origin: str = "<manifest>") -> Manife
         channels=channels,
         licence=_expect(where, "licence", raw["licence"], str),
         citation=_expect(where, "citation", raw.get("citation", ""), str),
+        mirror_ok=mirror_ok,
         source=dict(source),
         official_split=official,
         n_train=n_train,
