@@ -32,11 +32,12 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from bovw_vs_convnet.errors import DataError
+from bovw_vs_convnet.harness.record import RunRecord
 
 DB_NAME = "results.sqlite"
 PARTIAL_DIR = ".partial"
@@ -212,13 +213,13 @@ class ResultStore:
 
     def commit(
         self,
-        record: Mapping[str, Any],
+        record: RunRecord,
         staging: Path,
         *,
         scores: np.ndarray | None = None,
         labels: np.ndarray | None = None,
         ids: np.ndarray | None = None,
-    ) -> dict[str, Any]:
+    ) -> RunRecord:
         """Write the record and score arrays into ``staging``, rename it, insert the row.
 
         Returns the stored record (with ``run_dir`` set to the final folder).
@@ -240,16 +241,14 @@ class ResultStore:
         os.replace(tmp, staging / RECORD_NAME)
         os.rename(staging, final)  # atomic on one filesystem: the run appears whole or not at all
         self._insert(stored)
-        return stored
+        return cast(RunRecord, stored)  # the same keys, as JSON values
 
-    def record_failure(
-        self, record: Mapping[str, Any], staging: Path | None = None
-    ) -> dict[str, Any]:
+    def record_failure(self, record: RunRecord, staging: Path | None = None) -> RunRecord:
         """Store a run that failed (``status`` = ``failed``, ``error`` = the message)."""
-        record = {**record, "status": "failed"}
+        failed: RunRecord = {**record, "status": "failed"}
         if staging is None:
-            staging = self.runs_dir / PARTIAL_DIR / f"failed-{record['run_id']}"
-        return self.commit(record, staging)
+            staging = self.runs_dir / PARTIAL_DIR / f"failed-{failed['run_id']}"
+        return self.commit(failed, staging)
 
     def supersede(self, key: str, keep: str, status: str | None = None) -> int:
         """Mark the other records with config key ``key`` (of ``status``, if given) superseded.
@@ -311,7 +310,7 @@ class ResultStore:
         split_fingerprint: str | None = None,
         config_key: str | None = None,
         status: str | None = "ok",
-    ) -> list[dict[str, Any]]:
+    ) -> list[RunRecord]:
         """Stored run records, oldest first, filtered by each argument that is not None."""
         if not self.db_path.exists():
             return []
@@ -334,7 +333,7 @@ class ResultStore:
             rows = conn.execute(sql, args).fetchall()
         return [self._with_dir(json.loads(r[0])) for r in rows]
 
-    def get_run(self, run_id: str) -> dict[str, Any]:
+    def get_run(self, run_id: str) -> RunRecord:
         """The record of run ``run_id``; DataError when it is not stored."""
         if self.db_path.exists():
             with self.connect() as conn:
@@ -355,7 +354,7 @@ class ResultStore:
         except OSError as exc:
             raise DataError(f"run {run_id!r} has no stored scores: {exc}") from None
 
-    def _with_dir(self, record: dict[str, Any]) -> dict[str, Any]:
+    def _with_dir(self, record: RunRecord) -> RunRecord:
         # the folder may have moved with the runs dir; the store's location wins
         record["run_dir"] = str(self.run_dir(str(record["run_id"])).resolve())
         return record
