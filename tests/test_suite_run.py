@@ -14,7 +14,8 @@ import pytest
 import suite_pipelines
 
 from bovw_vs_convnet.harness.store import ResultStore
-from bovw_vs_convnet.harness.suite import parse_suite, run_suite
+from bovw_vs_convnet.harness.suite import parse_suite
+from bovw_vs_convnet.harness.suite_runner import run_suite
 
 TESTS = Path(__file__).parent
 

@@ -1,7 +1,9 @@
 """The `bvc` command line: a click group with one module per command.
 
 This layer only parses, calls the library and prints. Every error derived from
-:class:`bovw_vs_convnet.errors.BvcError` becomes one line on stderr and exit code 2.
+:class:`bovw_vs_convnet.errors.BvcError` becomes one line on stderr and exit code 2,
+also when it made a run fail (a :class:`~bovw_vs_convnet.errors.RunFailed` whose
+cause it is); anything else is an unexpected failure (a traceback, exit code 1).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 import click
 
 from bovw_vs_convnet import __version__
-from bovw_vs_convnet.errors import BvcError
+from bovw_vs_convnet.errors import BvcError, RunFailed
 
 
 class BvcGroup(click.Group):
@@ -23,6 +25,12 @@ class BvcGroup(click.Group):
             return super().invoke(ctx)
         except BvcError as exc:
             click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+        except RunFailed as exc:
+            # the failed run is stored; whether it is the user's fault is its cause's to say
+            if not isinstance(exc.__cause__, BvcError):
+                raise
+            click.echo(f"error: {exc.__cause__}", err=True)
             ctx.exit(2)
 
 

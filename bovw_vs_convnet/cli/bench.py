@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -21,10 +21,15 @@ from bovw_vs_convnet.cli.options import (
     style_option,
 )
 
+if TYPE_CHECKING:
+    from bovw_vs_convnet.harness.record import RunRecord
+    from bovw_vs_convnet.harness.suite import RunSpec
+    from bovw_vs_convnet.harness.suite_runner import RunOutcome
 
-def _outcome_json(outcome: Any) -> dict[str, Any]:
+
+def _outcome_json(outcome: RunOutcome) -> dict[str, Any]:
     spec = outcome.spec
-    record = outcome.record or {}
+    record: RunRecord = outcome.record or {}
     return {
         "label": spec.label,
         "pipeline": spec.pipeline,
@@ -112,18 +117,18 @@ def bench(
 
     from bovw_vs_convnet.harness.analysis import ablation_table, crossover_statements
     from bovw_vs_convnet.harness.leaderboard import build_tables, render
-    from bovw_vs_convnet.harness.suite import run_suite
+    from bovw_vs_convnet.harness.suite_runner import run_suite
 
     parsed = load_suite(suite)
     n_specs = len(parsed.specs(dataset, train_sizes=train_sizes, seeds=seeds))
     say = (lambda text: click.echo(text, err=True)) if as_json else click.echo
     say(f"suite {parsed.name}: {n_specs} runs, results in {runs_dir}")
 
-    def on_start(index: int, total: int, spec: Any) -> None:
+    def on_start(index: int, total: int, spec: RunSpec) -> None:
         say(f"[{index + 1}/{total}] {spec.describe()} ...")
 
-    def on_done(index: int, total: int, outcome: Any) -> None:
-        record = outcome.record or {}
+    def on_done(index: int, total: int, outcome: RunOutcome) -> None:
+        record: RunRecord = outcome.record or {}
         if outcome.status == "skipped":
             top1 = percent(record.get("top1_err"))
             text = f"already stored ({record.get('run_id')}): top-1 {top1}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -20,8 +20,11 @@ from bovw_vs_convnet.cli.options import (
 from bovw_vs_convnet.config import parse_set_options
 from bovw_vs_convnet.errors import ConfigError
 
+if TYPE_CHECKING:
+    from bovw_vs_convnet.harness.record import RunRecord
 
-def summary(record: dict[str, Any]) -> str:
+
+def summary(record: RunRecord) -> str:
     """A few lines for a person: what ran, on which split, its errors and times."""
     ips = record.get("infer_images_per_s")
     lines = [

@@ -1,7 +1,10 @@
 """One run: data and split, config, fit (timed), score the test set (timed), metrics, store.
 
 :func:`run_pipeline` is what ``bvc run`` and the suite runner call. It never
-prints; it returns the stored run record (a JSON-ready dict).
+prints; it returns the stored run record (a :class:`RunRecord`, a JSON-ready
+dict). Every record, failed ones included, is built here: :func:`store_failure`
+and :func:`early_failure_record` are what the suite runner uses for a run that
+failed before :func:`run_pipeline` could make its record.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ import numpy as np
 from bovw_vs_convnet import __version__
 from bovw_vs_convnet.config import build_config, config_to_dict
 from bovw_vs_convnet.data.split import Split
+from bovw_vs_convnet.errors import RunFailed
 from bovw_vs_convnet.harness import metrics as metrics_mod
 from bovw_vs_convnet.harness import provenance
+from bovw_vs_convnet.harness.record import RunRecord
 from bovw_vs_convnet.harness.registry import get_pipeline
 from bovw_vs_convnet.harness.store import ResultStore, config_key, new_run_id
 from bovw_vs_convnet.protocol import RunContext
@@ -55,15 +60,76 @@ def cache_dir_for(runs_dir: Path) -> Path:
     return Path(env) if env else Path(runs_dir) / "cache"
 
 
-def _model_name(pipeline: Any, config: Any, name: str) -> str:
-    for value in (
-        getattr(pipeline, "model_name", None),
-        getattr(config, "model", None),
-        getattr(config, "preset", None),
-    ):
+def model_name(pipeline: str, config: Any = None, model: Any = None) -> str:
+    """The record's ``model``: what names the row in a leaderboard.
+
+    The fitted pipeline's ``model_name`` (the baseline's classifier), else the
+    config's ``model`` (a ConvNet) or ``preset`` (a BoVW preset), else the
+    pipeline's registry name. ``config`` is the frozen config, or the mapping of
+    settings of a run whose config could not be built.
+    """
+
+    def setting(name: str) -> Any:
+        return config.get(name) if isinstance(config, Mapping) else getattr(config, name, None)
+
+    for value in (getattr(model, "model_name", None), setting("model"), setting("preset")):
         if value:
             return str(value)
-    return name
+    return pipeline
+
+
+def error_line(exc: BaseException) -> str:
+    """A failed record's ``error``: ``"ValueError: probe failed"``, first line only."""
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+def early_failure_record(
+    pipeline: str,
+    dataset: str,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    train_size: int | None = None,
+) -> RunRecord:
+    """The record of a run that failed before :func:`run_pipeline` made its own.
+
+    A bad config or a dataset that will not load leaves no split and no config
+    to record; this record keeps what was asked (the overrides as given, the
+    train size) so that a suite can list the run as failed. Store it with
+    :func:`store_failure`.
+    """
+    settings = dict(overrides or {})
+    return {
+        "run_id": new_run_id(pipeline),
+        "status": "failed",
+        "error": None,
+        "pipeline": pipeline,
+        "model": model_name(pipeline, settings),
+        "dataset": dataset,
+        "seed": seed,
+        "train_size": train_size,
+        "config": settings,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "bvc_version": __version__,
+    }
+
+
+def store_failure(
+    store: ResultStore, record: RunRecord, exc: BaseException, staging: Path | None = None
+) -> RunRecord:
+    """Mark ``record`` failed with ``exc``'s one-line error, store it, return the stored record.
+
+    Should storing fail too, that is logged and the record returned unstored:
+    the run's own error matters more than the failed bookkeeping.
+    """
+    record.update(
+        {"status": "failed", "error": error_line(exc), "provenance": provenance.collect()}
+    )
+    try:
+        return store.record_failure(record, staging)
+    except Exception:
+        log.exception("could not store the failed run %s", record.get("run_id"))
+        return record
 
 
 def run_pipeline(
@@ -82,7 +148,7 @@ def run_pipeline(
     resume: bool = False,
     progress: bool = True,
     skip_existing: bool = False,
-) -> dict[str, Any]:
+) -> RunRecord:
     """Run ``pipeline`` on ``dataset`` once and store the record; return the stored record.
 
     Args:
@@ -98,9 +164,15 @@ def run_pipeline(
         skip_existing: return the stored record of an identical finished run
             (same config key) instead of running again.
 
-    A :class:`BvcError` or other exception raised while fitting or scoring is
-    stored as a ``failed`` run and re-raised; a KeyboardInterrupt stores nothing
-    and leaves the staging folder for ``resume``.
+    Raises:
+        RunFailed: fitting or scoring raised; the run is stored as ``failed``,
+            the exception carries that record and its ``__cause__`` is the
+            original error (a :class:`BvcError` for bad input).
+        BvcError: bad input found before the run starts (an unknown pipeline or
+            setting, a dataset that will not load, a train size larger than
+            the data); nothing is stored.
+
+    A KeyboardInterrupt stores nothing and leaves the staging folder for ``resume``.
     """
     spec = get_pipeline(pipeline)
     config = build_config(spec.config_class(), overrides)
@@ -134,12 +206,12 @@ def run_pipeline(
         resume=resume,
         progress=progress,
     )
-    record: dict[str, Any] = {
+    record: RunRecord = {
         "run_id": run_id,
         "status": "ok",
         "error": None,
         "pipeline": pipeline,
-        "model": _model_name(None, config, pipeline),
+        "model": model_name(pipeline, config),
         "dataset": dataset_name,
         "split_fingerprint": data.fingerprint,
         "split": data.params,
@@ -169,31 +241,29 @@ def run_pipeline(
     except KeyboardInterrupt:
         raise
     except Exception as exc:
-        record.update(status="failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0])
-        record["provenance"] = provenance.collect()
-        try:
-            store.record_failure(record, staging)
-        except Exception:  # the original error matters more than the failed bookkeeping
-            log.exception("could not store the failed run %s", run_id)
-        raise
+        raise RunFailed(store_failure(store, record, exc, staging)) from exc
 
     record.update(
-        model=_model_name(model, config, pipeline),
-        top1_err=result.top1_err,
-        top5_err=result.top5_err,
-        top5_k=result.top5_k,
-        per_class_err={
-            name: float(e)
-            for name, e in zip(data.test.class_names, result.per_class_err, strict=True)
-        },
-        confusion=result.confusion,
-        train_seconds=train_seconds,
-        infer_seconds=infer_seconds,
-        infer_images_per_s=len(data.test) / infer_seconds if infer_seconds > 0 else None,
-        n_params=getattr(model, "n_params", None),
-        device=str(getattr(model, "device", None) or ("cpu" if device == "auto" else device)),
-        stage_seconds=dict(getattr(model, "stage_seconds", None) or {}),
-        extra=dict(getattr(model, "record_extra", None) or {}),
-        provenance=provenance.collect(),
+        {
+            "model": model_name(pipeline, config, model),
+            "top1_err": result.top1_err,
+            "top5_err": result.top5_err,
+            "top5_k": result.top5_k,
+            "per_class_err": {
+                name: float(e)
+                for name, e in zip(data.test.class_names, result.per_class_err, strict=True)
+            },
+            "confusion": result.confusion.tolist(),
+            "train_seconds": train_seconds,
+            "infer_seconds": infer_seconds,
+            "infer_images_per_s": len(data.test) / infer_seconds if infer_seconds > 0 else None,
+            "n_params": getattr(model, "n_params", None),
+            "device": str(
+                getattr(model, "device", None) or ("cpu" if device == "auto" else device)
+            ),
+            "stage_seconds": dict(getattr(model, "stage_seconds", None) or {}),
+            "extra": dict(getattr(model, "record_extra", None) or {}),
+            "provenance": provenance.collect(),
+        }
     )
     return store.commit(record, staging, scores=scores, labels=data.test.labels, ids=data.test.ids)

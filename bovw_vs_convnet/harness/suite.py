@@ -1,10 +1,9 @@
 """Benchmark suites: a TOML file of datasets, pipelines, overrides, train sizes and seeds.
 
-A suite expands into a list of :class:`RunSpec` (one per dataset × entry ×
-train size × seed), which :func:`run_suite` runs through the harness. Runs that
-are already stored with status ``ok`` under the same config key are skipped, so
-an interrupted suite continues where it stopped; ``force`` reruns everything.
-A run that raises is recorded as failed and the suite goes on.
+This module reads and checks suite files. A suite expands into a list of
+:class:`RunSpec` (one per dataset × entry × train size × seed), which
+:func:`bovw_vs_convnet.harness.suite_runner.run_suite` runs through the harness,
+skipping what is stored and going on past a failed run.
 
 Format (every key but ``datasets`` and the entries' ``pipeline`` is optional)::
 
@@ -37,7 +36,6 @@ import dataclasses
 import itertools
 import logging
 import re
-import time
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -204,10 +202,66 @@ def load_suite(name_or_path: str | Path) -> Suite:
 
 
 def parse_suite(text: str, *, source: str = "<suite>", name: str = "suite") -> Suite:
-    """Parse and validate suite TOML ``text``; errors read ``SOURCE:LINE: message``."""
+    """Parse and validate suite TOML ``text``; errors read ``SOURCE:LINE: message``.
+
+    The line is left out (``SOURCE: message``) where the file has no line that
+    gave the value at fault, e.g. a missing ``[[run]]``.
+    """
+    from bovw_vs_convnet.harness.registry import PIPELINES
+
+    doc = _load_toml(text, source)
+    where = _Where(text, source)
+    _known_keys(doc, SUITE_KEYS, (), where)
+    description = _string(doc, "description", "", where)
+    suite_name = _string(doc, "name", name, where)
+    top = _axes(doc, (), where, inherit=_Axes(datasets=(), seeds=(0,), train_sizes=(None,)))
+    pipelines = set(PIPELINES)
+    defaults = _defaults(doc, pipelines, where)
+    runs = doc.get("run")
+    if not isinstance(runs, list) or not runs:
+        raise where.error(("run",), "a suite needs at least one [[run]] table")
+    entries = [
+        entry
+        for i, raw in enumerate(runs)
+        for entry in _entries(raw, ("run", i), top, defaults, pipelines, where)
+    ]
+    return Suite(name=suite_name, description=description, source=source, entries=tuple(entries))
+
+
+# --------------------------------------------------------------------------- validators
+
+# where a value sits in the TOML document: ("run", 2, "set", "epochs")
+KeyPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class _Where:
+    """The suite's text and name: turns (path, message) into ``SOURCE:LINE: message``."""
+
+    text: str
+    source: str
+
+    def error(self, path: KeyPath, message: str) -> ConfigError:
+        line = locate_key(self.text, path)
+        return ConfigError(
+            f"{self.source}:{line}: {message}" if line else f"{self.source}: {message}"
+        )
+
+
+@dataclass(frozen=True)
+class _Axes:
+    """What a ``[[run]]`` inherits from the top of the file unless it says otherwise."""
+
+    datasets: tuple[str, ...]
+    seeds: tuple[int, ...]
+    train_sizes: tuple[int | None, ...]
+
+
+def _load_toml(text: str, source: str) -> dict[str, Any]:
     try:
-        doc = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
+        # Python 3.11's TOMLDecodeError has no line attribute; its message ends with it
         msg = str(exc)
         m = re.search(r"\(at line (\d+), column \d+\)", msg)
         if m:
@@ -216,121 +270,139 @@ def parse_suite(text: str, *, source: str = "<suite>", name: str = "suite") -> S
             ) from None
         raise ConfigError(f"{source}: invalid TOML: {msg}") from None
 
-    def fail(path: Sequence[str | int], message: str) -> ConfigError:
-        line = locate_key(text, path)
-        where = f"{source}:{line}" if line else source
-        return ConfigError(f"{where}: {message}")
 
-    for key in doc:
-        if key not in SUITE_KEYS:
-            raise fail((key,), f"unknown key {key!r}; known: {', '.join(SUITE_KEYS)}")
-    description = doc.get("description", "")
-    if not isinstance(description, str):
-        raise fail(("description",), "'description' must be a string")
-    suite_name = doc.get("name", name)
-    if not isinstance(suite_name, str):
-        raise fail(("name",), "'name' must be a string")
+def _known_keys(
+    table: Mapping[str, Any], known: Sequence[str], here: KeyPath, where: _Where
+) -> None:
+    for key in table:
+        if key not in known:
+            inside = " in [[run]]" if here else ""
+            raise where.error(
+                (*here, key), f"unknown key {key!r}{inside}; known: {', '.join(known)}"
+            )
 
-    top_datasets = _str_list(doc, "datasets", (), fail)
-    top_seeds = _seed_list(doc, "seeds", (), fail, default=(0,))
-    top_sizes = _size_list(doc, "train_sizes", (), fail, default=(None,))
 
+def _string(table: Mapping[str, Any], key: str, default: str, where: _Where) -> str:
+    value = table.get(key, default)
+    if not isinstance(value, str):
+        raise where.error((key,), f"'{key}' must be a string")
+    return value
+
+
+def _pipeline(name: Any, known: set[str], path: KeyPath, where: _Where, context: str = "") -> str:
+    if name not in known:
+        raise where.error(
+            path, f"unknown pipeline {name!r}{context}; known: {', '.join(sorted(known))}"
+        )
+    return str(name)
+
+
+def _defaults(
+    doc: Mapping[str, Any], pipelines: set[str], where: _Where
+) -> dict[str, dict[str, Any]]:
+    """The ``[defaults.PIPELINE]`` tables, each checked to name a registered pipeline."""
     defaults = doc.get("defaults", {})
     if not isinstance(defaults, dict):
-        raise fail(("defaults",), "'defaults' must be a table of [defaults.PIPELINE] tables")
-    from bovw_vs_convnet.harness.registry import PIPELINES
-
+        raise where.error(("defaults",), "'defaults' must be a table of [defaults.PIPELINE] tables")
     for pipe, table in defaults.items():
-        if pipe not in PIPELINES:
-            raise fail(
-                ("defaults", pipe),
-                f"unknown pipeline {pipe!r} in [defaults]; known: {', '.join(sorted(PIPELINES))}",
-            )
+        _pipeline(pipe, pipelines, ("defaults", pipe), where, " in [defaults]")
         if not isinstance(table, dict):
-            raise fail(("defaults", pipe), f"[defaults.{pipe}] must be a table")
+            raise where.error(("defaults", pipe), f"[defaults.{pipe}] must be a table")
+    return defaults
 
-    runs = doc.get("run")
-    if not isinstance(runs, list) or not runs:
-        raise fail(("run",), "a suite needs at least one [[run]] table")
 
+def _entries(
+    raw: Any,
+    here: KeyPath,
+    top: _Axes,
+    defaults: Mapping[str, Mapping[str, Any]],
+    pipelines: set[str],
+    where: _Where,
+) -> list[SuiteEntry]:
+    """The entries of one ``[[run]]`` table: one per model × grid combination."""
+    if not isinstance(raw, dict):
+        raise where.error(("run",), "'run' must be an array of tables ([[run]])")
+    _known_keys(raw, ENTRY_KEYS, here, where)
+    if not isinstance(raw.get("pipeline"), str):
+        raise where.error(here, 'every [[run]] needs pipeline = "NAME"')
+    pipeline = _pipeline(raw["pipeline"], pipelines, (*here, "pipeline"), where)
+    settings = raw.get("set", {})
+    if not isinstance(settings, dict):
+        raise where.error((*here, "set"), "'set' must be a table of KEY = VALUE")
+    models = _models(raw, settings, here, where)
+    combos = _grid(raw, settings, models, here, where)
+    label = _label(raw, len(models or (None,)) * len(combos), here, where)
+    axes = _axes(raw, here, where, inherit=top)
+    if not axes.datasets:
+        raise where.error(here, "no datasets: give datasets = [...] at the top or in this [[run]]")
+
+    own_defaults = defaults.get(pipeline, {})
     entries: list[SuiteEntry] = []
-    for i, raw in enumerate(runs):
-        if not isinstance(raw, dict):
-            raise fail(("run",), "'run' must be an array of tables ([[run]])")
-        here: tuple[str | int, ...] = ("run", i)
-        for key in raw:
-            if key not in ENTRY_KEYS:
-                raise fail(
-                    (*here, key), f"unknown key {key!r} in [[run]]; known: {', '.join(ENTRY_KEYS)}"
-                )
-        pipeline = raw.get("pipeline")
-        if not isinstance(pipeline, str):
-            raise fail(here, 'every [[run]] needs pipeline = "NAME"')
-        if pipeline not in PIPELINES:
-            raise fail(
-                (*here, "pipeline"),
-                f"unknown pipeline {pipeline!r}; known: {', '.join(sorted(PIPELINES))}",
+    for model, combo in itertools.product(models or (None,), combos):
+        own = {**settings, **combo, **({"model": model} if model else {})}
+        overrides = {**own_defaults, **own}
+        problem = _check_overrides(pipeline, overrides)
+        if problem is not None:
+            # where each setting was given; a later source replaces an earlier one
+            origin: dict[str | None, KeyPath] = {
+                **{k: ("defaults", pipeline, k) for k in own_defaults},
+                **{k: (*here, "set", k) for k in settings},
+                **{k: (*here, "grid", k) for k in combo},
+                **({"model": (*here, "models")} if model else {}),
+            }
+            raise where.error(origin.get(problem.key, here), f"{pipeline}: {problem}")
+        entries.append(
+            SuiteEntry(
+                pipeline=pipeline,
+                label=label or _default_label(pipeline, own),
+                overrides=tuple(sorted(overrides.items())),
+                datasets=axes.datasets,
+                seeds=axes.seeds,
+                train_sizes=axes.train_sizes,
             )
-        settings = raw.get("set", {})
-        if not isinstance(settings, dict):
-            raise fail((*here, "set"), "'set' must be a table of KEY = VALUE")
-        merged = {**defaults.get(pipeline, {}), **settings}
-        models = raw.get("models")
-        if models is not None:
-            if (
-                not isinstance(models, list)
-                or not models
-                or not all(isinstance(m, str) for m in models)
-            ):
-                raise fail((*here, "models"), "'models' must be a non-empty list of names")
-            if "model" in settings:
-                raise fail((*here, "models"), "give either 'models' or set.model, not both")
-        grid = raw.get("grid", {})
-        if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
-            raise fail((*here, "grid"), "'grid' must be a table of KEY = [VALUE, ...] lists")
-        for key in grid:
-            if key in settings or (key == "model" and models is not None):
-                raise fail((*here, "grid"), f"{key!r} is given both in 'grid' and elsewhere")
-        combos = [
-            dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())
-        ]
-        label = raw.get("label")
-        if label is not None and not isinstance(label, str):
-            raise fail((*here, "label"), "'label' must be a string")
-        if label is not None and len(models or [None]) * len(combos) > 1:
-            raise fail((*here, "label"), "'label' names one row; it cannot go with a list or grid")
-        datasets = _str_list(raw, "datasets", here, fail) or top_datasets
-        if not datasets:
-            raise fail(here, "no datasets: give datasets = [...] at the top or in this [[run]]")
-        seeds = _seed_list(raw, "seeds", here, fail, default=top_seeds)
-        sizes = _size_list(raw, "train_sizes", here, fail, default=top_sizes)
-        for model, combo in itertools.product(models or [None], combos):
-            overrides = {**merged, **combo}
-            if model is not None:
-                overrides["model"] = model
-            problem = _check_overrides(pipeline, overrides)
-            if problem:
-                key = problem[0]
-                at = (*here, "set", key) if key in settings else (*here,)
-                if key == "model" and models is not None:
-                    at = (*here, "models")
-                elif key in combo:
-                    at = (*here, "grid", key)
-                elif key in defaults.get(pipeline, {}) and key not in settings:
-                    at = ("defaults", pipeline, key)
-                raise fail(at, problem[1])
-            own = {**settings, **combo, **({"model": model} if model else {})}
-            entries.append(
-                SuiteEntry(
-                    pipeline=pipeline,
-                    label=label or _default_label(pipeline, own),
-                    overrides=tuple(sorted(overrides.items())),
-                    datasets=tuple(datasets),
-                    seeds=seeds,
-                    train_sizes=sizes,
-                )
-            )
-    return Suite(name=suite_name, description=description, source=source, entries=tuple(entries))
+        )
+    return entries
+
+
+def _models(
+    raw: Mapping[str, Any], settings: Mapping[str, Any], here: KeyPath, where: _Where
+) -> list[str] | None:
+    models = raw.get("models")
+    if models is None:
+        return None
+    if not isinstance(models, list) or not models or not all(isinstance(m, str) for m in models):
+        raise where.error((*here, "models"), "'models' must be a non-empty list of names")
+    if "model" in settings:
+        raise where.error((*here, "models"), "give either 'models' or set.model, not both")
+    return models
+
+
+def _grid(
+    raw: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    models: list[str] | None,
+    here: KeyPath,
+    where: _Where,
+) -> list[dict[str, Any]]:
+    """Every combination of the ``grid`` settings (one empty combination without a grid)."""
+    grid = raw.get("grid", {})
+    if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
+        raise where.error((*here, "grid"), "'grid' must be a table of KEY = [VALUE, ...] lists")
+    for key in grid:
+        if key in settings or (key == "model" and models is not None):
+            raise where.error((*here, "grid"), f"{key!r} is given both in 'grid' and elsewhere")
+    return [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
+
+
+def _label(raw: Mapping[str, Any], n_rows: int, here: KeyPath, where: _Where) -> str | None:
+    label = raw.get("label")
+    if label is not None and not isinstance(label, str):
+        raise where.error((*here, "label"), "'label' must be a string")
+    if label is not None and n_rows > 1:
+        raise where.error(
+            (*here, "label"), "'label' names one row; it cannot go with a list or grid"
+        )
+    return label
 
 
 def _default_label(pipeline: str, overrides: Mapping[str, Any]) -> str:
@@ -342,8 +414,8 @@ def _default_label(pipeline: str, overrides: Mapping[str, Any]) -> str:
     return label + (f" ({', '.join(rest)})" if rest else "")
 
 
-def _check_overrides(pipeline: str, overrides: Mapping[str, Any]) -> tuple[str, str] | None:
-    """(key, message) when ``overrides`` do not build the pipeline's config, else None.
+def _check_overrides(pipeline: str, overrides: Mapping[str, Any]) -> ConfigError | None:
+    """The error ``overrides`` give when they build the pipeline's config, or None.
 
     A pipeline whose config module cannot be imported yet (not installed) is not checked.
     """
@@ -358,268 +430,85 @@ def _check_overrides(pipeline: str, overrides: Mapping[str, Any]) -> tuple[str, 
     try:
         build_config(cls, overrides)
     except ConfigError as exc:
-        msg = str(exc)
-        m = re.search(r"(?:unknown setting|setting) '([^']+)'", msg)
-        key = m.group(1) if m else next(iter(overrides), "")
-        if msg.startswith("unknown preset"):
-            key = "preset"
-        return key, f"{pipeline}: {msg}"
+        return exc
     return None
 
 
-def _str_list(
-    table: Mapping[str, Any], key: str, here: tuple[str | int, ...], fail: Any
-) -> tuple[str, ...]:
-    value = table.get(key)
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise fail((*here, key), f"'{key}' must be a list of names")
-    return tuple(value)
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _seed_list(
-    table: Mapping[str, Any],
-    key: str,
-    here: tuple[str | int, ...],
-    fail: Any,
-    default: tuple[int, ...],
-) -> tuple[int, ...]:
-    value = table.get(key)
-    if value is None:
-        return default
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = [value]
-    if (
-        not isinstance(value, list)
-        or not value
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
-    ):
-        raise fail((*here, key), f"'{key}' must be a non-empty list of integers >= 0")
-    return tuple(dict.fromkeys(value))
+def _axes(table: Mapping[str, Any], here: KeyPath, where: _Where, *, inherit: _Axes) -> _Axes:
+    """``datasets``, ``seeds`` and ``train_sizes`` of ``table``; what it lacks, from ``inherit``."""
+    datasets = table.get("datasets", [])
+    if isinstance(datasets, str):
+        datasets = [datasets]
+    if not isinstance(datasets, list) or not all(isinstance(v, str) and v for v in datasets):
+        raise where.error((*here, "datasets"), "'datasets' must be a list of names")
+
+    seeds = table.get("seeds", inherit.seeds)
+    if _is_count(seeds):
+        seeds = [seeds]
+    if not isinstance(seeds, (list, tuple)) or not seeds or not all(_is_count(v) for v in seeds):
+        raise where.error((*here, "seeds"), "'seeds' must be a non-empty list of integers >= 0")
+
+    sizes = table.get("train_sizes", inherit.train_sizes)
+    if not isinstance(sizes, (list, tuple)) or not sizes:
+        raise where.error(
+            (*here, "train_sizes"), "'train_sizes' must be a non-empty list of sizes or \"full\""
+        )
+    for v in sizes:
+        if not (v is None or v == FULL or _is_count(v)):
+            raise where.error(
+                (*here, "train_sizes"),
+                f"'train_sizes': {v!r} is neither a positive integer nor \"full\"",
+            )
+    return _Axes(
+        datasets=tuple(datasets) or inherit.datasets,
+        seeds=tuple(dict.fromkeys(seeds)),
+        # "full" and 0 both mean the whole training part
+        train_sizes=tuple(dict.fromkeys(None if v in (FULL, 0) else v for v in sizes)),
+    )
 
 
-def _size_list(
-    table: Mapping[str, Any],
-    key: str,
-    here: tuple[str | int, ...],
-    fail: Any,
-    default: tuple[int | None, ...],
-) -> tuple[int | None, ...]:
-    value = table.get(key)
-    if value is None:
-        return default
-    if not isinstance(value, list) or not value:
-        raise fail((*here, key), f"'{key}' must be a non-empty list of sizes or \"full\"")
-    out: list[int | None] = []
-    for v in value:
-        if v == FULL or (type(v) is int and v == 0):
-            out.append(None)
-        elif isinstance(v, int) and not isinstance(v, bool) and v > 0:
-            out.append(v)
-        else:
-            raise fail((*here, key), f"'{key}': {v!r} is neither a positive integer nor \"full\"")
-    return tuple(dict.fromkeys(out))
+# --------------------------------------------------------------------------- line numbers
+
+# a [table] or [[array]] header alone on its line (a line of a multi-line array is not one)
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([\w\-.\"' ]+?)\s*\]\]?\s*(#.*)?$")
 
 
 def locate_key(text: str, path: Sequence[str | int]) -> int | None:
-    """The 1-based line of ``path`` (e.g. ``("run", 2, "set", "epochs")``) in TOML ``text``.
+    """The 1-based line that gave ``path`` (e.g. ``("run", 2, "set", "epochs")``), or None.
 
-    Follows ``[table]`` and ``[[array]]`` headers and ``key =`` lines; falls back to
-    the deepest enclosing table or key found (a key inside an inline table gives the
-    line of that inline table). None when nothing matches.
+    The text is cut into blocks at its ``[table]`` and ``[[array]]`` headers; in
+    the deepest block that ``path`` lies in, the line ``KEY = ...`` of the next
+    key on the path is the answer (for ``set.epochs`` that is the ``set = {...}``
+    line). A key the block does not show gives the block's header line; a key
+    of the file's top part that is not there gives None.
     """
-    header: tuple[str | int, ...] = ()
-    counts: dict[tuple[str, ...], int] = {}
-    best: tuple[int, int] | None = None  # (matched depth, line)
-    target = tuple(path)
-
-    def consider(full: tuple[str | int, ...], line_no: int, line: str) -> None:
-        nonlocal best
-        depth = 0
-        while depth < min(len(full), len(target)) and full[depth] == target[depth]:
-            depth += 1
-        if depth < len(full):
-            return
-        # an inline table on this line may hold the rest of the path
-        for extra in target[depth:]:
-            if isinstance(extra, str) and re.search(rf"[{{,\s]{re.escape(extra)}\s*=", line):
-                depth += 1
-            else:
-                break
-        if depth and (best is None or depth > best[0]):
-            best = (depth, line_no)
-
-    for line_no, raw in enumerate(text.splitlines(), start=1):
-        line = raw.split("#", 1)[0].strip() if '"' not in raw else raw.strip()
-        if not line or line.startswith("#"):
+    blocks: dict[KeyPath, tuple[int | None, list[tuple[int, str]]]] = {(): (None, [])}
+    counts: dict[str, int] = {}
+    current: KeyPath = ()
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        m = _HEADER.match(line)
+        if m is None:
+            blocks[current][1].append((line_no, line))
             continue
-        m = re.match(r"^\[\[\s*([A-Za-z0-9_.\-]+)\s*\]\]", line)
-        if m:
-            names = tuple(m.group(1).split("."))
-            idx = counts.get(names, -1) + 1
-            counts[names] = idx
-            header = (*names, idx)
-            consider(header, line_no, "")
-            continue
-        m = re.match(r"^\[\s*([A-Za-z0-9_.\-]+)\s*\]", line)
-        if m:
-            header = tuple(m.group(1).split("."))
-            consider(header, line_no, "")
-            continue
-        m = re.match(r"^([A-Za-z0-9_.\-\"]+)\s*=", line)
-        if m:
-            keys = tuple(k.strip('"') for k in m.group(1).split("."))
-            consider((*header, *keys), line_no, line[m.end() :])
-    return best[1] if best else None
-
-
-# --------------------------------------------------------------------------- running
-
-
-@dataclass(frozen=True)
-class RunOutcome:
-    """What became of one run of a suite.
-
-    Attributes:
-        spec: the run.
-        status: ``ran`` (stored now), ``skipped`` (already stored with status ok),
-            ``failed`` (stored as failed with its error) or ``too-large`` (the
-            training size exceeds the dataset's; nothing stored).
-        record: the stored record (ran, skipped, failed) or None.
-        error: the one-line error of a failed or too-large run.
-        seconds: wall time spent on it, data loading included.
-    """
-
-    spec: RunSpec
-    status: str
-    record: dict[str, Any] | None
-    error: str | None
-    seconds: float
-
-
-def run_suite(
-    suite: Suite,
-    *,
-    runs_dir: Path | str,
-    dataset: str | None = None,
-    train_sizes: Sequence[int | None] | None = None,
-    seeds: Sequence[int] | None = None,
-    data_dir: Path | None = None,
-    device: str = "auto",
-    force: bool = False,
-    n_jobs: int = -1,
-    progress: bool = True,
-    on_start: Any = None,
-    on_done: Any = None,
-) -> list[RunOutcome]:
-    """Run every spec of ``suite`` through :func:`bovw_vs_convnet.harness.run.run_pipeline`.
-
-    ``dataset``, ``train_sizes`` and ``seeds`` replace what the suite's entries say
-    (see :meth:`Suite.specs`).
-
-    A spec already stored with status ``ok`` under the same config key (pipeline,
-    config, dataset, split fingerprint, seed) is skipped unless ``force``; an
-    interrupted run of a ConvNet resumes from its checkpoint. A run that raises
-    is stored as ``failed`` and the suite goes on. When a spec finally succeeds,
-    its earlier records (a failure, or the previous result under ``force``) are
-    marked ``superseded`` so that every spec counts once in the tables.
-
-    ``on_start(index, total, spec)`` and ``on_done(index, total, outcome)`` are
-    called around each run (the CLI prints from them). A KeyboardInterrupt stops
-    the suite at once and propagates; what was stored stays stored, so running
-    the suite again finishes it with no run lost or duplicated.
-    """
-    from bovw_vs_convnet.errors import DataError
-    from bovw_vs_convnet.harness.run import run_pipeline
-    from bovw_vs_convnet.harness.store import ResultStore
-
-    specs = suite.specs(dataset, train_sizes=train_sizes, seeds=seeds)
-    store = ResultStore(runs_dir)
-    store.recover()
-    known = _run_ids(store)
-    outcomes: list[RunOutcome] = []
-    for index, spec in enumerate(specs):
-        if on_start is not None:
-            on_start(index, len(specs), spec)
-        t0 = time.perf_counter()
-        try:
-            record = run_pipeline(
-                spec.pipeline,
-                spec.dataset,
-                overrides=spec.settings,
-                seed=spec.seed,
-                train_size=spec.train_size,
-                runs_dir=runs_dir,
-                data_dir=data_dir,
-                device=device,
-                n_jobs=n_jobs,
-                resume=not force,
-                progress=progress,
-                skip_existing=not force,
-            )
-        except Exception as exc:
-            message = f"{type(exc).__name__}: {exc}".splitlines()[0]
-            if isinstance(exc, DataError) and _TOO_LARGE.match(str(exc)):
-                outcome = RunOutcome(spec, "too-large", None, str(exc), time.perf_counter() - t0)
-            else:
-                stored = _new_failure(store, known) or _store_failure(store, spec, message)
-                # a repeated failure replaces the earlier one; it never hides a result
-                store.supersede(
-                    str(stored.get("config_key") or ""), str(stored["run_id"]), "failed"
-                )
-                outcome = RunOutcome(spec, "failed", stored, message, time.perf_counter() - t0)
-                log.warning("run %s failed: %s", spec.describe(), message)
+        names = tuple(n.strip().strip('"') for n in m.group(2).split("."))
+        if m.group(1) == "[[":  # the next table of an array: ("run", 2)
+            counts[names[0]] = counts.get(names[0], -1) + 1
+            current = (names[0], counts[names[0]], *names[1:])
+        elif names[0] in counts:  # a sub-table of the last array table: [run.set]
+            current = (names[0], counts[names[0]], *names[1:])
         else:
-            skipped = str(record["run_id"]) in known
-            if not skipped:
-                store.supersede(str(record.get("config_key") or ""), str(record["run_id"]))
-            outcome = RunOutcome(
-                spec, "skipped" if skipped else "ran", record, None, time.perf_counter() - t0
-            )
-        known = _run_ids(store)
-        outcomes.append(outcome)
-        if on_done is not None:
-            on_done(index, len(specs), outcome)
-    return outcomes
-
-
-_TOO_LARGE = re.compile(r"train size \d+ is larger than")
-
-
-def _run_ids(store: Any) -> set[str]:
-    """Every run id in the store, whatever its status."""
-    return {str(r["run_id"]) for r in store.list_runs(status=None)}
-
-
-def _new_failure(store: Any, known: set[str]) -> dict[str, Any] | None:
-    """The failed record the harness stored for the run that just raised, if it stored one."""
-    new = [r for r in store.list_runs(status="failed") if str(r["run_id"]) not in known]
-    return new[-1] if new else None
-
-
-def _store_failure(store: Any, spec: RunSpec, message: str) -> dict[str, Any]:
-    """Store a failure that happened before the harness could (bad data, bad config)."""
-    from datetime import UTC, datetime
-
-    from bovw_vs_convnet.harness import provenance
-    from bovw_vs_convnet.harness.store import new_run_id
-
-    run_id = new_run_id(spec.pipeline)
-    record = {
-        "run_id": run_id,
-        "status": "failed",
-        "error": message,
-        "pipeline": spec.pipeline,
-        "model": spec.settings.get("model") or spec.settings.get("preset") or spec.pipeline,
-        "dataset": spec.dataset,
-        "seed": spec.seed,
-        "train_size": spec.train_size,
-        "config": spec.settings,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "provenance": provenance.collect(),
-    }
-    stored: dict[str, Any] = store.record_failure(record)
-    return stored
+            current = names
+        blocks[current] = (line_no, [])
+    depth = max(n for n in range(len(path) + 1) if tuple(path[:n]) in blocks)
+    header, body = blocks[tuple(path[:depth])]
+    rest = path[depth:]
+    if rest and isinstance(rest[0], str):
+        key = re.compile(rf"^\s*\"?{re.escape(rest[0])}\"?\s*=")
+        for line_no, line in body:
+            if key.match(line):
+                return line_no
+    return header

@@ -1,0 +1,159 @@
+"""Running a suite: every run spec through the harness, skipping what is stored.
+
+Runs that are already stored with status ``ok`` under the same config key are
+skipped, so an interrupted suite continues where it stopped; ``force`` reruns
+everything. A run that raises is recorded as failed and the suite goes on; a
+training size larger than a dataset's is reported as not run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bovw_vs_convnet.errors import RunFailed, TrainSizeTooLarge
+from bovw_vs_convnet.harness.record import RunRecord
+from bovw_vs_convnet.harness.run import early_failure_record, run_pipeline, store_failure
+from bovw_vs_convnet.harness.store import ResultStore
+from bovw_vs_convnet.harness.suite import RunSpec, Suite
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What became of one run of a suite.
+
+    Attributes:
+        spec: the run.
+        status: ``ran`` (stored now), ``skipped`` (already stored with status ok),
+            ``failed`` (stored as failed with its error) or ``too-large`` (the
+            training size exceeds the dataset's; nothing stored).
+        record: the stored record (ran, skipped, failed) or None.
+        error: the one-line error of a failed or too-large run.
+        seconds: wall time spent on it, data loading included.
+    """
+
+    spec: RunSpec
+    status: str
+    record: RunRecord | None
+    error: str | None
+    seconds: float
+
+
+def run_suite(
+    suite: Suite,
+    *,
+    runs_dir: Path | str,
+    dataset: str | None = None,
+    train_sizes: Sequence[int | None] | None = None,
+    seeds: Sequence[int] | None = None,
+    data_dir: Path | None = None,
+    device: str = "auto",
+    force: bool = False,
+    n_jobs: int = -1,
+    progress: bool = True,
+    on_start: Callable[[int, int, RunSpec], object] | None = None,
+    on_done: Callable[[int, int, RunOutcome], object] | None = None,
+) -> list[RunOutcome]:
+    """Run every spec of ``suite`` through :func:`bovw_vs_convnet.harness.run.run_pipeline`.
+
+    ``dataset``, ``train_sizes`` and ``seeds`` replace what the suite's entries say
+    (see :meth:`Suite.specs`).
+
+    A spec already stored with status ``ok`` under the same config key (pipeline,
+    config, dataset, split fingerprint, seed) is skipped unless ``force``; an
+    interrupted run of a ConvNet resumes from its checkpoint. A run that raises
+    is stored as ``failed`` and the suite goes on. When a spec finally succeeds,
+    its earlier records (a failure, or the previous result under ``force``) are
+    marked ``superseded`` so that every spec counts once in the tables.
+
+    ``on_start(index, total, spec)`` and ``on_done(index, total, outcome)`` are
+    called around each run (the CLI prints from them). A KeyboardInterrupt stops
+    the suite at once and propagates; what was stored stays stored, so running
+    the suite again finishes it with no run lost or duplicated.
+    """
+    specs = suite.specs(dataset, train_sizes=train_sizes, seeds=seeds)
+    store = ResultStore(runs_dir)
+    store.recover()
+    # a run the harness returns with one of these ids was stored before: skipped
+    known = {r["run_id"] for r in store.list_runs(status=None)}
+    outcomes: list[RunOutcome] = []
+    for index, spec in enumerate(specs):
+        if on_start is not None:
+            on_start(index, len(specs), spec)
+        outcome = _run_one(
+            spec,
+            store,
+            known,
+            runs_dir=runs_dir,
+            data_dir=data_dir,
+            device=device,
+            force=force,
+            n_jobs=n_jobs,
+            progress=progress,
+        )
+        if outcome.record is not None:
+            known.add(outcome.record["run_id"])
+        outcomes.append(outcome)
+        if on_done is not None:
+            on_done(index, len(specs), outcome)
+    return outcomes
+
+
+def _run_one(
+    spec: RunSpec,
+    store: ResultStore,
+    known: set[str],
+    *,
+    runs_dir: Path | str,
+    data_dir: Path | None,
+    device: str,
+    force: bool,
+    n_jobs: int,
+    progress: bool,
+) -> RunOutcome:
+    """Run one spec; store what became of it and mark the records it replaces superseded."""
+    t0 = time.perf_counter()
+    try:
+        record = run_pipeline(
+            spec.pipeline,
+            spec.dataset,
+            overrides=spec.settings,
+            seed=spec.seed,
+            train_size=spec.train_size,
+            runs_dir=runs_dir,
+            data_dir=data_dir,
+            device=device,
+            n_jobs=n_jobs,
+            resume=not force,
+            progress=progress,
+            skip_existing=not force,
+        )
+    except TrainSizeTooLarge as exc:
+        return RunOutcome(spec, "too-large", None, str(exc), time.perf_counter() - t0)
+    except RunFailed as exc:
+        failed = exc.record
+    except Exception as exc:  # before run_pipeline made its record: bad data, bad config
+        early = early_failure_record(
+            spec.pipeline,
+            spec.dataset,
+            overrides=spec.settings,
+            seed=spec.seed,
+            train_size=spec.train_size,
+        )
+        failed = store_failure(store, early, exc)
+    else:
+        skipped = record["run_id"] in known
+        if not skipped:
+            store.supersede(record.get("config_key") or "", record["run_id"])
+        status = "skipped" if skipped else "ran"
+        return RunOutcome(spec, status, record, None, time.perf_counter() - t0)
+
+    # a repeated failure replaces the earlier one; it never hides a result
+    store.supersede(failed.get("config_key") or "", failed["run_id"], "failed")
+    log.warning("run %s failed: %s", spec.describe(), failed.get("error"))
+    return RunOutcome(spec, "failed", failed, failed.get("error"), time.perf_counter() - t0)
