@@ -25,9 +25,10 @@ import torchvision
 
 from bovw_vs_convnet.config import build_config
 from bovw_vs_convnet.convnet.augment import InputAdapter
-from bovw_vs_convnet.convnet.pipeline import ConvNetConfig
-from bovw_vs_convnet.convnet.registry import count_parameters, create_model
-from bovw_vs_convnet.convnet.train import ResidentBatches, Trainer, resolve_device
+from bovw_vs_convnet.convnet.batches import ResidentBatches
+from bovw_vs_convnet.convnet.config import ConvNetConfig
+from bovw_vs_convnet.convnet.models import count_parameters, create_model
+from bovw_vs_convnet.convnet.train import Trainer, resolve_device
 from bovw_vs_convnet.data.imageset import ImageSet
 
 SIZE = 227

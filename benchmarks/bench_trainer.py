@@ -30,9 +30,11 @@ import torch.nn.functional as F
 
 from bovw_vs_convnet.config import build_config
 from bovw_vs_convnet.convnet.augment import InputAdapter
-from bovw_vs_convnet.convnet.pipeline import ConvNetConfig, channel_stats
-from bovw_vs_convnet.convnet.registry import create_model, get_model_spec
-from bovw_vs_convnet.convnet.train import ResidentBatches, Trainer, resolve_device
+from bovw_vs_convnet.convnet.batches import ResidentBatches
+from bovw_vs_convnet.convnet.config import ConvNetConfig
+from bovw_vs_convnet.convnet.models import create_model, get_model_spec
+from bovw_vs_convnet.convnet.pipeline import channel_stats
+from bovw_vs_convnet.convnet.train import Trainer, resolve_device
 from bovw_vs_convnet.data.imageset import ImageSet
 
 

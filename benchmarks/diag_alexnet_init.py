@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from bovw_vs_convnet.convnet.augment import InputAdapter
+from bovw_vs_convnet.convnet.batches import to_nchw_uint8
+from bovw_vs_convnet.convnet.models import create_model, get_model_spec
 from bovw_vs_convnet.convnet.pipeline import channel_stats
-from bovw_vs_convnet.convnet.registry import create_model, get_model_spec
-from bovw_vs_convnet.convnet.train import to_nchw_uint8
 from bovw_vs_convnet.data import load_dataset
 
 

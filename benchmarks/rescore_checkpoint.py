@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from bovw_vs_convnet.config import build_config
-from bovw_vs_convnet.convnet.pipeline import CHECKPOINT_NAME, ConvNetConfig, build_pipeline
+from bovw_vs_convnet.convnet.config import ConvNetConfig
+from bovw_vs_convnet.convnet.pipeline import CHECKPOINT_NAME, build_pipeline
 from bovw_vs_convnet.data import load_dataset, make_split
 from bovw_vs_convnet.protocol import RunContext
 
@@ -51,7 +52,7 @@ def main() -> None:
         )  # fmt: skip
         pipe = build_pipeline(cfg, ctx).fit(split.train, split.val)
         assert pipe.trainer is not None
-        from bovw_vs_convnet.convnet.train import make_batches
+        from bovw_vs_convnet.convnet.batches import make_batches
 
         source = make_batches(split.test, pipe.trainer.device, 0)
         plain = pipe.trainer.predict(source, flip=False).numpy()

@@ -7,7 +7,7 @@ import json
 from click.testing import CliRunner
 
 from bovw_vs_convnet.cli import main
-from bovw_vs_convnet.convnet.registry import list_models
+from bovw_vs_convnet.convnet.models import list_models
 
 
 def test_models_json_lists_every_model_with_its_parameter_count() -> None:

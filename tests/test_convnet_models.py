@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from bovw_vs_convnet.convnet.lenet import C3_TABLE, PartialConv2d, RBFOutput
-from bovw_vs_convnet.convnet.registry import (
+from bovw_vs_convnet.convnet.models import (
     count_parameters,
     create_model,
     get_model_spec,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,21 +13,25 @@ import torch.nn.functional as F
 from bovw_vs_convnet.config import build_config
 from bovw_vs_convnet.convnet import train as train_module
 from bovw_vs_convnet.convnet.augment import InputAdapter
+from bovw_vs_convnet.convnet.batches import ResidentBatches
+from bovw_vs_convnet.convnet.config import ConvNetConfig
+from bovw_vs_convnet.convnet.models import create_model
 from bovw_vs_convnet.convnet.pipeline import (
     CHECKPOINT_NAME,
-    ConvNetConfig,
     _check_learned,
+    augmentations,
     build_pipeline,
-    flip_allowed,
 )
-from bovw_vs_convnet.convnet.registry import create_model
 from bovw_vs_convnet.convnet.train import build_optimizer
 from bovw_vs_convnet.data.imageset import ImageSet
 from bovw_vs_convnet.errors import ConfigError
+from bovw_vs_convnet.progress import ProgressMode
 from bovw_vs_convnet.protocol import RunContext
 
 
-def tiny_set(n: int = 48, classes: int = 4, seed: int = 0, name: str = "tiny") -> ImageSet:
+def tiny_set(
+    n: int = 48, classes: int = 4, seed: int = 0, name: str = "tiny", mirror_ok: bool = True
+) -> ImageSet:
     """28×28 grayscale images: a bright bar whose row depends on the class, plus noise."""
     rng = np.random.default_rng(seed)
     labels = np.arange(n) % classes
@@ -39,14 +44,15 @@ def tiny_set(n: int = 48, classes: int = 4, seed: int = 0, name: str = "tiny") -
         ids=np.array([f"{name}-{seed}-{i}" for i in range(n)]),
         class_names=tuple(f"c{c}" for c in range(classes)),
         name=name,
+        mirror_ok=mirror_ok,
     )
 
 
-def context(run_dir: Path, resume: bool = False) -> RunContext:
+def context(run_dir: Path, resume: bool = False, progress: bool = False) -> RunContext:
     run_dir.mkdir(parents=True, exist_ok=True)
     return RunContext(
         run_dir=run_dir, cache_dir=None, split_fingerprint="f" * 64, seed=3,
-        device="cpu", resume=resume, progress=False,
+        device="cpu", resume=resume, progress=progress,
     )  # fmt: skip
 
 
@@ -97,7 +103,7 @@ def test_clip_grad_bounds_the_size_of_one_sgd_step() -> None:
         create_model("lenet5", num_classes=4, in_channels=1), adapter, None, cfg,
         torch.device("cpu"), seed=0, identity={}, checkpoint_path=None, progress=False,
     )  # fmt: skip
-    source = train_module.ResidentBatches(tiny_set(16), torch.device("cpu"))
+    source = ResidentBatches(tiny_set(16), torch.device("cpu"))
     trainer.setup(source)
     before = torch.cat([p.detach().flatten().clone() for p in trainer.model.parameters()])
     xb, yb = next(source.batches(16, None))
@@ -199,13 +205,6 @@ def test_cuda_request_without_cuda_is_a_config_error(tmp_path: Path) -> None:
         build_pipeline(config(), ctx).fit(tiny_set(), None)
 
 
-@pytest.mark.parametrize(
-    ("dataset", "allowed"), [("fashion-mnist", True), ("mnist", False), ("cifar10", True)]
-)
-def test_horizontal_flip_only_where_the_classes_allow_it(dataset: str, allowed: bool) -> None:
-    assert flip_allowed(dataset) is allowed
-
-
 def test_lazy_image_sets_train_through_a_dataloader(tmp_path: Path) -> None:
     import cv2
 
@@ -245,3 +244,68 @@ def test_each_model_gets_its_recipe_when_no_preset_is_named(
 def test_a_named_preset_overrides_the_model_recipe() -> None:
     cfg = build_config(ConvNetConfig, {"model": "alexnet-small", "preset": "alexnet-paper"})
     assert (cfg.optimizer, cfg.lr, cfg.schedule) == ("sgd", 0.01, "step")
+
+
+@pytest.mark.parametrize(
+    ("mirror_ok", "mirror", "augment"),
+    [
+        (True, "auto", ["translate", "flip"]),
+        (False, "auto", ["translate"]),
+        (False, "yes", ["translate", "flip"]),
+        (True, "no", ["translate"]),
+    ],
+)
+def test_flip_follows_the_sets_mirror_ok_unless_the_mirror_setting_says(
+    mirror_ok: bool, mirror: str, augment: list[str]
+) -> None:
+    cfg = config(augment="translate,flip", mirror=mirror)
+    assert augmentations(cfg, tiny_set(8, mirror_ok=mirror_ok)) == augment
+
+
+def test_the_pipeline_trains_without_flips_on_a_set_that_may_not_be_mirrored(
+    tmp_path: Path,
+) -> None:
+    pipe = build_pipeline(config(epochs="1"), context(tmp_path))
+    pipe.fit(tiny_set(mirror_ok=False), None)
+    assert pipe.record_extra["augment"] == ["translate"]
+
+
+def test_an_explicit_mirror_setting_is_part_of_the_checkpoint_identity(tmp_path: Path) -> None:
+    build_pipeline(config(epochs="1"), context(tmp_path)).fit(tiny_set(), None)
+    other = build_pipeline(config(epochs="1", mirror="no"), context(tmp_path, resume=True))
+    with pytest.raises(ConfigError, match="was made with config="):
+        other.fit(tiny_set(), None)
+
+
+@pytest.mark.parametrize("epochs", [1, 2])
+def test_off_a_terminal_each_epoch_prints_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], epochs: int
+) -> None:
+    # progress=True is what a run asks for; captured stderr is not a terminal: lines, no bar.
+    build_pipeline(config(epochs=str(epochs)), context(tmp_path, progress=True)).fit(
+        tiny_set(), None
+    )
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = err.splitlines()
+    assert len(lines) == epochs
+    line = r"epoch %d/%d: 3/3 batch in \d+\.\d s \(loss=\d+\.\d{4}, img_s=[\d,]+\)"
+    for epoch, text in enumerate(lines, start=1):
+        assert re.fullmatch(line % (epoch, epochs), text), text
+
+
+@pytest.mark.parametrize("progress", ["none", False])
+def test_no_progress_prints_nothing(
+    capsys: pytest.CaptureFixture[str], progress: ProgressMode | bool
+) -> None:
+    cfg = config(epochs="1")
+    adapter = InputAdapter((28, 28), 1, 32, "pad", 1, mean=[0.5], std=[0.25])
+    trainer = train_module.Trainer(
+        create_model("lenet5", num_classes=4, in_channels=1), adapter, None, cfg,
+        torch.device("cpu"), seed=0, identity={}, checkpoint_path=None,
+        progress=progress,
+    )  # fmt: skip
+    source = ResidentBatches(tiny_set(), torch.device("cpu"))
+    trainer.setup(source)
+    trainer.train_epoch(source, 1)
+    assert capsys.readouterr().err == ""

@@ -4,7 +4,13 @@
     list_models("alex*")
     model = create_model("lenet5-1998", num_classes=10, in_channels=1)
 
-Importing this package does not import torch; the names below load on first use.
+Layers, each importing only those below it: ``registry`` (a container) < ``lenet``,
+``alexnet`` (register themselves) < ``models`` (loads them; the look-ups);
+``config`` (settings, no torch) < ``augment``, ``batches`` < ``train`` (the Trainer)
+< ``pipeline`` (the harness's ``convnet`` pipeline).
+
+Importing this package does not import torch (``bvc run bovw`` never needs it); the
+names below load :mod:`.models` on first use.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ __all__ = ["count_parameters", "create_model", "get_model_spec", "list_models", 
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
-        from bovw_vs_convnet.convnet import registry
+        from bovw_vs_convnet.convnet import models
 
-        return getattr(registry, name)
+        return getattr(models, name)
     raise AttributeError(name)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-AUGMENTATIONS = ("translate", "flip", "affine")
+from bovw_vs_convnet.convnet.config import AUGMENTATIONS
 
 
 class InputAdapter(nn.Module):

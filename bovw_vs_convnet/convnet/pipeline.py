@@ -10,6 +10,10 @@ logits. Example::
     cfg = build_config(ConvNetConfig, {"model": "lenet5", "epochs": "3"})
     pipe = build_pipeline(cfg, context).fit(split_train, split_val)
     scores = pipe.decision_scores(test)  # (n, n_classes)
+
+``ConvNetConfig`` lives in :mod:`.config` (which imports no torch) and is importable
+from here too. Whether ``flip`` may mirror the training images is the set's
+``mirror_ok`` (from its manifest), or the ``mirror`` setting.
 """
 
 from __future__ import annotations
@@ -17,27 +21,22 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, Self
 
 import numpy as np
 import torch
 
 from bovw_vs_convnet.config import config_to_dict
-from bovw_vs_convnet.convnet.augment import AUGMENTATIONS, BatchAugment, InputAdapter
-from bovw_vs_convnet.convnet.registry import (
+from bovw_vs_convnet.convnet.augment import BatchAugment, InputAdapter
+from bovw_vs_convnet.convnet.batches import make_batches
+from bovw_vs_convnet.convnet.config import ConvNetConfig
+from bovw_vs_convnet.convnet.models import (
     count_parameters,
     create_model,
     get_model_spec,
     resolve_ablation,
 )
-from bovw_vs_convnet.convnet.train import (
-    Trainer,
-    load_checkpoint,
-    make_batches,
-    resolve_device,
-)
+from bovw_vs_convnet.convnet.train import Trainer, load_checkpoint, resolve_device
 from bovw_vs_convnet.data.imageset import ImageSet
 from bovw_vs_convnet.errors import ConfigError, DataError
 from bovw_vs_convnet.protocol import RunContext
@@ -46,88 +45,24 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
-# Datasets whose classes change meaning under a mirror image (digits, characters).
-_NO_FLIP = ("mnist", "digits", "svhn", "usps", "emnist", "kmnist", "chars", "letters")
+
+def mirror_allowed(cfg: ConvNetConfig, train: ImageSet) -> bool:
+    """Whether the ``flip`` augmentation may mirror ``train``'s images.
+
+    ``cfg.mirror`` decides when set (``yes``/``no``); ``auto`` takes the set's own
+    ``mirror_ok``, which its manifest gives (false for digits, whose classes change
+    under a mirror; true for an ImageFolder).
+    """
+    return train.mirror_ok if cfg.mirror == "auto" else cfg.mirror == "yes"
 
 
-@dataclass(frozen=True)
-class ConvNetConfig:
-    """Settings of one ConvNet run; every field can be set with ``--set KEY=VALUE``."""
-
-    model: str = "lenet5"  # registry name (bvc models); with ablate, a Zeiler–Fergus variant
-    ablate: str = "none"  # removed layers: none | fc7 | fc6-fc7 | conv3-conv4-fc6-fc7
-    epochs: int = 10  # passes over the training set
-    batch_size: int = 128  # images per optimiser step
-    optimizer: Literal["sgd", "adamw"] = "sgd"  # SGD with momentum, or AdamW
-    lr: float = 0.05  # peak learning rate (one-cycle max, cosine/step start)
-    momentum: float = 0.9  # SGD momentum (AlexNet paper: 0.9)
-    nesterov: bool = True  # Nesterov momentum for SGD
-    weight_decay: float = 5e-4  # on weights only, not biases (AlexNet paper: 5e-4)
-    schedule: Literal["onecycle", "cosine", "step", "constant"] = "onecycle"  # per step
-    warmup_fraction: float = 0.2  # one-cycle: fraction of steps rising to lr
-    step_epochs: int = 10  # step schedule: epochs between drops
-    step_gamma: float = 0.1  # step schedule: lr multiplier at each drop (AlexNet: /10)
-    label_smoothing: float = 0.0  # cross-entropy target smoothing, 0 = one-hot
-    clip_grad: float = 0.0  # clip the global gradient norm to this before each step; 0 = off
-    augment: tuple[str, ...] = ("translate", "flip")  # of translate, flip, affine; "" for none
-    max_shift: int = 2  # translate: pixels each way at the image's own resolution
-    val_select: bool = True  # keep the weights of the epoch with the lowest val error
-    patience: int = 0  # stop after this many epochs without val improvement; 0 = never
-    tta_flip: bool = False  # average logits of each test image and its mirror
-    amp: Literal["auto", "bf16", "off"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
-    channels_last: Literal["auto", "on", "off"] = "auto"  # auto: on (CPU and CUDA)
-    compile: bool = False  # torch.compile the model (minutes of warm-up, faster epochs)
-    fused_optimizer: bool = True  # fused optimiser kernels (one call per step)
-    deterministic: bool = False  # deterministic kernels: same seed+device, same bits
-    eval_batch_size: int = 1024  # images per batch when scoring
-    workers: int = 2  # DataLoader workers, only for lazy (ImageFolder) sets
-    warmup_steps: int = 3  # untimed steps before epoch 1 (compilation, autotuning), undone
-    threads: int = 0  # CPU threads for torch; 0 = torch's default
-
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        # The paper's recipe (section 5): SGD 0.01, momentum 0.9, wd 5e-4, batch 128, lr/10 steps.
-        "alexnet-paper": {
-            "optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "nesterov": False,
-            "weight_decay": 5e-4, "batch_size": 128, "schedule": "step", "step_epochs": 30,
-        },
-        # A short AdamW recipe that suits small nets on 28–32 px images.
-        "adamw": {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 5e-2, "schedule": "onecycle"},
-        # The 1998 net (60 000 weights, RBF output) underfits with decay and shifts.
-        "lenet5-1998": {
-            "optimizer": "adamw", "lr": 2e-3, "weight_decay": 0.0, "schedule": "onecycle",
-            "augment": ("flip",),
-        },
-    }  # fmt: skip
-    # The preset a model gets when none is named: with the SGD defaults, lenet5-1998
-    # stays at 52.8 % and alexnet-small at chance on Fashion-MNIST (benchmarks/RESULTS-convnet.md).
-    MODEL_PRESETS: ClassVar[dict[str, str]] = {
-        "lenet5-1998": "lenet5-1998",
-        "alexnet-small": "adamw",
-    }
-
-    @classmethod
-    def default_preset(cls, overrides: Mapping[str, Any]) -> str | None:
-        """The recipe ``model`` trains well with when no preset is named (see ``MODEL_PRESETS``)."""
-        model = str(overrides.get("model", cls.model))
-        return next((p for m, p in cls.MODEL_PRESETS.items() if model.startswith(m)), None)
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "eval_batch_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"setting {name!r} must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ConfigError(f"setting 'lr' must be > 0, got {self.lr}")
-        if self.clip_grad < 0:
-            raise ConfigError(f"setting 'clip_grad' must be >= 0, got {self.clip_grad}")
-        bad = [a for a in self.augment if a not in AUGMENTATIONS]
-        if bad:
-            raise ConfigError(f"unknown augmentation {bad[0]!r}; known: {', '.join(AUGMENTATIONS)}")
-
-
-def flip_allowed(dataset: str) -> bool:
-    """False for digit and character datasets, where a mirror image changes the class."""
-    name = dataset.lower()
-    return "fashion" in name or not any(k in name for k in _NO_FLIP)
+def augmentations(cfg: ConvNetConfig, train: ImageSet) -> list[str]:
+    """The augmentations to train ``train`` with: ``cfg.augment`` less a ``flip`` not allowed."""
+    kinds = list(cfg.augment)
+    if "flip" in kinds and not mirror_allowed(cfg, train):
+        kinds.remove("flip")
+        log.info("no horizontal flips for dataset %r (mirror=%s)", train.name, cfg.mirror)
+    return kinds
 
 
 def channel_stats(images: np.ndarray, limit: int = 10_000) -> tuple[list[float], list[float]]:
@@ -192,10 +127,7 @@ class ConvNetPipeline:
         adapter = InputAdapter(
             (h, w), c, spec.input_size, spec.fit, spec.fixed_channels or c, mean, std
         )
-        kinds = list(cfg.augment)
-        if "flip" in kinds and not flip_allowed(train.name):
-            kinds.remove("flip")
-            log.info("no horizontal flips for dataset %r", train.name)
+        kinds = augmentations(cfg, train)
         augment = BatchAugment(kinds, max_shift=cfg.max_shift) if kinds else None
         identity = {
             "model": self.model_name,
@@ -207,7 +139,8 @@ class ConvNetPipeline:
             "config": {
                 k: v
                 for k, v in config_to_dict(cfg).items()
-                if k not in ("eval_batch_size", "workers")
+                # mirror=auto left out: checkpoints from before the setting still resume
+                if k not in ("eval_batch_size", "workers") and (k, v) != ("mirror", "auto")
             },
         }
         ckpt_path = ctx.run_dir / CHECKPOINT_NAME

@@ -1,12 +1,12 @@
-"""The trainer: batches from device-resident uint8 data, augmentation on the device, checkpoints.
+"""The trainer: augmentation on the device, a per-step schedule, checkpoints every epoch.
 
-The fast path (airbench-style) keeps the whole training set on the device as uint8,
-draws each batch by slicing a shuffled index, augments and normalises it there, and
-on CUDA runs in channels_last with bf16 autocast (optionally ``torch.compile``).
-Lazy (ImageFolder) sets go through a DataLoader with workers instead. Every random
-draw of an epoch (order, augmentation, dropout) comes from generators seeded by
-(seed, epoch), so a run resumed from the checkpoint of epoch e repeats epochs e+1...
-exactly as an uninterrupted run would.
+:class:`Trainer` draws batches from a :mod:`~bovw_vs_convnet.convnet.batches` source
+(the set resident on the device, or a DataLoader for lazy sets), augments and
+normalises them there, and on CUDA runs in channels_last with bf16 autocast
+(optionally ``torch.compile``). Every random draw of an epoch (order, augmentation,
+dropout) comes from generators seeded by (seed, epoch), so a run resumed from the
+checkpoint of epoch e repeats epochs e+1... exactly as an uninterrupted run would.
+Also here: the optimiser and schedule builders, and checkpoint reading.
 """
 
 from __future__ import annotations
@@ -14,12 +14,10 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,11 +25,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from bovw_vs_convnet.convnet.augment import BatchAugment, InputAdapter
-from bovw_vs_convnet.data.imageset import ImageSet
+from bovw_vs_convnet.convnet.batches import BatchSource
+from bovw_vs_convnet.convnet.config import ConvNetConfig
 from bovw_vs_convnet.errors import ConfigError
-
-if TYPE_CHECKING:
-    from bovw_vs_convnet.convnet.pipeline import ConvNetConfig
+from bovw_vs_convnet.progress import Progress, ProgressMode
 
 log = logging.getLogger(__name__)
 
@@ -55,95 +52,6 @@ def resolve_device(name: str) -> torch.device:
 def epoch_seed(seed: int, epoch: int, stream: int = 0) -> int:
     """A seed for one random stream of one epoch, independent of what ran before it."""
     return (seed * 1_000_003 + epoch * 7919 + stream * 104_729) % (2**63 - 1)
-
-
-def to_nchw_uint8(images: np.ndarray) -> torch.Tensor:
-    """uint8 (N, H, W, C) numpy → uint8 (N, C, H, W) tensor (contiguous)."""
-    return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
-
-
-class ResidentBatches:
-    """The whole set on ``device`` as uint8 (N, C, H, W); batches are slices of a shuffled index."""
-
-    def __init__(self, images: ImageSet, device: torch.device) -> None:
-        self.x = to_nchw_uint8(images.array()).to(device)  # (N, C, H, W) uint8
-        self.y = torch.from_numpy(images.labels.astype(np.int64)).to(device)  # (N,)
-        self.device = device
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def batches(
-        self, batch_size: int, generator: torch.Generator | None, drop_last: bool = False
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """(uint8 images, labels) batches, shuffled when ``generator`` is given."""
-        n = len(self.y)
-        if generator is not None:
-            order = torch.randperm(n, generator=generator).to(self.device)
-        else:
-            order = None
-        stop = n - n % batch_size if drop_last else n
-        for i in range(0, stop, batch_size):
-            if order is None:
-                yield self.x[i : i + batch_size], self.y[i : i + batch_size]
-            else:
-                idx = order[i : i + batch_size]
-                yield self.x[idx], self.y[idx]
-
-    def n_batches(self, batch_size: int, drop_last: bool = False) -> int:
-        """Number of batches per pass."""
-        n = len(self.y)
-        return n // batch_size if drop_last else -(-n // batch_size)
-
-
-class _LazyDataset(torch.utils.data.Dataset[tuple[torch.Tensor, int]]):
-    def __init__(self, images: ImageSet) -> None:
-        self.images = images
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        img = np.asarray(self.images.images[i])  # (H, W, C) uint8, read from file
-        return torch.from_numpy(img.transpose(2, 0, 1).copy()), int(self.images.labels[i])
-
-
-class LoaderBatches:
-    """Batches read from files by a DataLoader with workers (sets too large to hold in memory)."""
-
-    def __init__(self, images: ImageSet, device: torch.device, workers: int) -> None:
-        self.dataset = _LazyDataset(images)
-        self.device, self.workers = device, workers
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def batches(
-        self, batch_size: int, generator: torch.Generator | None, drop_last: bool = False
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """(uint8 images, labels) batches moved to the device."""
-        loader = torch.utils.data.DataLoader(
-            self.dataset, batch_size=batch_size, shuffle=generator is not None,
-            generator=generator, num_workers=self.workers, drop_last=drop_last,
-            pin_memory=self.device.type == "cuda",
-        )  # fmt: skip
-        for xb, yb in loader:
-            yield xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
-
-    def n_batches(self, batch_size: int, drop_last: bool = False) -> int:
-        """Number of batches per pass."""
-        n = len(self.dataset)
-        return n // batch_size if drop_last else -(-n // batch_size)
-
-
-BatchSource = ResidentBatches | LoaderBatches
-
-
-def make_batches(images: ImageSet, device: torch.device, workers: int) -> BatchSource:
-    """The resident fast path for in-memory sets, a DataLoader for lazy ones."""
-    if images.is_lazy:
-        return LoaderBatches(images, device, workers)
-    return ResidentBatches(images, device)
 
 
 def build_optimizer(
@@ -220,7 +128,7 @@ class Trainer:
         seed: int,
         identity: dict[str, Any],
         checkpoint_path: Path | None,
-        progress: bool,
+        progress: ProgressMode | bool,
     ) -> None:
         self.model = model.to(device)
         self.adapter = adapter.to(device)
@@ -323,22 +231,22 @@ class Trainer:
         order_gen, aug_gen = self._generator(epoch, 0), self._aug_generator(epoch)
         drop_last = self._drop_last(source)
         n_batches = source.n_batches(self.cfg.batch_size, drop_last)
-        bar = _progress_bar(self.progress, n_batches, f"epoch {epoch}/{self.cfg.epochs}")
         self.model.train()
         total = torch.zeros((), device=self.device)
         seen, t0 = 0, time.perf_counter()
-        for i, (xb, yb) in enumerate(source.batches(self.cfg.batch_size, order_gen, drop_last)):
-            loss = self._step(xb, yb, aug_gen)
-            total += loss * len(yb)
-            seen += len(yb)
-            if bar is not None and (i % 20 == 19 or i == n_batches - 1):
-                rate = seen / max(time.perf_counter() - t0, 1e-9)
-                bar.set_postfix(img_s=f"{rate:,.0f}", loss=f"{total.item() / seen:.4f}")
-                bar.update(i + 1 - bar.n)
-        self._sync()
-        seconds = time.perf_counter() - t0
-        if bar is not None:
-            bar.close()
+        desc = f"epoch {epoch}/{self.cfg.epochs}"
+        with Progress(n_batches, desc, mode=self.progress, unit="batch") as bar:
+            batches = source.batches(self.cfg.batch_size, order_gen, drop_last)
+            for i, (xb, yb) in enumerate(batches):
+                loss = self._step(xb, yb, aug_gen)
+                total += loss * len(yb)
+                seen += len(yb)
+                # .item() waits for the device: only when shown, and every 20 batches.
+                if bar.mode != "none" and (i % 20 == 19 or i == n_batches - 1):
+                    rate = seen / max(time.perf_counter() - t0, 1e-9)
+                    bar.update(i + 1, loss=f"{total.item() / seen:.4f}", img_s=f"{rate:,.0f}")
+            self._sync()
+            seconds = time.perf_counter() - t0
         return total.item() / max(seen, 1), seconds, seen / max(seconds, 1e-9)
 
     @torch.inference_mode()
@@ -458,13 +366,3 @@ def load_checkpoint(path: Path, identity: dict[str, Any]) -> dict[str, Any]:
                 f"this run has {key}={identity.get(key)!r}"
             )
     return ckpt
-
-
-def _progress_bar(enabled: bool, total: int, desc: str) -> Any:
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(
-        total=total, desc=desc, unit="batch", file=sys.stderr, leave=False, dynamic_ncols=True
-    )
