@@ -11,226 +11,27 @@ front, the confusion matrix of each pipeline's best row, ConvNet learning curves
 and first-layer filters, BoVW visual-word galleries; then the provenance of every
 run and the failed runs with their errors.
 
-This module is how the page looks; what its tables and sentences say comes from
-:mod:`bovw_vs_convnet.harness.analysis` and :mod:`bovw_vs_convnet.harness.leaderboard`.
+This module is how the page looks: what its tables and sentences say comes from
+:mod:`~bovw_vs_convnet.harness.analysis` and :mod:`~bovw_vs_convnet.harness.leaderboard`,
+which figures each section shows from :mod:`~bovw_vs_convnet.harness.report_figures`.
 """
 
 from __future__ import annotations
 
-import base64
 import html
 import json
-import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from bovw_vs_convnet.harness import figures
-from bovw_vs_convnet.harness.analysis import (
-    BOVW_PIPELINES,
-    CONVNET_PIPELINES,
-    ablation_cells,
-    ablation_rows,
-    crossover_of,
-    learning_history,
-    recipe_command,
-    training_size_curves,
-)
+from bovw_vs_convnet.harness.analysis import ablation_cells, ablation_rows, recipe_command
 from bovw_vs_convnet.harness.formatting import MISSING, percent
 from bovw_vs_convnet.harness.leaderboard import build_tables, render, row_name
 from bovw_vs_convnet.harness.record import RunRecord
+from bovw_vs_convnet.harness.report_figures import FigureWriter, dataset_figures, slug
 from bovw_vs_convnet.harness.store import ResultStore
 
-log = logging.getLogger(__name__)
-
 REPORT_NAME = "index.html"
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
-
-
-@dataclass
-class Figure:
-    """A figure of the report: a title, a caption and the embedded image."""
-
-    anchor: str
-    title: str
-    caption: str
-    mime: str
-    data: bytes
-    files: list[Path] = field(default_factory=list)
-
-    def to_html(self) -> str:
-        """An ``<figure>`` with the image as a data URI."""
-        uri = f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"
-        return (
-            f'<figure id="{html.escape(self.anchor)}">'
-            f'<img src="{uri}" alt="{html.escape(self.title)}">'
-            f"<figcaption><b>{html.escape(self.title)}.</b> {html.escape(self.caption)}"
-            "</figcaption></figure>"
-        )
-
-
-# --------------------------------------------------------------------------- run folders
-
-
-def _files(record: RunRecord, suffixes: Sequence[str]) -> list[Path]:
-    """The files of a run's folder with one of ``suffixes``, sorted; none without a folder."""
-    run_dir = record.get("run_dir")
-    if not run_dir or not Path(run_dir).is_dir():
-        return []
-    folder = Path(run_dir)
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
-
-
-# --------------------------------------------------------------------------- building
-
-
-class _FigureWriter:
-    """Renders figures to ``figures/`` and keeps their SVG for embedding."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.count = 0
-
-    def add(self, fig: Any, slug: str, title: str, caption: str) -> Figure:
-        self.count += 1
-        stem = self.folder / f"{self.count:02d}-{_slug(slug)}"
-        png, svg = figures.save_figure(fig, stem)
-        return Figure(stem.name, title, caption, "image/svg+xml", svg.read_bytes(), [png, svg])
-
-
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")[:60] or "figure"
-
-
-def _dataset_figures(
-    records: list[RunRecord], writer: _FigureWriter, dataset: str
-) -> tuple[list[Figure], list[str]]:
-    """The figures of one dataset and the crossover statements found on the way."""
-    out: list[Figure] = []
-    statements: list[str] = []
-    ok = [r for r in records if r.get("status", "ok") == "ok" and r.get("top1_err") is not None]
-    for all_curves in training_size_curves(ok).values():
-        # a row measured at one size is a point in the tables, not a curve
-        curves = {name: points for name, points in all_curves.items() if len(points) >= 2}
-        if not curves:
-            continue
-        cross = crossover_of(curves)
-        caption = "Mean top-1 error over seeds, bars ± one standard deviation; nested subsets."
-        if cross is not None:
-            statements.append(cross.statement)
-            caption += " " + cross.statement
-        fig = figures.error_vs_train_size_figure(
-            curves, crossover=cross, title=f"{dataset}: top-1 error against training-set size"
-        )
-        out.append(
-            writer.add(fig, f"{dataset}-error-vs-size", "Error against training-set size", caption)
-        )
-
-    # the remaining figures use the largest table: the most training images
-    tables = [t for t in build_tables(ok) if t.rows]
-    if not tables:
-        return out, statements
-    largest = max(tables, key=lambda t: (max(r.n_train or 0 for r in t.rows), len(t.rows)))
-    timed = [r for r in largest.rows if r.train_seconds is not None and r.top1_err is not None]
-    if len(timed) >= 2:
-        fig = figures.error_vs_time_figure(
-            [r.name for r in timed],
-            [float(r.train_seconds or 0.0) for r in timed],
-            [float(r.top1_err or 0.0) for r in timed],
-            title=f"{dataset}: top-1 error against training time",
-        )
-        out.append(
-            writer.add(
-                fig,
-                f"{dataset}-error-vs-time",
-                "Error against training time",
-                f"One point per row of the table with {largest.rows[0].n_train} training images; "
-                "the red steps join the rows no other row beats on both time and error.",
-            )
-        )
-
-    by_id = {str(r["run_id"]): r for r in ok}
-    seen_pipelines: set[str] = set()
-    for row in largest.rows:  # ranked best first: the best row of each pipeline
-        if row.pipeline in seen_pipelines:
-            continue
-        seen_pipelines.add(row.pipeline)
-        runs = [by_id[i] for i in row.run_ids if i in by_id]
-        with_cm = [r for r in runs if r.get("confusion") and r.get("class_names")]
-        if with_cm:
-            r = with_cm[0]
-            fig = figures.confusion_matrix_figure(
-                _as_array(r["confusion"]),
-                r["class_names"],
-                title=f"{row.name} (seed {r.get('seed')})",
-            )
-            out.append(
-                writer.add(
-                    fig,
-                    f"{dataset}-confusion-{row.name}",
-                    f"Confusion matrix of {row.name}",
-                    f"Run {r['run_id']}; rows are true classes, normalised to sum to 1.",
-                )
-            )
-
-    for row in largest.rows:
-        if row.pipeline not in CONVNET_PIPELINES:
-            continue
-        runs = [by_id[i] for i in row.run_ids if i in by_id]
-        for r in runs[:1]:
-            history = learning_history(r)
-            if history:
-                fig = figures.learning_curves_figure(history, title=f"{row.name}: learning curves")
-                out.append(
-                    writer.add(
-                        fig,
-                        f"{dataset}-curves-{row.name}",
-                        f"Learning curves of {row.name}",
-                        f"Run {r['run_id']}, per epoch.",
-                    )
-                )
-            for ckpt in _files(r, CHECKPOINT_SUFFIXES)[:1]:
-                try:
-                    weights = figures.first_conv_weights(ckpt)
-                except Exception as exc:  # a checkpoint we cannot read costs one figure only
-                    log.warning("no filters from %s: %s", ckpt, exc)
-                    continue
-                fig = figures.conv_filters_figure(weights, title=f"{row.name}: first-layer filters")
-                out.append(
-                    writer.add(
-                        fig,
-                        f"{dataset}-filters-{row.name}",
-                        f"First-layer filters of {row.name}",
-                        f"{weights.shape[0]} filters of {weights.shape[2]}×{weights.shape[3]} "
-                        f"from {ckpt.name} of run {r['run_id']}.",
-                    )
-                )
-
-    for row in largest.rows:
-        if row.pipeline not in BOVW_PIPELINES:
-            continue
-        runs = [by_id[i] for i in row.run_ids if i in by_id]
-        for r in runs[:1]:
-            for png in _files(r, (".png",))[:2]:
-                out.append(
-                    Figure(
-                        _slug(f"{dataset}-{row.name}-{png.stem}"),
-                        f"{row.name}: {png.stem.replace('_', ' ')}",
-                        f"Saved by the pipeline in run {r['run_id']}.",
-                        "image/png",
-                        png.read_bytes(),
-                        [png],
-                    )
-                )
-    return out, statements
-
-
-def _as_array(value: Any) -> Any:
-    import numpy as np
-
-    return np.asarray(value, dtype=float)
 
 
 def _ablation_html(records: list[RunRecord]) -> str:
@@ -342,7 +143,7 @@ def write_report(
     """Write the report of ``records`` (run records as the store returns them) into ``output``."""
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    writer = _FigureWriter(output / "figures")
+    writer = FigureWriter(output / "figures")
     all_records = list(records)
     ok = [r for r in all_records if r.get("status", "ok") == "ok"]
     failed = [r for r in all_records if r.get("status") == "failed"]
@@ -352,7 +153,7 @@ def write_report(
     toc: list[str] = []
     for ds in datasets:
         recs = [r for r in ok if str(r.get("dataset")) == ds]
-        anchor = _slug(f"dataset-{ds}")
+        anchor = slug(f"dataset-{ds}")
         toc.append(f'<li><a href="#{anchor}">{html.escape(ds)}</a></li>')
         parts.append(f'<section id="{anchor}"><h2>{html.escape(ds)}</h2>')
         if not recs:
@@ -371,7 +172,7 @@ def write_report(
         if ablation:
             parts.append("<h3>Depth ablation</h3>")
             parts.append(ablation)
-        figs, statements = _dataset_figures(recs, writer, ds)
+        figs, statements = dataset_figures(recs, writer, ds)
         for s in statements:
             parts.append(f'<p class="statement">{html.escape(s)}</p>')
         if figs:
