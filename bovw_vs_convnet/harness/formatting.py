@@ -1,8 +1,9 @@
-"""Numbers as tables, the report and the command line show them, formatted in one place.
+"""Cell text, formatted in one place: numbers as tables, the report and the CLI show them.
 
 Errors are stored as fractions in [0, 1]; everything a person reads shows them in
 percent with two decimals, so one run's error reads the same in ``bvc run``,
-``bvc bench``, the leaderboard, the ablation table and the report.
+``bvc bench``, the leaderboard, the ablation table and the report. LaTeX tables
+escape their cells with :func:`latex_escape`.
 """
 
 from __future__ import annotations
@@ -38,3 +39,24 @@ def percent(
 def number(value: float | None, fmt: str = "{:,.0f}", *, missing: str = MISSING) -> str:
     """``value`` through ``fmt`` (by default: thousands separated, no decimals), or ``missing``."""
     return missing if value is None else fmt.format(value)
+
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "±": r"$\pm$",
+    "–": "--",
+}
+
+
+def latex_escape(text: str) -> str:
+    """``text`` with LaTeX's special characters escaped."""
+    return "".join(_LATEX_SPECIAL.get(c, c) for c in text)

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from bovw_vs_convnet.errors import ConfigError
-from bovw_vs_convnet.harness.formatting import number, percent
+from bovw_vs_convnet.harness.formatting import latex_escape, number, percent
 from bovw_vs_convnet.harness.record import RunRecord
 from bovw_vs_convnet.harness.store import canonical_json
 
@@ -309,27 +309,6 @@ def _html(tables: list[LeaderboardTable], style: Style) -> str:
             + f"</tr></thead>\n<tbody>\n{rows}\n</tbody>\n</table>"
         )
     return "\n".join(parts) + "\n"
-
-
-_LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    "±": r"$\pm$",
-    "–": "--",
-}
-
-
-def latex_escape(text: str) -> str:
-    """``text`` with LaTeX's special characters escaped."""
-    return "".join(_LATEX_SPECIAL.get(c, c) for c in text)
 
 
 def _latex(tables: list[LeaderboardTable], style: Style) -> str:
