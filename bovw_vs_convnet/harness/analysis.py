@@ -241,8 +241,8 @@ def recipe_command(record: RunRecord) -> str:
     words = ["bvc", "run", pipeline, "--dataset", str(record.get("dataset"))]
     if split.get("train_size"):
         words += ["--train-size", str(split["train_size"])]
-    if record.get("seed"):
-        words += ["--seed", str(record.get("seed"))]
+    if seed := record.get("seed"):
+        words += ["--seed", str(seed)]
     for key, usual in (("val_fraction", 0.1), ("test_fraction", 0.2)):
         if key in split and split[key] != usual:
             words += [f"--{key.replace('_', '-')}", str(split[key])]

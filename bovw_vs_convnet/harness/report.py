@@ -192,7 +192,7 @@ def write_report(
         parts.append('<section id="failed"><h2>Failed runs</h2><ul>')
         for r in failed:
             parts.append(
-                f"<li><code>{html.escape(str(r.get('run_id')))}</code> {html.escape(row_name(r))} "
+                f"<li><code>{html.escape(r['run_id'])}</code> {html.escape(row_name(r))} "
                 f"on {html.escape(str(r.get('dataset')))} (seed {r.get('seed')}): "
                 f"{html.escape(str(r.get('error')))}</li>"
             )
