@@ -97,3 +97,44 @@ def test_default_preset_applies_when_none_is_named() -> None:
     assert build_config(ModelConfig, {"model": "b"}).lr == 0.001
     assert build_config(ModelConfig, {"model": "a"}).lr == 0.1
     assert build_config(ModelConfig, {"model": "b", "lr": 0.5}).lr == 0.5
+
+
+def test_config_error_names_the_unknown_setting() -> None:
+    with pytest.raises(ConfigError) as info:
+        build_config(ToyConfig, {"k": 8, "kk": 1})
+    assert info.value.key == "kk"
+
+
+@pytest.mark.parametrize(("key", "value"), [("k", "3.5"), ("kernel", "poly"), ("limit", "x")])
+def test_config_error_names_the_setting_with_the_bad_value(key: str, value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        build_config(ToyConfig, {key: value})
+    assert info.value.key == key
+
+
+def test_config_error_of_an_unknown_preset_names_preset() -> None:
+    with pytest.raises(ConfigError) as info:
+        build_config(ToyConfig, {"preset": "huge"})
+    assert info.value.key == "preset"
+
+
+@dataclass(frozen=True)
+class RangeConfig:
+    low: int = 0
+    high: int = 1
+
+    def __post_init__(self) -> None:
+        if self.low >= self.high:
+            raise ValueError(f"low must be below high, got {self.low} >= {self.high}")
+
+
+def test_config_error_of_a_check_across_settings_names_no_key() -> None:
+    with pytest.raises(ConfigError, match="low must be below high, got 2 >= 1") as info:
+        build_config(RangeConfig, {"low": 2})
+    assert info.value.key is None
+
+
+def test_config_error_of_a_bad_set_item_names_no_key() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_set_options(["k64"])
+    assert info.value.key is None

@@ -11,7 +11,7 @@ import pytest
 
 from bovw_vs_convnet.data import Dataset, ImageSet, load_dataset, make_split, split_fingerprint
 from bovw_vs_convnet.data.manifest import Manifest
-from bovw_vs_convnet.errors import DataError
+from bovw_vs_convnet.errors import DataError, TrainSizeTooLarge
 
 
 def _imageset(counts: list[int], part: str) -> ImageSet:
@@ -155,6 +155,13 @@ def test_fingerprint_depends_on_which_part_holds_an_id() -> None:
 def test_refuses_train_size_larger_than_the_data() -> None:
     with pytest.raises(DataError, match="train size 101 is larger than the 100 training images"):
         make_split(_dataset([50, 50], [5, 5]), train_size=101)
+
+
+def test_train_size_too_large_carries_the_sizes() -> None:
+    with pytest.raises(TrainSizeTooLarge) as info:
+        make_split(_dataset([50, 50], [5, 5]), train_size=101)
+    assert (info.value.train_size, info.value.available, info.value.dataset) == (101, 100, "toy")
+    assert isinstance(info.value, DataError)
 
 
 def test_refuses_a_class_too_small_for_the_subset() -> None:

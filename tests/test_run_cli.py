@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from bovw_vs_convnet.cli import main
 from bovw_vs_convnet.data.imageset import ImageSet
 from bovw_vs_convnet.data.split import Split
-from bovw_vs_convnet.errors import DataError
+from bovw_vs_convnet.errors import DataError, RunFailed
 from bovw_vs_convnet.harness import run as run_mod
 from bovw_vs_convnet.harness.store import ResultStore
 
@@ -59,7 +59,7 @@ def toy_split(monkeypatch):
 
 @dataclass(frozen=True)
 class FakeConfig:
-    fail: str = "no"  # "data" raises DataError in fit
+    fail: str = "no"  # "data" raises DataError in fit, "bug" a ValueError
 
 
 class FakePipeline:
@@ -79,6 +79,8 @@ class FakePipeline:
         checkpoint.write_text("epoch 1")
         if self.config.fail == "data":
             raise DataError("corrupt image x.png")
+        if self.config.fail == "bug":
+            raise ValueError("an unexpected bug")
         if self.interrupt_in_fit:
             raise KeyboardInterrupt
         self.stage_seconds = {"epochs": 0.5}
@@ -169,6 +171,27 @@ def test_failing_fit_is_exit_2_and_stored_as_failed(fake_pipeline, tmp_path):
         assert store.list_runs() == []
         (failed,) = store.list_runs(status="failed")
         assert failed["error"] == "DataError: corrupt image x.png"
+
+
+def test_unexpected_failure_in_fit_is_exit_1_and_stored_as_failed(fake_pipeline, tmp_path):
+    with contextlib.chdir(tmp_path):  # an isolated folder
+        result = CliRunner().invoke(main, ["run", "fake", "--dataset", "toy", "--set", "fail=bug"])
+        assert result.exit_code == 1
+        assert isinstance(result.exception, RunFailed)
+        assert isinstance(result.exception.__cause__, ValueError)
+        (failed,) = ResultStore("runs").list_runs(status="failed")
+        assert failed["error"] == "ValueError: an unexpected bug"
+
+
+def test_run_failed_carries_the_stored_record_and_chains_the_cause(fake_pipeline, tmp_path):
+    with pytest.raises(RunFailed) as info:
+        run_mod.run_pipeline("fake", "toy", overrides={"fail": "data"}, runs_dir=tmp_path)
+    record = info.value.record
+    assert (record["status"], record["error"]) == ("failed", "DataError: corrupt image x.png")
+    assert record["model"] == "fake"  # the pipeline never got to name its model
+    assert str(info.value) == "DataError: corrupt image x.png"
+    assert isinstance(info.value.__cause__, DataError)
+    assert ResultStore(tmp_path).get_run(record["run_id"]) == record
 
 
 def test_interrupt_leaves_no_record_and_resume_finds_the_checkpoint(

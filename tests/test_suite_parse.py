@@ -107,6 +107,22 @@ def test_locate_key_finds_keys_inside_inline_tables_and_array_tables() -> None:
     assert locate_key(text, ("run", 1, "missing")) == 4
 
 
+def test_locate_key_is_not_misled_by_multi_line_arrays_and_follows_sub_tables() -> None:
+    text = (
+        'datasets = [\n  ["a"],\n]\nseeds = [0]\n[[run]]\npipeline = "a"\n[run.set]\nepochs = 2\n'
+    )
+    assert locate_key(text, ("seeds",)) == 4
+    assert locate_key(text, ("run", 0, "set", "epochs")) == 8
+    assert locate_key(text, ("train_sizes",)) is None  # not in the file: no line to give
+
+
+def test_a_setting_given_by_models_points_at_the_models_line() -> None:
+    text = 'datasets = ["digits"]\n[[run]]\npipeline = "baseline"\nmodels = ["lenet5"]\n'
+    with pytest.raises(ConfigError) as info:
+        parse_suite(text, source="s.toml")
+    assert str(info.value).startswith("s.toml:4: baseline: unknown setting 'model'")
+
+
 def test_unknown_suite_name_lists_the_built_in_ones() -> None:
     with pytest.raises(ConfigError, match=r"unknown suite 'nope'; built-in: .*quick"):
         load_suite("nope")

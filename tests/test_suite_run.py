@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 import suite_pipelines
 
+from bovw_vs_convnet.errors import RunFailed, TrainSizeTooLarge
+from bovw_vs_convnet.harness import suite_runner
+from bovw_vs_convnet.harness.record import RunRecord
 from bovw_vs_convnet.harness.store import ResultStore
 from bovw_vs_convnet.harness.suite import parse_suite
 from bovw_vs_convnet.harness.suite_runner import run_suite
@@ -124,6 +127,49 @@ def test_train_size_larger_than_the_data_is_not_run(tmp_path: Path) -> None:
     assert outcomes[1].error is not None
     assert outcomes[1].error.startswith("train size 5000 is larger than the")
     assert ResultStore(tmp_path / "runs").list_runs(status=None)[0]["n_train"] == 100
+
+
+def test_a_failed_run_s_record_is_the_one_run_failed_carries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record: RunRecord = {"run_id": "r-1", "status": "failed", "error": "ValueError: boom"}
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise RunFailed(record) from ValueError("boom")
+
+    monkeypatch.setattr(suite_runner, "run_pipeline", fail)
+    suite = parse_suite(_suite(tmp_path, seeds="[0]").read_text())
+    (outcome,) = run_suite(suite, runs_dir=tmp_path / "runs", progress=False)
+    assert (outcome.status, outcome.record, outcome.error) == ("failed", record, "ValueError: boom")
+
+
+def test_too_large_is_told_by_the_error_s_type(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def too_large(*args: object, **kwargs: object) -> None:
+        raise TrainSizeTooLarge("no room", train_size=10, available=5, dataset="digits")
+
+    monkeypatch.setattr(suite_runner, "run_pipeline", too_large)
+    suite = parse_suite(_suite(tmp_path, seeds="[0]").read_text())
+    (outcome,) = run_suite(suite, runs_dir=tmp_path / "runs", progress=False)
+    assert (outcome.status, outcome.record, outcome.error) == ("too-large", None, "no room")
+    assert ResultStore(tmp_path / "runs").list_runs(status=None) == []
+
+
+def test_a_run_that_fails_before_its_split_is_stored_as_failed(tmp_path: Path) -> None:
+    text = 'datasets = ["no-such-dataset"]\n[[run]]\npipeline = "probe"\nset = { sleep = 0 }\n'
+    (outcome,) = run_suite(parse_suite(text), runs_dir=tmp_path / "runs", progress=False)
+    assert outcome.status == "failed"
+    assert outcome.error is not None
+    assert outcome.error.startswith("DataError: unknown dataset 'no-such-dataset'")
+    (stored,) = ResultStore(tmp_path / "runs").list_runs(status="failed")
+    assert stored == outcome.record
+    assert (stored["pipeline"], stored["model"], stored["dataset"]) == (
+        "probe",
+        "probe",
+        "no-such-dataset",
+    )
+    assert (stored["config"], stored["train_size"]) == ({"sleep": 0}, None)
 
 
 def _count_ok(db: Path) -> int:
