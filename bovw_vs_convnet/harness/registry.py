@@ -59,7 +59,7 @@ PIPELINES: dict[str, PipelineSpec] = {
         ),
         PipelineSpec(
             "convnet",
-            "bovw_vs_convnet.convnet.pipeline:ConvNetConfig",
+            "bovw_vs_convnet.convnet.config:ConvNetConfig",
             "bovw_vs_convnet.convnet.pipeline:build_pipeline",
             "LeNet-5 and AlexNet variants trained with PyTorch",
         ),
