@@ -112,6 +112,14 @@ def test_failed_run_is_stored_but_not_listed_as_ok(tmp_path):
     assert (failed["status"], failed["error"]) == ("failed", "DataError: boom")
 
 
+def test_run_ids_holds_every_stored_run_whatever_its_status(tmp_path):
+    store = ResultStore(tmp_path)
+    assert store.run_ids() == set()  # no results.sqlite yet
+    _commit(store, "r1")
+    store.record_failure(_record("f1", error="DataError: boom"))
+    assert store.run_ids() == {"r1", "f1"}
+
+
 def test_unknown_run_is_a_data_error(tmp_path):
     with pytest.raises(DataError, match="no run 'nope'"):
         ResultStore(tmp_path).get_run("nope")

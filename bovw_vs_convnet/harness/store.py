@@ -333,6 +333,13 @@ class ResultStore:
             rows = conn.execute(sql, args).fetchall()
         return [self._with_dir(json.loads(r[0])) for r in rows]
 
+    def run_ids(self) -> set[str]:
+        """The id of every stored run, whatever its status."""
+        if not self.db_path.exists():
+            return set()
+        with self.connect() as conn:
+            return {str(r[0]) for r in conn.execute("SELECT run_id FROM runs")}
+
     def get_run(self, run_id: str) -> RunRecord:
         """The record of run ``run_id``; DataError when it is not stored."""
         if self.db_path.exists():

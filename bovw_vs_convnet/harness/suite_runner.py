@@ -79,8 +79,6 @@ def run_suite(
     specs = suite.specs(dataset, train_sizes=train_sizes, seeds=seeds)
     store = ResultStore(runs_dir)
     store.recover()
-    # a run the harness returns with one of these ids was stored before: skipped
-    known = {r["run_id"] for r in store.list_runs(status=None)}
     outcomes: list[RunOutcome] = []
     for index, spec in enumerate(specs):
         if on_start is not None:
@@ -88,7 +86,6 @@ def run_suite(
         outcome = _run_one(
             spec,
             store,
-            known,
             runs_dir=runs_dir,
             data_dir=data_dir,
             device=device,
@@ -96,8 +93,6 @@ def run_suite(
             n_jobs=n_jobs,
             progress=progress,
         )
-        if outcome.record is not None:
-            known.add(outcome.record["run_id"])
         outcomes.append(outcome)
         if on_done is not None:
             on_done(index, len(specs), outcome)
@@ -107,7 +102,6 @@ def run_suite(
 def _run_one(
     spec: RunSpec,
     store: ResultStore,
-    known: set[str],
     *,
     runs_dir: Path | str,
     data_dir: Path | None,
@@ -118,6 +112,7 @@ def _run_one(
 ) -> RunOutcome:
     """Run one spec; store what became of it and mark the records it replaces superseded."""
     t0 = time.perf_counter()
+    known = store.run_ids()  # a record returned with one of these ids was stored before: skipped
     try:
         record = run_pipeline(
             spec.pipeline,
