@@ -85,11 +85,15 @@ class ConvNetConfig:
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if getattr(self, name) < 1:
-                raise ConfigError(f"setting {name!r} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(
+                    f"setting {name!r} must be >= 1, got {getattr(self, name)}", key=name
+                )
         if self.lr <= 0:
-            raise ConfigError(f"setting 'lr' must be > 0, got {self.lr}")
+            raise ConfigError(f"setting 'lr' must be > 0, got {self.lr}", key="lr")
         if self.clip_grad < 0:
-            raise ConfigError(f"setting 'clip_grad' must be >= 0, got {self.clip_grad}")
+            raise ConfigError(
+                f"setting 'clip_grad' must be >= 0, got {self.clip_grad}", key="clip_grad"
+            )
         bad = [a for a in self.augment if a not in AUGMENTATIONS]
         if bad:
             raise ConfigError(f"unknown augmentation {bad[0]!r}; known: {', '.join(AUGMENTATIONS)}")
