@@ -3,7 +3,8 @@
 import pytest
 
 from bovw_vs_convnet.errors import ConfigError
-from bovw_vs_convnet.harness.suite import builtin_suites, load_suite, locate_key, parse_suite
+from bovw_vs_convnet.harness.suite import builtin_suites, load_suite, parse_suite
+from bovw_vs_convnet.harness.toml_lines import locate_key
 
 GOOD = """\
 description = "two pipelines, two sizes, two seeds"

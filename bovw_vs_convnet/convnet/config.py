@@ -96,4 +96,6 @@ class ConvNetConfig:
             )
         bad = [a for a in self.augment if a not in AUGMENTATIONS]
         if bad:
-            raise ConfigError(f"unknown augmentation {bad[0]!r}; known: {', '.join(AUGMENTATIONS)}")
+            raise ConfigError(
+                f"unknown augmentation {bad[0]!r}; known: {', '.join(AUGMENTATIONS)}", key="augment"
+            )

@@ -35,7 +35,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
-import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from bovw_vs_convnet.errors import ConfigError
+from bovw_vs_convnet.harness.toml_lines import KeyPath, TomlLines, load_toml
 
 log = logging.getLogger(__name__)
 
@@ -209,8 +209,8 @@ def parse_suite(text: str, *, source: str = "<suite>", name: str = "suite") -> S
     """
     from bovw_vs_convnet.harness.registry import PIPELINES
 
-    doc = _load_toml(text, source)
-    where = _Where(text, source)
+    doc = load_toml(text, source)
+    where = TomlLines(text, source)
     _known_keys(doc, SUITE_KEYS, (), where)
     description = _string(doc, "description", "", where)
     suite_name = _string(doc, "name", name, where)
@@ -231,21 +231,6 @@ def parse_suite(text: str, *, source: str = "<suite>", name: str = "suite") -> S
 # --------------------------------------------------------------------------- validators
 
 # where a value sits in the TOML document: ("run", 2, "set", "epochs")
-KeyPath = tuple[str | int, ...]
-
-
-@dataclass(frozen=True)
-class _Where:
-    """The suite's text and name: turns (path, message) into ``SOURCE:LINE: message``."""
-
-    text: str
-    source: str
-
-    def error(self, path: KeyPath, message: str) -> ConfigError:
-        line = locate_key(self.text, path)
-        return ConfigError(
-            f"{self.source}:{line}: {message}" if line else f"{self.source}: {message}"
-        )
 
 
 @dataclass(frozen=True)
@@ -257,22 +242,8 @@ class _Axes:
     train_sizes: tuple[int | None, ...]
 
 
-def _load_toml(text: str, source: str) -> dict[str, Any]:
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        # Python 3.11's TOMLDecodeError has no line attribute; its message ends with it
-        msg = str(exc)
-        m = re.search(r"\(at line (\d+), column \d+\)", msg)
-        if m:
-            raise ConfigError(
-                f"{source}:{m.group(1)}: invalid TOML: {msg[: m.start()].strip()}"
-            ) from None
-        raise ConfigError(f"{source}: invalid TOML: {msg}") from None
-
-
 def _known_keys(
-    table: Mapping[str, Any], known: Sequence[str], here: KeyPath, where: _Where
+    table: Mapping[str, Any], known: Sequence[str], here: KeyPath, where: TomlLines
 ) -> None:
     for key in table:
         if key not in known:
@@ -282,14 +253,16 @@ def _known_keys(
             )
 
 
-def _string(table: Mapping[str, Any], key: str, default: str, where: _Where) -> str:
+def _string(table: Mapping[str, Any], key: str, default: str, where: TomlLines) -> str:
     value = table.get(key, default)
     if not isinstance(value, str):
         raise where.error((key,), f"'{key}' must be a string")
     return value
 
 
-def _pipeline(name: Any, known: set[str], path: KeyPath, where: _Where, context: str = "") -> str:
+def _pipeline(
+    name: Any, known: set[str], path: KeyPath, where: TomlLines, context: str = ""
+) -> str:
     if name not in known:
         raise where.error(
             path, f"unknown pipeline {name!r}{context}; known: {', '.join(sorted(known))}"
@@ -298,7 +271,7 @@ def _pipeline(name: Any, known: set[str], path: KeyPath, where: _Where, context:
 
 
 def _defaults(
-    doc: Mapping[str, Any], pipelines: set[str], where: _Where
+    doc: Mapping[str, Any], pipelines: set[str], where: TomlLines
 ) -> dict[str, dict[str, Any]]:
     """The ``[defaults.PIPELINE]`` tables, each checked to name a registered pipeline."""
     defaults = doc.get("defaults", {})
@@ -317,7 +290,7 @@ def _entries(
     top: _Axes,
     defaults: Mapping[str, Mapping[str, Any]],
     pipelines: set[str],
-    where: _Where,
+    where: TomlLines,
 ) -> list[SuiteEntry]:
     """The entries of one ``[[run]]`` table: one per model × grid combination."""
     if not isinstance(raw, dict):
@@ -365,7 +338,7 @@ def _entries(
 
 
 def _models(
-    raw: Mapping[str, Any], settings: Mapping[str, Any], here: KeyPath, where: _Where
+    raw: Mapping[str, Any], settings: Mapping[str, Any], here: KeyPath, where: TomlLines
 ) -> list[str] | None:
     models = raw.get("models")
     if models is None:
@@ -382,7 +355,7 @@ def _grid(
     settings: Mapping[str, Any],
     models: list[str] | None,
     here: KeyPath,
-    where: _Where,
+    where: TomlLines,
 ) -> list[dict[str, Any]]:
     """Every combination of the ``grid`` settings (one empty combination without a grid)."""
     grid = raw.get("grid", {})
@@ -394,7 +367,7 @@ def _grid(
     return [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
 
 
-def _label(raw: Mapping[str, Any], n_rows: int, here: KeyPath, where: _Where) -> str | None:
+def _label(raw: Mapping[str, Any], n_rows: int, here: KeyPath, where: TomlLines) -> str | None:
     label = raw.get("label")
     if label is not None and not isinstance(label, str):
         raise where.error((*here, "label"), "'label' must be a string")
@@ -438,7 +411,7 @@ def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _axes(table: Mapping[str, Any], here: KeyPath, where: _Where, *, inherit: _Axes) -> _Axes:
+def _axes(table: Mapping[str, Any], here: KeyPath, where: TomlLines, *, inherit: _Axes) -> _Axes:
     """``datasets``, ``seeds`` and ``train_sizes`` of ``table``; what it lacks, from ``inherit``."""
     datasets = table.get("datasets", [])
     if isinstance(datasets, str):
@@ -469,46 +442,3 @@ def _axes(table: Mapping[str, Any], here: KeyPath, where: _Where, *, inherit: _A
         # "full" and 0 both mean the whole training part
         train_sizes=tuple(dict.fromkeys(None if v in (FULL, 0) else v for v in sizes)),
     )
-
-
-# --------------------------------------------------------------------------- line numbers
-
-# a [table] or [[array]] header alone on its line (a line of a multi-line array is not one)
-_HEADER = re.compile(r"^\s*(\[\[?)\s*([\w\-.\"' ]+?)\s*\]\]?\s*(#.*)?$")
-
-
-def locate_key(text: str, path: Sequence[str | int]) -> int | None:
-    """The 1-based line that gave ``path`` (e.g. ``("run", 2, "set", "epochs")``), or None.
-
-    The text is cut into blocks at its ``[table]`` and ``[[array]]`` headers; in
-    the deepest block that ``path`` lies in, the line ``KEY = ...`` of the next
-    key on the path is the answer (for ``set.epochs`` that is the ``set = {...}``
-    line). A key the block does not show gives the block's header line; a key
-    of the file's top part that is not there gives None.
-    """
-    blocks: dict[KeyPath, tuple[int | None, list[tuple[int, str]]]] = {(): (None, [])}
-    counts: dict[str, int] = {}
-    current: KeyPath = ()
-    for line_no, line in enumerate(text.splitlines(), start=1):
-        m = _HEADER.match(line)
-        if m is None:
-            blocks[current][1].append((line_no, line))
-            continue
-        names = tuple(n.strip().strip('"') for n in m.group(2).split("."))
-        if m.group(1) == "[[":  # the next table of an array: ("run", 2)
-            counts[names[0]] = counts.get(names[0], -1) + 1
-            current = (names[0], counts[names[0]], *names[1:])
-        elif names[0] in counts:  # a sub-table of the last array table: [run.set]
-            current = (names[0], counts[names[0]], *names[1:])
-        else:
-            current = names
-        blocks[current] = (line_no, [])
-    depth = max(n for n in range(len(path) + 1) if tuple(path[:n]) in blocks)
-    header, body = blocks[tuple(path[:depth])]
-    rest = path[depth:]
-    if rest and isinstance(rest[0], str):
-        key = re.compile(rf"^\s*\"?{re.escape(rest[0])}\"?\s*=")
-        for line_no, line in body:
-            if key.match(line):
-                return line_no
-    return header
