@@ -147,3 +147,17 @@ def build_config(cls: type[C], overrides: Mapping[str, Any] | None = None) -> C:
 def config_to_dict(cfg: Any) -> dict[str, Any]:
     """A JSON-ready dict of a config dataclass (tuples become lists)."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()}
+
+
+def identity_settings(cls: type[Any], settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``settings`` less those that ``cls`` added after runs were stored, at their old value.
+
+    A config class may declare ``SETTINGS_SINCE: ClassVar[dict[str, Any]]``: each
+    setting added in a later version, with the value that runs stored before it
+    implicitly had (``{"mirror": "auto"}``). At that value such a setting is left
+    out of a run's identity (the store's config key, the leaderboard's grouping, a
+    checkpoint's identity), so that those runs still count as the same run; any
+    other value is part of it.
+    """
+    since: Mapping[str, Any] = getattr(cls, "SETTINGS_SINCE", {})
+    return {k: v for k, v in settings.items() if k not in since or since[k] != v}

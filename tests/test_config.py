@@ -7,7 +7,12 @@ from typing import ClassVar, Literal
 
 import pytest
 
-from bovw_vs_convnet.config import build_config, config_to_dict, parse_set_options
+from bovw_vs_convnet.config import (
+    build_config,
+    config_to_dict,
+    identity_settings,
+    parse_set_options,
+)
 from bovw_vs_convnet.errors import ConfigError
 
 
@@ -138,3 +143,16 @@ def test_config_error_of_a_bad_set_item_names_no_key() -> None:
     with pytest.raises(ConfigError) as info:
         parse_set_options(["k64"])
     assert info.value.key is None
+
+
+@dataclass(frozen=True)
+class Later:
+    SETTINGS_SINCE: ClassVar[dict[str, str]] = {"mode": "auto"}
+    k: int = 1
+    mode: str = "auto"
+
+
+def test_identity_leaves_out_a_later_setting_only_at_its_old_value() -> None:
+    assert identity_settings(Later, {"k": 1, "mode": "auto"}) == {"k": 1}
+    assert identity_settings(Later, {"k": 1, "mode": "on"}) == {"k": 1, "mode": "on"}
+    assert identity_settings(ToyConfig, {"k": 1, "mode": "auto"}) == {"k": 1, "mode": "auto"}

@@ -145,3 +145,19 @@ def test_ilsvrc_csv_columns():
 def test_unknown_format_is_a_config_error():
     with pytest.raises(ConfigError, match="unknown format 'xml'"):
         render([], "xml")
+
+
+def test_a_setting_added_later_at_its_old_value_keeps_old_runs_in_the_row():
+    # a run stored before convnet's `mirror` setting existed, and one after, at its default
+    runs = [
+        _run("old", "convnet", "lenet5", 0.10, 0.0, config={"model": "lenet5", "epochs": 10}),
+        _run("new", "convnet", "lenet5", 0.20, 0.0, seed=1, fp="fp0",
+             config={"model": "lenet5", "epochs": 10, "mirror": "auto"}),
+        _run("no", "convnet", "lenet5", 0.30, 0.0, seed=2, fp="fp0",
+             config={"model": "lenet5", "epochs": 10, "mirror": "no"}),
+    ]  # fmt: skip
+    (table,) = build_tables(runs)
+    assert [(r.run_ids, r.config) for r in table.rows] == [
+        (["old", "new"], {"model": "lenet5", "epochs": 10}),
+        (["no"], {"model": "lenet5", "epochs": 10, "mirror": "no"}),
+    ]

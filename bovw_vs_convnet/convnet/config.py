@@ -24,6 +24,10 @@ AUGMENTATIONS = ("translate", "flip", "affine")
 class ConvNetConfig:
     """Settings of one ConvNet run; every field can be set with ``--set KEY=VALUE``."""
 
+    # settings added after runs were stored, with the value those runs had
+    # (config.identity_settings: at that value they leave a run's identity as it was)
+    SETTINGS_SINCE: ClassVar[dict[str, Any]] = {"mirror": "auto"}
+
     model: str = "lenet5"  # registry name (bvc models); with ablate, a Zeiler–Fergus variant
     ablate: str = "none"  # removed layers: none | fc7 | fc6-fc7 | conv3-conv4-fc6-fc7
     epochs: int = 10  # passes over the training set

@@ -26,7 +26,7 @@ from typing import Any, Self
 import numpy as np
 import torch
 
-from bovw_vs_convnet.config import config_to_dict
+from bovw_vs_convnet.config import config_to_dict, identity_settings
 from bovw_vs_convnet.convnet.augment import BatchAugment, InputAdapter
 from bovw_vs_convnet.convnet.batches import make_batches
 from bovw_vs_convnet.convnet.config import ConvNetConfig
@@ -138,9 +138,9 @@ class ConvNetPipeline:
             "seed": ctx.seed,
             "config": {
                 k: v
-                for k, v in config_to_dict(cfg).items()
-                # mirror=auto left out: checkpoints from before the setting still resume
-                if k not in ("eval_batch_size", "workers") and (k, v) != ("mirror", "auto")
+                # settings added later, at their old value, are left out: old checkpoints resume
+                for k, v in identity_settings(ConvNetConfig, config_to_dict(cfg)).items()
+                if k not in ("eval_batch_size", "workers")
             },
         }
         ckpt_path = ctx.run_dir / CHECKPOINT_NAME

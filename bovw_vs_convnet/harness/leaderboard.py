@@ -132,6 +132,16 @@ def _protocol(record: RunRecord) -> dict[str, Any]:
     return {"dataset": record.get("dataset"), **split}
 
 
+def _identity(record: RunRecord) -> dict[str, Any]:
+    """The record's settings that tell runs apart (no seed; later settings at their old value)."""
+    from bovw_vs_convnet.config import identity_settings
+    from bovw_vs_convnet.harness.registry import PIPELINES
+
+    config = {k: v for k, v in dict(record.get("config") or {}).items() if k != "seed"}
+    spec = PIPELINES.get(str(record.get("pipeline")))
+    return identity_settings(spec.config_class(), config) if spec else config
+
+
 def _repeat_key(record: RunRecord) -> str:
     return str(
         record.get("config_key") or f"{record.get('split_fingerprint')}:{record.get('seed', 0)}"
@@ -150,8 +160,9 @@ def build_tables(runs: Iterable[RunRecord]) -> list[LeaderboardTable]:
     for record in runs:
         if record.get("status", "ok") != "ok":
             continue
-        config = {k: v for k, v in dict(record.get("config") or {}).items() if k != "seed"}
-        key = canonical_json([record["pipeline"], record.get("model"), config, _protocol(record)])
+        key = canonical_json(
+            [record["pipeline"], record.get("model"), _identity(record), _protocol(record)]
+        )
         groups.setdefault(key, []).append(record)
 
     tables: dict[tuple[str, ...], LeaderboardTable] = {}
@@ -161,7 +172,7 @@ def build_tables(runs: Iterable[RunRecord]) -> list[LeaderboardTable]:
         members = list(latest.values())
         first = members[0]
         fingerprints = sorted({str(r["split_fingerprint"]) for r in members})
-        config = {k: v for k, v in dict(first.get("config") or {}).items() if k != "seed"}
+        config = _identity(first)
         n_params = _mean([r.get("n_params") for r in members])
         n_train = _mean([r.get("n_train") for r in members])
         n_test = _mean([r.get("n_test") for r in members])

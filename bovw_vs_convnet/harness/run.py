@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from bovw_vs_convnet import __version__
-from bovw_vs_convnet.config import build_config, config_to_dict
+from bovw_vs_convnet.config import build_config, config_to_dict, identity_settings
 from bovw_vs_convnet.data.split import Split
 from bovw_vs_convnet.errors import RunFailed
 from bovw_vs_convnet.harness import metrics as metrics_mod
@@ -187,7 +187,13 @@ def run_pipeline(
     )
     store = ResultStore(runs_dir)
     store.recover()
-    key = config_key(pipeline, config_dict, data.fingerprint, dataset=dataset_name, seed=seed)
+    key = config_key(
+        pipeline,
+        identity_settings(type(config), config_dict),  # runs stored before a new setting match
+        data.fingerprint,
+        dataset=dataset_name,
+        seed=seed,
+    )
     if skip_existing:
         done = store.list_runs(config_key=key)
         if done:
