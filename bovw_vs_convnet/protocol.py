@@ -26,6 +26,7 @@ from typing import Protocol, Self, runtime_checkable
 import numpy as np
 
 from bovw_vs_convnet.data.imageset import ImageSet
+from bovw_vs_convnet.progress import ProgressMode
 
 
 @runtime_checkable
@@ -53,7 +54,8 @@ class RunContext:
         device: ``auto``, ``cpu`` or ``cuda`` (ConvNets; others ignore it).
         n_jobs: parallel workers for CPU stages (-1: all cores).
         resume: continue an interrupted run from its last checkpoint.
-        progress: show progress bars.
+        progress: how loops a person waits for show progress (``progress.ProgressMode``;
+            True is ``auto``, False ``none``).
     """
 
     run_dir: Path
@@ -63,4 +65,4 @@ class RunContext:
     device: str = "auto"
     n_jobs: int = -1
     resume: bool = False
-    progress: bool = True
+    progress: ProgressMode | bool = True

@@ -40,3 +40,23 @@ def test_models_table_shows_ablations() -> None:
 def test_models_rejects_zero_classes() -> None:
     result = CliRunner().invoke(main, ["models", "--num-classes", "0"])
     assert result.exit_code == 2
+
+
+def _train_digits(tmp_path, *flags: str) -> list[str]:
+    """stderr lines of a two-epoch lenet5 run on 200 digits with the given progress flags."""
+    args = ["run", "convnet", "--dataset", "digits", "--model", "lenet5", "--epochs", "2"]
+    args += ["--train-size", "200", "--runs-dir", str(tmp_path), "--device", "cpu", *flags]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    return result.stderr.splitlines()
+
+
+def test_progress_lines_prints_one_line_per_epoch(tmp_path) -> None:
+    lines = _train_digits(tmp_path, "--progress", "lines")
+    assert [line.split(":")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
+    assert all("\r" not in line for line in lines)
+
+
+def test_no_progress_is_progress_none(tmp_path) -> None:
+    assert _train_digits(tmp_path / "a", "--no-progress") == []
+    assert _train_digits(tmp_path / "b", "--progress", "none") == []

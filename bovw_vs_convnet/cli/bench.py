@@ -15,8 +15,9 @@ from bovw_vs_convnet.cli.options import (
     format_option,
     jobs_option,
     json_option,
-    no_progress_option,
     percent,
+    progress_mode,
+    progress_options,
     runs_dir_option,
     style_option,
 )
@@ -71,7 +72,7 @@ def _outcome_json(outcome: RunOutcome) -> dict[str, Any]:
 @click.option("--force", is_flag=True, help="Rerun runs that are already stored.")
 @device_option
 @jobs_option
-@no_progress_option
+@progress_options
 @format_option
 @style_option
 @json_option
@@ -86,6 +87,7 @@ def bench(
     force: bool,
     device: str,
     n_jobs: int,
+    progress: str,
     no_progress: bool,
     fmt: str,
     style: str,
@@ -155,7 +157,7 @@ def bench(
             device=device,
             force=force,
             n_jobs=n_jobs,
-            progress=not no_progress and not as_json,
+            progress="none" if as_json else progress_mode(progress, no_progress),
             on_start=on_start,
             on_done=on_done,
         )

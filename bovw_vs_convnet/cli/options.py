@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
 from bovw_vs_convnet.harness import formatting
 from bovw_vs_convnet.harness.leaderboard import FORMATS, STYLES
+from bovw_vs_convnet.progress import PROGRESS_MODES, ProgressMode
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -54,7 +55,25 @@ jobs_option = click.option(
     "--jobs", "n_jobs", type=int, default=-1, show_default=True, help="CPU workers (-1: all cores)."
 )
 
-no_progress_option = click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+
+def progress_options(command: F) -> F:
+    """``--progress auto|bar|lines|none``; ``--no-progress`` is ``--progress none``."""
+    command = click.option("--no-progress", is_flag=True, help="The same as --progress none.")(
+        command
+    )
+    return click.option(
+        "--progress",
+        type=click.Choice(PROGRESS_MODES),
+        default="auto",
+        show_default=True,
+        help="auto: a bar on a terminal, else one line per epoch or stage (logs, CI, | tee).",
+    )(command)
+
+
+def progress_mode(progress: str, no_progress: bool) -> ProgressMode:
+    """The mode the two progress options ask for."""
+    return "none" if no_progress else cast(ProgressMode, progress)
+
 
 format_option = click.option(
     "--format",

@@ -13,8 +13,9 @@ from bovw_vs_convnet.cli.options import (
     device_option,
     jobs_option,
     json_option,
-    no_progress_option,
     percent,
+    progress_mode,
+    progress_options,
     runs_dir_option,
 )
 from bovw_vs_convnet.config import parse_set_options
@@ -84,7 +85,7 @@ def summary(record: RunRecord) -> str:
 @click.option(
     "--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint."
 )
-@no_progress_option
+@progress_options
 @json_option
 @runs_dir_option
 @data_dir_option
@@ -101,6 +102,7 @@ def run(
     device: str,
     n_jobs: int,
     resume: bool,
+    progress: str,
     no_progress: bool,
     as_json: bool,
     runs_dir: Path,
@@ -128,7 +130,7 @@ def run(
         device=device,
         n_jobs=n_jobs,
         resume=resume,
-        progress=not no_progress,
+        progress=progress_mode(progress, no_progress),
     )
     if as_json:
         click.echo(json.dumps(record, allow_nan=False))

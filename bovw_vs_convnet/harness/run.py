@@ -28,6 +28,7 @@ from bovw_vs_convnet.harness import provenance
 from bovw_vs_convnet.harness.record import RunRecord
 from bovw_vs_convnet.harness.registry import get_pipeline
 from bovw_vs_convnet.harness.store import ResultStore, config_key, new_run_id
+from bovw_vs_convnet.progress import ProgressMode
 from bovw_vs_convnet.protocol import RunContext
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,7 @@ def run_pipeline(
     device: str = "auto",
     n_jobs: int = -1,
     resume: bool = False,
-    progress: bool = True,
+    progress: ProgressMode | bool = True,
     skip_existing: bool = False,
 ) -> RunRecord:
     """Run ``pipeline`` on ``dataset`` once and store the record; return the stored record.

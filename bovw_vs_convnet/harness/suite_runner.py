@@ -19,6 +19,7 @@ from bovw_vs_convnet.harness.record import RunRecord
 from bovw_vs_convnet.harness.run import early_failure_record, run_pipeline, store_failure
 from bovw_vs_convnet.harness.store import ResultStore
 from bovw_vs_convnet.harness.suite import RunSpec, Suite
+from bovw_vs_convnet.progress import ProgressMode
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def run_suite(
     device: str = "auto",
     force: bool = False,
     n_jobs: int = -1,
-    progress: bool = True,
+    progress: ProgressMode | bool = True,
     on_start: Callable[[int, int, RunSpec], object] | None = None,
     on_done: Callable[[int, int, RunOutcome], object] | None = None,
 ) -> list[RunOutcome]:
@@ -108,7 +109,7 @@ def _run_one(
     device: str,
     force: bool,
     n_jobs: int,
-    progress: bool,
+    progress: ProgressMode | bool,
 ) -> RunOutcome:
     """Run one spec; store what became of it and mark the records it replaces superseded."""
     t0 = time.perf_counter()
