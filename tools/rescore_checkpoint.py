@@ -4,7 +4,7 @@ Rebuilds the run's split and pipeline from its ``record.json``, loads the final
 checkpoint (no training: the run is finished) and prints top-1/top-5 test error of
 the kept weights, plain and with logits averaged over each image and its mirror.
 
-    PYTHONPATH=. python benchmarks/rescore_checkpoint.py RUN_DIR
+    PYTHONPATH=. python tools/rescore_checkpoint.py RUN_DIR
 """
 
 from __future__ import annotations

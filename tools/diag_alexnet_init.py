@@ -4,7 +4,7 @@ Prints the loss, the logits' standard deviation and the gradient norm for each s
 ten fixed batches of Fashion-MNIST training images (resized to 227×227, bf16 autocast on
 the CPU), to show whether a recipe blows up before it learns:
 
-    BVC_DATA_DIR=/usr/share/datasets PYTHONPATH=. python benchmarks/diag_alexnet_init.py --lr 0.01
+    BVC_DATA_DIR=/usr/share/datasets PYTHONPATH=. python tools/diag_alexnet_init.py --lr 0.01
     ... --optimizer adamw --lr 1e-4        # AdamW instead of SGD (momentum 0.9, wd 5e-4)
     ... --hidden-bias 0.1                  # Caffe's biases instead of the paper's 1
     ... --clip 2                           # gradient norm clipping
