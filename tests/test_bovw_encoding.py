@@ -8,7 +8,7 @@ import scipy.sparse as sp
 
 from bovw_vs_convnet.bovw.descriptors import DescriptorSet
 from bovw_vs_convnet.bovw.encoding import SpatialPyramidEncoder, n_cells, pyramid_cells
-from bovw_vs_convnet.bovw.vocabulary import KMeansVocabulary, nearest
+from bovw_vs_convnet.bovw.vocabulary import KMeansVocabulary, nearest_word, sq_distances
 from bovw_vs_convnet.errors import ConfigError
 
 
@@ -42,7 +42,36 @@ def test_nearest_matches_brute_force() -> None:
     rng = np.random.default_rng(1)
     x, c = rng.normal(size=(300, 6)).astype(np.float32), rng.normal(size=(7, 6)).astype(np.float32)
     brute = ((x[:, None] - c[None]) ** 2).sum(-1).argmin(1)
-    np.testing.assert_array_equal(nearest(x, c, chunk=64), brute)
+    np.testing.assert_array_equal(nearest_word(x, c, chunk=64), brute)
+
+
+def test_sq_distances_match_brute_force() -> None:
+    rng = np.random.default_rng(2)
+    x, c = rng.random((200, 16), np.float32), rng.random((9, 16), np.float32)
+    brute = ((x[:, None].astype(np.float64) - c[None]) ** 2).sum(-1)
+    d = sq_distances(x, c)
+    assert d.dtype == np.float32 and d.shape == (200, 9)
+    np.testing.assert_allclose(d, brute, rtol=1e-4, atol=1e-5)
+    assert sq_distances(c, c).min() == 0.0  # a centre's distance to itself, clipped at zero
+
+
+def test_nearest_word_keeps_the_encoders_arithmetic() -> None:
+    """Bit for bit the float32 ``‖c‖² - 2 x·c`` argmin the encoders computed inline."""
+    rng = np.random.default_rng(3)
+    x = rng.random((5000, 128), np.float32)  # RootSIFT-like: non-negative, 128-d
+    c = rng.random((256, 128), np.float32)
+    d = x @ c.T
+    d *= -2.0
+    d += np.einsum("ij,ij->i", c, c)[None, :]
+    np.testing.assert_array_equal(nearest_word(x, c, chunk=1024), d.argmin(axis=1))
+
+
+def test_hard_histogram_counts_nearest_words() -> None:
+    d = _descriptors(n_images=3)
+    enc = SpatialPyramidEncoder(k=6, levels=(1,), norm="none").fit(d)
+    words = nearest_word(d.values, enc.vocabulary_)
+    expected = np.stack([np.bincount(words[i * 20 : (i + 1) * 20], minlength=6) for i in range(3)])
+    np.testing.assert_array_equal(enc.transform(d).toarray(), expected)
 
 
 def test_pyramid_cells_layout() -> None:
@@ -92,9 +121,21 @@ def test_vlad_level_zero_is_sum_of_residuals() -> None:
     d = _descriptors(n_images=1)
     enc = SpatialPyramidEncoder("vlad", k=3, levels=(1,), norm="none").fit(d)
     x = enc.transform(d).reshape(3, 8)
-    words = nearest(d.values, enc.vocabulary_)
+    words = nearest_word(d.values, enc.vocabulary_)
     expected = np.stack([(d.values[words == j] - enc.vocabulary_[j]).sum(0) for j in range(3)])
     np.testing.assert_allclose(x, expected, atol=1e-4)
+
+
+def test_encoder_checks_its_vocabulary_parameters() -> None:
+    with pytest.raises(ConfigError, match=r"^max_samples must be ≥ 1, got 0$"):
+        SpatialPyramidEncoder(k=4, max_samples=0).fit(_descriptors())
+
+
+def test_transform_takes_a_descriptor_set() -> None:
+    d = _descriptors()
+    enc = SpatialPyramidEncoder(k=4).fit(d.values)
+    with pytest.raises(TypeError, match="transform takes a DescriptorSet, got ndarray"):
+        enc.transform(d.values)  # type: ignore[arg-type]
 
 
 def test_unknown_encoding_is_a_config_error() -> None:

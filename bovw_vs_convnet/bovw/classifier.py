@@ -12,9 +12,11 @@ import numpy as np
 import scipy.sparse as sp
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
 
-from bovw_vs_convnet.bovw.kernels import KernelFeatureMap, KernelName, exact_kernel
-from bovw_vs_convnet.errors import ConfigError, DataError
+from bovw_vs_convnet.bovw.kernels import KERNELS, KernelFeatureMap, KernelName, exact_kernel
+from bovw_vs_convnet.bovw.parameters import ParameterError, at_least, positive
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,13 @@ def _fit_binary_linear(x: Any, target: np.ndarray, c: float, max_iter: int) -> A
     return LinearSVC(C=c, dual=True, max_iter=max_iter, tol=1e-3, random_state=0).fit(x, target)
 
 
-class KernelSvm(BaseEstimator, ClassifierMixin):
+def _min_value(x: Any) -> float:
+    """The smallest entry of a dense or sparse matrix (0 for an empty one)."""
+    data = x.data if sp.issparse(x) else np.asarray(x)
+    return float(data.min()) if data.size else 0.0
+
+
+class KernelSvm(ClassifierMixin, BaseEstimator):
     """One-vs-rest SVMs whose decision values are the pipeline's class scores.
 
     Parameters:
@@ -57,7 +65,8 @@ class KernelSvm(BaseEstimator, ClassifierMixin):
 
     Attributes:
         solver_: the solver used; C_: the cost kept; val_errors_: {C: top-1 error on val};
-        selected_on_: training images C was chosen with (0: not chosen).
+        selected_on_: training images C was chosen with (0: not chosen);
+        n_iter_: the most solver iterations any one-vs-rest SVM ran; n_features_in_.
     """
 
     def __init__(
@@ -89,6 +98,29 @@ class KernelSvm(BaseEstimator, ClassifierMixin):
         self.max_iter = max_iter
         self.n_jobs = n_jobs
         self.random_state = random_state
+
+    def check_params(self) -> None:
+        """Raise :class:`ParameterError` for a parameter out of range (``fit`` calls it)."""
+        if self.kernel not in KERNELS:
+            raise ParameterError(
+                "kernel", f"must be one of {', '.join(KERNELS)}, got {self.kernel!r}"
+            )
+        if self.solver not in ("auto", "exact", "map"):
+            raise ParameterError("solver", f"must be auto, exact or map, got {self.solver!r}")
+        at_least("exact_max_train", self.exact_max_train, 0)
+        if self.C is not None:
+            positive("C", self.C)
+        if not self.C_grid or not min(self.C_grid) > 0:
+            raise ParameterError("C_grid", f"must hold costs > 0, got {tuple(self.C_grid)!r}")
+        at_least("map_steps", self.map_steps, 1)
+        at_least("n_components", self.n_components, 1)
+        if self.gamma is not None:
+            positive("gamma", self.gamma)
+        if self.n_classes is not None:
+            at_least("n_classes", self.n_classes, 1)
+        if self.select_max_train is not None:
+            at_least("select_max_train", self.select_max_train, 1)
+        at_least("max_iter", self.max_iter, 1)
 
     def _fit_ovr(self, x: Any, y: np.ndarray, c: float) -> list[Any]:
         fit = _fit_binary_exact if self.solver_ == "exact" else _fit_binary_linear
@@ -124,11 +156,19 @@ class KernelSvm(BaseEstimator, ClassifierMixin):
         self, x: Any, y: np.ndarray, x_val: Any | None = None, y_val: np.ndarray | None = None
     ) -> KernelSvm:
         """Train one SVM per class present in ``y``; choose C on ``(x_val, y_val)`` if C is None."""
-        y = np.asarray(y, np.int64)
-        if x.shape[0] != len(y) or len(y) == 0:
-            raise DataError(f"{x.shape[0]} feature rows but {len(y)} labels")
-        if self.solver not in ("auto", "exact", "map"):
-            raise ConfigError(f"solver must be auto, exact or map, got {self.solver!r}")
+        self.check_params()
+        # 2-d, finite, as many rows as labels (dense or sparse, never copied); n_features_in_
+        x, y = validate_data(self, x, y, accept_sparse=("csr", "csc"))
+        check_classification_targets(y)
+        if self.kernel in ("chi2", "intersection") and _min_value(x) < 0:
+            # (scikit-learn's wording, whichever solver: AdditiveChi2Sampler's for map)
+            raise ValueError(
+                f"Negative values in data passed to KernelSvm: kernel {self.kernel!r} "
+                "needs non-negative histograms"
+            )
+        y = np.asarray(y, np.int64)  # class indices: column i of the scores is class i
+        if x_val is not None:
+            x_val = validate_data(self, x_val, accept_sparse=("csr", "csc"), reset=False)
         self.classes_ = np.unique(y)
         self.n_classes_ = int(self.n_classes or (y.max() + 1))
         self.solver_ = (
@@ -154,6 +194,7 @@ class KernelSvm(BaseEstimator, ClassifierMixin):
             self.C_ = grid[0]
             self.val_errors_: dict[float, float] = {}
             self.selected_on_ = 0
+            self.n_iter_ = 0
             return self
         self.val_errors_ = {}
         if len(grid) > 1:
@@ -174,7 +215,15 @@ class KernelSvm(BaseEstimator, ClassifierMixin):
             self.C_ = grid[0]
             self.models_ = self._fit_ovr(xp, y, self.C_)
             self.selected_on_ = 0
+        self.n_iter_ = max(int(np.max(m.n_iter_)) for m in self.models_)
         return self
+
+    def __sklearn_tags__(self) -> Any:
+        """Sparse codes are welcome; χ² and intersection need non-negative ones."""
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.input_tags.positive_only = self.kernel in ("chi2", "intersection")
+        return tags
 
     def _selection_subset(self, y: np.ndarray) -> np.ndarray | None:
         """Positions of a class-stratified subset for choosing C, or None for all of ``y``."""
@@ -201,6 +250,8 @@ class KernelSvm(BaseEstimator, ClassifierMixin):
 
     def decision_function(self, x: Any) -> np.ndarray:
         """(n, n_classes) one-vs-rest decision values."""
+        check_is_fitted(self)
+        x = validate_data(self, x, accept_sparse=("csr", "csc"), reset=False)
         prepared = self._prepare(x, train=False)
         if self.models_ == [None]:
             return self._scores([None], prepared)

@@ -27,10 +27,19 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from bovw_vs_convnet.bovw.descriptors import DescriptorSet
-from bovw_vs_convnet.bovw.vocabulary import KMeansVocabulary, sample_rows
-from bovw_vs_convnet.errors import ConfigError
+from bovw_vs_convnet.bovw.parameters import ParameterError, at_least, positive, positive_ints
+from bovw_vs_convnet.bovw.vocabulary import (
+    NEAREST_CHUNK,
+    KMeansVocabulary,
+    nearest_word,
+    sample_rows,
+    sq_distances,
+    sq_norms,
+)
+from bovw_vs_convnet.errors import ConfigError, DataError
 
 Method = Literal["hard", "soft", "vlad", "fisher"]
 
@@ -81,7 +90,7 @@ def _normalise_rows(x: Any, power: float, norm: str) -> Any:
     return x.astype(np.float32, copy=False)
 
 
-class SpatialPyramidEncoder(BaseEstimator, TransformerMixin):
+class SpatialPyramidEncoder(TransformerMixin, BaseEstimator):
     """Encode each image's descriptors against a learned vocabulary, per spatial-pyramid cell.
 
     Parameters:
@@ -104,6 +113,8 @@ class SpatialPyramidEncoder(BaseEstimator, TransformerMixin):
         pca_: the fitted ``sklearn.decomposition.PCA`` or None.
         sigma_: the ``soft`` width used.
         gmm_: the fitted diagonal ``GaussianMixture`` (``fisher``).
+        n_iter_: k-means iterations of the vocabulary; n_features_in_: descriptor length D;
+        dim_per_cell_, n_features_out_: code length per pyramid cell and in all.
     """
 
     def __init__(
@@ -136,23 +147,40 @@ class SpatialPyramidEncoder(BaseEstimator, TransformerMixin):
 
     # -- fitting -----------------------------------------------------------------
 
-    def _check(self) -> None:
+    def check_params(self) -> None:
+        """Raise :class:`ParameterError` for a parameter out of range (``fit`` calls it).
+
+        ``k``, ``max_samples``, ``engine`` and ``max_iter`` are checked by the
+        :class:`KMeansVocabulary` they are handed to.
+        """
         if self.method not in ("hard", "soft", "vlad", "fisher"):
             raise ConfigError(f"unknown encoding {self.method!r}; known: hard, soft, vlad, fisher")
-        if not self.levels or any(int(lev) < 1 for lev in self.levels):
-            raise ConfigError(f"pyramid levels must be positive integers, got {self.levels!r}")
+        positive_ints("levels", self.levels)
         if self.norm not in ("l1", "l2", "none"):
-            raise ConfigError(f"norm must be l1, l2 or none, got {self.norm!r}")
-        if self.power <= 0:
-            raise ConfigError(f"power must be > 0, got {self.power}")
-        if self.method == "soft" and self.knn < 1:
-            raise ConfigError(f"knn must be ≥ 1, got {self.knn}")
+            raise ParameterError("norm", f"must be l1, l2 or none, got {self.norm!r}")
+        positive("power", self.power)
+        at_least("knn", self.knn, 1)
+        if self.sigma is not None:
+            positive("sigma", self.sigma)
+        if self.pca_dim is not None:
+            at_least("pca_dim", self.pca_dim, 1)
+        self._vocabulary(self.max_samples, self.random_state).check_params()
+
+    def _vocabulary(self, max_samples: int, random_state: Any) -> KMeansVocabulary:
+        return KMeansVocabulary(
+            k=self.k,
+            max_samples=max_samples,
+            engine=self.engine,
+            max_iter=self.max_iter,
+            random_state=random_state,
+        )
 
     def fit(self, descriptors: DescriptorSet | np.ndarray, y: Any = None) -> SpatialPyramidEncoder:
         """Learn PCA (optional) and the vocabulary (or GMM) on a sample of descriptors."""
-        self._check()
+        self.check_params()
         values = descriptors.values if isinstance(descriptors, DescriptorSet) else descriptors
-        x = sample_rows(np.asarray(values, np.float32), int(self.max_samples), self.random_state)
+        values = validate_data(self, values, dtype=np.float32)  # 2-d, finite; n_features_in_
+        x = sample_rows(values, int(self.max_samples), self.random_state)
         self.pca_ = None
         if self.pca_dim is not None:
             from sklearn.decomposition import PCA
@@ -162,18 +190,14 @@ class SpatialPyramidEncoder(BaseEstimator, TransformerMixin):
             self.pca_ = PCA(self.pca_dim, random_state=0).fit(x)
             x = self._project(x)
         seed = check_random_state(self.random_state).randint(2**31 - 1)
-        vocab = KMeansVocabulary(
-            k=self.k,
-            max_samples=len(x),
-            engine=self.engine,
-            max_iter=self.max_iter,
-            random_state=seed,
-        ).fit(x)
+        # x is the sample already (at least 1: no descriptors is the vocabulary's error to tell)
+        vocab = self._vocabulary(max(len(x), 1), seed).fit(x)
         self.vocabulary_ = vocab.vocabulary_
-        self.word_sq_ = np.einsum("ij,ij->i", self.vocabulary_, self.vocabulary_)
+        self.n_iter_ = vocab.n_iter_
+        self.word_sq_ = sq_norms(self.vocabulary_)
         self.sigma_ = self.sigma
         if self.method == "soft" and self.sigma is None:
-            d = self._sq_dist(x[:20000])
+            d = sq_distances(x[:20000], self.vocabulary_, self.word_sq_)
             self.sigma_ = float(np.sqrt(np.median(d.min(axis=1))) + 1e-6)
         if self.method == "fisher":
             import warnings
@@ -209,17 +233,22 @@ class SpatialPyramidEncoder(BaseEstimator, TransformerMixin):
             return x
         return np.asarray(self.pca_.transform(x), np.float32)
 
-    def _sq_dist(self, x: np.ndarray) -> np.ndarray:
-        d = x @ self.vocabulary_.T
-        d *= -2.0
-        d += self.word_sq_[None, :]
-        d += np.einsum("ij,ij->i", x, x)[:, None]
-        return np.maximum(d, 0.0, out=d)
-
     # -- encoding ----------------------------------------------------------------
 
     def transform(self, descriptors: DescriptorSet) -> np.ndarray | sp.csr_matrix:
         """(n_images, n_features_out_) codes: CSR for histograms, dense for VLAD/Fisher."""
+        check_is_fitted(self)
+        if not isinstance(descriptors, DescriptorSet):
+            # an image's code needs its descriptors' positions (the pyramid cells)
+            raise TypeError(
+                f"transform takes a DescriptorSet, got {type(descriptors).__name__}; "
+                "fit also takes a plain (M, D) array of descriptors"
+            )
+        if descriptors.dim != self.n_features_in_:
+            raise DataError(
+                f"descriptors of {descriptors.dim} values, but the encoder was fitted "
+                f"on {self.n_features_in_}"
+            )
         n = descriptors.n_images
         if len(descriptors.values) == 0:
             if self.method in ("hard", "soft"):
@@ -242,19 +271,14 @@ class SpatialPyramidEncoder(BaseEstimator, TransformerMixin):
     ) -> sp.csr_matrix:
         k = self.k
         if self.method == "hard":
-            words = np.empty((len(x), 1), np.int64)
-            for s in range(0, len(x), 32768):
-                d = x[s : s + 32768] @ self.vocabulary_.T
-                d *= -2.0
-                d += self.word_sq_[None, :]
-                words[s : s + 32768, 0] = d.argmin(axis=1)
+            words = nearest_word(x, self.vocabulary_, self.word_sq_)[:, None]
             weights = np.ones((len(x), 1), np.float32)
         else:
             knn = min(self.knn, k)
             words = np.empty((len(x), knn), np.int64)
             weights = np.empty((len(x), knn), np.float32)
-            for s in range(0, len(x), 32768):
-                d = self._sq_dist(x[s : s + 32768])
+            for s in range(0, len(x), NEAREST_CHUNK):
+                d = sq_distances(x[s : s + NEAREST_CHUNK], self.vocabulary_, self.word_sq_)
                 idx = (
                     np.argpartition(d, knn - 1, axis=1)[:, :knn]
                     if knn < k
@@ -264,8 +288,8 @@ class SpatialPyramidEncoder(BaseEstimator, TransformerMixin):
                 w = np.exp(
                     -(dk - dk.min(axis=1, keepdims=True)) / (2 * float(self.sigma_ or 1.0) ** 2)
                 )
-                words[s : s + 32768] = idx
-                weights[s : s + 32768] = w / w.sum(axis=1, keepdims=True)
+                words[s : s + NEAREST_CHUNK] = idx
+                weights[s : s + NEAREST_CHUNK] = w / w.sum(axis=1, keepdims=True)
         n_lev, width = cells.shape[1], n_cell * k
         # column of (cell, word) for every descriptor, level and neighbour
         cols = (cells[:, :, None] * k + words[:, None, :]).reshape(-1)
@@ -303,12 +327,7 @@ class SpatialPyramidEncoder(BaseEstimator, TransformerMixin):
         self, x: np.ndarray, cells: np.ndarray, img: np.ndarray, n: int, n_cell: int
     ) -> np.ndarray:
         k, d = self.vocabulary_.shape
-        words = np.empty(len(x), np.int64)
-        for s in range(0, len(x), 32768):
-            dist = x[s : s + 32768] @ self.vocabulary_.T
-            dist *= -2.0
-            dist += self.word_sq_[None, :]
-            words[s : s + 32768] = dist.argmin(axis=1)
+        words = nearest_word(x, self.vocabulary_, self.word_sq_)
         resid = x - self.vocabulary_[words]  # (M, D)
         # scatter each residual into its word's block: (M, k*D) sparse, then pool by group
         cols = (words[:, None] * d + np.arange(d)[None, :]).reshape(-1)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from bovw_vs_convnet.bovw.descriptors import DescriptorSet
+from bovw_vs_convnet.bovw.vocabulary import sq_distances
 
 
 def word_gallery(
@@ -36,11 +37,7 @@ def word_gallery(
     gray = images if images.ndim == 3 else images[..., :3].mean(axis=-1)
     gray = np.asarray(gray, np.float32)
     h, w = gray.shape[1:]
-    d = (
-        (vocabulary * vocabulary).sum(1)[None, :]
-        - 2 * values @ vocabulary.T
-        + (values * values).sum(1)[:, None]
-    )  # (M, k)
+    d = sq_distances(values, vocabulary)  # (M, k)
     words = d.argmin(axis=1)
     counts = np.bincount(words, minlength=len(vocabulary))
     # skip the word(s) of flat patches (zeroed descriptors cluster near the origin)

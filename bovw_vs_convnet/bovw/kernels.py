@@ -18,7 +18,7 @@ Feature maps (for linear SVMs on large ones): ``additive_chi2`` (scikit-learn's
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import scipy.sparse as sp
@@ -27,6 +27,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from bovw_vs_convnet.errors import ConfigError
 
 KernelName = Literal["chi2", "intersection", "rbf", "linear", "hellinger"]
+KERNELS: tuple[str, ...] = get_args(KernelName)
 
 
 def _chi2_terms(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -100,7 +101,7 @@ def _sqrt(x: Any) -> Any:
 _CHI2_INTERVALS = {2: 0.6, 3: 0.5}
 
 
-class KernelFeatureMap(BaseEstimator, TransformerMixin):
+class KernelFeatureMap(TransformerMixin, BaseEstimator):
     """An explicit feature map whose dot products approximate (or equal) a kernel.
 
     Parameters:

@@ -2,13 +2,14 @@
 
 In the manner of VLFeat's ``phow_caltech101.m``: one configuration block
 (:class:`BovwConfig`, with presets), the stages in order, each costly stage
-cached on disk (joblib) under a key of the settings it depends on and the
-split fingerprint, and a ``tiny`` preset for a quick run.
+cached on disk (joblib) under a key of everything its result depends on
+(:func:`stage_cache_key`), and a ``tiny`` preset for a quick run.
 
-Expected figures (measured, see ``benchmarks/RESULTS-bovw.md``): Fashion-MNIST
-with the ``small`` preset (the default), 54 000 training images: 8.46 % top-1,
-0.18 % top-5, 6.4 min for the whole run on 2 busy cores, 2.6 GiB peak; digits
-with ``tiny``: 3.9 % top-1 in seconds.
+Expected figures (measured, see the README and ``benchmarks/RESULTS-bovw.md``):
+``bvc run bovw --dataset fashion-mnist`` (the ``small`` preset, 54 000 training
+images, nothing cached) gives 8.46 % top-1 and 0.18 % top-5 in 1 min 59 s wall
+with a 2.74 GiB peak on the idle 2-core machine; digits with ``tiny``: 3.9 % top-1
+in seconds.
 
 Stages:
 
@@ -23,6 +24,8 @@ Stages:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -37,22 +40,38 @@ from threadpoolctl import threadpool_limits
 
 from bovw_vs_convnet.bovw.classifier import KernelSvm
 from bovw_vs_convnet.bovw.encoding import SpatialPyramidEncoder
+from bovw_vs_convnet.bovw.parameters import ParameterError
 from bovw_vs_convnet.bovw.sift import DenseSift, KeypointSift
 from bovw_vs_convnet.data.imageset import ImageSet
 from bovw_vs_convnet.errors import ConfigError, DataError
+from bovw_vs_convnet.progress import ProgressMode, track
 from bovw_vs_convnet.protocol import RunContext
 
 log = logging.getLogger(__name__)
 
-# fields each cached stage depends on (changing C must not re-encode)
-_DESCRIPTOR_FIELDS = (
-    "descriptor", "sift_backend", "bin_sizes", "step", "upscale", "magnif", "window",
-    "contrast_threshold", "root_sift", "resample",
-)  # fmt: skip
-_ENCODER_FIELDS = (
-    *_DESCRIPTOR_FIELDS, "encoding", "k", "levels", "power", "norm", "knn", "sigma", "pca_dim",
-    "vocab_images", "vocab_samples", "kmeans_engine", "kmeans_iter",
-)  # fmt: skip
+# Each stage's estimator parameters and the BovwConfig settings they come from:
+# the make_* factories build the estimators from these tables, BovwConfig runs the
+# estimators' own checks with them, and the cache keys take their settings.
+_DENSE_SETTINGS = {
+    "bin_sizes": "bin_sizes", "step": "step", "upscale": "upscale", "magnif": "magnif",
+    "window": "window", "contrast_threshold": "contrast_threshold", "root": "root_sift",
+    "backend": "sift_backend", "resample": "resample",
+}  # fmt: skip
+_KEYPOINT_SETTINGS = {"upscale": "upscale", "root": "root_sift"}
+_ENCODER_SETTINGS = {
+    "method": "encoding", "k": "k", "levels": "levels", "power": "power", "norm": "norm",
+    "knn": "knn", "sigma": "sigma", "pca_dim": "pca_dim", "max_samples": "vocab_samples",
+    "engine": "kmeans_engine", "max_iter": "kmeans_iter",
+}  # fmt: skip
+_CLASSIFIER_SETTINGS = {
+    "kernel": "kernel", "solver": "solver", "exact_max_train": "exact_max_train", "C": "C",
+    "C_grid": "C_grid", "map_steps": "map_steps", "n_components": "n_components",
+    "gamma": "gamma", "select_max_train": "select_max_train", "max_iter": "svm_max_iter",
+}  # fmt: skip
+
+# settings the cached stages depend on (changing C must not re-encode)
+_DESCRIPTOR_FIELDS = ("descriptor", *_DENSE_SETTINGS.values())  # keypoint's are among them
+_ENCODER_FIELDS = (*_DESCRIPTOR_FIELDS, *_ENCODER_SETTINGS.values(), "vocab_images")
 
 
 @dataclass(frozen=True)
@@ -145,84 +164,66 @@ class BovwConfig:
     gallery_patches: int = 8  # patches per word
 
     def __post_init__(self) -> None:
-        checks = [
-            (self.k >= 1, f"k must be ≥ 1, got {self.k}"),
-            (self.step >= 1, f"step must be ≥ 1, got {self.step}"),
-            (self.upscale > 0, f"upscale must be > 0, got {self.upscale}"),
-            (bool(self.bin_sizes) and min(self.bin_sizes) >= 1, "bin_sizes must be ≥ 1"),
-            (bool(self.levels) and min(self.levels) >= 1, "levels must be ≥ 1"),
-            (self.vocab_images >= 1, "vocab_images must be ≥ 1"),
-            (self.vocab_samples >= 1, "vocab_samples must be ≥ 1"),
-            (self.chunk_images >= 1, "chunk_images must be ≥ 1"),
-            (self.C is None or self.C > 0, f"C must be > 0, got {self.C}"),
-            (bool(self.C_grid) and min(self.C_grid) > 0, "C_grid must hold costs > 0"),
-            (self.power > 0, f"power must be > 0, got {self.power}"),
-            (self.knn >= 1, f"knn must be ≥ 1, got {self.knn}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
+        """Refuse bad settings now, before any image is read.
+
+        Each stage's settings are checked by the stage's estimator itself
+        (``check_params``, the check its ``fit`` runs), reported under the setting's
+        name; here only what no estimator owns: the pipeline's own settings and
+        settings that must agree with each other.
+        """
         if self.preset not in self.PRESETS:
-            raise ConfigError(f"unknown preset {self.preset!r}; known: {', '.join(self.PRESETS)}")
+            raise ConfigError(
+                f"unknown preset {self.preset!r}; known: {', '.join(self.PRESETS)}", key="preset"
+            )
+        for estimator, settings in self._stages():
+            try:
+                estimator.check_params()
+            except ParameterError as exc:
+                raise exc.renamed(settings.get(exc.param, exc.param)) from None
+        for name in ("vocab_images", "chunk_images"):  # the pipeline's, no estimator's
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be ≥ 1, got {getattr(self, name)}", key=name)
+        if self.kernel in ("chi2", "intersection") and self.encoding in ("vlad", "fisher"):
+            raise ConfigError(
+                f"kernel {self.kernel!r} needs non-negative histograms; "
+                f"use kernel=linear or rbf with encoding={self.encoding}"
+            )
+
+    def _stages(self) -> list[tuple[Any, dict[str, str]]]:
+        """Each stage's estimator, unfitted, with its parameter → setting table."""
+        extractor = make_extractor(self)
+        table = _KEYPOINT_SETTINGS if isinstance(extractor, KeypointSift) else _DENSE_SETTINGS
+        return [
+            (extractor, table),
+            (make_encoder(self, seed=0), _ENCODER_SETTINGS),
+            (make_classifier(self, n_classes=None), _CLASSIFIER_SETTINGS),
+        ]
 
     def subset(self, names: tuple[str, ...]) -> dict[str, Any]:
         """The named settings, as a plain dict (a cache key)."""
         return {n: getattr(self, n) for n in names}
 
 
+def _params(cfg: BovwConfig, settings: dict[str, str]) -> dict[str, Any]:
+    """Estimator keyword arguments from ``cfg``: ``{parameter: cfg.<setting>}``."""
+    return {param: getattr(cfg, setting) for param, setting in settings.items()}
+
+
 def make_extractor(cfg: BovwConfig, n_jobs: int = 1) -> DenseSift | KeypointSift:
     """The descriptor stage of ``cfg``."""
     if cfg.descriptor == "keypoint":
-        return KeypointSift(upscale=cfg.upscale, root=cfg.root_sift, n_jobs=n_jobs)
-    return DenseSift(
-        bin_sizes=cfg.bin_sizes,
-        step=cfg.step,
-        upscale=cfg.upscale,
-        magnif=cfg.magnif,
-        window=cfg.window,
-        contrast_threshold=cfg.contrast_threshold,
-        root=cfg.root_sift,
-        backend=cfg.sift_backend,
-        resample=cfg.resample,
-        batch_size=256,
-        n_jobs=n_jobs,
-    )
+        return KeypointSift(**_params(cfg, _KEYPOINT_SETTINGS), n_jobs=n_jobs)
+    return DenseSift(**_params(cfg, _DENSE_SETTINGS), batch_size=256, n_jobs=n_jobs)
 
 
 def make_encoder(cfg: BovwConfig, seed: int) -> SpatialPyramidEncoder:
     """The vocabulary + encoding stage of ``cfg``."""
-    return SpatialPyramidEncoder(
-        method=cfg.encoding,
-        k=cfg.k,
-        levels=cfg.levels,
-        power=cfg.power,
-        norm=cfg.norm,
-        knn=cfg.knn,
-        sigma=cfg.sigma,
-        pca_dim=cfg.pca_dim,
-        max_samples=cfg.vocab_samples,
-        engine=cfg.kmeans_engine,
-        max_iter=cfg.kmeans_iter,
-        random_state=seed,
-    )
+    return SpatialPyramidEncoder(**_params(cfg, _ENCODER_SETTINGS), random_state=seed)
 
 
-def make_classifier(cfg: BovwConfig, n_classes: int, n_jobs: int) -> KernelSvm:
+def make_classifier(cfg: BovwConfig, n_classes: int | None, n_jobs: int = 1) -> KernelSvm:
     """The SVM stage of ``cfg``."""
-    return KernelSvm(
-        kernel=cfg.kernel,
-        solver=cfg.solver,
-        exact_max_train=cfg.exact_max_train,
-        C=cfg.C,
-        C_grid=cfg.C_grid,
-        map_steps=cfg.map_steps,
-        n_components=cfg.n_components,
-        gamma=cfg.gamma,
-        n_classes=n_classes,
-        select_max_train=cfg.select_max_train,
-        max_iter=cfg.svm_max_iter,
-        n_jobs=n_jobs,
-    )
+    return KernelSvm(**_params(cfg, _CLASSIFIER_SETTINGS), n_classes=n_classes, n_jobs=n_jobs)
 
 
 def make_sklearn_pipeline(cfg: BovwConfig, n_classes: int, seed: int = 0, n_jobs: int = 1) -> Any:
@@ -250,15 +251,37 @@ def _vocabulary_images(images: ImageSet, n: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(len(images), size=take, replace=False))
 
 
+def stage_cache_key(
+    stage: str, cfg: BovwConfig, split_fingerprint: str, seed: int, images: ImageSet
+) -> str:
+    """The disk-cache key of a stage's result: a sha256 of everything that result depends on.
+
+    That is the stage's name (``vocabulary``, ``encode_train``, ...), the settings
+    of the descriptors, the vocabulary and the encoding (not the classifier's:
+    changing C must not re-encode), the split fingerprint, the seed (it fixes
+    the vocabulary) and the images read (dataset name and sample ids).
+    """
+    ids = hashlib.sha256("\n".join(map(str, images.ids)).encode()).hexdigest()
+    parts = {
+        "stage": stage,
+        "settings": cfg.subset(_ENCODER_FIELDS),
+        "split_fingerprint": split_fingerprint,
+        "seed": seed,
+        "images": [images.name, len(images), ids],
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
 def learn_encoder(
-    cfg_key: dict[str, Any], fingerprint: str, seed: int, images: ImageSet, n_jobs: int
+    cache_key: str, cfg: BovwConfig, seed: int, images: ImageSet, n_jobs: int
 ) -> tuple[SpatialPyramidEncoder, np.ndarray, dict[str, float]]:
     """Describe a sample of training images and fit the encoder (PCA, vocabulary) on it.
 
-    ``cfg_key``, ``fingerprint`` and ``seed`` are the cache key; returns the fitted
-    encoder, the positions of the sampled images, and the stage times.
+    ``cache_key`` (:func:`stage_cache_key`) is the only argument the disk cache
+    looks at, and is otherwise unused; ``seed`` chooses the images and seeds the
+    vocabulary. Returns the fitted encoder, the positions of the sampled images,
+    and the stage times.
     """
-    cfg = BovwConfig(**cfg_key)
     t0 = time.perf_counter()
     idx = _vocabulary_images(images, cfg.vocab_images, seed)
     sample = make_extractor(cfg, n_jobs).transform(images.subset(idx).array())
@@ -271,22 +294,22 @@ def learn_encoder(
 
 
 def encode_images(
-    cfg_key: dict[str, Any],
-    fingerprint: str,
-    seed: int,
-    part: str,
+    cache_key: str,
+    cfg: BovwConfig,
     encoder: SpatialPyramidEncoder,
     images: ImageSet,
     n_jobs: int,
-    progress: bool = False,
+    progress: ProgressMode | bool = False,
+    part: str = "",
 ) -> tuple[Any, np.ndarray, dict[str, float]]:
     """Describe and encode every image, chunk by chunk in parallel.
 
-    ``cfg_key``, ``fingerprint``, ``seed`` (which fixed the encoder) and ``part``
-    are the cache key. Returns the codes (CSR or dense, one row per image), each image's number of
+    ``cache_key`` (:func:`stage_cache_key`) is the only argument the disk cache
+    looks at, and is otherwise unused. ``progress`` is the mode of the progress
+    display (see :mod:`bovw_vs_convnet.progress`), ``part`` names the images in it.
+    Returns the codes (CSR or dense, one row per image), each image's number of
     descriptors, and the wall time split between description and encoding.
     """
-    cfg = BovwConfig(**cfg_key)
     extractor = make_extractor(cfg, 1)
     n = len(images)
     chunks = [slice(s, min(s + cfg.chunk_images, n)) for s in range(0, n, cfg.chunk_images)]
@@ -303,11 +326,8 @@ def encode_images(
         results: Any = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")(
             delayed(run)(sl) for sl in chunks
         )
-        if progress:
-            from tqdm.auto import tqdm
-
-            results = tqdm(results, total=len(chunks), desc=f"bovw: encode {part}", leave=False)
-        parts = list(results)
+        desc = f"bovw: encode {part}".rstrip()
+        parts = list(track(results, total=len(chunks), desc=desc, mode=progress, unit="chunk"))
     wall = time.perf_counter() - t0
     codes = [p[0] for p in parts]
     x = sp.vstack(codes, format="csr") if sp.issparse(codes[0]) else np.concatenate(codes)
@@ -325,11 +345,6 @@ class BovwPipeline:
     """
 
     def __init__(self, config: BovwConfig, context: RunContext) -> None:
-        if config.kernel in ("chi2", "intersection") and config.encoding in ("vlad", "fisher"):
-            raise ConfigError(
-                f"kernel {config.kernel!r} needs non-negative histograms; "
-                f"use kernel=linear or rbf with encoding={config.encoding}"
-            )
         self.config = config
         self.context = context
         self.model_name = f"bovw-{config.preset}"
@@ -345,17 +360,23 @@ class BovwPipeline:
         self.n_jobs = int(n_jobs)
         self._memory = Memory(str(context.cache_dir), verbose=0) if context.cache_dir else None
 
+    def _cache_key(self, stage: str, images: ImageSet) -> str:
+        ctx = self.context
+        return stage_cache_key(stage, self.config, ctx.split_fingerprint, ctx.seed, images)
+
     def _call_cached(
-        self, fn: Callable[..., Any], ignore: list[str], name: str, *args: Any
+        self, fn: Callable[..., Any], name: str, cache_key: str, **inputs: Any
     ) -> tuple[Any, bool]:
-        """Call ``fn`` through the disk cache (if any); also say whether it was a cache hit."""
+        """``fn(cache_key, **inputs)`` through the disk cache (if any), keyed on ``cache_key``
+        alone; also say whether it was a cache hit (recorded under ``name``).
+        """
         if self._memory is None:
-            return fn(*args), False
-        cached_fn = self._memory.cache(fn, ignore=ignore)
-        hit = bool(cached_fn.check_call_in_cache(*args))
+            return fn(cache_key, **inputs), False
+        cached_fn = self._memory.cache(fn, ignore=list(inputs))
+        hit = bool(cached_fn.check_call_in_cache(cache_key, **inputs))
         if hit:
             self.record_extra.setdefault("cache_hits", []).append(name)
-        return cached_fn(*args), hit
+        return cached_fn(cache_key, **inputs), hit
 
     def _add_time(self, times: dict[str, float]) -> None:
         for key, value in times.items():
@@ -366,20 +387,18 @@ class BovwPipeline:
             raise DataError("the BoVW pipeline got an empty image set")
 
     def _encode(self, images: ImageSet, part: str) -> Any:
-        key = self.config.subset(_ENCODER_FIELDS)
+        stage = f"encode_{part}"
         t0 = time.perf_counter()
         (x, counts, times), hit = self._call_cached(
             encode_images,
-            ["encoder", "images", "n_jobs", "progress"],
-            f"encode_{part}",
-            key,
-            self.context.split_fingerprint,
-            self.context.seed,
-            part,
-            self.encoder_,
-            images,
-            self.n_jobs,
-            self.context.progress,
+            stage,
+            self._cache_key(stage, images),
+            cfg=self.config,
+            encoder=self.encoder_,
+            images=images,
+            n_jobs=self.n_jobs,
+            progress=self.context.progress,
+            part=part,
         )
         self._add_time({"encoding": time.perf_counter() - t0} if hit else times)
         self.record_extra[f"zero_descriptor_images_{part}"] = int((counts == 0).sum())
@@ -395,17 +414,15 @@ class BovwPipeline:
         ):
             log.warning("images smaller than one descriptor patch; one centred descriptor each")
         self.n_classes_ = train.n_classes
-        key = self.config.subset(_ENCODER_FIELDS)
         t0 = time.perf_counter()
         (encoder, idx, times), hit = self._call_cached(
             learn_encoder,
-            ["images", "n_jobs"],
             "vocabulary",
-            key,
-            self.context.split_fingerprint,
-            self.context.seed,
-            train,
-            self.n_jobs,
+            self._cache_key("vocabulary", train),
+            cfg=cfg,
+            seed=self.context.seed,
+            images=train,
+            n_jobs=self.n_jobs,
         )
         self._add_time({"vocabulary": time.perf_counter() - t0} if hit else times)
         self.encoder_ = encoder

@@ -30,11 +30,15 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from threadpoolctl import threadpool_limits
 
 from bovw_vs_convnet.bovw.descriptors import DescriptorSet
-from bovw_vs_convnet.errors import ConfigError, DataError
+from bovw_vs_convnet.bovw.parameters import ParameterError, at_least, positive, positive_ints
+from bovw_vs_convnet.errors import DataError
 
 log = logging.getLogger(__name__)
 
 SIFT_DIM = 128
+# OpenCV's SIFT.compute weights samples with a fixed Gaussian window of σ = d/2 = 2 bins
+# (``exp_scale = -1 / (d² / 2)`` in its calcSIFTDescriptor): Lowe's window, not settable
+OPENCV_WINDOW = 2.0
 
 
 def to_gray(images: np.ndarray) -> np.ndarray:
@@ -313,11 +317,14 @@ def _opencv_dense_chunk(
     bin_sizes: Sequence[int],
     step: int,
     magnif: float,
-    window: float,
     contrast_threshold: float,
     root: bool,
 ) -> np.ndarray:
-    """OpenCV ``SIFT.compute`` on the same grid as the numpy backend: (B, n_desc, 128)."""
+    """OpenCV ``SIFT.compute`` on the same grid as the numpy backend: (B, n_desc, 128).
+
+    Its window is OpenCV's own (:data:`OPENCV_WINDOW`); ``magnif`` sets only the
+    smoothing of the contrast measure, OpenCV smooths by the keypoint's scale.
+    """
     import cv2
 
     cv2.setNumThreads(1)
@@ -350,7 +357,7 @@ def _opencv_dense_chunk(
     return np.stack(out)
 
 
-class DenseSift(BaseEstimator, TransformerMixin):
+class DenseSift(TransformerMixin, BaseEstimator):
     """Dense SIFT on a regular grid at one or several bin sizes (VLFeat's PHOW descriptors).
 
     Parameters:
@@ -359,7 +366,8 @@ class DenseSift(BaseEstimator, TransformerMixin):
         step: grid step in pixels of the upscaled image.
         upscale: image magnification before description (2 for 28-px images).
         magnif: smoothing sigma is ``bin_size / magnif`` (VLFeat's default 6).
-        window: Gaussian window sigma in bins (Lowe: 2, VLFeat: 1.5).
+        window: Gaussian window sigma in bins (Lowe: 2, VLFeat: 1.5); the ``opencv``
+            backend has Lowe's window built in and refuses another.
         contrast_threshold: patches whose mean gradient magnitude (gray in [0, 1])
             is below it give an all-zero descriptor.
         root: RootSIFT (Arandjelović & Zisserman 2012): L1 then square root.
@@ -397,20 +405,33 @@ class DenseSift(BaseEstimator, TransformerMixin):
         self.batch_size = batch_size
         self.n_jobs = n_jobs
 
-    def _check(self) -> None:
-        if not self.bin_sizes or any(int(b) < 1 for b in self.bin_sizes):
-            raise ConfigError(f"bin_sizes must be positive integers, got {self.bin_sizes!r}")
-        if self.step < 1:
-            raise ConfigError(f"step must be ≥ 1, got {self.step}")
-        if self.upscale <= 0:
-            raise ConfigError(f"upscale must be > 0, got {self.upscale}")
+    def check_params(self) -> None:
+        """Raise :class:`ParameterError` for a parameter out of range (``fit`` calls it)."""
+        positive_ints("bin_sizes", self.bin_sizes)
+        at_least("step", self.step, 1)
+        positive("upscale", self.upscale)
+        at_least("magnif", self.magnif, 0)
+        positive("window", self.window)
+        at_least("batch_size", self.batch_size, 1)
         if self.backend not in ("numpy", "opencv"):
-            raise ConfigError(f"backend must be 'numpy' or 'opencv', got {self.backend!r}")
+            raise ParameterError("backend", f"must be 'numpy' or 'opencv', got {self.backend!r}")
+        if self.backend == "opencv" and self.window != OPENCV_WINDOW:
+            raise ParameterError(
+                "window",
+                f"must be {OPENCV_WINDOW:g} with the opencv backend (OpenCV's SIFT has that "
+                f"window built in), got {self.window!r}; the numpy backend takes any window",
+            )
 
     def fit(self, images: Any = None, y: Any = None) -> DenseSift:
         """Validate the parameters (nothing is learned)."""
-        self._check()
+        self.check_params()
         return self
+
+    def __sklearn_tags__(self) -> Any:
+        """Stateless: ``transform`` needs no ``fit``."""
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        return tags
 
     def _geometries(self, h: int, w: int) -> list[_DenseGeometry]:
         return [
@@ -422,7 +443,7 @@ class DenseSift(BaseEstimator, TransformerMixin):
 
     def transform(self, images: np.ndarray) -> DescriptorSet:
         """Describe uint8 images (N, H, W[, C]); every image gets the same number of descriptors."""
-        self._check()
+        self.check_params()
         gray = to_gray(images)
         n, h, w = gray.shape
         geos = self._geometries(h, w)
@@ -455,7 +476,6 @@ class DenseSift(BaseEstimator, TransformerMixin):
                     [int(b) for b in self.bin_sizes],
                     self.step,
                     self.magnif,
-                    self.window,
                     self.contrast_threshold,
                     self.root,
                 )
@@ -500,7 +520,7 @@ def _keypoint_chunk(
     return out
 
 
-class KeypointSift(BaseEstimator, TransformerMixin):
+class KeypointSift(TransformerMixin, BaseEstimator):
     """OpenCV's DoG keypoints with SIFT descriptors (Lowe, IJCV 2004), via ``cv2.SIFT_create``.
 
     Small images find few keypoints (a 28×28 image ~4, often none), so they are
@@ -512,6 +532,7 @@ class KeypointSift(BaseEstimator, TransformerMixin):
         n_features: keep at most this many keypoints per image (0: all).
         contrast_threshold, edge_threshold: OpenCV's detector thresholds.
         root: RootSIFT normalisation.
+        batch_size: images per worker task.
         n_jobs: worker processes.
     """
 
@@ -533,15 +554,26 @@ class KeypointSift(BaseEstimator, TransformerMixin):
         self.batch_size = batch_size
         self.n_jobs = n_jobs
 
+    def check_params(self) -> None:
+        """Raise :class:`ParameterError` for a parameter out of range (``fit`` calls it)."""
+        positive("upscale", self.upscale)
+        at_least("n_features", self.n_features, 0)
+        at_least("batch_size", self.batch_size, 1)
+
     def fit(self, images: Any = None, y: Any = None) -> KeypointSift:
         """Validate the parameters (nothing is learned)."""
-        if self.upscale <= 0:
-            raise ConfigError(f"upscale must be > 0, got {self.upscale}")
+        self.check_params()
         return self
+
+    def __sklearn_tags__(self) -> Any:
+        """Stateless: ``transform`` needs no ``fit``."""
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        return tags
 
     def transform(self, images: np.ndarray) -> DescriptorSet:
         """Detect and describe; images with no keypoint get zero descriptors."""
-        self.fit()
+        self.check_params()
         gray_u8 = np.clip(np.round(to_gray(images) * 255), 0, 255).astype(np.uint8)
         n = len(gray_u8)
         chunks = Parallel(n_jobs=self.n_jobs if n > self.batch_size else 1)(

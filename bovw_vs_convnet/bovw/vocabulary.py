@@ -8,10 +8,14 @@ from typing import Any, Literal
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
 
-from bovw_vs_convnet.errors import ConfigError, DataError
+from bovw_vs_convnet.bovw.parameters import ParameterError, at_least
+from bovw_vs_convnet.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+ENGINES = ("minibatch", "kmeans", "faiss")  # k-means implementations, see KMeansVocabulary
 
 
 def sample_rows(x: np.ndarray, max_rows: int, random_state: Any) -> np.ndarray:
@@ -22,29 +26,55 @@ def sample_rows(x: np.ndarray, max_rows: int, random_state: Any) -> np.ndarray:
     return x[np.sort(rng.choice(len(x), size=max_rows, replace=False))]
 
 
-def squared_distances(x: np.ndarray, centres: np.ndarray, centre_sq: np.ndarray) -> np.ndarray:
-    """(n, k) squared Euclidean distances, by one matrix product (float32)."""
-    d = x @ centres.T
+def sq_norms(x: np.ndarray) -> np.ndarray:
+    """Squared L2 norm of each row of ``x`` ((n,), the dtype of ``x``)."""
+    return np.einsum("ij,ij->i", x, x)
+
+
+def sq_distances(
+    x: np.ndarray, centers: np.ndarray, centers_sq: np.ndarray | None = None
+) -> np.ndarray:
+    """(n, k) squared Euclidean distances of the rows of ``x`` to ``centers``, clipped at 0.
+
+    One matrix product, ``‖x‖² - 2 x·c + ‖c‖²``, in the dtype of the inputs (float32
+    for descriptors); ``centers_sq`` (``sq_norms(centers)``) may be passed when known.
+    Rounding can make an exact zero slightly negative, hence the clip.
+    """
+    if centers_sq is None:
+        centers_sq = sq_norms(centers)
+    d = x @ centers.T
     d *= -2.0
-    d += centre_sq[None, :]
-    d += np.einsum("ij,ij->i", x, x)[:, None]
+    d += centers_sq[None, :]
+    d += sq_norms(x)[:, None]
     np.maximum(d, 0.0, out=d)
     return d
 
 
-def nearest(
-    x: np.ndarray, centres: np.ndarray, centre_sq: np.ndarray | None = None, chunk: int = 65536
+# Rows per block of :func:`nearest_word`: a (32768, k) float32 block is 32 MiB for
+# k = 256, so memory stays bounded whatever the number of descriptors.
+NEAREST_CHUNK = 32768
+
+
+def nearest_word(
+    x: np.ndarray,
+    centers: np.ndarray,
+    centers_sq: np.ndarray | None = None,
+    chunk: int = NEAREST_CHUNK,
 ) -> np.ndarray:
-    """Index of the nearest centre of each row of ``x`` (int64 (n,)), in chunks of rows."""
-    if centre_sq is None:
-        centre_sq = np.einsum("ij,ij->i", centres, centres)
+    """Index of the nearest of ``centers`` to each row of ``x`` (int64 (n,)), in row blocks.
+
+    The one nearest-word search of the package (vocabulary, hard and VLAD encoding).
+    ``‖x‖²`` is the same for every centre of a row, so the argmin needs only
+    ``‖c‖² - 2 x·c``: one product and one addition per entry fewer than
+    :func:`sq_distances`.
+    """
+    if centers_sq is None:
+        centers_sq = sq_norms(centers)
     out = np.empty(len(x), np.int64)
     for s in range(0, len(x), chunk):
-        xs = x[s : s + chunk]
-        # ‖x‖² is constant per row: the argmin needs only ‖c‖² - 2 x·c
-        d = xs @ centres.T
+        d = x[s : s + chunk] @ centers.T
         d *= -2.0
-        d += centre_sq[None, :]
+        d += centers_sq[None, :]
         out[s : s + chunk] = d.argmin(axis=1)
     return out
 
@@ -64,6 +94,7 @@ class KMeansVocabulary(BaseEstimator):
     Attributes:
         vocabulary_: float32 (k, D) centres, the visual words.
         n_samples_: descriptors actually clustered.
+        n_iter_: k-means iterations run (of the best restart); n_features_in_: D.
     """
 
     def __init__(
@@ -82,13 +113,21 @@ class KMeansVocabulary(BaseEstimator):
         self.max_iter = max_iter
         self.random_state = random_state
 
+    def check_params(self) -> None:
+        """Raise :class:`ParameterError` for a parameter out of range (``fit`` calls it)."""
+        at_least("k", self.k, 1)
+        at_least("max_samples", self.max_samples, 1)
+        if self.engine not in ENGINES:
+            raise ParameterError(
+                "engine", f"must be one of {', '.join(ENGINES)}, got {self.engine!r}"
+            )
+        at_least("n_init", self.n_init, 1)
+        at_least("max_iter", self.max_iter, 1)
+
     def fit(self, descriptors: np.ndarray, y: Any = None) -> KMeansVocabulary:
         """Cluster a sample of the (M, D) ``descriptors``; refuses ``k`` larger than the sample."""
-        x = np.asarray(descriptors, dtype=np.float32)
-        if x.ndim != 2:
-            raise DataError(f"descriptors must be a 2-D array, got shape {x.shape}")
-        if self.k < 1:
-            raise ConfigError(f"k must be ≥ 1, got {self.k}")
+        self.check_params()
+        x = validate_data(self, descriptors, dtype=np.float32)  # 2-d, finite, sets n_features_in_
         x = sample_rows(x, int(self.max_samples), self.random_state)
         if self.k > len(x):
             raise ConfigError(
@@ -112,15 +151,15 @@ class KMeansVocabulary(BaseEstimator):
                     random_state=seed,
                     compute_labels=False,
                 ).fit(x)
-            centres = km.cluster_centers_
+            centres, n_iter = km.cluster_centers_, km.n_iter_
         elif self.engine == "kmeans":
             from sklearn.cluster import KMeans
 
             km = KMeans(
                 n_clusters=self.k, n_init=self.n_init, max_iter=self.max_iter, random_state=seed
             ).fit(x)
-            centres = km.cluster_centers_
-        elif self.engine == "faiss":
+            centres, n_iter = km.cluster_centers_, km.n_iter_
+        else:  # faiss (check_params refused any other engine)
             try:
                 import faiss
             except ImportError:
@@ -134,21 +173,21 @@ class KMeansVocabulary(BaseEstimator):
                 max_points_per_centroid=max(256, len(x) // self.k + 1),
             )
             fk.train(np.ascontiguousarray(x))
-            centres = fk.centroids
-        else:
-            raise ConfigError(
-                f"unknown k-means engine {self.engine!r}; known: minibatch, kmeans, faiss"
-            )
+            centres, n_iter = fk.centroids, self.max_iter  # faiss runs all its iterations
         self.vocabulary_ = np.ascontiguousarray(centres, dtype=np.float32)
+        self.n_iter_ = int(n_iter)
         return self
 
     def predict(self, descriptors: np.ndarray) -> np.ndarray:
         """Nearest visual word of each descriptor (int64 (M,))."""
-        return nearest(np.asarray(descriptors, np.float32), self.vocabulary_)
+        return nearest_word(self._validate(descriptors), self.vocabulary_)
 
     def inertia(self, descriptors: np.ndarray) -> float:
         """Mean squared distance of ``descriptors`` to their nearest word (lower is better)."""
-        x = np.asarray(descriptors, np.float32)
-        c = self.vocabulary_
-        d = squared_distances(x, c, np.einsum("ij,ij->i", c, c))
+        d = sq_distances(self._validate(descriptors), self.vocabulary_)
         return float(d.min(axis=1).mean())
+
+    def _validate(self, descriptors: np.ndarray) -> np.ndarray:
+        check_is_fitted(self)
+        x: np.ndarray = validate_data(self, descriptors, dtype=np.float32, reset=False)
+        return x
