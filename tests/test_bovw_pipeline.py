@@ -7,7 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bovw_vs_convnet.bovw.pipeline import BovwConfig, build_pipeline, make_sklearn_pipeline
+from bovw_vs_convnet.bovw.pipeline import (
+    BovwConfig,
+    build_pipeline,
+    make_sklearn_pipeline,
+    stage_cache_key,
+)
+from bovw_vs_convnet.bovw.vocabulary import KMeansVocabulary
 from bovw_vs_convnet.config import build_config
 from bovw_vs_convnet.data.imageset import ImageSet
 from bovw_vs_convnet.errors import ConfigError
@@ -31,14 +37,16 @@ def _digits() -> tuple[ImageSet, ImageSet, ImageSet]:
     return full.subset(order[:600]), full.subset(order[600:800]), full.subset(order[800:1100])
 
 
-def _context(tmp_path: Path, cache: bool = True) -> RunContext:
+def _context(
+    tmp_path: Path, cache: bool = True, seed: int = 0, progress: bool = False
+) -> RunContext:
     return RunContext(
         run_dir=tmp_path / "run",
         cache_dir=tmp_path / "cache" if cache else None,
         split_fingerprint="f" * 64,
-        seed=0,
+        seed=seed,
         n_jobs=2,
-        progress=False,
+        progress=progress,
     )
 
 
@@ -102,6 +110,81 @@ def test_second_run_hits_the_cache(tmp_path: Path) -> None:
         "encode_test",
     ]
     np.testing.assert_allclose(s1, s2)
+
+
+@pytest.mark.parametrize(
+    ("changed", "hits"),
+    [
+        ({"C": "3"}, ["vocabulary", "encode_train", "encode_val", "encode_test"]),  # SVM only
+        ({"k": "16"}, []),  # the vocabulary and every encoding depend on k
+        ({"step": "3"}, []),  # and on the descriptors
+    ],
+)
+def test_cache_is_missed_when_what_a_stage_depends_on_changes(
+    tmp_path: Path, changed: dict[str, str], hits: list[str]
+) -> None:
+    train, val, test = _digits()
+    build_pipeline(build_config(BovwConfig, {"preset": "tiny"}), _context(tmp_path)).fit(
+        train, val
+    ).decision_scores(test)
+    cfg = build_config(BovwConfig, {"preset": "tiny", **changed})
+    second = build_pipeline(cfg, _context(tmp_path)).fit(train, val)
+    second.decision_scores(test)
+    assert second.record_extra.get("cache_hits", []) == hits
+
+
+def test_cache_key_covers_seed_split_and_images_but_not_the_classifier() -> None:
+    train, val, _ = _digits()
+
+    def tiny(**changed: str) -> BovwConfig:
+        return build_config(BovwConfig, {"preset": "tiny", **changed})
+
+    key = stage_cache_key("vocabulary", tiny(), "f" * 64, 0, train)
+    assert stage_cache_key("vocabulary", tiny(C="5"), "f" * 64, 0, train) == key
+    others = {
+        stage_cache_key("encode_train", tiny(), "f" * 64, 0, train),
+        stage_cache_key("vocabulary", tiny(), "e" * 64, 0, train),
+        stage_cache_key("vocabulary", tiny(), "f" * 64, 1, train),
+        stage_cache_key("vocabulary", tiny(), "f" * 64, 0, val),
+        stage_cache_key("vocabulary", tiny(k="16"), "f" * 64, 0, train),
+    }
+    assert len(others) == 5 and key not in others
+
+
+def test_a_bad_setting_is_refused_by_its_estimators_check_under_its_own_name() -> None:
+    # the encoder's max_samples is the vocab_samples setting; the check is the estimator's
+    with pytest.raises(ConfigError, match=r"^vocab_samples must be ≥ 1, got 0$") as info:
+        build_config(BovwConfig, {"vocab_samples": "0"})
+    assert info.value.key == "vocab_samples"
+    with pytest.raises(ConfigError, match=r"^k must be ≥ 1, got 0$"):
+        KMeansVocabulary(k=0).fit(np.zeros((4, 2), np.float32))
+
+
+def test_settings_that_must_agree_are_refused_by_the_config() -> None:
+    with pytest.raises(ConfigError, match="kernel 'chi2' needs non-negative histograms"):
+        build_config(BovwConfig, {"encoding": "vlad", "kernel": "chi2"})
+    with pytest.raises(ConfigError, match=r"^window must be 2 with the opencv backend") as info:
+        build_config(BovwConfig, {"preset": "phow", "sift_backend": "opencv"})  # phow: 1.5
+    assert info.value.key == "window"
+
+
+def test_progress_off_a_terminal_is_one_line_per_stage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train, val, test = _digits()
+    ctx = _context(tmp_path, cache=False, progress=True)  # auto: stderr is pytest's, no tty
+    build_pipeline(build_config(BovwConfig, {"preset": "tiny"}), ctx).fit(
+        train, val
+    ).decision_scores(test)
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = err.splitlines()
+    assert [line.split(":")[1] for line in lines] == [
+        " encode train",
+        " encode val",
+        " encode test",
+    ]
+    assert all(line.startswith("bovw: encode ") and " 1/1 chunk in " in line for line in lines)
 
 
 def test_k_larger_than_sample_is_a_config_error(tmp_path: Path) -> None:

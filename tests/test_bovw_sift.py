@@ -110,3 +110,19 @@ def test_numpy_batches_and_threads_do_not_change_descriptors(root: bool) -> None
         np.testing.assert_allclose(d.values, ref, rtol=0, atol=1e-6)
     norms = np.linalg.norm(ref, axis=1)
     assert np.allclose(norms[norms > 0], 1.0, atol=1e-5)
+
+
+def test_opencv_backend_refuses_another_window() -> None:
+    """OpenCV's SIFT has Lowe's window (σ = 2 bins) built in: another is refused, not ignored."""
+    with pytest.raises(ConfigError, match=r"^window must be 2 with the opencv backend"):
+        DenseSift(backend="opencv", window=1.5).fit()
+    assert DenseSift(backend="opencv", window=2.0).fit().window == 2.0  # its own is fine
+
+
+def test_numpy_backend_honours_the_window() -> None:
+    images = _blobs(2, 28, seed=4)
+    narrow = DenseSift(bin_sizes=(4,), step=4, window=1.5, contrast_threshold=0.0)
+    wide = DenseSift(bin_sizes=(4,), step=4, window=2.0, contrast_threshold=0.0)
+    a, b = narrow.transform(images).values, wide.transform(images).values
+    assert a.shape == b.shape
+    assert np.abs(a - b).max() > 0.01
