@@ -8,6 +8,7 @@ R. Fergus, "Visualizing and understanding convolutional networks", ECCV 2014, Ta
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Literal
 
 import torch
 import torchvision
@@ -38,6 +39,16 @@ def _classifier(
         layers.append(nn.Dropout(0.5))
     layers.append(nn.Linear(width, num_classes))
     return nn.Sequential(*layers)
+
+
+def _paper_lrn() -> nn.LocalResponseNorm:
+    # the paper's n=5, alpha=1e-4, beta=0.75, k=2; PyTorch divides alpha by n, hence alpha*n
+    return nn.LocalResponseNorm(size=5, alpha=1e-4 * 5, beta=0.75, k=2.0)
+
+
+def _set_bias(layer: nn.Conv2d | nn.Linear, value: float) -> None:
+    if layer.bias is not None:
+        nn.init.constant_(layer.bias, value)
 
 
 def _check_removed(removed: Iterable[str]) -> frozenset[str]:
@@ -71,15 +82,14 @@ class AlexNet2012(nn.Module):
     ) -> None:
         super().__init__()
         removed = _check_removed(removed)
-        lrn = dict(size=5, alpha=1e-4 * 5, beta=0.75, k=2.0)
         layers: list[nn.Module] = [
             nn.Conv2d(in_channels, 96, 11, stride=4),  # conv1 (B, 96, 55, 55)
             nn.ReLU(inplace=True),
-            nn.LocalResponseNorm(**lrn),  # type: ignore[arg-type]
+            _paper_lrn(),
             nn.MaxPool2d(3, 2),  # (B, 96, 27, 27)
             nn.Conv2d(96, 256, 5, padding=2, groups=2),  # conv2 (B, 256, 27, 27)
             nn.ReLU(inplace=True),
-            nn.LocalResponseNorm(**lrn),  # type: ignore[arg-type]
+            _paper_lrn(),
             nn.MaxPool2d(3, 2),  # (B, 256, 13, 13)
         ]
         if "conv3" not in removed:
@@ -106,11 +116,11 @@ class AlexNet2012(nn.Module):
         layers: list[nn.Conv2d | nn.Linear] = [*convs, *linears]
         for m in layers:
             nn.init.normal_(m.weight, 0.0, 0.01)
-            nn.init.constant_(m.bias, 0.0)  # type: ignore[arg-type]
+            _set_bias(m, 0.0)
         # Biases 1 in conv2, conv4, conv5 (conv3 keeps 0; with conv3-4 removed, conv5) and FC6/7.
         ones: list[nn.Conv2d | nn.Linear] = [convs[1], *convs[-2 if len(convs) == 5 else -1 :]]
         for m in [*ones, *linears[:-1]]:
-            nn.init.constant_(m.bias, 1.0)  # type: ignore[arg-type]
+            _set_bias(m, 1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(x)  # (B, 256, 6, 6) at 227×227
@@ -164,7 +174,7 @@ class AlexNetSmall(nn.Module):
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-                nn.init.constant_(m.bias, 0.0)  # type: ignore[arg-type]
+                _set_bias(m, 0.0)
         # Small output weights (the paper's N(0, 0.01)) start with near-uniform class scores.
         output = self.classifier[-1]
         assert isinstance(output, nn.Linear)
@@ -188,7 +198,11 @@ def alexnet(*, num_classes: int = 1000, in_channels: int = 3) -> nn.Module:
 
 
 def _register_alexnet_family(
-    base: str, cls: type[AlexNet2012] | type[AlexNetSmall], input_size: int, fit: str, text: str
+    base: str,
+    cls: type[AlexNet2012] | type[AlexNetSmall],
+    input_size: int,
+    fit: Literal["pad", "resize"],
+    text: str,
 ) -> None:
     variants = {"": frozenset[str](), **{f"-no-{k}": v for k, v in ABLATIONS.items()}}
     for suffix, removed in variants.items():
@@ -197,9 +211,7 @@ def _register_alexnet_family(
         def build(*, num_classes: int = 10, in_channels: int = 3, _removed=removed) -> nn.Module:
             return cls(num_classes=num_classes, in_channels=in_channels, removed=_removed)
 
-        register_model(base + suffix, input_size=input_size, fit=fit, description=desc)(  # type: ignore[arg-type]
-            build
-        )
+        register_model(base + suffix, input_size=input_size, fit=fit, description=desc)(build)
 
 
 _register_alexnet_family(

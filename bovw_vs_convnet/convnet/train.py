@@ -15,6 +15,7 @@ import copy
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,9 +142,9 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
         amp = cfg.amp if cfg.amp != "auto" else ("bf16" if device.type == "cuda" else "off")
         self.amp_dtype = torch.bfloat16 if amp == "bf16" else None
-        self.forward: nn.Module = self.model
+        self.forward: Callable[[torch.Tensor], torch.Tensor] = self.model
         if cfg.compile:
-            self.forward = torch.compile(self.model)  # type: ignore[assignment]
+            self.forward = torch.compile(self.model)
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
         self.history = History()
