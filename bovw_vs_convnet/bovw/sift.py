@@ -328,7 +328,7 @@ def _opencv_dense_chunk(
     import cv2
 
     cv2.setNumThreads(1)
-    sift = cv2.SIFT_create()  # type: ignore[attr-defined]
+    sift = cv2.SIFT.create()
     h, w = gray_u8.shape[1:]
     h2, w2 = round(h * upscale), round(w * upscale)
     out = []
@@ -499,9 +499,7 @@ def _keypoint_chunk(
     import cv2
 
     cv2.setNumThreads(1)
-    sift = cv2.SIFT_create(  # type: ignore[attr-defined]
-        nfeatures=n_features, contrastThreshold=contrast, edgeThreshold=edge
-    )
+    sift = cv2.SIFT.create(nfeatures=n_features, contrastThreshold=contrast, edgeThreshold=edge)
     out = []
     h, w = gray_u8.shape[1:]
     h2, w2 = round(h * upscale), round(w * upscale)

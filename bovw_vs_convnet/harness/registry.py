@@ -53,7 +53,7 @@ PIPELINES: dict[str, PipelineSpec] = {
         ),
         PipelineSpec(
             "bovw",
-            "bovw_vs_convnet.bovw.pipeline:BovwConfig",
+            "bovw_vs_convnet.bovw.config:BovwConfig",
             "bovw_vs_convnet.bovw.pipeline:build_pipeline",
             "SIFT, k-means vocabulary, spatial-pyramid encoding, kernel SVM",
         ),

@@ -1,0 +1,194 @@
+"""BoVW settings: :class:`BovwConfig` with its presets, and the stages it builds.
+
+Every field is a ``--set KEY=VALUE`` key. Each estimator checks its own
+parameters (``check_params``); the config runs those same checks on the stages it
+would build, so a bad setting is refused before any image is read, and checks
+itself only what depends on several settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from bovw_vs_convnet.bovw.classifier import KernelSvm
+from bovw_vs_convnet.bovw.encoding import SpatialPyramidEncoder
+from bovw_vs_convnet.bovw.parameters import ParameterError
+from bovw_vs_convnet.bovw.sift import DenseSift, KeypointSift
+from bovw_vs_convnet.errors import ConfigError
+
+# Each stage's estimator parameters and the BovwConfig settings they come from:
+# the make_* factories build the estimators from these tables, BovwConfig runs the
+# estimators' own checks with them, and the cache keys take their settings.
+_DENSE_SETTINGS = {
+    "bin_sizes": "bin_sizes", "step": "step", "upscale": "upscale", "magnif": "magnif",
+    "window": "window", "contrast_threshold": "contrast_threshold", "root": "root_sift",
+    "backend": "sift_backend", "resample": "resample",
+}  # fmt: skip
+_KEYPOINT_SETTINGS = {"upscale": "upscale", "root": "root_sift"}
+_ENCODER_SETTINGS = {
+    "method": "encoding", "k": "k", "levels": "levels", "power": "power", "norm": "norm",
+    "knn": "knn", "sigma": "sigma", "pca_dim": "pca_dim", "max_samples": "vocab_samples",
+    "engine": "kmeans_engine", "max_iter": "kmeans_iter",
+}  # fmt: skip
+_CLASSIFIER_SETTINGS = {
+    "kernel": "kernel", "solver": "solver", "exact_max_train": "exact_max_train", "C": "C",
+    "C_grid": "C_grid", "map_steps": "map_steps", "n_components": "n_components",
+    "gamma": "gamma", "select_max_train": "select_max_train", "max_iter": "svm_max_iter",
+}  # fmt: skip
+
+# settings the cached stages depend on (changing C must not re-encode)
+DESCRIPTOR_FIELDS = ("descriptor", *_DENSE_SETTINGS.values())  # keypoint's are among them
+ENCODER_FIELDS = (*DESCRIPTOR_FIELDS, *_ENCODER_SETTINGS.values(), "vocab_images")
+
+
+@dataclass(frozen=True)
+class BovwConfig:
+    """Every setting of the BoVW pipeline; each is overridable with ``--set KEY=VALUE``."""
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        # tuned on Fashion-MNIST (28×28): these are the field defaults. Dense RootSIFT
+        # (16-px patches every 2 px of the ×2 image), 256 words, soft assignment to 5,
+        # 1×1 + 2×2 + 4×4 pyramid, Hellinger map, linear SVMs (see RESULTS-bovw.md)
+        "small": {},
+        # VLFeat apps/phow_caltech101.m: PHOW (dense SIFT at 4 sizes, step 3), 600 words,
+        # 2×2 and 4×4 spatial histograms, χ² kernel map, linear SVM with C = 10
+        "phow": {
+            "bin_sizes": (4, 6, 8, 10),
+            "step": 3,
+            "upscale": 1.0,
+            "magnif": 6.0,
+            "window": 1.5,
+            "contrast_threshold": 0.005,
+            "root_sift": False,
+            "encoding": "hard",
+            "k": 600,
+            "levels": (2, 4),
+            "power": 1.0,
+            "norm": "l1",
+            "vocab_samples": 100_000,
+            "kmeans_iter": 50,
+            "kernel": "chi2",
+            "solver": "map",
+            "C": 10.0,
+        },
+        # a smoke test: seconds on scikit-learn's digits
+        "tiny": {
+            "bin_sizes": (2,),
+            "step": 2,
+            "upscale": 2.0,
+            "k": 32,
+            "levels": (1, 2),
+            "encoding": "hard",
+            "kernel": "chi2",
+            "vocab_images": 200,
+            "vocab_samples": 10_000,
+            "kmeans_iter": 10,
+            "C": 1.0,
+            "exact_max_train": 2000,
+            "gallery_words": 8,
+        },
+    }
+
+    preset: str = "small"  # the preset these values came from (a record, not a setting)
+    # descriptors
+    descriptor: Literal["dense", "keypoint"] = "dense"  # dense SIFT grid or DoG keypoints
+    sift_backend: Literal["numpy", "opencv"] = "numpy"  # dense SIFT: batched numpy or OpenCV
+    bin_sizes: tuple[int, ...] = (4,)  # spatial bin side, px of the upscaled image
+    step: int = 2  # grid step, px of the upscaled image
+    upscale: float = 2.0  # image magnification before description
+    magnif: float = 6.0  # smoothing sigma = bin_size / magnif
+    window: float = 2.0  # Gaussian window sigma, in bins
+    contrast_threshold: float = 0.005  # mean gradient below which a descriptor is zeroed
+    root_sift: bool = True  # RootSIFT (Hellinger) descriptors
+    resample: bool = False  # numpy backend: resample to the upscaled size first (slower)
+    # vocabulary and encoding
+    encoding: Literal["hard", "soft", "vlad", "fisher"] = "soft"
+    k: int = 256  # visual words (Gaussians for fisher)
+    levels: tuple[int, ...] = (1, 2, 4)  # spatial pyramid grids
+    power: float = 1.0  # power applied to the code before norm (0.5: square root)
+    norm: Literal["l1", "l2", "none"] = "l1"
+    knn: int = 5  # soft assignment: nearest words sharing a descriptor
+    sigma: float | None = None  # soft assignment width (None: from the data)
+    pca_dim: int | None = None  # PCA of descriptors before the vocabulary
+    vocab_images: int = 2000  # training images described for the vocabulary
+    vocab_samples: int = 100_000  # descriptors clustered at most
+    kmeans_engine: Literal["minibatch", "kmeans", "faiss"] = "minibatch"
+    kmeans_iter: int = 20  # k-means iterations (epochs for minibatch)
+    # classifier
+    kernel: Literal["chi2", "intersection", "rbf", "hellinger", "linear"] = "hellinger"
+    solver: Literal["auto", "exact", "map"] = "auto"  # exact kernel SVM or feature map
+    exact_max_train: int = 5000  # auto: exact kernel up to this many training images
+    C: float | None = None  # SVM cost (None: best of C_grid on the validation images)
+    C_grid: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0)
+    select_max_train: int | None = 10_000  # choose C on this many training images, then refit
+    map_steps: int = 2  # χ² feature map samples (output 2·steps-1 times wider)
+    n_components: int = 2000  # Nystroem landmarks (rbf, intersection maps)
+    gamma: float | None = None  # RBF width
+    svm_max_iter: int = 1000
+    # execution and artefacts
+    chunk_images: int = 2048  # images described and encoded together
+    gallery_words: int = 16  # words in the visual-word gallery (0: none)
+    gallery_patches: int = 8  # patches per word
+
+    def __post_init__(self) -> None:
+        """Refuse bad settings now, before any image is read.
+
+        Each stage's settings are checked by the stage's estimator itself
+        (``check_params``, the check its ``fit`` runs), reported under the setting's
+        name; here only what no estimator owns: the pipeline's own settings and
+        settings that must agree with each other.
+        """
+        if self.preset not in self.PRESETS:
+            raise ConfigError(
+                f"unknown preset {self.preset!r}; known: {', '.join(self.PRESETS)}", key="preset"
+            )
+        for estimator, settings in self._stages():
+            try:
+                estimator.check_params()
+            except ParameterError as exc:
+                raise exc.renamed(settings.get(exc.param, exc.param)) from None
+        for name in ("vocab_images", "chunk_images"):  # the pipeline's, no estimator's
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be ≥ 1, got {getattr(self, name)}", key=name)
+        if self.kernel in ("chi2", "intersection") and self.encoding in ("vlad", "fisher"):
+            raise ConfigError(
+                f"kernel {self.kernel!r} needs non-negative histograms; "
+                f"use kernel=linear or rbf with encoding={self.encoding}"
+            )
+
+    def _stages(self) -> list[tuple[Any, dict[str, str]]]:
+        """Each stage's estimator, unfitted, with its parameter → setting table."""
+        extractor = make_extractor(self)
+        table = _KEYPOINT_SETTINGS if isinstance(extractor, KeypointSift) else _DENSE_SETTINGS
+        return [
+            (extractor, table),
+            (make_encoder(self, seed=0), _ENCODER_SETTINGS),
+            (make_classifier(self, n_classes=None), _CLASSIFIER_SETTINGS),
+        ]
+
+    def subset(self, names: tuple[str, ...]) -> dict[str, Any]:
+        """The named settings, as a plain dict (a cache key)."""
+        return {n: getattr(self, n) for n in names}
+
+
+def _params(cfg: BovwConfig, settings: dict[str, str]) -> dict[str, Any]:
+    """Estimator keyword arguments from ``cfg``: ``{parameter: cfg.<setting>}``."""
+    return {param: getattr(cfg, setting) for param, setting in settings.items()}
+
+
+def make_extractor(cfg: BovwConfig, n_jobs: int = 1) -> DenseSift | KeypointSift:
+    """The descriptor stage of ``cfg``."""
+    if cfg.descriptor == "keypoint":
+        return KeypointSift(**_params(cfg, _KEYPOINT_SETTINGS), n_jobs=n_jobs)
+    return DenseSift(**_params(cfg, _DENSE_SETTINGS), batch_size=256, n_jobs=n_jobs)
+
+
+def make_encoder(cfg: BovwConfig, seed: int) -> SpatialPyramidEncoder:
+    """The vocabulary + encoding stage of ``cfg``."""
+    return SpatialPyramidEncoder(**_params(cfg, _ENCODER_SETTINGS), random_state=seed)
+
+
+def make_classifier(cfg: BovwConfig, n_classes: int | None, n_jobs: int = 1) -> KernelSvm:
+    """The SVM stage of ``cfg``."""
+    return KernelSvm(**_params(cfg, _CLASSIFIER_SETTINGS), n_classes=n_classes, n_jobs=n_jobs)
