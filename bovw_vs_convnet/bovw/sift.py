@@ -1,26 +1,16 @@
-"""SIFT descriptors: OpenCV's DoG keypoints, and dense SIFT on a grid (fast batched, or OpenCV).
+"""SIFT descriptor stages: dense SIFT on a grid (batched numpy or OpenCV) and DoG keypoints.
 
 ``DenseSift`` follows VLFeat's ``vl_dsift``/``vl_phow`` (Vedaldi & Fulkerson, 2008;
-descriptor of Lowe, IJCV 2004): on a regular grid, at one or several bin sizes,
-a 4×4×8 histogram of gradient orientations with bilinear spatial and orientation
-interpolation and a Gaussian window; patches of too low contrast give zero
-descriptors. Its ``numpy`` backend computes whole batches of images at once:
-smoothing, resizing and differentiation are matrix products on the image rows
-and columns, orientation binning is one vectorised pass, and spatial pooling
-is two more matrix products. The pooled cells, times each distinct window weight
-(and square-rooted for RootSIFT), are then gathered into descriptors a few images
-at a time, so that clipping and normalisation run in cache; descriptor norms and
-contrasts come from per-cell sums. No scale space is built (unlike OpenCV's
-``SIFT.compute``, kept as the ``opencv`` backend).
-
-Differences from Lowe: no orientation assignment (dense descriptors are
-upright), and the Gaussian smoothing is ``bin_size / magnif`` as in VLFeat.
+descriptor of Lowe, IJCV 2004); its ``numpy`` backend is
+:func:`bovw_vs_convnet.bovw.dense_sift.dense_sift_numpy`, its ``opencv`` backend
+OpenCV's ``SIFT.compute`` on the same grid. ``KeypointSift`` describes OpenCV's
+DoG keypoints. Both are scikit-learn transformers from uint8 images to a
+:class:`~bovw_vs_convnet.bovw.descriptors.DescriptorSet`.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -29,282 +19,23 @@ from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, TransformerMixin
 from threadpoolctl import threadpool_limits
 
+from bovw_vs_convnet.bovw.dense_sift import (
+    SIFT_DIM,
+    DenseGeometry,
+    dense_sift_numpy,
+    grid_centres,
+    normalise_sift,
+    to_gray,
+)
 from bovw_vs_convnet.bovw.descriptors import DescriptorSet
 from bovw_vs_convnet.bovw.parameters import ParameterError, at_least, positive, positive_ints
 from bovw_vs_convnet.errors import DataError
 
 log = logging.getLogger(__name__)
 
-SIFT_DIM = 128
 # OpenCV's SIFT.compute weights samples with a fixed Gaussian window of σ = d/2 = 2 bins
 # (``exp_scale = -1 / (d² / 2)`` in its calcSIFTDescriptor): Lowe's window, not settable
 OPENCV_WINDOW = 2.0
-
-
-def to_gray(images: np.ndarray) -> np.ndarray:
-    """uint8 (N, H, W, C) or (N, H, W) images to float32 (N, H, W) gray levels in [0, 1]."""
-    arr = np.asarray(images)
-    if arr.ndim == 3:
-        arr = arr[..., None]
-    if arr.ndim != 4 or arr.shape[-1] not in (1, 3, 4):
-        raise DataError(f"expected images of shape (N, H, W, C), got {arr.shape}")
-    scale = 1.0 / 255.0 if arr.dtype == np.uint8 else 1.0
-    if arr.shape[-1] == 1:
-        return arr[..., 0].astype(np.float32) * np.float32(scale)
-    weights = np.array([0.299, 0.587, 0.114], np.float32) * np.float32(scale)
-    out: np.ndarray = arr[..., :3].astype(np.float32) @ weights
-    return out
-
-
-def _resize_matrix(n_in: int, n_out: int) -> np.ndarray:
-    """(n_out, n_in) linear interpolation with half-pixel centres (as cv2.INTER_LINEAR)."""
-    if n_in == n_out:
-        return np.eye(n_in, dtype=np.float64)
-    x = (np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
-    x = np.clip(x, 0, n_in - 1)
-    i0 = np.floor(x).astype(int)
-    i1 = np.minimum(i0 + 1, n_in - 1)
-    w = x - i0
-    m = np.zeros((n_out, n_in))
-    m[np.arange(n_out), i0] += 1 - w
-    m[np.arange(n_out), i1] += w
-    return m
-
-
-def _gauss_matrix(n: int, sigma: float) -> np.ndarray:
-    """(n, n) Gaussian smoothing with replicated borders; identity for sigma ≤ 0.1."""
-    if sigma <= 0.1:
-        return np.eye(n)
-    r = math.ceil(4 * sigma)
-    taps = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
-    taps /= taps.sum()
-    m = np.zeros((n, n))
-    for k, t in zip(range(-r, r + 1), taps, strict=True):
-        idx = np.clip(np.arange(n) + k, 0, n - 1)
-        m[np.arange(n), idx] += t
-    return m
-
-
-def _diff_matrix(n: int) -> np.ndarray:
-    """(n, n) central difference (one-sided at the borders)."""
-    m = np.zeros((n, n))
-    i = np.arange(1, n - 1)
-    m[i, i + 1] = 0.5
-    m[i, i - 1] = -0.5
-    if n > 1:
-        m[0, 0], m[0, 1] = -1.0, 1.0
-        m[n - 1, n - 1], m[n - 1, n - 2] = 1.0, -1.0
-    return m
-
-
-def grid_centres(n: int, bin_size: int, step: int) -> np.ndarray:
-    """Descriptor centres along one axis of ``n`` pixels: the 4-bin patch inside, grid centred."""
-    count = max(1, (n - 4 * bin_size) // step + 1)
-    first = (n - 1) / 2 - (count - 1) * step / 2
-    return first + step * np.arange(count)
-
-
-def _sift_scale(
-    raw: np.ndarray,
-    contrast: np.ndarray,
-    threshold: float,
-    root: bool,
-    norm: np.ndarray | None = None,
-) -> np.ndarray:
-    """In place on (M, 128) ``raw``: clip at 0.2 L2 norm (Lowe), and with ``root`` the
-    square root; returns the (M,) factors that finish the normalisation (zero where
-    contrast < threshold). ``norm``: the rows' L2 norms, when known already.
-    """
-    if norm is None:
-        norm = np.sqrt(np.einsum("ij,ij->i", raw, raw))
-    np.minimum(raw, (0.2 * norm)[:, None], out=raw)
-    keep = contrast >= threshold
-    if root:
-        l1 = raw @ _ONES128  # (a BLAS product: much faster than .sum(axis=1) here)
-        np.sqrt(raw, out=raw)
-        scale = np.where(keep, 1.0 / np.sqrt(np.maximum(l1, 1e-12)), 0.0)
-    else:
-        norm = np.sqrt(np.einsum("ij,ij->i", raw, raw))
-        scale = np.where(keep, 1.0 / np.maximum(norm, 1e-12), 0.0)
-    return scale.astype(raw.dtype, copy=False)
-
-
-def _normalise_sift(raw: np.ndarray, contrast: np.ndarray, threshold: float, root: bool) -> None:
-    """In place: L2, clip at 0.2, L2 again (Lowe); zero where contrast < threshold; RootSIFT.
-
-    With ``root`` the second L2 step is skipped: the L1 normalisation that
-    follows makes it a no-op.
-    """
-    raw *= _sift_scale(raw, contrast, threshold, root)[:, None]
-
-
-# Soft orientation binning by table: 64 angle steps (≤ 2.8° from exact interpolation),
-# each row the bilinear weights of the two nearest of 8 orientation bins.
-_N_ANGLES = 64
-_ORIENT_TABLE = np.maximum(
-    0.0,
-    1.0
-    - np.abs(((np.arange(_N_ANGLES)[:, None] * 8 / _N_ANGLES - np.arange(8)[None]) + 4) % 8 - 4),
-).astype(np.float32)
-_ORIENT_ROWS = np.ascontiguousarray(_ORIENT_TABLE).view(np.complex128)  # 8 floats = 4 items
-_ONES8 = np.ones(8, np.float32)
-_ONES128 = np.ones(SIFT_DIM, np.float32)
-
-
-class _DenseGeometry:
-    """Precomputed matrices of the numpy dense SIFT for one image size and bin size.
-
-    Grid centres, bin size and smoothing are defined on the image upscaled by
-    ``upscale``. With ``resample`` the image is resampled to that size first;
-    without, the same grid is mapped back onto the original pixels (bins of
-    ``bin_size / upscale`` pixels), which describes the same patches with
-    ``upscale²`` times fewer pixels to bin.
-    """
-
-    def __init__(
-        self,
-        h: int,
-        w: int,
-        upscale: float,
-        bin_size: int,
-        step: int,
-        magnif: float,
-        window: float,
-        resample: bool = False,
-    ) -> None:
-        self.h_out, self.w_out = round(h * upscale), round(w * upscale)
-        ha, wa = (self.h_out, self.w_out) if resample else (h, w)  # analysis resolution
-        sy, sx = self.h_out / ha, self.w_out / wa
-        self.ha, self.wa = ha, wa
-        sigma = bin_size / magnif / sy if magnif > 0 else 0.0
-        ry = _gauss_matrix(ha, sigma) @ _resize_matrix(h, ha)
-        rx = _gauss_matrix(wa, sigma) @ _resize_matrix(w, wa)
-        self.ay = ry.astype(np.float32)  # (Ha, H) smooth∘resize along rows
-        self.ax_t = rx.T.astype(np.float32)  # (W, Wa)
-        # derivatives per upscaled pixel, so that contrast does not depend on ``resample``
-        self.dy = (_diff_matrix(ha) @ ry / sy).astype(np.float32)
-        self.dx_t = (_diff_matrix(wa) @ rx / sx).T.astype(np.float32)
-        self.cy = grid_centres(self.h_out, bin_size, step)
-        self.cx = grid_centres(self.w_out, bin_size, step)
-        offs = (np.arange(4) - 1.5) * bin_size
-        # spatial-bin centres shared by neighbouring descriptors are pooled once
-        by, iy = np.unique(self.cy[:, None] + offs[None], return_inverse=True)
-        bx, ix = np.unique(self.cx[:, None] + offs[None], return_inverse=True)
-        iy, ix = iy.reshape(len(self.cy), 4), ix.reshape(len(self.cx), 4)
-        # flat index into the (Uy * Ux) pooled map, in descriptor order (ny, nx, 4y, 4x)
-        self.flat = (iy[:, None, :, None] * len(bx) + ix[None, :, None, :]).astype(np.intp)
-        self.py = _tri_matrix(ha, (by + 0.5) / sy - 0.5, bin_size / sy).astype(np.float32)
-        self.px_t = _tri_matrix(wa, (bx + 0.5) / sx - 0.5, bin_size / sx).T.astype(np.float32)
-        # VLFeat's "fast" window: flat inside a bin, Gaussian weight of the bin centre
-        g = np.exp(-0.5 * (offs / (window * bin_size)) ** 2)
-        self.bin_weight = np.outer(g, g).astype(np.float32)  # (4y, 4x)
-        # its few distinct values (3 for the symmetric window), and for each descriptor
-        # bin the cell of the pooled map times its weight, stacked value after value
-        self.weight_values, which = np.unique(self.bin_weight, return_inverse=True)
-        n_cells = len(by) * len(bx)
-        self.weighted_flat = (which.reshape(1, 1, 4, 4) * n_cells + self.flat).reshape(-1)
-        # total window weight, to turn a descriptor's sum into a mean gradient magnitude
-        self.weight = float(self.bin_weight.sum() * (bin_size / sy) * (bin_size / sx))
-        gy, gx = np.meshgrid(self.cy, self.cx, indexing="ij")
-        self.positions = np.stack(
-            [(gx.ravel() + 0.5) / self.w_out, (gy.ravel() + 0.5) / self.h_out], axis=1
-        ).astype(np.float32)
-        self.n_desc = len(self.cy) * len(self.cx)
-        self.bin_size = bin_size
-
-
-def _tri_matrix(n: int, centres: np.ndarray, width: float) -> np.ndarray:
-    """(len(centres), n) bilinear (triangular) pooling weights of bins centred at ``centres``."""
-    pix = np.arange(n)[None, :]
-    return np.maximum(0.0, 1.0 - np.abs(pix - centres[:, None]) / width)
-
-
-# Images per pass of the per-descriptor steps (gather, clip, normalise): their
-# (c, n_desc, 128) working array then stays in the L2 cache (~0.9 MB for 4 images
-# of 441 descriptors) instead of streaming a whole batch through memory per step.
-_POST_CHUNK = 4
-
-
-def dense_sift_numpy(
-    gray: np.ndarray,
-    geo: _DenseGeometry,
-    contrast_threshold: float,
-    root: bool,
-    out: np.ndarray | None = None,
-) -> np.ndarray:
-    """Dense SIFT of a batch: float32 (B, H, W) in [0, 1] → (B, n_desc, 128), vectorised.
-
-    ``out``, when given, is a float32 (B, n_desc, 128) array (a view is fine) to fill.
-    """
-    b = gray.shape[0]
-    gx = geo.ay @ gray @ geo.dx_t  # (B, Ha, Wa)
-    gy = geo.dy @ gray @ geo.ax_t
-    mag = np.sqrt(gx * gx + gy * gy)
-    # image y grows downwards; angle counter-clockwise as in OpenCV's SIFT; arctan2 ≥ -π
-    t = np.arctan2(-gy, gx)
-    t *= np.float32(_N_ANGLES / (2 * math.pi))
-    t += np.float32(_N_ANGLES + 0.5)
-    q = t.astype(np.intp)
-    q &= _N_ANGLES - 1
-    o = np.take(_ORIENT_ROWS, q, axis=0).view(np.float32)  # (B, Ha, Wa, 8)
-    o *= mag[..., None]
-    p = geo.py @ o.reshape(b, geo.ha, geo.wa * 8)  # (B, Uy, Wa*8)
-    # (a contiguous left operand: with the transposed view, numpy 2.4 / OpenBLAS 0.3.31
-    # gave wrong products now and then when two threads ran batches of different sizes)
-    pt = np.ascontiguousarray(p.reshape(b, -1, geo.wa, 8).transpose(0, 1, 3, 2)) @ geo.px_t
-    uy, ux = pt.shape[1], pt.shape[3]
-    n_cells = uy * ux
-    # per cell: sum over orientations (in the order of numpy's pairwise sum of 8, so
-    # that contrast is unchanged) and sum of squares
-    o_ = [pt[:, :, k] for k in range(8)]
-    cell_mag = ((o_[0] + o_[1]) + (o_[2] + o_[3])) + ((o_[4] + o_[5]) + (o_[6] + o_[7]))
-    cell_mag = cell_mag.reshape(b, n_cells)
-    cell_sq = (_ONES8 @ (pt * pt)).reshape(b, n_cells)
-    # the pooled map, orientation last, times each distinct window weight, so that one
-    # gather gives the weighted descriptors: raw[..., k, :] = w_k * p[cell_k]. RootSIFT
-    # takes square roots after clipping, and sqrt(min(x, t)) = min(sqrt(x), sqrt(t)):
-    # with ``root`` they are taken here, on the cells (~3× fewer values than descriptors)
-    nw = len(geo.weight_values)
-    pw = np.empty((b, nw * n_cells, 8), np.float32)
-    cells = np.empty((b, uy, ux, 8), np.float32)
-    if root:
-        np.sqrt(pt.transpose(0, 1, 3, 2), out=cells)
-        wv = np.sqrt(geo.weight_values)
-    else:
-        cells[...] = pt.transpose(0, 1, 3, 2)
-        wv = geo.weight_values
-    np.multiply(cells[:, None], wv[:, None, None, None], out=pw.reshape(b, nw, uy, ux, 8))
-    flat = geo.flat.reshape(geo.n_desc, 16)
-    wflat = geo.weighted_flat  # (n_desc * 16,) into pw's cells
-    if out is None:
-        out = np.empty((b, geo.n_desc, SIFT_DIM), np.float32)
-    c = min(_POST_CHUNK, b)
-    buf = np.empty((c, geo.n_desc * 16, 8), np.float32)
-    inv_weight = 1.0 / geo.weight
-    w16 = geo.bin_weight.reshape(16)
-    w16_sq = w16 * w16
-    for i in range(0, b, c):
-        j = min(i + c, b)
-        raw = buf[: j - i]
-        np.take(pw[i:j], wflat, axis=1, out=raw, mode="clip")
-        pooled_mag = np.take(cell_mag[i:j], flat, axis=1, mode="clip")  # (c, n_desc, 16)
-        contrast = (pooled_mag.reshape(-1, 16) @ w16) * inv_weight
-        norm2 = np.take(cell_sq[i:j], flat, axis=1, mode="clip").reshape(-1, 16) @ w16_sq
-        raw2 = raw.reshape(-1, SIFT_DIM)
-        if root:
-            np.minimum(raw2, np.sqrt(0.2 * np.sqrt(norm2))[:, None], out=raw2)
-            l1 = np.einsum("ij,ij->i", raw2, raw2)  # of the clipped values, before roots
-            scale = np.where(
-                contrast >= contrast_threshold, 1.0 / np.sqrt(np.maximum(l1, 1e-12)), 0.0
-            ).astype(np.float32)
-        else:
-            scale = _sift_scale(raw2, contrast, contrast_threshold, root, np.sqrt(norm2))
-        np.multiply(
-            raw.reshape(j - i, geo.n_desc, SIFT_DIM),
-            scale.reshape(j - i, geo.n_desc, 1),
-            out=out[i:j],
-        )
-    return out
 
 
 def _batches(n: int, size: int) -> list[slice]:
@@ -351,7 +82,7 @@ def _opencv_dense_chunk(
             xx = np.clip(np.round(cx).astype(int), 0, w2 - 1)
             contrast = mag[np.ix_(yy, xx)].reshape(-1)
             raw = desc.astype(np.float32)
-            _normalise_sift(raw, contrast, contrast_threshold, root)
+            normalise_sift(raw, contrast, contrast_threshold, root)
             per_size.append(raw)
         out.append(np.concatenate(per_size))
     return np.stack(out)
@@ -433,9 +164,9 @@ class DenseSift(TransformerMixin, BaseEstimator):
         tags.requires_fit = False
         return tags
 
-    def _geometries(self, h: int, w: int) -> list[_DenseGeometry]:
+    def _geometries(self, h: int, w: int) -> list[DenseGeometry]:
         return [
-            _DenseGeometry(
+            DenseGeometry(
                 h, w, self.upscale, int(b), self.step, self.magnif, self.window, self.resample
             )
             for b in self.bin_sizes
@@ -512,7 +243,7 @@ def _keypoint_chunk(
             )
             continue
         raw = desc.astype(np.float32)
-        _normalise_sift(raw, np.ones(len(raw), np.float32), 0.0, root)
+        normalise_sift(raw, np.ones(len(raw), np.float32), 0.0, root)
         pos = np.array([[(k.pt[0] + 0.5) / w2, (k.pt[1] + 0.5) / h2] for k in kps], np.float32)
         out.append((raw, np.clip(pos, 0, 0.999999), np.array([k.size for k in kps], np.float32)))
     return out
