@@ -1,7 +1,10 @@
 """Every metric of a run, computed once from the (n, C) score matrix.
 
 Pipelines return scores (higher means more likely); this module turns them into
-top-1 and top-k error, per-class error and a confusion matrix, the same way for
+top-1 and top-k error, per-class error, the mean per-class error (VLFeat's
+``phow_caltech101`` measure: 1 − the mean over classes of each class's recall, so
+a large class counts as much as a small one), a confusion matrix and the 95 %
+interval of each error (:mod:`~bovw_vs_convnet.harness.stats`), the same way for
 BoVW decision values, ConvNet logits and the baseline.
 
 Ties are broken deterministically: among classes with equal scores the lower
@@ -14,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from bovw_vs_convnet.harness import stats
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,13 @@ class Metrics:
             class with no test sample.
         confusion: (n_classes, n_classes) counts, rows the true class, columns
             the predicted (top-1) class.
+        per_class_top5_err: top-``top5_k`` error per true class; NaN as above.
+        mpc_err: mean per-class top-1 error, over the classes with a test sample.
+        mpc_top5_err: mean per-class top-``top5_k`` error.
+        top1_ci, top5_ci: Wilson 95 % intervals of the two errors.
+        mpc_ci, mpc_top5_ci: class-stratified bootstrap 95 % intervals of the
+            two mean per-class errors (:func:`~bovw_vs_convnet.harness.stats.class_mean_interval`).
+        The intervals are None for an empty test set.
     """
 
     n: int
@@ -39,6 +51,13 @@ class Metrics:
     top5_k: int
     per_class_err: np.ndarray
     confusion: np.ndarray
+    per_class_top5_err: np.ndarray
+    mpc_err: float
+    mpc_top5_err: float
+    top1_ci: stats.Interval | None
+    top5_ci: stats.Interval | None
+    mpc_ci: stats.Interval | None
+    mpc_top5_ci: stats.Interval | None
 
 
 def _check(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -73,16 +92,55 @@ def ranked_classes(scores: np.ndarray, k: int | None = None) -> np.ndarray:
     return order[:, : max(1, min(int(k), scores.shape[1]))]
 
 
-def topk_error(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
-    """Fraction of samples whose label is not among the ``k`` highest scores (k clipped to C)."""
+def correct_at_k(scores: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """(n,) bool: whether each sample's label is among its ``k`` highest scores (k clipped to C).
+
+    The per-image correctness McNemar's test compares between two runs.
+    """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     scores, labels = _check(scores, labels)
-    if labels.size == 0:
-        return float("nan")
     top = ranked_classes(scores, k)
-    hit = (top == labels[:, None]).any(axis=1)
+    hit: np.ndarray = (top == labels[:, None]).any(axis=1)
+    return hit
+
+
+def topk_error(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
+    """Fraction of samples whose label is not among the ``k`` highest scores (k clipped to C)."""
+    hit = correct_at_k(scores, labels, k)
+    if hit.size == 0:
+        return float("nan")
     return float(1.0 - hit.mean())
+
+
+def _class_counts(hit: np.ndarray, labels: np.ndarray, n_classes: int) -> tuple[np.ndarray, ...]:
+    """(wrong answers, test samples) of each class."""
+    n = np.bincount(labels, minlength=n_classes)
+    wrong = np.bincount(labels, weights=~hit, minlength=n_classes).astype(np.int64)
+    return wrong, n
+
+
+def _rate(wrong: np.ndarray, n: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, wrong / np.where(n > 0, n, 1), np.nan)
+
+
+def per_class_topk_error(scores: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """Top-``k`` error of each true class, shape (n_classes,); NaN where a class has no sample."""
+    scores, labels = _check(scores, labels)
+    wrong, n = _class_counts(correct_at_k(scores, labels, k), labels, scores.shape[1])
+    return _rate(wrong, n)
+
+
+def mean_per_class_error(per_class_err: np.ndarray) -> float:
+    """1 − mean per-class recall: the mean of the per-class errors over classes with a sample.
+
+    NaN when no class has a sample. A confusion [[8, 2], [1, 9]] (the first class
+    20 % wrong, the second 10 %) gives 0.15.
+    """
+    errs = np.asarray(per_class_err, dtype=np.float64)
+    errs = errs[~np.isnan(errs)]
+    return float(errs.mean()) if errs.size else float("nan")
 
 
 def confusion_matrix(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -115,12 +173,25 @@ def evaluate(scores: np.ndarray, labels: np.ndarray, k: int = 5) -> Metrics:
     scores, labels = _check(scores, labels)
     confusion = confusion_matrix(scores, labels)
     n_classes = scores.shape[1]
+    n = int(labels.size)
+    hit1, hit5 = correct_at_k(scores, labels, 1), correct_at_k(scores, labels, k)
+    wrong1, per_class_n = _class_counts(hit1, labels, n_classes)
+    wrong5, _ = _class_counts(hit5, labels, n_classes)
+    per_class_top5 = _rate(wrong5, per_class_n)
+    per_class = per_class_error(confusion)
     return Metrics(
-        n=int(labels.size),
+        n=n,
         n_classes=n_classes,
-        top1_err=topk_error(scores, labels, 1),
-        top5_err=topk_error(scores, labels, k),
+        top1_err=float(1.0 - hit1.mean()) if n else float("nan"),
+        top5_err=float(1.0 - hit5.mean()) if n else float("nan"),
         top5_k=min(k, n_classes),
-        per_class_err=per_class_error(confusion),
+        per_class_err=per_class,
         confusion=confusion,
+        per_class_top5_err=per_class_top5,
+        mpc_err=mean_per_class_error(per_class),
+        mpc_top5_err=mean_per_class_error(per_class_top5),
+        top1_ci=stats.wilson_interval(int(wrong1.sum()), n),
+        top5_ci=stats.wilson_interval(int(wrong5.sum()), n),
+        mpc_ci=stats.class_mean_interval(wrong1, per_class_n),
+        mpc_top5_ci=stats.class_mean_interval(wrong5, per_class_n),
     )

@@ -46,6 +46,15 @@ class RunRecord(TypedDict, total=False):
     top5_err: float
     top5_k: int  # min(5, n_classes)
     per_class_err: dict[str, float]  # class name -> top-1 error
+    per_class_top5_err: dict[str, float]  # class name -> top-5 (top5_k) error
+    mpc_err: float  # 1 - mean per-class recall (VLFeat's measure): the mean of per_class_err
+    mpc_top5_err: float  # the mean of per_class_top5_err
+    # 95 % intervals [low, high]: Wilson for top-1/top-5, a class-stratified bootstrap
+    # (2000 resamples, seed 0) for the per-class means (harness/stats.py)
+    top1_ci: list[float] | None
+    top5_ci: list[float] | None
+    mpc_ci: list[float] | None
+    mpc_top5_ci: list[float] | None
     confusion: list[list[int]]  # rows: true class, columns: predicted
     # cost
     train_seconds: float

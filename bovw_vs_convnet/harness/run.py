@@ -260,6 +260,16 @@ def run_pipeline(
                 name: float(e)
                 for name, e in zip(data.test.class_names, result.per_class_err, strict=True)
             },
+            "per_class_top5_err": {
+                name: float(e)
+                for name, e in zip(data.test.class_names, result.per_class_top5_err, strict=True)
+            },
+            "mpc_err": result.mpc_err,
+            "mpc_top5_err": result.mpc_top5_err,
+            "top1_ci": list(result.top1_ci) if result.top1_ci else None,
+            "top5_ci": list(result.top5_ci) if result.top5_ci else None,
+            "mpc_ci": list(result.mpc_ci) if result.mpc_ci else None,
+            "mpc_top5_ci": list(result.mpc_top5_ci) if result.mpc_top5_ci else None,
             "confusion": result.confusion.tolist(),
             "train_seconds": train_seconds,
             "infer_seconds": infer_seconds,
