@@ -134,3 +134,24 @@ def test_size_figure_leaves_out_rows_measured_at_one_size(tmp_path: Path) -> Non
     assert "convnet/lenet5" in svg
     assert "baseline/svm" not in svg
     assert "baseline/svm" in text  # still a row of the tables
+
+
+def test_report_answers_bovw_against_convnets_with_its_test(tmp_path: Path) -> None:
+    records = [
+        fake_record("bovw", "tiny", n_train=100, seed=0, top1=0.20),
+        fake_record("bovw", "tiny", n_train=100, seed=1, top1=0.22),
+        fake_record("convnet", "lenet5", n_train=100, seed=0, top1=0.30),
+        fake_record("convnet", "lenet5", n_train=100, seed=1, top1=0.35),
+    ]
+    for r in records:
+        r["split_fingerprint"] = f"fp{r['seed']}"
+    text = write_report(records, tmp_path / "out").read_text()
+    # differences -0.10, -0.13: t = -7.667 on 1 degree of freedom
+    assert (
+        '<p class="statement answer">BoVW against ConvNets on digits (100 training images, '
+        "split fp0,fp1): top-1: no significant difference between bovw/tiny (21.00 %) and "
+        "convnet/lenet5 (32.50 %) at α = 0.05 (paired t-test over 2 matched seeds, t = -7.67, "
+        "p = 0.08257).</p>"
+    ) in text
+    assert '<p class="note">vs best: each row against rank 1 by a two-sided paired t-test' in text
+    assert "<td>21.00 ± 1.41 [8.29, 33.71]</td>" in text  # intervals in the report's tables

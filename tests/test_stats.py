@@ -100,3 +100,11 @@ def test_class_mean_interval_is_wider_than_wilson_for_a_small_class():
     top1 = wilson_interval(10, 100)
     assert mpc is not None and top1 is not None
     assert mpc[1] - mpc[0] > top1[1] - top1[0]
+
+
+def test_the_same_difference_on_every_pair_leaves_the_t_test_no_spread():
+    # float noise aside (0.3 - 0.2 != 0.2 - 0.1), both pairs differ by 0.1: t is infinite
+    result = paired_test([0.2, 0.3], [0.1, 0.2], "t")
+    assert result is not None
+    assert (result.statistic, result.p_value) == (float("inf"), 0.0)
+    assert result.mean_difference == pytest.approx(0.1)

@@ -56,7 +56,7 @@ def test_bench_prints_progress_and_the_leaderboard_with_mean_and_std(tmp_path: P
     assert "suite s: 2 ran, 0 already stored, 0 failed" in result.output
     (row,) = [line for line in result.output.splitlines() if line.startswith("| 1 | probe")]
     assert " ± " in row.split("|")[4]
-    assert row.split("|")[10].strip() == "2"
+    assert row.split("|")[12].strip() == "2"  # seeds, after top-1, top-5 and the two mpc columns
 
 
 def test_bench_json_lists_every_run_and_the_leaderboard(tmp_path: Path) -> None:

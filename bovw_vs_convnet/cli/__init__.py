@@ -44,7 +44,7 @@ def main(verbose: int) -> None:
 
 
 def _register() -> None:
-    from bovw_vs_convnet.cli import bench, data, leaderboard, models, report, run
+    from bovw_vs_convnet.cli import bench, compare, data, leaderboard, models, report, run
 
     main.add_command(data.data)
     main.add_command(run.run)
@@ -52,6 +52,7 @@ def _register() -> None:
     main.add_command(bench.bench)
     main.add_command(leaderboard.leaderboard)
     main.add_command(report.report)
+    main.add_command(compare.compare)
 
 
 _register()

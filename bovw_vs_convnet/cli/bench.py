@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from bovw_vs_convnet.cli.options import (
+    ci_option,
     data_dir_option,
     device_option,
     format_option,
@@ -75,6 +76,7 @@ def _outcome_json(outcome: RunOutcome) -> dict[str, Any]:
 @progress_options
 @format_option
 @style_option
+@ci_option
 @json_option
 @runs_dir_option
 @data_dir_option
@@ -91,6 +93,7 @@ def bench(
     no_progress: bool,
     fmt: str,
     style: str,
+    ci: bool,
     as_json: bool,
     runs_dir: Path,
     data_dir: Path | None,
@@ -192,7 +195,7 @@ def bench(
             f"{counts['failed']} failed in {wall:.1f} s\n"
         )
         if tables:
-            click.echo(render(tables, fmt, style=style).rstrip("\n"))
+            click.echo(render(tables, fmt, style=style, ci=ci).rstrip("\n"))
         ablation = ablation_table(records)
         if ablation:
             click.echo("\n" + ablation.rstrip("\n"))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from bovw_vs_convnet.cli.options import format_option, runs_dir_option, style_option
+from bovw_vs_convnet.cli.options import ci_option, format_option, runs_dir_option, style_option
 
 
 @click.command("leaderboard")
@@ -16,6 +16,7 @@ from bovw_vs_convnet.cli.options import format_option, runs_dir_option, style_op
 @click.option("--pipeline", default=None, help="Only runs of this pipeline.")
 @format_option
 @style_option
+@ci_option
 @click.option(
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -28,6 +29,7 @@ def leaderboard(
     pipeline: str | None,
     fmt: str,
     style: str,
+    ci: bool,
     output: Path | None,
     runs_dir: Path,
 ) -> None:
@@ -45,7 +47,7 @@ def leaderboard(
     runs = store.list_runs(dataset=dataset, pipeline=pipeline, status="ok")
     if not runs:
         click.echo(f"no finished runs in {runs_dir} match", err=True)
-    text = render(build_tables(runs), fmt, style)
+    text = render(build_tables(runs), fmt, style, ci=ci)
     if output is None:
         click.echo(text, nl=False)
     else:

@@ -91,3 +91,9 @@ style_option = click.option(
     show_default=True,
     help="default: timm-like columns; ilsvrc: Rank, Name, Error rate (top-5), Description.",
 )
+
+ci_option = click.option(
+    "--ci",
+    is_flag=True,
+    help="Show each error's 95 % interval in md, html and latex tables (csv and json: always).",
+)

@@ -10,6 +10,9 @@ lays them out.
   overtakes the best BoVW row (:mod:`bovw_vs_convnet.harness.crossover` estimates it).
 - :func:`ablation_rows`, :func:`ablation_cells`, :func:`ablation_table`: each
   ``BASE-no-LAYERS`` network against ``BASE`` (Zeiler and Fergus's depth ablation).
+- :func:`family_answer`, :func:`family_answers`: BoVW against ConvNets on each
+  table, the best row of each family, with the test that says whether the
+  difference is real (:mod:`~bovw_vs_convnet.harness.comparison`).
 - :func:`learning_history`: the per-epoch series a ConvNet run recorded.
 - :func:`recipe_command`: the ``bvc run`` command that repeats a stored run.
 
@@ -24,9 +27,11 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypedDict
 
+from bovw_vs_convnet.errors import DataError
+from bovw_vs_convnet.harness.comparison import compare_runs
 from bovw_vs_convnet.harness.crossover import Crossover, estimate_crossover
 from bovw_vs_convnet.harness.formatting import number, percent
-from bovw_vs_convnet.harness.leaderboard import build_tables, row_name
+from bovw_vs_convnet.harness.leaderboard import LeaderboardTable, build_tables, row_name
 from bovw_vs_convnet.harness.record import RunRecord
 from bovw_vs_convnet.harness.store import canonical_json
 
@@ -140,7 +145,7 @@ def ablation_rows(records: Iterable[RunRecord]) -> list[AblationRow]:
     layers removed first. Tables without a full network give no row.
     """
     out: list[AblationRow] = []
-    for table in build_tables(records):
+    for table in build_tables(records, significance=False):
         models = {r.model: r for r in table.rows}
         bases = sorted(
             {m.split(ABLATION_MARK, 1)[0] for m in models if ABLATION_MARK in m} & set(models)
@@ -204,6 +209,47 @@ def ablation_table(records: Iterable[RunRecord]) -> str:
     ]
     lines += ["| " + " | ".join(row) + " |" for row in body]
     return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- BoVW or ConvNet?
+
+
+def family_answer(table: LeaderboardTable) -> str | None:
+    """BoVW against ConvNets on one table: the best row of each family and the test's verdict.
+
+    The test is :func:`~bovw_vs_convnet.harness.comparison.compare_runs`'s on top-1
+    (exact McNemar on one run each, a paired t-test over 2+ matched seeds). None
+    when the table lacks one of the families.
+    """
+    bovw = next((r for r in table.rows if r.pipeline in BOVW_PIPELINES), None)
+    convnet = next((r for r in table.rows if r.pipeline in CONVNET_PIPELINES), None)
+    if bovw is None or convnet is None:
+        return None
+    n_train = f"{number(bovw.n_train)} training images, " if bovw.n_train else ""
+    where = f"BoVW against ConvNets on {table.dataset} ({n_train}split {table.table_id})"
+    try:
+        comparison = compare_runs(
+            table.row_runs(bovw),
+            table.row_runs(convnet),
+            name_a=bovw.name,
+            name_b=convnet.name,
+            metrics=("top1",),
+        )
+    except DataError:
+        comparison = None
+    test = comparison.test_of("top1") if comparison else None
+    if comparison is None or test is None:
+        return (
+            f"{where}: {bovw.name} {percent(bovw.top1_err, unit=' %')} against {convnet.name} "
+            f"{percent(convnet.top1_err, unit=' %')} top-1 error; untested (no stored test "
+            "scores, or fewer than 2 matched seeds)."
+        )
+    return f"{where}: {comparison.verdict(test)}."
+
+
+def family_answers(tables: Iterable[LeaderboardTable]) -> list[str]:
+    """:func:`family_answer` of every table that has a BoVW and a ConvNet row."""
+    return [a for a in (family_answer(t) for t in tables) if a is not None]
 
 
 # --------------------------------------------------------------------------- single runs

@@ -2,11 +2,14 @@
 
 Errors are stored as fractions in [0, 1]; everything a person reads shows them in
 percent with two decimals, so one run's error reads the same in ``bvc run``,
-``bvc bench``, the leaderboard, the ablation table and the report. LaTeX tables
-escape their cells with :func:`latex_escape`.
+``bvc bench``, the leaderboard, the ablation table and the report; a 95 % interval
+of an error reads ``[2.30, 6.50]`` (:func:`interval`), a p-value four significant
+digits (:func:`p_value`). LaTeX tables escape their cells with :func:`latex_escape`.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 MISSING = "–"  # an en dash: a table cell without a value (a failed run, a metric not measured)
 
@@ -36,6 +39,20 @@ def percent(
     return text + unit
 
 
+def interval(ci: Sequence[float] | None, *, missing: str = MISSING) -> str:
+    """A 95 % interval of a fraction in percent: ``"[2.30, 6.50]"``; ``missing`` without one."""
+    if ci is None or len(ci) != 2 or any(v is None for v in ci):
+        return missing
+    return f"[{100 * ci[0]:.2f}, {100 * ci[1]:.2f}]"
+
+
+def p_value(p: float | None, *, missing: str = MISSING) -> str:
+    """A p-value as a sentence says it: ``"p = 0.02148"`` (4 digits), or ``"p < 0.0001"``."""
+    if p is None:
+        return missing
+    return "p < 0.0001" if p < 1e-4 else f"p = {p:.4g}"
+
+
 def number(value: float | None, fmt: str = "{:,.0f}", *, missing: str = MISSING) -> str:
     """``value`` through ``fmt`` (by default: thousands separated, no decimals), or ``missing``."""
     return missing if value is None else fmt.format(value)
@@ -53,6 +70,9 @@ _LATEX_SPECIAL = {
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
     "±": r"$\pm$",
+    "≈": r"$\approx$",
+    "≤": r"$\leq$",
+    "α": r"$\alpha$",
     "–": "--",
 }
 

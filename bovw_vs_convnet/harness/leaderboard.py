@@ -10,9 +10,21 @@ Grouping, in two steps:
 2. **Tables.** Only rows measured on exactly the same set of split fingerprints
    share a table, so every number in a table comes from the same images.
 
-Rows are ranked by mean top-1 error (then top-5 error, then name). The
-``ilsvrc`` style mirrors the ILSVRC-2012 results table (Rank, Name, Error rate,
-Description) with the top-5 error as the error rate, ranked by that error.
+Rows are ranked by mean top-1 error (then top-5 error, then name). Each error
+has a 95 % interval: one run's own (Wilson for top-1/top-5, a class-stratified
+bootstrap for the mean per-class errors, see :mod:`~bovw_vs_convnet.harness.stats`),
+or Student's t over a row's seeds; JSON and CSV always carry them, md, html and
+latex with ``ci=True``.
+
+Every row is tested against the best (rank 1) on top-1
+(:func:`~bovw_vs_convnet.harness.comparison.compare_runs`: the exact McNemar test
+when each row is one run with stored scores on the same test images, else a
+paired t-test over the matched seeds), Holm-corrected over the tested rows at
+α = 0.05; ``vs_best`` says ``best``, ``not worse`` (not significantly worse than
+the best) or ``worse``, and a note under the table names the test.
+
+The ``ilsvrc`` style mirrors the ILSVRC-2012 results table (Rank, Name, Error
+rate, Description) with the top-5 error as the error rate, ranked by that error.
 """
 
 from __future__ import annotations
@@ -26,9 +38,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from bovw_vs_convnet.errors import ConfigError
-from bovw_vs_convnet.harness.formatting import latex_escape, number, percent
-from bovw_vs_convnet.harness.record import RunRecord
+from bovw_vs_convnet.errors import ConfigError, DataError
+from bovw_vs_convnet.harness import stats
+from bovw_vs_convnet.harness.comparison import MCNEMAR_METRICS, compare_runs
+from bovw_vs_convnet.harness.formatting import (
+    MISSING,
+    interval,
+    latex_escape,
+    number,
+    p_value,
+    percent,
+)
+from bovw_vs_convnet.harness.record import ERROR_METRICS, RunRecord, error_interval, error_value
 from bovw_vs_convnet.harness.store import canonical_json
 
 FORMATS = ("md", "csv", "html", "latex", "json")
@@ -53,6 +74,23 @@ CSV_COLUMNS = (
     "dataset",
     "table",
     "variant",
+    # added with the mean per-class error and the intervals (appended: positions stay)
+    "mpc_err",
+    "mpc_top5_err",
+    "mpc_err_std",
+    "mpc_top5_err_std",
+    "top1_ci_low",
+    "top1_ci_high",
+    "top5_ci_low",
+    "top5_ci_high",
+    "mpc_ci_low",
+    "mpc_ci_high",
+    "mpc_top5_ci_low",
+    "mpc_top5_ci_high",
+    "ci_method",
+    "vs_best",
+    "p_vs_best",
+    "test_vs_best",
 )
 
 
@@ -94,6 +132,19 @@ class LeaderboardRow:
     seeds: list[int]
     run_ids: list[str]
     variant: str = ""  # the settings that tell it apart from same-model rows of its table
+    mpc_err: float | None = None  # mean per-class top-1 error (1 - mean per-class recall)
+    mpc_err_std: float | None = None
+    mpc_top5_err: float | None = None
+    mpc_top5_err_std: float | None = None
+    # 95 % intervals [low, high] of the (mean) errors, see ci_method
+    top1_ci: list[float] | None = None
+    top5_ci: list[float] | None = None
+    mpc_ci: list[float] | None = None
+    mpc_top5_ci: list[float] | None = None
+    ci_method: str = ""  # "run": the run's own intervals; "t": Student's t over the seeds
+    vs_best: str | None = None  # best | not worse | worse; None: no test possible
+    p_vs_best: float | None = None  # Holm-adjusted p-value of the test against the best row
+    test_vs_best: str | None = None  # the test's name: exact McNemar test, paired t-test
 
     @property
     def name(self) -> str:
@@ -109,6 +160,11 @@ class LeaderboardTable:
     split: dict[str, Any]
     fingerprints: list[str]
     rows: list[LeaderboardRow] = field(default_factory=list)
+    runs: dict[str, RunRecord] = field(default_factory=dict, repr=False)  # run id -> record
+
+    def row_runs(self, row: LeaderboardRow) -> list[RunRecord]:
+        """The records of ``row``'s runs."""
+        return [self.runs[i] for i in row.run_ids if i in self.runs]
 
     @property
     def table_id(self) -> str:
@@ -154,8 +210,40 @@ def _describe(pipeline: str, config: Mapping[str, Any], n_runs: int) -> str:
     return text + (f"; mean of {n_runs} seeds" if n_runs > 1 else "")
 
 
-def build_tables(runs: Iterable[RunRecord]) -> list[LeaderboardTable]:
-    """Group finished run records into ranked leaderboard tables (see the module docstring)."""
+def _interval(members: Sequence[RunRecord], metric: str) -> tuple[list[float] | None, str]:
+    """A row's 95 % interval of ``metric`` and how it was made (``run`` or ``t``)."""
+    if len(members) == 1:
+        return _run_interval(members[0], metric), "run"
+    values = [v for v in (error_value(r, metric) for r in members) if v is not None]
+    ci = stats.t_interval(values)
+    # an error lies in [0, 1]; a t-interval over few seeds can reach past either end
+    return ([max(0.0, ci[0]), min(1.0, ci[1])] if ci else None), "t"
+
+
+def _run_interval(record: RunRecord, metric: str) -> list[float] | None:
+    """A run's stored interval, or one made from what older records hold (errors, confusion)."""
+    stored = error_interval(record, metric)
+    if stored is not None:
+        return stored
+    n_test, confusion = record.get("n_test"), record.get("confusion")
+    ci: stats.Interval | None = None
+    err = error_value(record, metric)
+    if metric in ("top1", "top5") and err is not None and n_test:
+        ci = stats.wilson_interval(round(err * n_test), int(n_test))
+    elif metric == "mpc" and confusion:
+        n = [sum(row) for row in confusion]
+        ci = stats.class_mean_interval(
+            [t - row[i] for i, (t, row) in enumerate(zip(n, confusion, strict=True))], n
+        )
+    return list(ci) if ci else None
+
+
+def build_tables(runs: Iterable[RunRecord], *, significance: bool = True) -> list[LeaderboardTable]:
+    """Group finished run records into ranked leaderboard tables (see the module docstring).
+
+    ``significance`` tests every row against the best (:func:`mark_against_best`),
+    reading stored test scores; callers that only need the numbers skip it.
+    """
     groups: dict[str, list[RunRecord]] = {}
     for record in runs:
         if record.get("status", "ok") != "ok":
@@ -176,6 +264,9 @@ def build_tables(runs: Iterable[RunRecord]) -> list[LeaderboardTable]:
         n_params = _mean([r.get("n_params") for r in members])
         n_train = _mean([r.get("n_train") for r in members])
         n_test = _mean([r.get("n_test") for r in members])
+        mpc = [error_value(r, "mpc") for r in members]
+        mpc5 = [error_value(r, "mpc_top5") for r in members]
+        intervals = {m: _interval(members, m) for m in ERROR_METRICS}
         row = LeaderboardRow(
             rank=0,
             pipeline=str(first["pipeline"]),
@@ -195,18 +286,67 @@ def build_tables(runs: Iterable[RunRecord]) -> list[LeaderboardTable]:
             n_runs=len(members),
             seeds=sorted({int(r.get("seed", 0)) for r in members}),
             run_ids=[str(r["run_id"]) for r in members],
+            mpc_err=_mean(mpc),
+            mpc_err_std=_std(mpc),
+            mpc_top5_err=_mean(mpc5),
+            mpc_top5_err_std=_std(mpc5),
+            top1_ci=intervals["top1"][0],
+            top5_ci=intervals["top5"][0],
+            mpc_ci=intervals["mpc"][0],
+            mpc_top5_ci=intervals["mpc_top5"][0],
+            ci_method=intervals["top1"][1],
         )
         table = tables.setdefault(
             tuple(fingerprints),
             LeaderboardTable(str(first.get("dataset")), _protocol(first), fingerprints),
         )
         table.rows.append(row)
+        table.runs.update({str(r["run_id"]): r for r in members})
 
     out = sorted(tables.values(), key=lambda t: (t.dataset, t.rows[0].n_train or 0, t.table_id))
     for table in out:
         _mark_variants(table.rows)
         rank_rows(table.rows, by="top1_err")
+        if significance:
+            mark_against_best(table)
     return out
+
+
+def mark_against_best(table: LeaderboardTable, alpha: float = stats.ALPHA) -> None:
+    """Test every row against the best (rank 1) on top-1, Holm-corrected; set ``vs_best``.
+
+    The test for a row is :func:`~bovw_vs_convnet.harness.comparison.compare_runs`'s
+    choice: exact McNemar on the stored scores when both rows are one run on the
+    same test images, a paired t-test over their matched seeds when they have two
+    or more. A row without either (no stored scores) stays untested (None).
+    """
+    if not table.rows:
+        return
+    best, *others = table.rows
+    best.vs_best, best.p_vs_best, best.test_vs_best = "best", None, None
+    tested = []
+    for row in others:
+        row.vs_best = row.p_vs_best = row.test_vs_best = None
+        try:
+            comparison = compare_runs(
+                table.row_runs(best),
+                table.row_runs(row),
+                name_a=best.name,
+                name_b=row.name,
+                metrics=MCNEMAR_METRICS[:1],
+                alpha=alpha,
+            )
+        except DataError:
+            continue  # no stored scores or nothing to pair: untested
+        test = comparison.test_of("top1")
+        if test is not None:
+            tested.append((row, test))
+    rejected, adjusted = stats.holm([t.p_value for _, t in tested], alpha)
+    for (row, test), reject, p in zip(tested, rejected, adjusted, strict=True):
+        # rejected, and the row's error is the higher one (the best's is never higher)
+        row.vs_best = "worse" if reject and test.lower() == "a" else "not worse"
+        row.p_vs_best = p
+        row.test_vs_best = test.test
 
 
 def _mark_variants(rows: list[LeaderboardRow]) -> None:
@@ -248,7 +388,63 @@ def _title(table: LeaderboardTable) -> str:
     return f"{table.dataset}" + (f" ({extra})" if extra else "") + f", split {fps}"
 
 
-def _cells(table: LeaderboardTable, style: Style) -> tuple[list[str], list[list[str]]]:
+def _vs_best_cell(row: LeaderboardRow) -> str:
+    if row.vs_best == "best":
+        return "best"
+    if row.vs_best is None:
+        return MISSING
+    mark = "≈ best" if row.vs_best == "not worse" else "worse"
+    return f"{mark} ({p_value(row.p_vs_best)})"
+
+
+def table_notes(table: LeaderboardTable, style: str = "default", ci: bool = False) -> list[str]:
+    """The sentences under a table: which test marks the rows, what the intervals are."""
+    if style == "ilsvrc":
+        return []
+    notes = []
+    tested = [r for r in table.rows if r.test_vs_best]
+    if tested:
+        kinds = sorted({str(r.test_vs_best) for r in tested})
+        named = []
+        for kind in kinds:
+            text = (
+                f"the {kind} on top-1 correctness (the same test images)"
+                if kind == stats.MCNEMAR_NAME
+                else f"a two-sided {kind} on top-1 error over the matched seeds"
+            )
+            if len(kinds) > 1:
+                text += " for " + ", ".join(r.name for r in tested if r.test_vs_best == kind)
+            named.append(text)
+        notes.append(
+            f"vs best: each row against rank 1 by {'; '.join(named)}, Holm-corrected over "
+            f"{len(tested)} row{'s' if len(tested) > 1 else ''} at α = {stats.ALPHA:g} "
+            "(p: Holm's adjusted p-value); ≈ best: not significantly worse than the best."
+        )
+    untested = [r for r in table.rows if r.vs_best is None]
+    if untested and len(table.rows) > 1:
+        notes.append(
+            f"vs best {MISSING}: no test (no stored test scores, or fewer than 2 matched seeds)."
+        )
+    if ci:
+        notes.append(
+            "[low, high]: 95 % interval; one run: Wilson for top-1/top-5, a class-stratified "
+            f"bootstrap of the test images ({stats.BOOTSTRAP_RESAMPLES} resamples, seed "
+            f"{stats.BOOTSTRAP_SEED}) for the mean per-class errors; several seeds: Student's t "
+            "(clipped to [0, 100])."
+        )
+    return notes
+
+
+def _error_cell(
+    mean: float | None, std: float | None, ci_value: list[float] | None, ci: bool
+) -> str:
+    text = percent(mean, std)
+    return f"{text} {interval(ci_value)}" if ci and mean is not None else text
+
+
+def _cells(
+    table: LeaderboardTable, style: Style, ci: bool = False
+) -> tuple[list[str], list[list[str]]]:
     """Header and text cells of a human-readable table (errors in percent for the default style)."""
     if style == "ilsvrc":
         rows = list(table.rows)
@@ -271,62 +467,75 @@ def _cells(table: LeaderboardTable, style: Style) -> tuple[list[str], list[list[
         "model",
         "top-1 err (%)",
         "top-5 err (%)",
+        "mpc err (%)",
+        "mpc top-5 err (%)",
         "params",
         "train images",
         "train (s)",
         "infer (img/s)",
         "seeds",
+        "vs best",
     ]
     body = [
         [
             str(r.rank),
             r.pipeline,
             r.model + (f" ({r.variant})" if r.variant else ""),
-            percent(r.top1_err, r.top1_err_std),
-            percent(r.top5_err, r.top5_err_std),
+            _error_cell(r.top1_err, r.top1_err_std, r.top1_ci, ci),
+            _error_cell(r.top5_err, r.top5_err_std, r.top5_ci, ci),
+            _error_cell(r.mpc_err, r.mpc_err_std, r.mpc_ci, ci),
+            _error_cell(r.mpc_top5_err, r.mpc_top5_err_std, r.mpc_top5_ci, ci),
             number(r.n_params),
             number(r.n_train),
             number(r.train_seconds, "{:,.2f}"),
             number(r.infer_images_per_s),
             str(r.n_runs),
+            _vs_best_cell(r),
         ]
         for r in table.rows
     ]
     return header, body
 
 
-def _md(tables: list[LeaderboardTable], style: Style) -> str:
+def _md(tables: list[LeaderboardTable], style: Style, ci: bool) -> str:
     parts = []
     for table in tables:
-        header, body = _cells(table, style)
+        header, body = _cells(table, style, ci)
         lines = [f"### {_title(table)}", "", "| " + " | ".join(header) + " |"]
         lines.append("|" + "|".join("---:" if h.lower() == "rank" else "---" for h in header) + "|")
         lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body]
+        notes = table_notes(table, style, ci)
+        for note in notes:
+            lines += ["", note]
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"
 
 
-def _html(tables: list[LeaderboardTable], style: Style) -> str:
+def _html(tables: list[LeaderboardTable], style: Style, ci: bool) -> str:
     parts = []
     for table in tables:
-        header, body = _cells(table, style)
+        header, body = _cells(table, style, ci)
         rows = "\n".join(
             "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body
+        )
+        notes = "".join(
+            f'<p class="note">{html.escape(n)}</p>\n' for n in table_notes(table, style, ci)
         )
         parts.append(
             f'<table class="leaderboard">\n<caption>{html.escape(_title(table))}</caption>\n'
             "<thead><tr>"
             + "".join(f"<th>{html.escape(h)}</th>" for h in header)
-            + f"</tr></thead>\n<tbody>\n{rows}\n</tbody>\n</table>"
+            + f"</tr></thead>\n<tbody>\n{rows}\n</tbody>\n</table>\n{notes}".rstrip("\n")
         )
     return "\n".join(parts) + "\n"
 
 
-def _latex(tables: list[LeaderboardTable], style: Style) -> str:
+def _latex(tables: list[LeaderboardTable], style: Style, ci: bool) -> str:
     parts = []
     for table in tables:
-        header, body = _cells(table, style)
+        header, body = _cells(table, style, ci)
         align = "".join("r" if h.lower() == "rank" else "l" for h in header)
+        notes = table_notes(table, style, ci)
         lines = [
             r"\begin{table}",
             r"\centering",
@@ -338,6 +547,7 @@ def _latex(tables: list[LeaderboardTable], style: Style) -> str:
             *[" & ".join(latex_escape(c) for c in row) + r" \\" for row in body],
             r"\bottomrule",
             r"\end{tabular}",
+            *([r"\par\footnotesize " + " ".join(latex_escape(n) for n in notes)] if notes else []),
             r"\end{table}",
         ]
         parts.append("\n".join(lines))
@@ -353,7 +563,20 @@ def _csv_value(value: Any) -> Any:
     return value
 
 
-def _csv(tables: list[LeaderboardTable], style: Style) -> str:
+def _csv_row(row: LeaderboardRow, table: LeaderboardTable) -> dict[str, Any]:
+    values = {
+        **asdict(row),
+        "seeds": " ".join(str(s) for s in row.seeds),
+        "dataset": table.dataset,
+        "table": table.table_id,
+    }
+    for metric in ERROR_METRICS:
+        ci = values.pop(f"{metric}_ci")
+        values[f"{metric}_ci_low"], values[f"{metric}_ci_high"] = ci if ci else (None, None)
+    return values
+
+
+def _csv(tables: list[LeaderboardTable], style: Style, ci: bool) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     if style == "ilsvrc":
@@ -365,17 +588,12 @@ def _csv(tables: list[LeaderboardTable], style: Style) -> str:
     writer.writerow(CSV_COLUMNS)
     for table in tables:
         for r in table.rows:
-            values = {
-                **asdict(r),
-                "seeds": " ".join(str(s) for s in r.seeds),
-                "dataset": table.dataset,
-                "table": table.table_id,
-            }
+            values = _csv_row(r, table)
             writer.writerow([_csv_value(values[c]) for c in CSV_COLUMNS])
     return buf.getvalue()
 
 
-def _json(tables: list[LeaderboardTable], style: Style) -> str:
+def _json(tables: list[LeaderboardTable], style: Style, ci: bool) -> str:
     out = []
     for table in tables:
         rows = list(table.rows)
@@ -387,6 +605,7 @@ def _json(tables: list[LeaderboardTable], style: Style) -> str:
                 "split": table.split,
                 "split_fingerprints": table.fingerprints,
                 "rows": [{**asdict(r), "name": r.name} for r in rows],
+                "notes": table_notes(table, style, ci=True),
             }
         )
         rank_rows(table.rows, by="top1_err")
@@ -396,10 +615,17 @@ def _json(tables: list[LeaderboardTable], style: Style) -> str:
 _RENDERERS = {"md": _md, "csv": _csv, "html": _html, "latex": _latex, "json": _json}
 
 
-def render(tables: list[LeaderboardTable], fmt: str = "md", style: str = "default") -> str:
-    """The tables as text in format ``fmt`` (md, csv, html, latex, json) and ``style``."""
+def render(
+    tables: list[LeaderboardTable], fmt: str = "md", style: str = "default", *, ci: bool = False
+) -> str:
+    """The tables as text in format ``fmt`` (md, csv, html, latex, json) and ``style``.
+
+    ``ci`` adds each error's 95 % interval to md, html and latex cells (``3.90
+    [2.30, 6.50]``) and a note saying how it was made; csv and json always carry
+    the intervals.
+    """
     if fmt not in _RENDERERS:
         raise ConfigError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
     if style not in STYLES:
         raise ConfigError(f"unknown style {style!r}; known: {', '.join(STYLES)}")
-    return _RENDERERS[fmt](tables, style)  # type: ignore[arg-type]
+    return _RENDERERS[fmt](tables, style, ci)  # type: ignore[arg-type]

@@ -66,3 +66,46 @@ class RunRecord(TypedDict, total=False):
     extra: dict[str, Any]
     provenance: dict[str, Any]  # package versions, CPU/GPU, threads, git revision, command
     run_dir: str  # the run's folder, set by the store on read
+
+
+# The errors a record holds, by short name: ``top1`` is ``top1_err`` with ``top1_ci``, ...
+ERROR_METRICS = ("top1", "top5", "mpc", "mpc_top5")
+
+
+def error_value(record: RunRecord, metric: str) -> float | None:
+    """The record's ``<metric>_err``; None where it is missing.
+
+    Records stored before the mean per-class error existed get ``mpc`` from their
+    ``per_class_err`` (the same arithmetic: the mean over classes with a test image).
+    """
+    value: float | None
+    if metric == "top1":
+        value = record.get("top1_err")
+    elif metric == "top5":
+        value = record.get("top5_err")
+    elif metric == "mpc":
+        value = record.get("mpc_err")
+        if value is None and record.get("per_class_err"):
+            per_class = [v for v in (record.get("per_class_err") or {}).values() if v is not None]
+            value = sum(per_class) / len(per_class) if per_class else None
+    elif metric == "mpc_top5":
+        value = record.get("mpc_top5_err")
+    else:
+        raise ValueError(f"unknown error {metric!r}; known: {', '.join(ERROR_METRICS)}")
+    return None if value is None else float(value)
+
+
+def error_interval(record: RunRecord, metric: str) -> list[float] | None:
+    """The record's stored 95 % interval ``<metric>_ci`` as [low, high]; None where missing."""
+    ci: list[float] | None
+    if metric == "top1":
+        ci = record.get("top1_ci")
+    elif metric == "top5":
+        ci = record.get("top5_ci")
+    elif metric == "mpc":
+        ci = record.get("mpc_ci")
+    elif metric == "mpc_top5":
+        ci = record.get("mpc_top5_ci")
+    else:
+        raise ValueError(f"unknown error {metric!r}; known: {', '.join(ERROR_METRICS)}")
+    return [float(ci[0]), float(ci[1])] if ci else None

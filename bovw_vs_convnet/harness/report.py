@@ -4,8 +4,10 @@ The page embeds everything it shows (figures as base64 SVG, the BoVW galleries a
 base64 PNG, styles inline), so it opens offline and can be mailed as one file.
 Every figure is also written beside it as PNG and SVG under ``figures/``.
 
-Sections, per dataset: the leaderboard tables (mean ± std over seeds, one table
-per split), the ILSVRC-style table, error against training-set size with the
+Sections, per dataset: the leaderboard tables (mean ± std over seeds, 95 %
+intervals, the mean per-class errors, each row tested against the best; one table
+per split), the answer to BoVW against ConvNets on each table with its test, the
+ILSVRC-style table, error against training-set size with the
 estimated BoVW→ConvNet crossover, error against training time with its Pareto
 front, the confusion matrix of each pipeline's best row, ConvNet learning curves
 and first-layer filters, BoVW visual-word galleries; then the provenance of every
@@ -24,7 +26,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bovw_vs_convnet.harness.analysis import ablation_cells, ablation_rows, recipe_command
+from bovw_vs_convnet.harness.analysis import (
+    ablation_cells,
+    ablation_rows,
+    family_answers,
+    recipe_command,
+)
 from bovw_vs_convnet.harness.formatting import MISSING, percent
 from bovw_vs_convnet.harness.leaderboard import build_tables, render, row_name
 from bovw_vs_convnet.harness.record import RunRecord
@@ -107,6 +114,7 @@ tr.detail td { border-top: none; }
 table.provenance { font-size: 0.75em; }
 table.provenance code { word-break: break-all; }
 .statement { font-weight: bold; }
+p.note { font-size: 0.8em; margin: -0.5em 0 0.5em; color: #444; }
 """
 
 
@@ -162,10 +170,14 @@ def write_report(
         tables = build_tables(recs)
         parts.append("<h3>Leaderboard</h3>")
         parts.append(
-            "<p>Errors in percent, mean ± standard deviation over seeds; rows in one table "
-            "share their split fingerprints.</p>"
+            "<p>Errors in percent, mean ± standard deviation over seeds, with their 95 % "
+            "intervals; mpc: the mean per-class error (1 − mean per-class recall). Rows in one "
+            "table share their split fingerprints; the note under each table names the test "
+            "of each row against the best.</p>"
         )
-        parts.append(render(tables, "html"))
+        parts.append(render(tables, "html", ci=True))
+        for answer in family_answers(tables):
+            parts.append(f'<p class="statement answer">{html.escape(answer)}</p>')
         parts.append("<h3>ILSVRC-2012 style (top-5 error)</h3>")
         parts.append(render(tables, "html", style="ilsvrc"))
         ablation = _ablation_html(recs)

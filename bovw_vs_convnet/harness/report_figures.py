@@ -98,7 +98,7 @@ def dataset_figures(
     """
     ok = [r for r in records if r.get("status", "ok") == "ok" and r.get("top1_err") is not None]
     out, statements = _size_figures(ok, writer, dataset)
-    tables = [t for t in build_tables(ok) if t.rows]
+    tables = [t for t in build_tables(ok, significance=False) if t.rows]
     if not tables:
         return out, statements
     largest = max(tables, key=lambda t: (max(r.n_train or 0 for r in t.rows), len(t.rows)))

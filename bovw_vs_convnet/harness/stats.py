@@ -196,8 +196,11 @@ def paired_test(
     """Two-sided paired test of ``a`` against ``b`` (``ttest_rel`` or ``wilcoxon``).
 
     None below 2 pairs. With every difference zero there is nothing to test:
-    p = 1. With 3 pairs the exact Wilcoxon test cannot go below p = 0.25, so the
-    t-test is the default for a handful of seeds.
+    p = 1. The same non-zero difference on every pair gives the t-test no spread
+    to weigh it against (t infinite, p = 0, Student's limit); few seeds make that
+    possible, so read such a p with the count of pairs. With 3 pairs the exact
+    Wilcoxon test cannot go below p = 0.25, so the t-test is the default for a
+    handful of seeds.
     """
     if method not in PAIRED_METHODS:
         raise ValueError(f"unknown paired test {method!r}; known: {', '.join(PAIRED_METHODS)}")
@@ -207,10 +210,16 @@ def paired_test(
         raise ValueError(f"paired values {x.shape} and {y.shape} must be equal and 1-d")
     if x.size < 2:
         return None
-    diff = x - y
+    # errors are counts over the test set: round away float noise (0.3 - 0.2 != 0.2 - 0.1)
+    diff = np.round(x - y, 12)
     if np.all(diff == 0):
         return PairedResult(method, int(x.size), 0.0, None, 1.0)
-    res = sps.ttest_rel(x, y) if method == "t" else sps.wilcoxon(x, y)
+    if method == "t" and np.ptp(diff) == 0:
+        # the same non-zero difference on every pair leaves no spread: t is infinite
+        return PairedResult(
+            method, int(x.size), float(diff[0]), float(np.sign(diff[0]) * np.inf), 0.0
+        )
+    res = sps.ttest_1samp(diff, 0.0) if method == "t" else sps.wilcoxon(diff)
     p = float(res.pvalue)
     statistic = float(res.statistic)
     return PairedResult(
