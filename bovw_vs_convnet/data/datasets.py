@@ -105,11 +105,14 @@ def load_imagefolder(
     lazy: bool | None = None,
     name: str | None = None,
     mirror_ok: bool = True,
+    max_pixels: int | None = None,
 ) -> Dataset:
     """An ImageFolder tree as a Dataset (see :mod:`bovw_vs_convnet.data.imagefolder`).
 
     ``image_size`` and ``channels`` default to the median size and to grayscale only
     when every image is; ``name`` defaults to ``imagefolder:<absolute path>``.
+    ``max_pixels``: the largest image accepted (None: ``$BVC_MAX_PIXELS``, else 40
+    megapixels; 0: no limit); every header is read, and a larger image is a DataError.
     ``mirror_ok`` (may training mirror the images?) defaults to true, as for photographs;
     a folder of digits or letters says false here or with the ConvNet's ``mirror=no``.
     """
@@ -118,7 +121,13 @@ def load_imagefolder(
     tree = scan_tree(root)
     name = name or f"{IMAGEFOLDER_PREFIX}{tree.root}"
     parts, size, channels = load_tree(
-        tree, image_size=image_size, channels=channels, lazy=lazy, name=name, mirror_ok=mirror_ok
+        tree,
+        image_size=image_size,
+        channels=channels,
+        lazy=lazy,
+        name=name,
+        mirror_ok=mirror_ok,
+        max_pixels=max_pixels,
     )
     official = "test" in parts
     train = parts["train"] if official else parts["all"]

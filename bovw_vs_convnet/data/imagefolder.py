@@ -10,11 +10,28 @@ median width of the images. Channels: 1 when every image is grayscale, else 3.
 Up to :data:`LAZY_THRESHOLD` images are read into memory; larger trees become
 :class:`LazyImages`, read on demand. Sample ids are POSIX paths relative to
 ``root``. A file that cannot be decoded raises DataError naming it.
+
+A tree may come from anywhere, so:
+
+- symbolic links are followed only while they stay inside ``root``; a link that
+  leads out of it is skipped, and the number skipped is logged (a warning). Each
+  file is read once, by its resolved path, and belongs to the class folder it
+  really lies in: a loop (``a/loop -> ..``) or a link into another class or
+  part adds no image and mislabels none;
+- every image's header is read before any pixel (about 20 µs a PNG or JPEG),
+  and an image of more than the pixel limit (:func:`pixel_limit`: default
+  :data:`DEFAULT_MAX_PIXELS`, 40 megapixels; ``$BVC_MAX_PIXELS`` or the
+  ``max_pixels`` argument change it, 0 turns it off) is refused with a
+  DataError naming the file, before a decompression bomb is decoded.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,10 +41,39 @@ from bovw_vs_convnet.data.imageset import ImageSet, LazyImages
 from bovw_vs_convnet.errors import DataError
 from bovw_vs_convnet.progress import ProgressMode, track
 
+log = logging.getLogger(__name__)
+
 LAZY_THRESHOLD = 20_000  # images; above this a tree is read lazily
 PROGRESS_THRESHOLD = 1_000  # images; a quicker read shows no progress
 HEADER_SAMPLE = 2_000  # image headers read to choose the common size of a large tree
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+MAX_PIXELS_ENV = "BVC_MAX_PIXELS"
+# 40 megapixels: above any photograph a classifier is trained on (a 7952x5304 camera
+# frame is 42 MP), far below what a decoder can be made to allocate (a 20000x20000
+# PNG of a few kilobytes decodes to 1.2 GB).
+DEFAULT_MAX_PIXELS = 40_000_000
+
+
+def pixel_limit(value: int | None = None) -> int:
+    """The pixel limit per image: ``value``, else ``$BVC_MAX_PIXELS``, else the default.
+
+    0 means no limit of ours (Pillow's own decompression-bomb limit, 179 megapixels,
+    still applies and is reported the same way). A bad ``$BVC_MAX_PIXELS`` is a DataError.
+    """
+    if value is None:
+        text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+        if not text:
+            return DEFAULT_MAX_PIXELS
+        try:
+            number = float(text)
+        except ValueError:
+            number = -1.0
+        if not (number >= 0 and number.is_integer()):
+            raise DataError(f"${MAX_PIXELS_ENV} must be a whole number of pixels, got {text!r}")
+        value = int(number)
+    if value < 0:
+        raise DataError(f"the pixel limit must be >= 0 (0: none), got {value}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -39,26 +85,102 @@ class FolderTree:
     parts: dict[str, list[tuple[Path, int]]]  # "train"/"test" (or "all") -> [(file, label)]
 
 
-def _class_dirs(folder: Path) -> list[str]:
-    return sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+def _inside(path: str, root: str) -> bool:
+    """Whether the resolved ``path`` is ``root`` or lies under it."""
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def _files(folder: Path, classes: tuple[str, ...]) -> list[tuple[Path, int]]:
-    """Image files under each class folder (recursively), as torchvision's ``make_dataset``.
+class _Walk:
+    """What walking one tree found: where each file really is, and what was skipped."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = os.path.realpath(root)
+        self.outside: list[str] = []  # links leading out of the root, not followed
+        self.seen: set[str] = set()  # resolved paths of the files kept so far
+        self.duplicates = 0  # other paths to a file already kept
+
+    def class_dirs(self, folder: Path) -> list[str]:
+        """Class subfolders of ``folder`` (not hidden; a link out of the root is skipped)."""
+        out = []
+        for d in folder.iterdir():
+            if d.name.startswith(".") or not d.is_dir():
+                continue
+            if not _inside(os.path.realpath(d), self.root):
+                self.outside.append(str(d))
+                continue
+            out.append(d.name)
+        return sorted(out)
+
+    def files(self, class_dir: Path, homes: dict[str, str], home: str) -> Iterator[Path]:
+        """Image files under ``class_dir``, recursively, as torchvision's ``make_dataset``.
+
+        Links are followed while they stay inside the root, each directory once (a
+        loop ends there). A file is yielded only where it really lies: ``homes``
+        maps the resolved class folders of the tree to their ``part/class`` names,
+        and a file whose resolved path is inside another one than ``home`` belongs
+        to that one (it is found there); each file once.
+        """
+        walked: set[str] = set()
+        for dirpath, dirs, names in os.walk(class_dir, followlinks=True):
+            real_dir = os.path.realpath(dirpath)
+            if not _inside(real_dir, self.root):
+                self.outside.append(dirpath)
+                dirs[:] = []
+                continue
+            if real_dir in walked:  # a loop, or a second way into one folder
+                dirs[:] = []
+                continue
+            walked.add(real_dir)
+            dirs.sort()
+            for fname in sorted(names):
+                if not fname.lower().endswith(EXTENSIONS):
+                    continue
+                path = Path(dirpath) / fname
+                # one lstat, not realpath's one per component, for the files that are no links
+                real = (
+                    os.path.realpath(path) if path.is_symlink() else os.path.join(real_dir, fname)
+                )
+                if not _inside(real, self.root):
+                    self.outside.append(str(path))
+                elif _home(real, homes) not in (home, None) or real in self.seen:
+                    self.duplicates += 1
+                else:
+                    self.seen.add(real)
+                    yield path
+
+
+def _home(real: str, homes: dict[str, str]) -> str | None:
+    """The ``part/class`` whose resolved folder holds ``real`` (the deepest), or None."""
+    folder = os.path.dirname(real)
+    while folder not in homes:
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
+    return homes[folder]
+
+
+def _files(
+    walk: _Walk, parts: dict[str, tuple[Path, tuple[str, ...]]]
+) -> dict[str, list[tuple[Path, int]]]:
+    """``part -> [(file, label)]`` for ``parts`` (``part -> (folder, classes)``), each file once.
 
     Written here rather than imported: ``torchvision.datasets.folder`` imports torch
     (seconds), which a BoVW run on a folder never needs.
     """
-    out: list[tuple[Path, int]] = []
-    for label, cls in enumerate(classes):
-        class_dir = folder / cls
-        if not class_dir.is_dir():
-            continue
-        for dirpath, _dirs, names in sorted(os.walk(class_dir, followlinks=True)):
-            for fname in sorted(names):
-                if fname.lower().endswith(EXTENSIONS):
-                    out.append((Path(dirpath) / fname, label))
-    return sorted(out)
+    homes: dict[str, str] = {}
+    for part, (folder, classes) in parts.items():
+        for cls in classes:  # a class folder linked to another: the first name keeps it
+            homes.setdefault(os.path.realpath(folder / cls), f"{part}/{cls}")
+    out: dict[str, list[tuple[Path, int]]] = {}
+    for part, (folder, classes) in parts.items():
+        found: list[tuple[Path, int]] = []
+        for label, cls in enumerate(classes):
+            class_dir = folder / cls
+            if class_dir.is_dir():
+                found += [(p, label) for p in walk.files(class_dir, homes, f"{part}/{cls}")]
+        out[part] = sorted(found)
+    return out
 
 
 def scan_tree(root: str | Path) -> FolderTree:
@@ -66,51 +188,104 @@ def scan_tree(root: str | Path) -> FolderTree:
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
         raise DataError(f"image folder {root} does not exist")
+    walk = _Walk(root)
     train, test = root / "train", root / "test"
-    if train.is_dir() and test.is_dir() and _class_dirs(train) and _class_dirs(test):
-        classes = tuple(_class_dirs(train))
-        extra = sorted(set(_class_dirs(test)) - set(classes))
+    probe = _Walk(root)  # whether train/ and test/ hold classes, before counting anything
+    train_classes = probe.class_dirs(train) if train.is_dir() else []
+    test_classes = probe.class_dirs(test) if test.is_dir() else []
+    if train_classes and test_classes:
+        classes = tuple(walk.class_dirs(train))
+        extra = sorted(set(walk.class_dirs(test)) - set(classes))
         if extra:
             raise DataError(f"image folder {root}: test class {extra[0]!r} is not in train/")
-        parts = {"train": _files(train, classes), "test": _files(test, classes)}
+        parts = _files(walk, {"train": (train, classes), "test": (test, classes)})
     else:
-        classes = tuple(_class_dirs(root))
-        parts = {"all": _files(root, classes)}
+        classes = tuple(walk.class_dirs(root))
+        parts = _files(walk, {"all": (root, classes)})
+    skipped = ""
+    if walk.outside:
+        skipped = f" ({len(walk.outside)} links leading out of it skipped)"
+        log.warning(
+            "image folder %s: %d symbolic links lead out of it and were skipped (first: %s)",
+            root,
+            len(walk.outside),
+            walk.outside[0],
+        )
+    if walk.duplicates:
+        log.info("image folder %s: %d more paths to files already read", root, walk.duplicates)
     if len(classes) < 2:
         raise DataError(
             f"image folder {root}: needs at least 2 class subfolders, found {len(classes)}"
+            + skipped
         )
     for part, files in parts.items():
         if not files:
-            raise DataError(f"image folder {root}: no images in {part if part != 'all' else 'it'}")
+            where = part if part != "all" else "it"
+            raise DataError(f"image folder {root}: no images in {where}{skipped}")
     return FolderTree(root, classes, parts)
 
 
-def _header(path: Path) -> tuple[int, int, bool]:
-    """(height, width, is_grayscale) from the file header (no full decode)."""
+def _too_large(path: Path, pixels: float, limit: int) -> DataError:
+    return DataError(
+        f"image {path} has {pixels / 1e6:.1f} megapixels, above the limit of "
+        f"{limit / 1e6:g} (${MAX_PIXELS_ENV} sets it; 0: no limit)"
+    )
+
+
+def _header(path: Path, limit: int = 0) -> tuple[int, int, bool]:
+    """(height, width, is_grayscale) from the file header (no full decode).
+
+    An image of more than ``limit`` pixels (0: no limit) is a DataError naming it;
+    so is one above Pillow's own decompression-bomb limit, which Pillow refuses
+    before it gives the size.
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
-            w, h = im.size
-            gray = im.mode in ("1", "L", "I", "I;16", "F", "LA")
+        with warnings.catch_warnings():
+            # Pillow warns from 89 megapixels; the limit is checked here, in one line
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+                gray = im.mode in ("1", "L", "I", "I;16", "F", "LA")
+    except Image.DecompressionBombError as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        pixels = float(found.group(1)) if found else float("nan")
+        raise _too_large(path, pixels, limit or 2 * (Image.MAX_IMAGE_PIXELS or 0)) from None
     except (OSError, UnidentifiedImageError, ValueError) as exc:
         raise DataError(f"cannot read image {path} (corrupt or not an image: {exc})") from None
+    if limit and h * w > limit:
+        raise _too_large(path, h * w, limit)
     return h, w, gray
 
 
+def read_headers(paths: list[Path], limit: int | None = None) -> list[tuple[int, int, bool]]:
+    """The header of every image, (height, width, is_grayscale); none above the pixel limit.
+
+    ``limit``: pixels per image (None: :func:`pixel_limit`). Every header is read, not
+    a sample, so that no image is decoded before its size is known.
+    """
+    pixels = pixel_limit(limit)
+    return [_header(p, pixels) for p in paths]
+
+
 def common_format(
-    paths: list[Path], image_size: tuple[int, int] | None = None, channels: int | None = None
+    paths: list[Path],
+    image_size: tuple[int, int] | None = None,
+    channels: int | None = None,
+    headers: list[tuple[int, int, bool]] | None = None,
 ) -> tuple[tuple[int, int], int]:
     """The common (height, width) and channel count for these images.
 
     Size: ``image_size`` when given, else the median of the (sampled) headers.
     Channels: ``channels`` when given, else 1 when every sampled image is grayscale, else 3.
+    ``headers``: those of ``paths`` when read already (:func:`read_headers`); the
+    same sample of them is used, so the common size is what it always was.
     """
     if image_size is not None and channels is not None:
         return image_size, channels
     step = max(1, len(paths) // HEADER_SAMPLE)
-    heads = [_header(p) for p in paths[::step]]
+    heads = headers[::step] if headers is not None else [_header(p) for p in paths[::step]]
     if image_size is None:
         hs = np.array([h for h, _, _ in heads])
         ws = np.array([w for _, w, _ in heads])
@@ -153,14 +328,18 @@ def load_tree(
     lazy: bool | None = None,
     name: str = "",
     mirror_ok: bool = True,
+    max_pixels: int | None = None,
 ) -> tuple[dict[str, ImageSet], tuple[int, int], int]:
     """Read each part of ``tree`` into an ImageSet; returns (parts, (H, W), channels).
 
     ``lazy=None`` reads lazily only above :data:`LAZY_THRESHOLD` images; ``mirror_ok``
     is carried on each ImageSet (see :class:`~bovw_vs_convnet.data.imageset.ImageSet`).
+    Every header is read first; an image above ``max_pixels`` (None:
+    :func:`pixel_limit`) is a DataError naming it.
     """
     all_paths = [p for files in tree.parts.values() for p, _ in files]
-    size, channels = common_format(all_paths, image_size, channels)
+    headers = read_headers(all_paths, max_pixels)
+    size, channels = common_format(all_paths, image_size, channels, headers)
     if lazy is None:
         lazy = len(all_paths) > LAZY_THRESHOLD
     out: dict[str, ImageSet] = {}

@@ -108,16 +108,17 @@ class FileCheck:
     checks: tuple[str, ...]
 
 
-def verify_file(entry: FileEntry, path: Path) -> FileCheck:
+def verify_file(entry: FileEntry, path: Path, content: bytes | None = None) -> FileCheck:
     """Check one file against its manifest entry; the first mismatch raises DataError.
 
     The content checksums (``sha256``, ``md5``) are of the decompressed bytes. The
     upstream ``download_md5`` (of the gzip file) is used only when no content
     checksum is given; for a raw file it is checked on a ``.gz`` copy beside it.
+    ``content``: the file's (decompressed) bytes when the caller has read them
+    already, so that what is checked is exactly what is then parsed.
     """
     checks: list[str] = []
-    content: bytes | None = None
-    if entry.size is not None or entry.sha256 or entry.md5:
+    if content is None and (entry.size is not None or entry.sha256 or entry.md5):
         content = read_bytes(path)
     if entry.size is not None:
         assert content is not None

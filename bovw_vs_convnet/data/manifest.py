@@ -312,10 +312,19 @@ def load_manifest(path: str | Path) -> Manifest:
     """Read and validate one manifest TOML file; errors name the file."""
     path = Path(path)
     try:
-        with path.open("rb") as fh:
-            raw = tomllib.load(fh)
+        data = path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"manifest file {path} not found") from None
+    except OSError as exc:  # a folder, no permission
+        raise DataError(f"manifest file {path} cannot be read: {exc.strerror}") from None
+    try:
+        raw = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DataError(
+            f"manifest {path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); "
+            "a manifest is TOML, which is UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise DataError(f"manifest {path}: invalid TOML: {exc}") from None
     manifest = parse_manifest(raw, origin=str(path))
