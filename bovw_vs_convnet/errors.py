@@ -8,6 +8,8 @@ kinds of failure it was.
 
 from __future__ import annotations
 
+import errno
+import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -39,6 +41,43 @@ class ConfigError(BvcError):
 
 class DataError(BvcError):
     """A missing dataset, a corrupt image, a checksum mismatch, a split that cannot be made."""
+
+
+class StorageError(BvcError):
+    """A folder the toolkit writes to cannot take the write: read-only, full, no permission.
+
+    The message names the folder (the runs folder, a cache) and the system's reason;
+    nothing half-written is left behind by the store.
+    """
+
+
+# what a full disk, a read-only folder or a missing permission raises
+WRITE_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
+)
+
+
+def storage_error(exc: BaseException | None) -> StorageError | None:
+    """The :class:`StorageError` that ``exc`` is or stands for, else None.
+
+    An ``OSError`` of a full disk, a read-only folder or a missing permission
+    (:data:`WRITE_ERRNOS`), raised by whatever wrote (a pipeline's cache, a
+    checkpoint), becomes one line naming the folder and the file.
+    """
+    if isinstance(exc, StorageError):
+        return exc
+    if not isinstance(exc, OSError) or exc.errno not in WRITE_ERRNOS:
+        return None
+    reason = exc.strerror or str(exc)
+    if exc.filename:
+        name = os.fsdecode(exc.filename)
+        reason = f"folder {os.path.dirname(name) or '.'}: {reason} ({name})"
+    hint = (
+        "free some space or choose another folder"
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+        else "choose a folder you can write to"
+    )
+    return StorageError(f"{reason}; {hint}")
 
 
 class TrainSizeTooLarge(DataError):

@@ -148,3 +148,54 @@ def test_two_processes_writing_at_once_both_land(tmp_path):
     assert [p.exitcode for p in procs] == [0, 0]
     ids = sorted(r["run_id"] for r in ResultStore(tmp_path).list_runs())
     assert ids == sorted([f"a{i:02d}" for i in range(15)] + [f"b{i:02d}" for i in range(15)])
+
+
+def test_a_staging_folder_claimed_elsewhere_is_not_resumed(tmp_path, caplog):
+    owner = ResultStore(tmp_path)  # another process, as far as the lock goes
+    busy = owner.start_run("key", "r1")
+    second = ResultStore(tmp_path)
+    with caplog.at_level("WARNING", logger="bovw_vs_convnet.harness.store"):
+        own = second.start_run("key", "r2", resume=True)
+    assert own != busy and own.name == "key-r2"
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{busy} is in use by another process; this run starts its own staging folder"
+    ]
+    owner.release(busy)  # its process ends: the folder may be resumed
+    assert ResultStore(tmp_path).start_run("key", "r3", resume=True) == busy  # r2 is in use
+
+
+def test_commit_removes_the_claim_file_of_its_staging_folder(tmp_path):
+    store = ResultStore(tmp_path)
+    _commit(store, "r1")
+    assert list((tmp_path / ".partial").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"seed": -1}, "'seed' is -1, not an integer from 0 to 4294967295"),
+        ({"n_train": 2**63}, "'n_train' is 9223372036854775808, not an integer"),
+        ({"top1_err": 1.5}, "'top1_err' is 1.5, out of range"),
+        ({"top5_err": float("nan")}, "'top5_err' is nan, out of range"),
+        ({"run_id": "../escape"}, "run_id '../escape' is not a folder name"),
+        ({"status": "done"}, "status 'done' is not one of ok, failed, superseded"),
+        ({"model": 3}, "'model' is not a string"),
+        ({"extra": {"x": float("inf")}}, "it is not strict JSON"),
+    ],
+)
+def test_check_record_says_why_a_record_cannot_be_a_row(change, reason):
+    from bovw_vs_convnet.harness.store import check_record
+
+    assert check_record(_record("r1")) is None
+    assert check_record({**_record("r1"), **change}).startswith(reason)
+
+
+def test_a_damaged_row_is_left_out_with_a_warning(tmp_path, caplog):
+    store = ResultStore(tmp_path)
+    _commit(store, "r1")
+    _commit(store, "r2")
+    with sqlite3.connect(tmp_path / "results.sqlite") as conn:
+        conn.execute("UPDATE runs SET record = 'not json' WHERE run_id = 'r2'")
+    with caplog.at_level("WARNING", logger="bovw_vs_convnet.harness.store"):
+        assert [r["run_id"] for r in store.list_runs()] == ["r1"]
+    assert caplog.records[0].getMessage().startswith("run r2: its row in ")

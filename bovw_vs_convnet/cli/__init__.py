@@ -3,7 +3,10 @@
 This layer only parses, calls the library and prints. Every error derived from
 :class:`bovw_vs_convnet.errors.BvcError` becomes one line on stderr and exit code 2,
 also when it made a run fail (a :class:`~bovw_vs_convnet.errors.RunFailed` whose
-cause it is); anything else is an unexpected failure (a traceback, exit code 1).
+cause it is); so does a write that a full disk, a read-only folder or a missing
+permission refused (an ``OSError`` of :data:`~bovw_vs_convnet.errors.WRITE_ERRNOS`,
+named with its folder). Anything else is an unexpected failure (a traceback, exit
+code 1).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 import click
 
 from bovw_vs_convnet import __version__
-from bovw_vs_convnet.errors import BvcError, RunFailed
+from bovw_vs_convnet.errors import BvcError, RunFailed, storage_error
 
 
 class BvcGroup(click.Group):
@@ -28,9 +31,17 @@ class BvcGroup(click.Group):
             ctx.exit(2)
         except RunFailed as exc:
             # the failed run is stored; whether it is the user's fault is its cause's to say
-            if not isinstance(exc.__cause__, BvcError):
+            cause = exc.__cause__
+            user = cause if isinstance(cause, BvcError) else storage_error(cause)
+            if user is None:
                 raise
-            click.echo(f"error: {exc.__cause__}", err=True)
+            click.echo(f"error: {user}", err=True)
+            ctx.exit(2)
+        except OSError as exc:
+            full = storage_error(exc)  # a full disk, a read-only folder: not a bug
+            if full is None:
+                raise
+            click.echo(f"error: {full}", err=True)
             ctx.exit(2)
 
 

@@ -22,7 +22,7 @@ import numpy as np
 from bovw_vs_convnet import __version__
 from bovw_vs_convnet.config import build_config, config_to_dict, identity_settings
 from bovw_vs_convnet.data.split import Split
-from bovw_vs_convnet.errors import RunFailed
+from bovw_vs_convnet.errors import BvcError, RunFailed
 from bovw_vs_convnet.harness import metrics as metrics_mod
 from bovw_vs_convnet.harness import provenance
 from bovw_vs_convnet.harness.record import RunRecord
@@ -128,6 +128,9 @@ def store_failure(
     )
     try:
         return store.record_failure(record, staging)
+    except BvcError as exc:  # a full or read-only runs folder: one line, no traceback
+        log.warning("could not store the failed run %s: %s", record.get("run_id"), exc)
+        return record
     except Exception:
         log.exception("could not store the failed run %s", record.get("run_id"))
         return record
@@ -178,6 +181,9 @@ def run_pipeline(
     spec = get_pipeline(pipeline)
     config = build_config(spec.config_class(), overrides)
     config_dict = config_to_dict(config)
+    store = ResultStore(runs_dir)
+    store.check_writable()  # a read-only or full runs folder, before any work is spent
+    store.recover()
     dataset_name, data = load_split(
         dataset,
         seed=seed,
@@ -186,8 +192,6 @@ def run_pipeline(
         test_fraction=test_fraction,
         data_dir=data_dir,
     )
-    store = ResultStore(runs_dir)
-    store.recover()
     key = config_key(
         pipeline,
         identity_settings(type(config), config_dict),  # runs stored before a new setting match
@@ -246,6 +250,7 @@ def run_pipeline(
         if hasattr(model, "save_artifacts"):
             model.save_artifacts(staging)
     except KeyboardInterrupt:
+        store.release(staging)  # the folder stays for --resume; another process may take it
         raise
     except Exception as exc:
         raise RunFailed(store_failure(store, record, exc, staging)) from exc

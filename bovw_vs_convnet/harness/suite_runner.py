@@ -3,7 +3,9 @@
 Runs that are already stored with status ``ok`` under the same config key are
 skipped, so an interrupted suite continues where it stopped; ``force`` reruns
 everything. A run that raises is recorded as failed and the suite goes on; a
-training size larger than a dataset's is reported as not run.
+training size larger than a dataset's is reported as not run. A runs folder that
+cannot be written (read-only, full) stops the suite at once: every later run
+would fail the same way.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bovw_vs_convnet.errors import RunFailed, TrainSizeTooLarge
+from bovw_vs_convnet.errors import RunFailed, StorageError, TrainSizeTooLarge, storage_error
 from bovw_vs_convnet.harness.record import RunRecord
 from bovw_vs_convnet.harness.run import early_failure_record, run_pipeline, store_failure
 from bovw_vs_convnet.harness.store import ResultStore
@@ -131,7 +133,12 @@ def _run_one(
         )
     except TrainSizeTooLarge as exc:
         return RunOutcome(spec, "too-large", None, str(exc), time.perf_counter() - t0)
+    except StorageError:
+        raise
     except RunFailed as exc:
+        full = storage_error(exc.__cause__)
+        if full is not None:  # the pipeline could not write (a cache, a checkpoint)
+            raise full from exc
         failed = exc.record
     except Exception as exc:  # before run_pipeline made its record: bad data, bad config
         early = early_failure_record(
