@@ -4,12 +4,16 @@ Every pipeline configuration is a frozen dataclass. :func:`build_config` takes a
 mapping of overrides (values may be strings from the command line or typed values
 from TOML), applies an optional ``preset`` first, coerces each value to the
 field's annotated type and refuses unknown keys with a message that lists the
-known ones.
+known ones. A float setting is refused when it is NaN or infinite (``--set lr=nan``
+would otherwise fail after training, or inside scikit-learn), unless its class
+lists it in ``ALLOW_INF`` (infinity only; NaN is never a setting).
+:func:`check_seed` is the one range check of a seed (flags, suites, the harness).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -18,6 +22,22 @@ from typing import Any, TypeVar
 from bovw_vs_convnet.errors import ConfigError
 
 C = TypeVar("C")
+
+# Seeds go to numpy (RandomState takes 0 <= seed < 2**32) and into the store's
+# INTEGER column; a larger one used to fail after the data was loaded.
+SEED_LIMIT = 2**32
+
+
+def check_seed(seed: Any, what: str = "seed") -> int:
+    """``seed`` as an int when it is an integer in [0, 2**32); ConfigError otherwise.
+
+    ``what`` names it in the message (``"--seed"``, a suite's ``seeds``).
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEED_LIMIT:
+        raise ConfigError(
+            f"{what} must be an integer from 0 to {SEED_LIMIT - 1}, got {seed!r}", key="seed"
+        )
+    return int(seed)
 
 
 def parse_set_options(items: Iterable[str]) -> dict[str, str]:
@@ -32,8 +52,11 @@ def parse_set_options(items: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def _coerce(name: str, value: Any, tp: Any) -> Any:
-    """Convert ``value`` to the annotated type ``tp`` (strings are parsed)."""
+def _coerce(name: str, value: Any, tp: Any, allow_inf: bool = False) -> Any:
+    """Convert ``value`` to the annotated type ``tp`` (strings are parsed).
+
+    Floats must be finite; ``allow_inf`` admits infinity (never NaN).
+    """
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
@@ -47,7 +70,7 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
             if arg is type(None):
                 continue
             try:
-                return _coerce(name, value, arg)
+                return _coerce(name, value, arg, allow_inf)
             except ConfigError as exc:
                 errors.append(str(exc))
         raise ConfigError(
@@ -66,7 +89,7 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
         else:
             parts = [value]
         elem = args[0] if args else str
-        return tuple(_coerce(name, p, elem) for p in parts)
+        return tuple(_coerce(name, p, elem, allow_inf) for p in parts)
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -79,8 +102,13 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
     if tp is int:
         if isinstance(value, bool):
             raise ConfigError(f"setting {name!r} expects an integer, got {value!r}", key=name)
+        text = str(value).strip()
         try:
-            as_float = float(str(value).strip())
+            return int(text)  # exact, also past 2**53 (a float would round it)
+        except ValueError:
+            pass
+        try:
+            as_float = float(text)
         except ValueError:
             raise ConfigError(
                 f"setting {name!r} expects an integer, got {value!r}", key=name
@@ -89,12 +117,17 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
             raise ConfigError(f"setting {name!r} expects an integer, got {value!r}", key=name)
         return int(as_float)
     if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"setting {name!r} expects a number, got {value!r}", key=name)
         try:
-            return float(str(value).strip()) if isinstance(value, str) else float(value)
-        except (TypeError, ValueError):
+            number = float(str(value).strip()) if isinstance(value, str) else float(value)
+        except (TypeError, ValueError, OverflowError):
             raise ConfigError(
                 f"setting {name!r} expects a number, got {value!r}", key=name
             ) from None
+        if math.isnan(number) or (math.isinf(number) and not allow_inf):
+            raise ConfigError(f"setting {name!r} expects a finite number, got {value!r}", key=name)
+        return number
     if tp is str:
         return str(value)
     return value
@@ -105,6 +138,7 @@ def build_config(cls: type[C], overrides: Mapping[str, Any] | None = None) -> C:
 
     ``cls`` may define ``PRESETS: ClassVar[dict[str, dict[str, Any]]]``; the key
     ``preset`` in ``overrides`` selects one, applied before the other overrides.
+    ``ALLOW_INF: ClassVar[frozenset[str]]`` names float settings that may be infinite.
     When no preset is named and ``cls`` has a classmethod
     ``default_preset(overrides) -> str | None``, the preset it names is applied
     (e.g. the recipe a ConvNet trains well with).
@@ -137,7 +171,8 @@ def build_config(cls: type[C], overrides: Mapping[str, Any] | None = None) -> C:
             f"unknown setting {unknown[0]!r}; known: {', '.join(sorted(fields))}", key=unknown[0]
         )
     values.update(overrides)
-    kwargs = {k: _coerce(k, v, hints[k]) for k, v in values.items()}
+    allow_inf: frozenset[str] = frozenset(getattr(cls, "ALLOW_INF", ()))
+    kwargs = {k: _coerce(k, v, hints[k], k in allow_inf) for k, v in values.items()}
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:

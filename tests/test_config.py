@@ -156,3 +156,59 @@ def test_identity_leaves_out_a_later_setting_only_at_its_old_value() -> None:
     assert identity_settings(Later, {"k": 1, "mode": "auto"}) == {"k": 1}
     assert identity_settings(Later, {"k": 1, "mode": "on"}) == {"k": 1, "mode": "on"}
     assert identity_settings(ToyConfig, {"k": 1, "mode": "auto"}) == {"k": 1, "mode": "auto"}
+
+
+@dataclass(frozen=True)
+class FloatConfig:
+    ALLOW_INF: ClassVar[frozenset[str]] = frozenset({"budget"})
+
+    lr: float = 0.1
+    grid: tuple[float, ...] = (1.0,)
+    sigma: float | None = None
+    budget: float = 1.0  # seconds; inf: no limit
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("lr", "nan"),
+        ("lr", "inf"),
+        ("lr", "-Infinity"),
+        ("lr", float("nan")),  # as TOML gives `lr = nan`
+        ("lr", "1e400"),  # overflows to inf
+        ("grid", "1,nan"),
+        ("sigma", "inf"),
+        ("budget", "nan"),
+    ],
+)
+def test_a_float_that_is_not_finite_is_refused_with_its_key(key: str, value: object) -> None:
+    with pytest.raises(ConfigError, match=rf"setting '{key}' expects a finite number") as info:
+        build_config(FloatConfig, {key: value})
+    assert info.value.key == key
+
+
+def test_a_field_in_allow_inf_takes_infinity() -> None:
+    assert build_config(FloatConfig, {"budget": "inf"}).budget == float("inf")
+
+
+def test_a_boolean_is_not_a_number() -> None:
+    with pytest.raises(ConfigError, match="setting 'lr' expects a number, got True"):
+        build_config(FloatConfig, {"lr": True})
+
+
+def test_a_large_integer_is_kept_exactly() -> None:
+    assert build_config(ToyConfig, {"k": "12345678901234567891"}).k == 12345678901234567891
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 1.0, True, "3"])
+def test_check_seed_refuses_what_numpy_and_the_store_cannot_take(seed: object) -> None:
+    from bovw_vs_convnet.config import check_seed
+
+    with pytest.raises(ConfigError, match=r"--seed must be an integer from 0 to 4294967295"):
+        check_seed(seed, "--seed")
+
+
+def test_check_seed_passes_the_range_ends() -> None:
+    from bovw_vs_convnet.config import check_seed
+
+    assert (check_seed(0), check_seed(2**32 - 1)) == (0, 4294967295)

@@ -99,6 +99,9 @@ class FakeSpec:
     def config_class(self):
         return FakeConfig
 
+    def check_config(self, config):
+        pass
+
     def build(self, config, context):
         return FakePipeline(config, context)
 

@@ -66,9 +66,10 @@ def _outcome_json(outcome: RunOutcome) -> dict[str, Any]:
 @click.option(
     "--seed",
     "seeds",
-    type=click.IntRange(min=0),
+    type=int,
     multiple=True,
-    help="Run every entry with this seed instead (repeatable; several give mean ± std).",
+    help="Run every entry with this seed instead (0 to 2**32 - 1; repeatable; several give "
+    "mean ± std).",
 )
 @click.option("--force", is_flag=True, help="Rerun runs that are already stored.")
 @device_option
@@ -104,7 +105,11 @@ def bench(
     interrupted suite continues where it stopped; a failed run is stored with its
     error and the suite goes on (exit code 1 at the end).
     """
+    from bovw_vs_convnet.config import check_seed
     from bovw_vs_convnet.harness.suite import builtin_suites, load_suite
+
+    for seed in seeds:
+        check_seed(seed, "--seed")
 
     if list_only:
         suites = builtin_suites()

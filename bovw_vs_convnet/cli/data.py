@@ -105,7 +105,7 @@ def verify(name: str, data_dir: Path | None) -> None:
 
 @data.command("split")
 @click.argument("name")
-@click.option("--seed", type=int, default=0, show_default=True, help="Split seed.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Split seed (0 to 2**32 - 1).")
 @click.option("--train-size", type=int, default=None, help="Class-balanced train subset size.")
 @click.option(
     "--val-fraction", type=float, default=0.1, show_default=True, help="Validation share."
@@ -129,8 +129,10 @@ def split(
     as_json: bool,
 ) -> None:
     """Show the common split of NAME (a manifest name or an image folder): sizes and fingerprint."""
+    from bovw_vs_convnet.config import check_seed
     from bovw_vs_convnet.data import load_dataset, make_split
 
+    check_seed(seed, "--seed")
     s = make_split(
         load_dataset(name, data_dir),
         seed=seed,

@@ -18,7 +18,7 @@ from bovw_vs_convnet.cli.options import (
     progress_options,
     runs_dir_option,
 )
-from bovw_vs_convnet.config import parse_set_options
+from bovw_vs_convnet.config import check_seed, parse_set_options
 from bovw_vs_convnet.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -53,7 +53,11 @@ def summary(record: RunRecord) -> str:
     help="Class-balanced training subset of N images (nested across sizes). [default: all]",
 )
 @click.option(
-    "--seed", type=int, default=0, show_default=True, help="Seeds the split and the pipeline."
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seeds the split and the pipeline (0 to 2**32 - 1).",
 )
 @click.option(
     "--val-fraction",
@@ -111,6 +115,7 @@ def run(
     """Fit PIPELINE (baseline, bovw, convnet, ...), score the test set, store the run."""
     from bovw_vs_convnet.harness.run import run_pipeline
 
+    check_seed(seed, "--seed")
     overrides: dict[str, Any] = parse_set_options(settings)
     for key, value in (("model", model), ("epochs", epochs)):
         if value is not None:

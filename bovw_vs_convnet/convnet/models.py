@@ -18,11 +18,13 @@ from torch import nn
 
 # Imported for their side effect: each registers its builders.
 from bovw_vs_convnet.convnet import alexnet, lenet  # noqa: F401
+from bovw_vs_convnet.convnet.config import ConvNetConfig
 from bovw_vs_convnet.convnet.registry import ModelSpec, register_model, registered
 from bovw_vs_convnet.errors import ConfigError
 
 __all__ = [
     "ModelSpec",
+    "check_config",
     "count_parameters",
     "create_model",
     "get_model_spec",
@@ -59,6 +61,21 @@ def create_model(name: str, *, num_classes: int = 10, in_channels: int = 1) -> n
     channels = spec.fixed_channels or in_channels
     model: nn.Module = spec.builder(num_classes=num_classes, in_channels=channels)
     return model
+
+
+def check_config(config: ConvNetConfig) -> None:
+    """Refuse an unknown ``model`` or ``ablate`` before any data is read (the registry's check).
+
+    Raises ConfigError whose ``key`` names the setting, so a suite points at its line.
+    """
+    try:
+        get_model_spec(config.model)
+    except ConfigError as exc:
+        raise ConfigError(str(exc), key="model") from None
+    try:
+        get_model_spec(resolve_ablation(config.model, config.ablate))
+    except ConfigError as exc:
+        raise ConfigError(str(exc), key="ablate") from None
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -26,10 +26,19 @@ class PipelineSpec:
     config: str
     factory: str
     description: str
+    check: str = ""  # "module:attribute" of check(config): what the config alone cannot check
 
     def config_class(self) -> type[Any]:
         """The frozen dataclass that holds this pipeline's settings."""
         return _resolve(self.config)
+
+    def check_config(self, config: Any) -> None:
+        """Refuse, before any data is loaded, what the config cannot check alone (a model name).
+
+        Raises ConfigError (its ``key`` names the setting); a no-op without ``check``.
+        """
+        if self.check:
+            _resolve(self.check)(config)
 
     def build(self, config: Any, context: RunContext) -> Pipeline:
         """Make a fresh, unfitted pipeline."""
@@ -62,6 +71,7 @@ PIPELINES: dict[str, PipelineSpec] = {
             "bovw_vs_convnet.convnet.config:ConvNetConfig",
             "bovw_vs_convnet.convnet.pipeline:build_pipeline",
             "LeNet-5 and AlexNet variants trained with PyTorch",
+            check="bovw_vs_convnet.convnet.models:check_config",
         ),
     ]
 }

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from bovw_vs_convnet import __version__
-from bovw_vs_convnet.config import build_config, config_to_dict, identity_settings
+from bovw_vs_convnet.config import build_config, check_seed, config_to_dict, identity_settings
 from bovw_vs_convnet.data.split import Split
 from bovw_vs_convnet.errors import BvcError, RunFailed
 from bovw_vs_convnet.harness import metrics as metrics_mod
@@ -178,8 +178,10 @@ def run_pipeline(
 
     A KeyboardInterrupt stores nothing and leaves the staging folder for ``resume``.
     """
+    seed = check_seed(seed)
     spec = get_pipeline(pipeline)
     config = build_config(spec.config_class(), overrides)
+    spec.check_config(config)  # an unknown model is refused before the data is loaded
     config_dict = config_to_dict(config)
     store = ResultStore(runs_dir)
     store.check_writable()  # a read-only or full runs folder, before any work is spent

@@ -27,7 +27,9 @@ Format (every key but ``datasets`` and the entries' ``pipeline`` is optional)::
     train_sizes = [100, 1000]        # an entry may replace datasets, seeds, train_sizes
 
 A bad file is refused with a :class:`ConfigError` naming the file and the line
-at fault.
+at fault, when it is parsed: an unknown pipeline, setting or model (a ConvNet's
+``model``, checked through the pipeline registry, which imports torch for it), a
+seed outside [0, 2**32), a file that is not UTF-8 text.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from bovw_vs_convnet.config import SEED_LIMIT
 from bovw_vs_convnet.errors import ConfigError
 from bovw_vs_convnet.harness.toml_lines import KeyPath, TomlLines, load_toml
 
@@ -184,9 +187,11 @@ def load_suite(name_or_path: str | Path) -> Suite:
     path = Path(name_or_path)
     builtin = resources.files("bovw_vs_convnet") / "suites" / f"{name_or_path}.toml"
     if path.suffix == ".toml" or path.exists():
+        if path.is_dir():
+            raise ConfigError(f"suite {str(path)!r} is a folder; give a suite TOML file")
         if not path.is_file():
             raise ConfigError(f"suite file {str(path)!r} does not exist")
-        text = path.read_text(encoding="utf-8")
+        text = _read_text(path)
         source = str(path)
         name = path.stem
     elif builtin.is_file():
@@ -199,6 +204,22 @@ def load_suite(name_or_path: str | Path) -> Suite:
             f"unknown suite {str(name_or_path)!r}; built-in: {known} (or give a .toml path)"
         )
     return parse_suite(text, source=source, name=name)
+
+
+def _read_text(path: Path) -> str:
+    """The file's text; a file that is not UTF-8 (or cannot be read) is one ConfigError."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"suite file {str(path)!r} cannot be read: {exc.strerror}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); "
+            "a suite file is TOML, which is UTF-8"
+        ) from None
 
 
 def parse_suite(text: str, *, source: str = "<suite>", name: str = "suite") -> Suite:
@@ -390,25 +411,34 @@ def _default_label(pipeline: str, overrides: Mapping[str, Any]) -> str:
 def _check_overrides(pipeline: str, overrides: Mapping[str, Any]) -> ConfigError | None:
     """The error ``overrides`` give when they build the pipeline's config, or None.
 
-    A pipeline whose config module cannot be imported yet (not installed) is not checked.
+    The pipeline's own check (a ConvNet's model name, see
+    :meth:`~bovw_vs_convnet.harness.registry.PipelineSpec.check_config`) runs too. A
+    pipeline whose config or check cannot be imported (not installed) is not checked.
     """
     from bovw_vs_convnet.config import build_config
     from bovw_vs_convnet.harness.registry import get_pipeline
 
+    spec = get_pipeline(pipeline)
     try:
-        cls = get_pipeline(pipeline).config_class()
+        cls = spec.config_class()
     except (ImportError, AttributeError):
         log.debug("config of pipeline %r not importable; overrides not checked", pipeline)
         return None
     try:
-        build_config(cls, overrides)
+        spec.check_config(build_config(cls, overrides))
     except ConfigError as exc:
         return exc
+    except ImportError:  # the check needs an extra (torch) that is not installed
+        log.debug("pipeline %r: model names not checked (its check is not importable)", pipeline)
     return None
 
 
 def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_seed(value: Any) -> bool:
+    return _is_count(value) and value < SEED_LIMIT
 
 
 def _axes(table: Mapping[str, Any], here: KeyPath, where: TomlLines, *, inherit: _Axes) -> _Axes:
@@ -422,8 +452,11 @@ def _axes(table: Mapping[str, Any], here: KeyPath, where: TomlLines, *, inherit:
     seeds = table.get("seeds", inherit.seeds)
     if _is_count(seeds):
         seeds = [seeds]
-    if not isinstance(seeds, (list, tuple)) or not seeds or not all(_is_count(v) for v in seeds):
-        raise where.error((*here, "seeds"), "'seeds' must be a non-empty list of integers >= 0")
+    if not isinstance(seeds, (list, tuple)) or not seeds or not all(_is_seed(v) for v in seeds):
+        raise where.error(
+            (*here, "seeds"),
+            f"'seeds' must be a non-empty list of integers >= 0 and < 2**32 ({SEED_LIMIT})",
+        )
 
     sizes = table.get("train_sizes", inherit.train_sizes)
     if not isinstance(sizes, (list, tuple)) or not sizes:
