@@ -238,10 +238,11 @@ def _pair_key(record: RunRecord) -> tuple[str, int]:
 def pair_runs(
     runs_a: Sequence[RunRecord], runs_b: Sequence[RunRecord]
 ) -> list[tuple[RunRecord, RunRecord]]:
-    """Pairs of runs on the same split fingerprint and seed (the later run of a repeat stands)."""
+    """Pairs of runs on one split fingerprint and seed, by seed (a repeat: the later run)."""
     by_a = {_pair_key(r): r for r in runs_a}
     by_b = {_pair_key(r): r for r in runs_b}
-    return [(by_a[k], by_b[k]) for k in sorted(set(by_a) & set(by_b))]
+    common = sorted(set(by_a) & set(by_b), key=lambda key: (key[1], key[0]))  # by seed
+    return [(by_a[k], by_b[k]) for k in common]
 
 
 def paired_runs(
