@@ -4,11 +4,17 @@ Baseline: torchvision's ``alexnet`` (61.1 M parameters), a plain loop: fp32, NCH
 ``cudnn.benchmark`` off (PyTorch's default), inputs already normalised fp32 on the
 device (the baseline pays nothing for data). Trainer: ``alexnet-2012`` (the paper's
 network, 61.0 M parameters) through :class:`Trainer` with uint8 images resident on
-the device, normalisation on the device, channels_last, bf16 autocast (CUDA) and,
-with ``--compile``, ``torch.compile``. Same synthetic 227×227×3 images, same batch
+the device, normalisation on the device, channels_last, the autocast dtype
+``amp=auto`` picks (bf16 from compute capability 8.0, fp16 at 7.x) and, with
+``--compile``, ``torch.compile`` (measured last, once: a compile that fails falls back
+to eager, and ``compiled`` says which ran). Same synthetic 227×227×3 images, same batch
 size, SGD with momentum for both; warm-up (and compilation) excluded from timings.
 
-    PYTHONPATH=. python benchmarks/bench_alexnet.py --device cuda --json
+With ``--json`` the result so far is printed as one JSON line, and flushed, after
+every measurement: a time-out or a crash in a later one keeps the earlier figures
+(the last JSON line is the most complete).
+
+    PYTHONPATH=. python3 benchmarks/bench_alexnet.py --device cuda --json
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import argparse
 import json
 import statistics
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,8 +34,9 @@ from bovw_vs_convnet.config import build_config
 from bovw_vs_convnet.convnet.augment import InputAdapter
 from bovw_vs_convnet.convnet.batches import ResidentBatches
 from bovw_vs_convnet.convnet.config import ConvNetConfig
+from bovw_vs_convnet.convnet.device import resolve_device
 from bovw_vs_convnet.convnet.models import count_parameters, create_model
-from bovw_vs_convnet.convnet.train import Trainer, resolve_device
+from bovw_vs_convnet.convnet.train import Trainer
 from bovw_vs_convnet.data.imageset import ImageSet
 
 SIZE = 227
@@ -78,8 +86,8 @@ def baseline(images: ImageSet, device: torch.device, batch: int, steps: int, war
 
 def trainer(
     images: ImageSet, device: torch.device, batch: int, steps: int, warmup: int, compile: bool
-) -> float:
-    """alexnet-2012 through the convnet Trainer (resident uint8, bf16 on CUDA); images/s."""
+) -> tuple[float, Trainer]:
+    """alexnet-2012 through the convnet Trainer (resident uint8, amp=auto); images/s, trainer."""
     torch.backends.cudnn.benchmark = device.type == "cuda"
     torch.manual_seed(0)
     cfg = build_config(
@@ -100,7 +108,7 @@ def trainer(
     t.setup(source)
     t.warmup(source)
     _, _, rate = t.train_epoch(source, 1)
-    return rate
+    return rate, t
 
 
 def main() -> None:
@@ -120,20 +128,7 @@ def main() -> None:
     images = synthetic(args.batch_size * args.steps)
     variants = ["trainer"] + (["trainer+compile"] if args.compile else [])
     rates: dict[str, list[float]] = {"torchvision-fp32": [], **{v: [] for v in variants}}
-    for rep in range(args.repeats):
-        rates["torchvision-fp32"].append(
-            baseline(images, device, args.batch_size, args.steps, args.warmup)
-        )
-        for v in variants:
-            if v.endswith("compile") and rep > 0:
-                continue  # compilation costs a minute: one measurement
-            rates[v].append(
-                trainer(
-                    images, device, args.batch_size, args.steps, args.warmup, v.endswith("compile")
-                )
-            )
-    base = statistics.mean(rates["torchvision-fp32"])
-    result = {
+    result: dict[str, Any] = {
         "device": str(device),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "torch": torch.__version__,
@@ -145,16 +140,35 @@ def main() -> None:
             ),
             "torchvision-alexnet": 61_100_840,
         },
-        "img_s": {k: [round(r, 1) for r in v] for k, v in rates.items()},
-        "ratio": {v: round(statistics.mean(rates[v]) / base, 2) for v in variants},
     }
-    for name, vals in rates.items():
-        mean, std = statistics.mean(vals), statistics.pstdev(vals)
-        print(f"{name:>18}: {mean:,.0f} ± {std:,.0f} images/s")
+
+    def measured(name: str, rate: float) -> None:
+        """Keep one measurement and print the result so far (a later failure keeps it)."""
+        rates[name].append(rate)
+        base = statistics.mean(rates["torchvision-fp32"]) if rates["torchvision-fp32"] else None
+        result["img_s"] = {k: [round(r, 1) for r in v] for k, v in rates.items() if v}
+        result["ratio"] = {
+            v: round(statistics.mean(rates[v]) / base, 2) for v in variants if rates[v] and base
+        }
+        print(f"{name:>18}: {rate:,.0f} images/s", flush=True)
+        if args.json:
+            print(json.dumps(result), flush=True)
+
+    # eager measurements first, compilation (a minute, and the likeliest to fail) last
+    for _ in range(args.repeats):
+        measured(
+            "torchvision-fp32", baseline(images, device, args.batch_size, args.steps, args.warmup)
+        )
+        rate, t = trainer(images, device, args.batch_size, args.steps, args.warmup, False)
+        result["amp"] = t.amp
+        measured("trainer", rate)
+    if args.compile:
+        rate, t = trainer(images, device, args.batch_size, args.steps, args.warmup, True)
+        result["compiled"], result["compile_error"] = t.compiled, t.compile_error
+        measured("trainer+compile", rate)
     for v in variants:
-        print(f"{v} / torchvision-fp32: {statistics.mean(rates[v]) / base:.2f}x")
-    if args.json:
-        print(json.dumps(result))
+        if v in result.get("ratio", {}):
+            print(f"{v} / torchvision-fp32: {result['ratio'][v]:.2f}x")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ Each repeat also times the canonical DataLoader alone: its share of a canonical 
 the most any loop can gain by not using it. ``--profile`` adds a torch.profiler table of
 one trainer epoch (where a step goes).
 
-    PYTHONPATH=. python benchmarks/bench_trainer.py --images 20000 --repeats 3 [--profile]
+    PYTHONPATH=. python3 benchmarks/bench_trainer.py --images 20000 --repeats 3 [--profile]
 """
 
 from __future__ import annotations
@@ -32,9 +32,10 @@ from bovw_vs_convnet.config import build_config
 from bovw_vs_convnet.convnet.augment import InputAdapter
 from bovw_vs_convnet.convnet.batches import ResidentBatches
 from bovw_vs_convnet.convnet.config import ConvNetConfig
+from bovw_vs_convnet.convnet.device import resolve_device
 from bovw_vs_convnet.convnet.models import create_model, get_model_spec
 from bovw_vs_convnet.convnet.pipeline import channel_stats
-from bovw_vs_convnet.convnet.train import Trainer, resolve_device
+from bovw_vs_convnet.convnet.train import Trainer
 from bovw_vs_convnet.data.imageset import ImageSet
 
 
@@ -200,6 +201,11 @@ def main() -> None:
         base.append(canonical_epoch(args.model, x, y, device, args.batch_size))
         fast.append(trainer_epoch(args.model, images, device, cfg))
         loader.append(loader_only(x, y, args.batch_size))
+        if args.json:  # the figures so far, flushed: a time-out later keeps them
+            partial = {"model": args.model, "device": str(device), "partial": True}
+            partial |= {"canonical_img_s": [round(v, 1) for v in base]}
+            partial |= {"trainer_img_s": [round(v, 1) for v in fast]}
+            print(json.dumps(partial), flush=True)
     result = {
         "model": args.model,
         "device": str(device),

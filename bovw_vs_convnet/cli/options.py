@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -43,12 +44,25 @@ json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print the result as JSON on stdout."
 )
 
+
+class DeviceType(click.ParamType):
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (checked here; resolved by the ConvNet side)."""
+
+    name = "auto|cpu|cuda|cuda:N"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value).strip().lower()
+        if re.fullmatch(r"auto|cpu|cuda(:\d+)?", text) is None:
+            self.fail(f"{value!r} is not auto, cpu, cuda or cuda:N", param, ctx)
+        return text
+
+
 device_option = click.option(
     "--device",
-    type=click.Choice(["auto", "cpu", "cuda"]),
+    type=DeviceType(),
     default="auto",
     show_default=True,
-    help="Where ConvNets run; other pipelines ignore it.",
+    help="Where ConvNets run (auto: GPU 0 if this PyTorch build can drive it); others ignore it.",
 )
 
 jobs_option = click.option(

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 import torchvision
 from torch import nn
 
@@ -41,9 +42,57 @@ def _classifier(
     return nn.Sequential(*layers)
 
 
-def _paper_lrn() -> nn.LocalResponseNorm:
+class LocalResponseNorm(nn.LocalResponseNorm):
+    """PyTorch's ``LocalResponseNorm`` that returns its input's dtype and never alerts.
+
+    Under autocast ``pow`` runs in fp32, so the stock module turns bf16 maps into fp32
+    ones and doubles the bytes of AlexNet's largest activations (conv bf16 -> LRN fp32
+    -> pool fp32): the result is cast back to the input's dtype. With deterministic
+    algorithms on CUDA the stock module's ``avg_pool3d`` backward raises (it is on
+    PyTorch's list of ops without a deterministic kernel, although at stride 1, as
+    here, its kernel gathers without atomics), so the window is summed over shifted
+    slices instead: the same formula, a backward with no atomic adds.
+    """
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if input.is_cuda and torch.are_deterministic_algorithms_enabled():
+            out = _lrn_by_slices(input, self.size, self.alpha, self.beta, self.k)
+        else:
+            out = super().forward(input)
+        return out.to(input.dtype)
+
+
+def _lrn_by_slices(x: torch.Tensor, size: int, alpha: float, beta: float, k: float) -> torch.Tensor:
+    """``F.local_response_norm`` for (B, C, H, W), summing the channel window by slices."""
+    channels = x.shape[1]
+    sq = F.pad(x.mul(x), (0, 0, 0, 0, size // 2, (size - 1) // 2))  # (B, C+n-1, H, W)
+    window = sq[:, 0:channels]
+    for i in range(1, size):
+        window = window + sq[:, i : i + channels]  # (B, C, H, W)
+    return x / window.mul(alpha / size).add(k).pow(beta)
+
+
+class AdaptiveAvgPool2d(nn.AdaptiveAvgPool2d):
+    """torchvision's ``AdaptiveAvgPool2d`` that passes maps already at its output size through.
+
+    At the models' own input sizes the maps reach it at 6×6 (or 3×3): averaging one cell
+    is the cell itself, and skipping it avoids ``adaptive_avg_pool2d_backward_cuda``,
+    which raises under deterministic algorithms (deterministic in this shape, one
+    contribution per cell, but on PyTorch's list all the same).
+    """
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        size = self.output_size
+        target = (size, size) if isinstance(size, int) else size  # None: keep that side
+        hw = tuple(input.shape[-2:])
+        if target is not None and all(t in (None, n) for t, n in zip(target, hw, strict=True)):
+            return input
+        return super().forward(input)
+
+
+def _paper_lrn() -> LocalResponseNorm:
     # the paper's n=5, alpha=1e-4, beta=0.75, k=2; PyTorch divides alpha by n, hence alpha*n
-    return nn.LocalResponseNorm(size=5, alpha=1e-4 * 5, beta=0.75, k=2.0)
+    return LocalResponseNorm(size=5, alpha=1e-4 * 5, beta=0.75, k=2.0)
 
 
 def _set_bias(layer: nn.Conv2d | nn.Linear, value: float) -> None:
@@ -69,7 +118,8 @@ class AlexNet2012(nn.Module):
     conv5 and the hidden FC layers and to 0 elsewhere, as in section 5 of the paper.
 
     Differences from the paper: PyTorch's ``LocalResponseNorm`` divides α by n, so it is
-    given α·n to compute the paper's formula. An ``AdaptiveAvgPool2d((6, 6))`` (as in
+    given α·n to compute the paper's formula (and keeps the input's dtype under
+    autocast: :class:`LocalResponseNorm`). An ``AdaptiveAvgPool2d((6, 6))`` (as in
     torchvision) sits before the classifier; at 227×227 the maps are already 6×6 and it
     does nothing, at other sizes it keeps FC6's 9 216 inputs. The PCA colour jitter and
     the 10-crop test are the trainer's business, not the model's; the first
@@ -106,7 +156,7 @@ class AlexNet2012(nn.Module):
             nn.MaxPool2d(3, 2),  # (B, 256, 6, 6)
         ]
         self.features = nn.Sequential(*layers)
-        self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
+        self.avgpool = AdaptiveAvgPool2d((6, 6))
         self.classifier = _classifier(256 * 6 * 6, 4096, num_classes, removed)
         self._init_weights()
 
@@ -169,7 +219,7 @@ class AlexNetSmall(nn.Module):
             nn.MaxPool2d(3, 2),  # (B, 64, 3, 3)
         ]
         self.features = nn.Sequential(*layers)
-        self.avgpool = nn.AdaptiveAvgPool2d((3, 3))
+        self.avgpool = AdaptiveAvgPool2d((3, 3))
         self.classifier = _classifier(64 * 3 * 3, 512, num_classes, removed)
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
@@ -194,7 +244,9 @@ class AlexNetSmall(nn.Module):
 def alexnet(*, num_classes: int = 1000, in_channels: int = 3) -> nn.Module:
     """torchvision's ``alexnet`` untrained (61 100 840 parameters for 1000 classes)."""
     del in_channels  # fixed at 3: grayscale images are replicated by the pipeline
-    return torchvision.models.alexnet(weights=None, num_classes=num_classes)
+    model = torchvision.models.alexnet(weights=None, num_classes=num_classes)
+    model.avgpool = AdaptiveAvgPool2d((6, 6))  # the same averages; 6×6 maps at 224 pass
+    return model
 
 
 def _register_alexnet_family(

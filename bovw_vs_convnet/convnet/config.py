@@ -27,6 +27,9 @@ class ConvNetConfig:
     # settings added after runs were stored, with the value those runs had
     # (config.identity_settings: at that value they leave a run's identity as it was)
     SETTINGS_SINCE: ClassVar[dict[str, Any]] = {"mirror": "auto"}
+    # what the hardware adds to a run's identity (device type, autocast dtype), resolved at
+    # run time by the harness as "module:attribute" (this module imports no torch)
+    RUNTIME_IDENTITY: ClassVar[str] = "bovw_vs_convnet.convnet.device:run_identity"
 
     model: str = "lenet5"  # registry name (bvc models); with ablate, a Zeiler–Fergus variant
     ablate: str = "none"  # removed layers: none | fc7 | fc6-fc7 | conv3-conv4-fc6-fc7
@@ -49,11 +52,13 @@ class ConvNetConfig:
     val_select: bool = True  # keep the weights of the epoch with the lowest val error
     patience: int = 0  # stop after this many epochs without val improvement; 0 = never
     tta_flip: bool = False  # average logits of each test image and its mirror
-    amp: Literal["auto", "bf16", "off"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
+    # autocast: auto = fp32 on the CPU; on CUDA (auto or bf16) bf16 from compute capability
+    # 8.0, fp16 with a GradScaler at 7.x, fp32 below (convnet/device.py: choose_amp)
+    amp: Literal["auto", "bf16", "off"] = "auto"
     channels_last: Literal["auto", "on", "off"] = "auto"  # auto: on (CPU and CUDA)
     compile: bool = False  # torch.compile the model (minutes of warm-up, faster epochs)
     fused_optimizer: bool = True  # fused optimiser kernels (one call per step)
-    deterministic: bool = False  # deterministic kernels: same seed+device, same bits
+    deterministic: bool = False  # deterministic kernels (errors on any that is not): same bits
     eval_batch_size: int = 1024  # images per batch when scoring
     workers: int = 2  # DataLoader workers, only for lazy (ImageFolder) sets
     warmup_steps: int = 3  # untimed steps before epoch 1 (compilation, autotuning), undone

@@ -30,13 +30,14 @@ from bovw_vs_convnet.config import config_to_dict, identity_settings
 from bovw_vs_convnet.convnet.augment import BatchAugment, InputAdapter
 from bovw_vs_convnet.convnet.batches import make_batches
 from bovw_vs_convnet.convnet.config import ConvNetConfig
+from bovw_vs_convnet.convnet.device import Runtime, resolve_runtime
 from bovw_vs_convnet.convnet.models import (
     count_parameters,
     create_model,
     get_model_spec,
     resolve_ablation,
 )
-from bovw_vs_convnet.convnet.train import Trainer, load_checkpoint, resolve_device
+from bovw_vs_convnet.convnet.train import Trainer, load_checkpoint
 from bovw_vs_convnet.data.imageset import ImageSet
 from bovw_vs_convnet.errors import ConfigError, DataError
 from bovw_vs_convnet.protocol import RunContext
@@ -74,6 +75,33 @@ def channel_stats(images: np.ndarray, limit: int = 10_000) -> tuple[list[float],
     return [float(m) for m in mean], [float(max(s, 1e-3)) for s in std]
 
 
+def checkpoint_identity(
+    model_name: str, cfg: ConvNetConfig, train: ImageSet, ctx: RunContext, runtime: Runtime
+) -> dict[str, Any]:
+    """What a checkpoint must have been made with to be resumed by this run.
+
+    The model, classes, image shape, training size, split, seed, every setting that
+    changes the result (settings added later, at their old value, are left out, so old
+    checkpoints resume) and, on CUDA, the device type and autocast dtype: a CPU
+    checkpoint is not resumed there in another precision (nothing is added on the CPU).
+    """
+    h, w, c = train.image_shape
+    return {
+        "model": model_name,
+        "num_classes": train.n_classes,
+        "image_shape": [h, w, c],
+        "n_train": len(train),
+        "split_fingerprint": ctx.split_fingerprint,
+        "seed": ctx.seed,
+        "config": {
+            k: v
+            for k, v in identity_settings(ConvNetConfig, config_to_dict(cfg)).items()
+            if k not in ("eval_batch_size", "workers")
+        },
+        **runtime.identity(),
+    }
+
+
 class ConvNetPipeline:
     """A ConvNet from the model registry, trained by :class:`~.train.Trainer`."""
 
@@ -89,13 +117,34 @@ class ConvNetPipeline:
         self.trainer: Trainer | None = None
 
     def _setup_torch(self, device: torch.device) -> None:
+        """Threads, determinism and TF32 for this run (torch's switches are per process).
+
+        ``deterministic=true`` is strict (``warn_only=False``): an op with no deterministic
+        kernel raises instead of breaking the "same bits" promise unseen. The ops of
+        these models that PyTorch lists as such are deterministic in the shapes used
+        here, and the models route around them (``alexnet.LocalResponseNorm``,
+        ``alexnet.AdaptiveAvgPool2d``): LRN's stride-1 ``avg_pool3d`` backward gathers
+        without atomics, and an adaptive pool whose input is already its output size
+        is the identity. On the CPU, same seed, same bits; on CUDA, also the same GPU
+        model and software.
+        """
         cfg = self.config
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
         if cfg.deterministic:
-            # cuBLAS needs this set before its first use to be deterministic.
+            # cuBLAS reads this when it starts: set later (after a GPU run in this
+            # process) it does not make cuBLAS deterministic. The bvc CLI sets it at start.
+            if (
+                device.type == "cuda"
+                and "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+                and torch.cuda.is_initialized()
+            ):
+                log.warning(
+                    "CUDA started before CUBLAS_WORKSPACE_CONFIG was set: cuBLAS may not be "
+                    "deterministic in this process (set CUBLAS_WORKSPACE_CONFIG=:4096:8 first)"
+                )
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.use_deterministic_algorithms(True, warn_only=False)
             torch.backends.cudnn.benchmark = False
         else:
             torch.use_deterministic_algorithms(False)
@@ -111,7 +160,8 @@ class ConvNetPipeline:
             raise DataError("cannot train a ConvNet on an empty training set")
         if val is not None and (val.n_classes != train.n_classes or val.channels != train.channels):
             raise DataError("validation set has different classes or channels from training set")
-        device = resolve_device(ctx.device)
+        runtime = resolve_runtime(ctx.device, cfg.amp)  # the same call as the run's config key
+        device = runtime.device
         self.device = str(device)
         self._setup_torch(device)
         t_setup = time.perf_counter()
@@ -129,24 +179,11 @@ class ConvNetPipeline:
         )
         kinds = augmentations(cfg, train)
         augment = BatchAugment(kinds, max_shift=cfg.max_shift) if kinds else None
-        identity = {
-            "model": self.model_name,
-            "num_classes": train.n_classes,
-            "image_shape": [h, w, c],
-            "n_train": len(train),
-            "split_fingerprint": ctx.split_fingerprint,
-            "seed": ctx.seed,
-            "config": {
-                k: v
-                # settings added later, at their old value, are left out: old checkpoints resume
-                for k, v in identity_settings(ConvNetConfig, config_to_dict(cfg)).items()
-                if k not in ("eval_batch_size", "workers")
-            },
-        }
+        identity = checkpoint_identity(self.model_name, cfg, train, ctx, runtime)
         ckpt_path = ctx.run_dir / CHECKPOINT_NAME
         trainer = Trainer(
             model, adapter, augment, cfg, device, seed=ctx.seed, identity=identity,
-            checkpoint_path=ckpt_path, progress=ctx.progress,
+            checkpoint_path=ckpt_path, progress=ctx.progress, runtime=runtime,
         )  # fmt: skip
         train_src = make_batches(train, device, cfg.workers)
         val_src = make_batches(val, device, cfg.workers) if val is not None and len(val) else None
@@ -185,7 +222,9 @@ class ConvNetPipeline:
                 ) if n_epochs > resumed_from else None,
                 "input": adapter.describe(),
                 "augment": kinds,
-                "amp": "bf16" if trainer.amp_dtype is not None else "fp32",
+                **_runtime_record(runtime),
+                "compiled": trainer.compiled,
+                "compile_error": trainer.compile_error,
                 "channels_last": trainer.channels_last,
                 "data_path": "resident" if not train.is_lazy else "dataloader",
                 "torch": torch.__version__,
@@ -206,6 +245,11 @@ class ConvNetPipeline:
             self.stage_seconds.get("scoring", 0.0) + time.perf_counter() - t0
         )
         return scores.numpy().astype(np.float32, copy=False)
+
+
+def _runtime_record(runtime: Runtime) -> dict[str, Any]:
+    """``amp`` (fp32, bf16 or fp16), why, and the GPU's capability, for ``record_extra``."""
+    return {**runtime.describe(), "grad_scaler": runtime.grad_scaler}
 
 
 def _check_learned(model: str, val_error: list[float], val_labels: np.ndarray) -> bool:

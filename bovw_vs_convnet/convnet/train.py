@@ -2,11 +2,17 @@
 
 :class:`Trainer` draws batches from a :mod:`~bovw_vs_convnet.convnet.batches` source
 (the set resident on the device, or a DataLoader for lazy sets), augments and
-normalises them there, and on CUDA runs in channels_last with bf16 autocast
-(optionally ``torch.compile``). Every random draw of an epoch (order, augmentation,
-dropout) comes from generators seeded by (seed, epoch), so a run resumed from the
-checkpoint of epoch e repeats epochs e+1... exactly as an uninterrupted run would.
-Also here: the optimiser and schedule builders, and checkpoint reading.
+normalises them there, and runs in channels_last under the autocast dtype that
+:func:`~bovw_vs_convnet.convnet.device.choose_amp` picks (bf16 on CUDA from compute
+capability 8.0, fp16 with a GradScaler at 7.x), optionally ``torch.compile``-d (a
+compile failure falls back to eager with one warning). Every random draw of an epoch
+(order, augmentation, dropout) comes from generators seeded by (seed, epoch), so a
+run resumed from the checkpoint of epoch e repeats epochs e+1... as an uninterrupted
+run would: exactly (the same bits) on the CPU, and on CUDA with ``deterministic=true``
+on the same GPU model and software; otherwise on CUDA ``cudnn.benchmark`` picks the
+convolution algorithms anew in each process, and the resumed epochs agree only to
+rounding. Also here: the optimiser and schedule builders, and checkpoints, which hold
+tensors and plain values only and load with ``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -14,9 +20,11 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,26 +36,13 @@ from torch import nn
 from bovw_vs_convnet.convnet.augment import BatchAugment, InputAdapter
 from bovw_vs_convnet.convnet.batches import BatchSource
 from bovw_vs_convnet.convnet.config import ConvNetConfig
-from bovw_vs_convnet.errors import ConfigError
+from bovw_vs_convnet.convnet.device import Runtime, resolve_runtime
+from bovw_vs_convnet.errors import ConfigError, StorageError
 from bovw_vs_convnet.progress import Progress, ProgressMode
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 1
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto``: ``cuda:0`` if CUDA is present, else ``cpu``; ``cuda`` without CUDA: ConfigError."""
-    name = name.strip().lower()
-    if name == "auto":
-        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError("device 'cuda' requested but CUDA is not available here")
-        return torch.device("cuda:0" if name == "cuda" else name)
-    if name == "cpu":
-        return torch.device("cpu")
-    raise ConfigError(f"unknown device {name!r}; use auto, cpu or cuda")
 
 
 def epoch_seed(seed: int, epoch: int, stream: int = 0) -> int:
@@ -116,6 +111,12 @@ class Trainer:
 
     ``adapter`` turns uint8 batches into model inputs; ``augment`` (or None) runs on
     the device before it. :meth:`fit` runs the remaining epochs and returns the history.
+    ``runtime`` is the resolved device and autocast dtype
+    (:func:`~bovw_vs_convnet.convnet.device.resolve_runtime`); by default it is resolved
+    from ``device`` and ``cfg.amp``. With ``cfg.compile`` the model is compiled; a
+    graph that fails to build (no C compiler for Triton, an old GPU, an unsupported
+    Python) is caught on its first call, before it has changed anything: training goes
+    on eagerly with one warning, and :attr:`compiled` / :attr:`compile_error` say which ran.
     """
 
     def __init__(
@@ -130,6 +131,7 @@ class Trainer:
         identity: dict[str, Any],
         checkpoint_path: Path | None,
         progress: ProgressMode | bool,
+        runtime: Runtime | None = None,
     ) -> None:
         self.model = model.to(device)
         self.adapter = adapter.to(device)
@@ -140,11 +142,21 @@ class Trainer:
         self.channels_last = cfg.channels_last in ("auto", "on")
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        amp = cfg.amp if cfg.amp != "auto" else ("bf16" if device.type == "cuda" else "off")
-        self.amp_dtype = torch.bfloat16 if amp == "bf16" else None
+        self.runtime = runtime or resolve_runtime(device, cfg.amp)
+        self.amp = self.runtime.amp  # "fp32", "bf16" or "fp16", for the record
+        self.amp_dtype = self.runtime.autocast_dtype
+        # fp16's range loses small gradients unless the loss is scaled up first
+        self.scaler = torch.amp.GradScaler(device.type) if self.runtime.grad_scaler else None
         self.forward: Callable[[torch.Tensor], torch.Tensor] = self.model
+        self.compiled = False  # whether compiled graphs run (False: eager)
+        self.compile_error: str | None = None  # why compiling failed, one line
+        self._compiled_ok: set[str] = set()  # graphs ("train", "eval") that have run once
         if cfg.compile:
-            self.forward = torch.compile(self.model)
+            try:
+                self.forward = torch.compile(self.model)
+                self.compiled = True
+            except Exception as exc:  # e.g. an unsupported Python fails at once
+                self._fall_back_to_eager(exc)
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
         self.history = History()
@@ -166,19 +178,52 @@ class Trainer:
             return torch.autocast(self.device.type, enabled=False)
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    def _step(self, xb: torch.Tensor, yb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        assert self.optimizer is not None and self.scheduler is not None
-        x = self._inputs(xb, gen)
+    def _fall_back_to_eager(self, exc: BaseException) -> None:
+        self.forward, self.compiled = self.model, False
+        self.compile_error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        log.warning("torch.compile failed, training eagerly instead: %s", self.compile_error)
+
+    def _guarded(self, graph: str, run: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """``run()``; if it is the first call of a compiled ``graph`` and fails, eagerly.
+
+        A compile error surfaces on a graph's first call (tracing, Triton, the backward
+        pass), before any parameter or optimiser state has changed, so the eager retry
+        starts from the same state. After one good call, errors are the model's own.
+        """
+        if not self.compiled or graph in self._compiled_ok:
+            return run()
+        try:
+            out = run()
+        except Exception as exc:
+            self._fall_back_to_eager(exc)
+            return run()
+        self._compiled_ok.add(graph)
+        return out
+
+    def _forward_backward(self, x: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        assert self.optimizer is not None
         with self._autocast():
             logits = self.forward(x)  # (B, K)
             loss = F.cross_entropy(logits.float(), yb, label_smoothing=self.cfg.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.cfg.clip_grad > 0:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad, foreach=True)
-        self.optimizer.step()
-        self.scheduler.step()
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
         return loss.detach()
+
+    def _step(self, xb: torch.Tensor, yb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        assert self.optimizer is not None and self.scheduler is not None
+        x = self._inputs(xb, gen)
+        loss = self._guarded("train", partial(self._forward_backward, x, yb))
+        if self.cfg.clip_grad > 0:
+            if self.scaler is not None:
+                self.scaler.unscale_(self.optimizer)  # clip the true gradients
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad, foreach=True)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)  # skipped when a gradient overflowed
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.scheduler.step()
+        return loss
 
     # --- epochs ------------------------------------------------------------------------
     def _generator(self, epoch: int, stream: int) -> torch.Generator:
@@ -198,8 +243,13 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, self.cfg, steps)
 
     def warmup(self, source: BatchSource) -> float:
-        """Run a few steps (compilation, kernel selection), then restore the exact prior state."""
-        if self.cfg.warmup_steps <= 0:
+        """Run a few steps (compilation, kernel selection), then restore the exact prior state.
+
+        When compiling, at least one step runs, so that the graph is built (or fails and
+        falls back to eager) before the timed, seeded epochs.
+        """
+        steps = max(self.cfg.warmup_steps, 1 if self.compiled else 0)
+        if steps <= 0:
             return 0.0
         assert self.optimizer is not None and self.scheduler is not None
         t0 = time.perf_counter()
@@ -207,19 +257,22 @@ class Trainer:
             copy.deepcopy(self.model.state_dict()),
             copy.deepcopy(self.optimizer.state_dict()),
             copy.deepcopy(self.scheduler.state_dict()),
+            copy.deepcopy(self.scaler.state_dict()) if self.scaler is not None else None,
         )
         gen = self._aug_generator(-1)
         self.model.train()
         for i, (xb, yb) in enumerate(
             source.batches(self.cfg.batch_size, self._generator(-1, 0), True)
         ):
-            if i >= self.cfg.warmup_steps:
+            if i >= steps:
                 break
             self._step(xb, yb, gen)
         self._sync()
         self.model.load_state_dict(saved[0])
         self.optimizer.load_state_dict(saved[1])
         self.scheduler.load_state_dict(saved[2])
+        if self.scaler is not None and saved[3] is not None:
+            self.scaler.load_state_dict(saved[3])
         return time.perf_counter() - t0
 
     def _sync(self) -> None:
@@ -257,12 +310,15 @@ class Trainer:
         out = []
         for xb, _ in source.batches(self.cfg.eval_batch_size, None):
             x = self._inputs(xb, None)
-            with self._autocast():
-                logits = self.forward(x).float()  # (B, K)
-                if flip:
-                    logits = (logits + self.forward(x.flip(3)).float()) / 2
-            out.append(logits.cpu())
+            out.append(self._guarded("eval", partial(self._logits, x, flip)).cpu())
         return torch.cat(out) if out else torch.empty(0)
+
+    def _logits(self, x: torch.Tensor, flip: bool) -> torch.Tensor:
+        with self._autocast():
+            logits = self.forward(x).float()  # (B, K)
+            if flip:
+                logits = (logits + self.forward(x.flip(3)).float()) / 2
+        return logits
 
     def fit(
         self, train: BatchSource, val: BatchSource | None, val_labels: np.ndarray | None
@@ -311,7 +367,11 @@ class Trainer:
 
     # --- checkpoints -------------------------------------------------------------------
     def state(self, finished: bool) -> dict[str, Any]:
-        """Everything needed to continue: weights, optimiser, schedule, curves, identity."""
+        """Everything needed to continue: weights, optimiser, schedule, curves, identity.
+
+        Tensors and plain values only (state dicts, numbers, strings, lists, dicts), so
+        that :func:`load_checkpoint` can read it with ``weights_only=True``.
+        """
         assert self.optimizer is not None and self.scheduler is not None
         return {
             "format": CHECKPOINT_FORMAT,
@@ -320,17 +380,31 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "history": self.history.__dict__,
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "history": dict(self.history.__dict__),
             "best_state": self.best_state,
         }
 
     def save_checkpoint(self, finished: bool) -> None:
-        """Write the checkpoint atomically (a crash mid-write leaves the previous one)."""
+        """Write the checkpoint atomically (a crash mid-write leaves the previous one).
+
+        A write that fails (a full disk, a read-only folder) removes its temporary file,
+        which would otherwise keep the disk full, and ends in a one-line StorageError.
+        """
         if self.checkpoint_path is None:
             return
         tmp = self.checkpoint_path.with_suffix(".tmp")
-        torch.save(self.state(finished), tmp)
-        os.replace(tmp, self.checkpoint_path)
+        try:
+            torch.save(self.state(finished), tmp)
+            os.replace(tmp, self.checkpoint_path)
+        except BaseException as exc:
+            tmp.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise StorageError(
+                    f"cannot write a checkpoint in {self.checkpoint_path.parent}: "
+                    f"{exc.strerror or exc}"
+                ) from exc
+            raise
 
     def load_state(self, ckpt: dict[str, Any], train: BatchSource) -> None:
         """Restore a checkpoint written by :meth:`save_checkpoint` (identity already checked)."""
@@ -339,6 +413,8 @@ class Trainer:
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
+        if self.scaler is not None and ckpt.get("scaler") is not None:
+            self.scaler.load_state_dict(ckpt["scaler"])
         self.history = History(**ckpt["history"])
         self.best_state = ckpt["best_state"]
 
@@ -346,11 +422,19 @@ class Trainer:
 def load_checkpoint(path: Path, identity: dict[str, Any]) -> dict[str, Any]:
     """Read a checkpoint; refuse it (ConfigError, one line) unless the same setup made it.
 
-    ``identity`` holds the model name, classes, channels, split fingerprint, seed and
-    every setting that changes the result; the first mismatch is named.
+    It is read with ``torch.load(weights_only=True)``: tensors and plain values only, so
+    a planted file (a runs folder is shared, config keys are predictable) cannot run
+    code; one that needs more is refused, unread. ``identity`` holds the model name,
+    classes, channels, split fingerprint, seed, every setting that changes the result
+    and, on CUDA, the device type and autocast dtype; the first mismatch is named.
     """
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # what the weights-only unpickler raises for any other object
+        raise ConfigError(
+            f"refusing checkpoint {path}: it holds more than tensors and plain values "
+            "(loading it could run code); delete it to start the run afresh"
+        ) from None
     except Exception as exc:  # a truncated or foreign file
         raise ConfigError(f"cannot read checkpoint {path}: {exc}".splitlines()[0]) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
@@ -362,8 +446,9 @@ def load_checkpoint(path: Path, identity: dict[str, Any]) -> dict[str, Any]:
         )
     for key in sorted(set(identity) | set(theirs)):
         if theirs.get(key) != identity.get(key):
+            # an absent device_type / amp_dtype is a CPU checkpoint (Runtime.identity)
             raise ConfigError(
-                f"checkpoint {path} was made with {key}={theirs.get(key)!r}, "
-                f"this run has {key}={identity.get(key)!r}"
+                f"checkpoint {path} was made with {key}={theirs.get(key, 'unset')!r}, "
+                f"this run has {key}={identity.get(key, 'unset')!r}"
             )
     return ckpt

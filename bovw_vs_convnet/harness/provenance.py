@@ -1,7 +1,9 @@
 """Where and with what a run was made: package versions, hardware, threads, git revision.
 
 Nothing here imports torch: package versions come from the installed metadata, and
-the GPU model is read only when torch is already imported (a ConvNet run).
+the GPU model is read only when torch is already imported and the run's own device is
+a GPU: a ``--device cpu`` ConvNet run, or a BoVW run later in the same ``bvc bench``
+process, reports no GPU although torch sees one.
 """
 
 from __future__ import annotations
@@ -50,14 +52,21 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def gpu_model() -> str | None:
-    """The first CUDA device's name, only when torch is already imported and sees one."""
+def gpu_model(device: str | None = None) -> str | None:
+    """The name of the GPU ``device`` names (``cuda``, ``cuda:1``); None for any other device.
+
+    Read only when torch is already imported (a ConvNet run) and sees CUDA.
+    """
+    text = (device or "").strip().lower()
+    if not text.startswith("cuda"):
+        return None
     torch = sys.modules.get("torch")
     if torch is None:
         return None
+    _, _, index = text.partition(":")
     try:
         if torch.cuda.is_available():
-            return str(torch.cuda.get_device_name(0))
+            return str(torch.cuda.get_device_name(int(index) if index.isdigit() else 0))
     except Exception:  # a broken driver must not lose a finished run
         return None
     return None
@@ -107,15 +116,20 @@ def git_revision(path: Path | None = None) -> dict[str, Any] | None:
     return {"commit": sha, "dirty": bool(dirty)} if sha else None
 
 
-def collect() -> dict[str, Any]:
-    """Every provenance field of a run record, as a JSON-ready dict."""
+def collect(device: str | None = None) -> dict[str, Any]:
+    """Every provenance field of a run record, as a JSON-ready dict.
+
+    ``device`` is where the run ran (``cpu``, ``cuda:0``; None when not known): ``gpu``
+    names that device's GPU, and is None for a run on the CPU.
+    """
     return {
         "bvc_version": __version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
         "packages": package_versions(),
         "cpu": cpu_model(),
-        "gpu": gpu_model(),
+        "device": device,
+        "gpu": gpu_model(device),
         "threads": thread_count(),
         "git": git_revision(),
         "argv": list(sys.argv),

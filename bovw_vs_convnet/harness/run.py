@@ -9,6 +9,7 @@ failed before :func:`run_pipeline` could make its record.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import time
@@ -59,6 +60,34 @@ def cache_dir_for(runs_dir: Path) -> Path:
     """Where pipelines cache costly intermediates: ``$BVC_CACHE_DIR`` or ``<runs-dir>/cache``."""
     env = os.environ.get(CACHE_ENV)
     return Path(env) if env else Path(runs_dir) / "cache"
+
+
+def runtime_identity(config: Any, device: str) -> dict[str, Any]:
+    """What the hardware adds to a run's identity: ``{}``, or a ConvNet's device type and dtype.
+
+    A config class names its resolver in ``RUNTIME_IDENTITY`` as ``"module:attribute"``
+    (resolved here at run time: the harness imports no pipeline), called as
+    ``resolver(config, device)``; ConvNets return nothing on the CPU, where every run
+    stored before keys were device-aware ran, so those keys stay as they were.
+    """
+    path = getattr(type(config), "RUNTIME_IDENTITY", None)
+    if not path:
+        return {}
+    module, _, attr = str(path).partition(":")
+    return dict(getattr(importlib.import_module(module), attr)(config, device))
+
+
+def run_config_key(
+    pipeline: str, config: Any, split_fingerprint: str, *, dataset: str, seed: int, device: str
+) -> str:
+    """The store's key of a run of ``config`` on ``device``: what :func:`run_pipeline` uses.
+
+    Settings added after runs were stored are left out at their old value
+    (``config.identity_settings``); :func:`runtime_identity` adds where it runs.
+    """
+    settings = identity_settings(type(config), config_to_dict(config))
+    settings.update(runtime_identity(config, device))
+    return config_key(pipeline, settings, split_fingerprint, dataset=dataset, seed=seed)
 
 
 def model_name(pipeline: str, config: Any = None, model: Any = None) -> str:
@@ -124,7 +153,11 @@ def store_failure(
     the run's own error matters more than the failed bookkeeping.
     """
     record.update(
-        {"status": "failed", "error": error_line(exc), "provenance": provenance.collect()}
+        {
+            "status": "failed",
+            "error": error_line(exc),
+            "provenance": provenance.collect(device=record.get("device")),
+        }
     )
     try:
         return store.record_failure(record, staging)
@@ -194,12 +227,8 @@ def run_pipeline(
         test_fraction=test_fraction,
         data_dir=data_dir,
     )
-    key = config_key(
-        pipeline,
-        identity_settings(type(config), config_dict),  # runs stored before a new setting match
-        data.fingerprint,
-        dataset=dataset_name,
-        seed=seed,
+    key = run_config_key(
+        pipeline, config, data.fingerprint, dataset=dataset_name, seed=seed, device=device
     )
     if skip_existing:
         done = store.list_runs(config_key=key)
@@ -257,6 +286,7 @@ def run_pipeline(
     except Exception as exc:
         raise RunFailed(store_failure(store, record, exc, staging)) from exc
 
+    run_device = str(getattr(model, "device", None) or ("cpu" if device == "auto" else device))
     record.update(
         {
             "model": model_name(pipeline, config, model),
@@ -282,12 +312,10 @@ def run_pipeline(
             "infer_seconds": infer_seconds,
             "infer_images_per_s": len(data.test) / infer_seconds if infer_seconds > 0 else None,
             "n_params": getattr(model, "n_params", None),
-            "device": str(
-                getattr(model, "device", None) or ("cpu" if device == "auto" else device)
-            ),
+            "device": run_device,
             "stage_seconds": dict(getattr(model, "stage_seconds", None) or {}),
             "extra": dict(getattr(model, "record_extra", None) or {}),
-            "provenance": provenance.collect(),
+            "provenance": provenance.collect(device=run_device),
         }
     )
     return store.commit(record, staging, scores=scores, labels=data.test.labels, ids=data.test.ids)
