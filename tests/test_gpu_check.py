@@ -98,7 +98,8 @@ def test_a_step_past_its_limit_keeps_what_it_printed_and_the_rest_wait_for_no_on
         if proc.poll() is None:
             proc.kill()
     steps = versions[-1]["steps"]
-    assert [len(v["steps"]) for v in versions] == list(range(1, len(steps) + 1))
+    # every version seen parsed, and each held the steps finished so far, in order
+    assert all(list(v["steps"]) == list(steps)[: len(v["steps"])] for v in versions)
     assert steps["probe"]["status"].startswith("timed out after ")
     assert steps["probe"]["result"] == {"runtime": "so far"}
     later = [name for name in steps if name not in ("env", "probe", "total")]
