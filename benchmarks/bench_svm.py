@@ -48,10 +48,10 @@ def main() -> None:
     # hard histograms: the exact χ² kernel sums over co-occurring non-zeros, which
     # soft assignment on a step-2 grid makes ~15x more numerous
     cfg = build_config(BovwConfig, {"preset": "small", "encoding": "hard", "step": 4})
-    # called directly, not through the disk cache: the cache key is not looked at
-    encoder, _, _ = learn_encoder("uncached", cfg, 0, train, 2)
-    x_train, _, _ = encode_images("uncached", cfg, encoder, train, 2)
-    x_test, _, _ = encode_images("uncached", cfg, encoder, test, 2)
+    # called directly, not through the disk cache
+    encoder, _, _ = learn_encoder(cfg, 0, train, 2)
+    x_train, _, _ = encode_images(cfg, encoder, train, 2)
+    x_test, _, _ = encode_images(cfg, encoder, test, 2)
     results = {}
     for solver in ("map", "exact"):
         start = time.perf_counter()

@@ -9,7 +9,7 @@ itself only what depends on several settings.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from bovw_vs_convnet.bovw.classifier import KernelSvm
 from bovw_vs_convnet.bovw.encoding import SpatialPyramidEncoder
@@ -17,15 +17,18 @@ from bovw_vs_convnet.bovw.parameters import ParameterError
 from bovw_vs_convnet.bovw.sift import DenseSift, KeypointSift
 from bovw_vs_convnet.errors import ConfigError
 
+if TYPE_CHECKING:
+    from bovw_vs_convnet.data.imageset import ImageSet
+
 # Each stage's estimator parameters and the BovwConfig settings they come from:
 # the make_* factories build the estimators from these tables, BovwConfig runs the
 # estimators' own checks with them, and the cache keys take their settings.
 _DENSE_SETTINGS = {
     "bin_sizes": "bin_sizes", "step": "step", "upscale": "upscale", "magnif": "magnif",
     "window": "window", "contrast_threshold": "contrast_threshold", "root": "root_sift",
-    "backend": "sift_backend", "resample": "resample",
+    "backend": "sift_backend", "resample": "resample", "max_side": "max_side",
 }  # fmt: skip
-_KEYPOINT_SETTINGS = {"upscale": "upscale", "root": "root_sift"}
+_KEYPOINT_SETTINGS = {"upscale": "upscale", "root": "root_sift", "max_side": "max_side"}
 _ENCODER_SETTINGS = {
     "method": "encoding", "k": "k", "levels": "levels", "power": "power", "norm": "norm",
     "knn": "knn", "sigma": "sigma", "pca_dim": "pca_dim", "max_samples": "vocab_samples",
@@ -51,6 +54,30 @@ class BovwConfig:
         # (16-px patches every 2 px of the ×2 image), 256 words, soft assignment to 5,
         # 1×1 + 2×2 + 4×4 pyramid, Hellinger map, linear SVMs (see RESULTS-bovw.md)
         "small": {},
+        # for photographs, the default above SMALL_SIDE px: phow's settings with images
+        # shrunk to 300 px on their longer side first (phow_caltech101 standardises its
+        # images too) and a grid step of 4, which bounds an image at ~19 000 descriptors
+        "photo": {
+            "bin_sizes": (4, 6, 8, 10),
+            "step": 4,
+            "upscale": 1.0,
+            "magnif": 6.0,
+            "window": 1.5,
+            "contrast_threshold": 0.005,
+            "root_sift": False,
+            "max_side": 300,
+            "vocab_images": 500,  # phow_caltech101 describes 30; 200 descriptors of each
+            "encoding": "hard",
+            "k": 600,
+            "levels": (2, 4),
+            "power": 1.0,
+            "norm": "l1",
+            "vocab_samples": 100_000,
+            "kmeans_iter": 50,
+            "kernel": "chi2",
+            "solver": "map",
+            "C": 10.0,
+        },
         # VLFeat apps/phow_caltech101.m: PHOW (dense SIFT at 4 sizes, step 3), 600 words,
         # 2×2 and 4×4 spatial histograms, χ² kernel map, linear SVM with C = 10
         "phow": {
@@ -90,6 +117,16 @@ class BovwConfig:
         },
     }
 
+    # settings added after runs were stored, with the value those runs had: at that value
+    # they leave a run's identity as it was (config.identity_settings)
+    SETTINGS_SINCE: ClassVar[dict[str, Any]] = {"max_side": None, "memory_mib": None}
+    # images up to this many px on their longer side get ``small`` when no preset is
+    # named, larger ones ``photo`` (preset_for_images)
+    SMALL_SIDE: ClassVar[int] = 64
+    # the pipeline reads each image once per pass, a chunk at a time: the harness has an
+    # image folder read from its files as the passes go, not held in memory
+    STREAMS_IMAGES: ClassVar[bool] = True
+
     preset: str = "small"  # the preset these values came from (a record, not a setting)
     # descriptors
     descriptor: Literal["dense", "keypoint"] = "dense"  # dense SIFT grid or DoG keypoints
@@ -102,6 +139,7 @@ class BovwConfig:
     contrast_threshold: float = 0.005  # mean gradient below which a descriptor is zeroed
     root_sift: bool = True  # RootSIFT (Hellinger) descriptors
     resample: bool = False  # numpy backend: resample to the upscaled size first (slower)
+    max_side: int | None = None  # px: a longer image side is shrunk to this first (None: never)
     # vocabulary and encoding
     encoding: Literal["hard", "soft", "vlad", "fisher"] = "soft"
     k: int = 256  # visual words (Gaussians for fisher)
@@ -127,7 +165,8 @@ class BovwConfig:
     gamma: float | None = None  # RBF width
     svm_max_iter: int = 1000
     # execution and artefacts
-    chunk_images: int = 2048  # images described and encoded together
+    chunk_images: int = 2048  # images described and encoded together, at most
+    memory_mib: int | None = None  # MiB for the chunks in flight (None: 1/32 of the machine's)
     gallery_words: int = 16  # words in the visual-word gallery (0: none)
     gallery_patches: int = 8  # patches per word
 
@@ -148,14 +187,24 @@ class BovwConfig:
                 estimator.check_params()
             except ParameterError as exc:
                 raise exc.renamed(settings.get(exc.param, exc.param)) from None
-        for name in ("vocab_images", "chunk_images"):  # the pipeline's, no estimator's
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be ≥ 1, got {getattr(self, name)}", key=name)
+        for name in ("vocab_images", "chunk_images", "memory_mib"):  # the pipeline's own
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} must be ≥ 1, got {value}", key=name)
         if self.kernel in ("chi2", "intersection") and self.encoding in ("vlad", "fisher"):
             raise ConfigError(
                 f"kernel {self.kernel!r} needs non-negative histograms; "
                 f"use kernel=linear or rbf with encoding={self.encoding}"
             )
+
+    @classmethod
+    def preset_for_images(cls, images: ImageSet) -> str:
+        """The preset for these training images when none is named: ``small`` (tuned on
+        28-px Fashion-MNIST) up to :attr:`SMALL_SIDE` px on the longer side, ``photo``
+        (PHOW-like, as VLFeat's ``phow_caltech101``) above.
+        """
+        h, w, _ = images.image_shape
+        return "small" if max(h, w) <= cls.SMALL_SIDE else "photo"
 
     def _stages(self) -> list[tuple[Any, dict[str, str]]]:
         """Each stage's estimator, unfitted, with its parameter → setting table."""

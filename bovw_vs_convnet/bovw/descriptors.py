@@ -52,6 +52,38 @@ class DescriptorSet:
         """The same layout with other descriptor values (e.g. after PCA)."""
         return DescriptorSet(values, self.positions, self.offsets, self.scales)
 
+    def select_images(self, index: np.ndarray | Sequence[int]) -> DescriptorSet:
+        """The descriptors of the images at ``index``, in that order (a copy)."""
+        idx = np.asarray(index, dtype=np.int64)
+        counts = self.counts()[idx]
+        starts = self.offsets[:-1][idx]
+        # row r of image j: starts[j] + (r - first row of j in the result)
+        offsets = np.zeros(len(idx) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        rows = np.repeat(starts - offsets[:-1], counts) + np.arange(offsets[-1])
+        return DescriptorSet(self.values[rows], self.positions[rows], offsets, self.scales[rows])
+
+    def sample(self, per_image: int, keys: np.ndarray | Sequence[int], seed: int) -> DescriptorSet:
+        """At most ``per_image`` descriptors of each image, drawn without replacement, in order.
+
+        Image ``i``'s draw is seeded by ``(seed, keys[i])`` (``keys``: e.g. the images'
+        positions in their set), so the sample does not depend on which images were
+        described together: chunking a pass leaves it unchanged.
+        """
+        counts = self.counts()
+        rows = []
+        for start, count, key in zip(self.offsets[:-1], counts, keys, strict=True):
+            if count <= per_image:
+                rows.append(np.arange(start, start + count))
+                continue
+            rng = np.random.default_rng((int(seed) % 2**63, int(key)))
+            rows.append(start + np.sort(rng.choice(int(count), size=per_image, replace=False)))
+        kept = np.minimum(counts, per_image)
+        offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(kept, out=offsets[1:])
+        r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+        return DescriptorSet(self.values[r], self.positions[r], offsets, self.scales[r])
+
     @staticmethod
     def concatenate(parts: Sequence[DescriptorSet]) -> DescriptorSet:
         """Stack the images of several sets, in order."""

@@ -32,8 +32,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from bovw_vs_convnet.bovw.descriptors import DescriptorSet
 from bovw_vs_convnet.bovw.parameters import ParameterError, at_least, positive, positive_ints
 from bovw_vs_convnet.bovw.vocabulary import (
-    NEAREST_CHUNK,
     KMeansVocabulary,
+    nearest_rows,
     nearest_word,
     sample_rows,
     sq_distances,
@@ -42,6 +42,9 @@ from bovw_vs_convnet.bovw.vocabulary import (
 from bovw_vs_convnet.errors import ConfigError, DataError
 
 Method = Literal["hard", "soft", "vlad", "fisher"]
+
+# entries of one dense block of histograms being accumulated (float64): 43 MiB
+HISTOGRAM_BLOCK = 1024 * 21 * 256
 
 
 def pyramid_cells(positions: np.ndarray, levels: Sequence[int]) -> np.ndarray:
@@ -277,8 +280,9 @@ class SpatialPyramidEncoder(TransformerMixin, BaseEstimator):
             knn = min(self.knn, k)
             words = np.empty((len(x), knn), np.int64)
             weights = np.empty((len(x), knn), np.float32)
-            for s in range(0, len(x), NEAREST_CHUNK):
-                d = sq_distances(x[s : s + NEAREST_CHUNK], self.vocabulary_, self.word_sq_)
+            block = nearest_rows(k)
+            for s in range(0, len(x), block):
+                d = sq_distances(x[s : s + block], self.vocabulary_, self.word_sq_)
                 idx = (
                     np.argpartition(d, knn - 1, axis=1)[:, :knn]
                     if knn < k
@@ -288,21 +292,23 @@ class SpatialPyramidEncoder(TransformerMixin, BaseEstimator):
                 w = np.exp(
                     -(dk - dk.min(axis=1, keepdims=True)) / (2 * float(self.sigma_ or 1.0) ** 2)
                 )
-                words[s : s + NEAREST_CHUNK] = idx
-                weights[s : s + NEAREST_CHUNK] = w / w.sum(axis=1, keepdims=True)
+                words[s : s + block] = idx
+                weights[s : s + block] = w / w.sum(axis=1, keepdims=True)
         n_lev, width = cells.shape[1], n_cell * k
         # column of (cell, word) for every descriptor, level and neighbour
         cols = (cells[:, :, None] * k + words[:, None, :]).reshape(-1)
         rows = np.repeat(img, n_lev * words.shape[1])
         vals = np.broadcast_to(weights[:, None, :], (len(x), n_lev, words.shape[1])).reshape(-1)
         # accumulate densely per block of images (one bincount), then sparsify: ~7x
-        # faster than building a COO matrix and summing its duplicates
+        # faster than building a COO matrix and summing its duplicates. A block holds
+        # at most HISTOGRAM_BLOCK entries (1 024 images of 21 × 256 words, fewer when wider)
         blocks = []
         per_row = n_lev * words.shape[1]
-        bounds = np.searchsorted(img, np.arange(0, n + 1024, 1024).clip(max=n)) * per_row
+        rows_per = max(1, min(1024, HISTOGRAM_BLOCK // width))
+        bounds = np.searchsorted(img, np.arange(0, n + rows_per, rows_per).clip(max=n)) * per_row
         for b, (lo, hi) in enumerate(itertools.pairwise(bounds)):
-            first = b * 1024
-            rows_b = min(1024, n - first)
+            first = b * rows_per
+            rows_b = min(rows_per, n - first)
             if rows_b <= 0:
                 break
             flat = (rows[lo:hi] - first) * width + cols[lo:hi]

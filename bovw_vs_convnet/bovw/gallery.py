@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from bovw_vs_convnet.bovw.descriptors import DescriptorSet
-from bovw_vs_convnet.bovw.vocabulary import sq_distances
+from bovw_vs_convnet.bovw.vocabulary import nearest_word, sq_distances
 
 
 def word_gallery(
-    images: np.ndarray,
+    images: np.ndarray | Sequence[np.ndarray],
     descriptors: DescriptorSet,
     values: np.ndarray,
     vocabulary: np.ndarray,
@@ -24,7 +25,9 @@ def word_gallery(
     """A uint8 gray grid: one row per word, its ``n_patches`` nearest patches, white gaps.
 
     Args:
-        images: the uint8 (N, H, W[, C]) images that ``descriptors`` describe.
+        images: the images that ``descriptors`` describe, as they were described
+            (after any shrinking): a uint8 (N, H, W[, C]) array, or a sequence of
+            (H, W[, C]) arrays of any shapes, gray levels in 0–255.
         descriptors: their descriptors (positions and scales locate the patches).
         values: the descriptor values in the vocabulary's space (after PCA, if any).
         vocabulary: (k, D) visual words; the ``n_words`` most populated are shown,
@@ -34,28 +37,31 @@ def word_gallery(
     """
     import cv2
 
-    gray = images if images.ndim == 3 else images[..., :3].mean(axis=-1)
-    gray = np.asarray(gray, np.float32)
-    h, w = gray.shape[1:]
-    d = sq_distances(values, vocabulary)  # (M, k)
-    words = d.argmin(axis=1)
+    def gray_of(img: np.ndarray) -> np.ndarray:
+        img = np.asarray(img, np.float32)
+        return img if img.ndim == 2 else img[..., :3].mean(axis=-1)
+
+    words = nearest_word(values, vocabulary)
     counts = np.bincount(words, minlength=len(vocabulary))
     # skip the word(s) of flat patches (zeroed descriptors cluster near the origin)
     norms = np.linalg.norm(vocabulary, axis=1)
     counts[norms < 0.25 * norms.max()] = -1
     populated = np.argsort(-counts, kind="stable")[: min(n_words, int((counts > 0).sum()))]
+    d = sq_distances(values, vocabulary[populated])  # (M, words shown): not (M, k)
     img_of = descriptors.image_index()
     step = tile + gap
     grid = np.full((len(populated) * step, n_patches * step), 255, np.uint8)
-    for r, word in enumerate(populated):
-        order = np.argsort(d[:, word])[:n_patches]
+    for r in range(len(populated)):
+        order = np.argsort(d[:, r])[:n_patches]
         for c, m in enumerate(order):
+            gray = gray_of(images[img_of[m]])
+            h, w = gray.shape
             side = max(2.0, float(descriptors.scales[m]) / upscale)
             cx, cy = descriptors.positions[m, 0] * w, descriptors.positions[m, 1] * h
             x0, y0 = round(cx - side / 2), round(cy - side / 2)
             x1, y1 = x0 + round(side), y0 + round(side)
             pad = round(side)
-            src = np.pad(gray[img_of[m]], pad)[y0 + pad : y1 + pad, x0 + pad : x1 + pad]
+            src = np.pad(gray, pad)[y0 + pad : y1 + pad, x0 + pad : x1 + pad]
             if src.size == 0:
                 continue
             patch = cv2.resize(src, (tile, tile), interpolation=cv2.INTER_NEAREST)

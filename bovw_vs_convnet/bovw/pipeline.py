@@ -2,8 +2,9 @@
 
 In the manner of VLFeat's ``phow_caltech101.m``: one configuration block
 (:class:`~bovw_vs_convnet.bovw.config.BovwConfig`, with presets), the stages in
-order, each costly stage cached on disk (joblib) under a key of everything its
-result depends on (:func:`stage_cache_key`), and a ``tiny`` preset for a quick run.
+order, each costly stage cached on disk as arrays (:mod:`~bovw_vs_convnet.bovw.cache`)
+under a key of everything its result depends on (:func:`stage_cache_key`), and a
+``tiny`` preset for a quick run.
 
 Expected figures (measured, see the README and ``benchmarks/RESULTS-bovw.md``):
 ``bvc run bovw --dataset fashion-mnist`` (the ``small`` preset, 54 000 training
@@ -11,12 +12,15 @@ images, nothing cached) gives 8.46 % top-1 and 0.18 % top-5 in 1 min 59 s wall
 with a 2.74 GiB peak on the idle 2-core machine; digits with ``tiny``: 3.9 % top-1
 in seconds.
 
-Stages:
+Stages, each pass over the images chunk by chunk in bytes (:mod:`~bovw_vs_convnet.bovw.memory`,
+:mod:`~bovw_vs_convnet.bovw.streaming`), so that memory does not grow with the
+number or the size of the images:
 
-1. descriptors of ``vocab_images`` training images (dense SIFT by default);
-2. PCA (optional) and the vocabulary (k-means) on at most ``vocab_samples`` of them;
-3. every image described and encoded chunk by chunk (never all descriptors in
-   memory), chunks in parallel (joblib threads);
+1. a bounded number of descriptors from each of ``vocab_images`` training images
+   (dense SIFT by default), ``vocab_samples`` in all;
+2. PCA (optional) and the vocabulary (k-means) on that sample;
+3. every image described and encoded, one histogram per image, each chunk's
+   descriptors freed before the next; chunks in parallel (joblib threads);
 4. one-vs-rest SVMs, exact on a precomputed kernel or a feature map + linear SVM,
    C chosen on the validation images.
 """
@@ -27,16 +31,16 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
-from joblib import Memory, Parallel, delayed
 from threadpoolctl import threadpool_limits
 
+from bovw_vs_convnet.bovw import cache as cache_mod
 from bovw_vs_convnet.bovw.config import (
     ENCODER_FIELDS,
     BovwConfig,
@@ -44,13 +48,28 @@ from bovw_vs_convnet.bovw.config import (
     make_encoder,
     make_extractor,
 )
+from bovw_vs_convnet.bovw.dense_sift import to_gray
+from bovw_vs_convnet.bovw.descriptors import DescriptorSet
 from bovw_vs_convnet.bovw.encoding import SpatialPyramidEncoder
+from bovw_vs_convnet.bovw.memory import MemoryPlan, plan_memory
+from bovw_vs_convnet.bovw.sift import shrink
+from bovw_vs_convnet.bovw.streaming import (
+    describe,
+    encode_pass,
+    image_shapes,
+    read_images,
+    vocabulary_sample,
+)
 from bovw_vs_convnet.data.imageset import ImageSet
 from bovw_vs_convnet.errors import ConfigError, DataError
-from bovw_vs_convnet.progress import ProgressMode, track
+from bovw_vs_convnet.progress import ProgressMode
 from bovw_vs_convnet.protocol import RunContext
 
 log = logging.getLogger(__name__)
+
+# visual-word gallery: at most this many images, and descriptors drawn from them
+GALLERY_IMAGES = 500
+GALLERY_DESCRIPTORS = 250_000
 
 
 def make_sklearn_pipeline(cfg: BovwConfig, n_classes: int, seed: int = 0, n_jobs: int = 1) -> Any:
@@ -71,6 +90,11 @@ def make_sklearn_pipeline(cfg: BovwConfig, n_classes: int, seed: int = 0, n_jobs
     )
 
 
+def plan_for(cfg: BovwConfig, images: ImageSet, n_jobs: int) -> MemoryPlan:
+    """The memory plan of ``cfg`` for these images (refuses what cannot fit)."""
+    return plan_memory(cfg, make_extractor(cfg, 1), image_shapes(images), n_jobs)
+
+
 def _vocabulary_images(images: ImageSet, n: int, seed: int) -> np.ndarray:
     """A seeded, sorted choice of at most ``n`` image positions."""
     rng = np.random.default_rng(seed)
@@ -85,8 +109,9 @@ def stage_cache_key(
 
     That is the stage's name (``vocabulary``, ``encode_train``, ...), the settings
     of the descriptors, the vocabulary and the encoding (not the classifier's:
-    changing C must not re-encode), the split fingerprint, the seed (it fixes
-    the vocabulary) and the images read (dataset name and sample ids).
+    changing C must not re-encode; nor the chunking's, which changes no result),
+    the split fingerprint, the seed (it fixes the vocabulary), the images read
+    (dataset name and sample ids) and the format of the cache entries.
     """
     ids = hashlib.sha256("\n".join(map(str, images.ids)).encode()).hexdigest()
     parts = {
@@ -95,23 +120,29 @@ def stage_cache_key(
         "split_fingerprint": split_fingerprint,
         "seed": seed,
         "images": [images.name, len(images), ids],
+        "format": cache_mod.FORMAT,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
 def learn_encoder(
-    cache_key: str, cfg: BovwConfig, seed: int, images: ImageSet, n_jobs: int
+    cfg: BovwConfig, seed: int, images: ImageSet, n_jobs: int, plan: MemoryPlan | None = None
 ) -> tuple[SpatialPyramidEncoder, np.ndarray, dict[str, float]]:
-    """Describe a sample of training images and fit the encoder (PCA, vocabulary) on it.
+    """Sample descriptors of some training images and fit the encoder (PCA, vocabulary).
 
-    ``cache_key`` (:func:`stage_cache_key`) is the only argument the disk cache
-    looks at, and is otherwise unused; ``seed`` chooses the images and seeds the
-    vocabulary. Returns the fitted encoder, the positions of the sampled images,
-    and the stage times.
+    ``seed`` chooses the ``vocab_images`` images and, with each image's position,
+    the ``ceil(vocab_samples / vocab_images)`` descriptors kept of it (all, when it
+    has fewer), and seeds the vocabulary. Images are described chunk by chunk as
+    ``plan`` says (None: :func:`plan_for`), and only the kept descriptors stay.
+    Returns the fitted encoder, the positions of the sampled images, and the stage
+    times.
     """
+    plan = plan or plan_for(cfg, images, n_jobs)
     t0 = time.perf_counter()
     idx = _vocabulary_images(images, cfg.vocab_images, seed)
-    sample = make_extractor(cfg, n_jobs).transform(images.subset(idx).array())
+    per_image = math.ceil(cfg.vocab_samples / len(idx))
+    extractor = make_extractor(cfg, 1)
+    sample = vocabulary_sample(extractor, images, idx, per_image, seed, plan, cfg, n_jobs)
     t1 = time.perf_counter()
     if len(sample.values) == 0:
         raise DataError("no descriptors found in the vocabulary images (all images flat?)")
@@ -121,54 +152,33 @@ def learn_encoder(
 
 
 def encode_images(
-    cache_key: str,
     cfg: BovwConfig,
     encoder: SpatialPyramidEncoder,
     images: ImageSet,
     n_jobs: int,
+    plan: MemoryPlan | None = None,
     progress: ProgressMode | bool = False,
     part: str = "",
 ) -> tuple[Any, np.ndarray, dict[str, float]]:
-    """Describe and encode every image, chunk by chunk in parallel.
+    """Describe and encode every image, chunk by chunk (as ``plan`` says; None:
+    :func:`plan_for`) in parallel.
 
-    ``cache_key`` (:func:`stage_cache_key`) is the only argument the disk cache
-    looks at, and is otherwise unused. ``progress`` is the mode of the progress
-    display (see :mod:`bovw_vs_convnet.progress`), ``part`` names the images in it.
-    Returns the codes (CSR or dense, one row per image), each image's number of
-    descriptors, and the wall time split between description and encoding.
+    ``progress`` is the mode of the progress display (see
+    :mod:`bovw_vs_convnet.progress`), ``part`` names the images in it. Returns the
+    codes (CSR or dense, one row per image), each image's number of descriptors,
+    and the wall time split between description and encoding.
     """
-    extractor = make_extractor(cfg, 1)
-    n = len(images)
-    chunks = [slice(s, min(s + cfg.chunk_images, n)) for s in range(0, n, cfg.chunk_images)]
-
-    def run(sl: slice) -> tuple[Any, np.ndarray, float, float]:
-        t0 = time.perf_counter()
-        desc = extractor.transform(images.subset(np.arange(sl.start, sl.stop)).array())
-        t1 = time.perf_counter()
-        codes = encoder.transform(desc)
-        return codes, desc.counts(), t1 - t0, time.perf_counter() - t1
-
-    t0 = time.perf_counter()
-    with threadpool_limits(limits=1, user_api="blas"):
-        results: Any = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")(
-            delayed(run)(sl) for sl in chunks
-        )
-        desc = f"bovw: encode {part}".rstrip()
-        parts = list(track(results, total=len(chunks), desc=desc, mode=progress, unit="chunk"))
-    wall = time.perf_counter() - t0
-    codes = [p[0] for p in parts]
-    x = sp.vstack(codes, format="csr") if sp.issparse(codes[0]) else np.concatenate(codes)
-    desc_t, enc_t = sum(p[2] for p in parts), sum(p[3] for p in parts)
-    share = desc_t / max(desc_t + enc_t, 1e-9)
-    times = {"descriptors": wall * share, "encoding": wall * (1 - share)}
-    return x, np.concatenate([p[1] for p in parts]), times
+    plan = plan or plan_for(cfg, images, n_jobs)
+    desc = f"bovw: encode {part}".rstrip()
+    return encode_pass(make_extractor(cfg, 1), encoder, images, plan, cfg, n_jobs, progress, desc)
 
 
 class BovwPipeline:
     """The ``bovw`` pipeline of the harness: ``fit(train, val)`` and ``decision_scores(images)``.
 
     Attributes set while running (copied into the run record by the harness):
-    ``stage_seconds``, ``n_params``, ``model_name``, ``device``, ``record_extra``.
+    ``stage_seconds``, ``n_params``, ``model_name``, ``device``, ``record_extra``
+    (with the memory plan, ``memory_plan``).
     """
 
     def __init__(self, config: BovwConfig, context: RunContext) -> None:
@@ -185,25 +195,41 @@ class BovwPipeline:
 
             n_jobs = os.cpu_count() or 1
         self.n_jobs = int(n_jobs)
-        self._memory = Memory(str(context.cache_dir), verbose=0) if context.cache_dir else None
+        self._cache = cache_mod.StageCache(context.cache_dir) if context.cache_dir else None
+        self._planned_shapes: set[tuple[int, int, int]] = set()
 
     def _cache_key(self, stage: str, images: ImageSet) -> str:
         ctx = self.context
         return stage_cache_key(stage, self.config, ctx.split_fingerprint, ctx.seed, images)
 
-    def _call_cached(
-        self, fn: Callable[..., Any], name: str, cache_key: str, **inputs: Any
+    def _cached(
+        self,
+        stage: str,
+        images: ImageSet,
+        compute: Callable[[], Any],
+        to_arrays: Callable[[Any], dict[str, np.ndarray]],
+        from_arrays: Callable[[dict[str, np.ndarray]], Any],
     ) -> tuple[Any, bool]:
-        """``fn(cache_key, **inputs)`` through the disk cache (if any), keyed on ``cache_key``
-        alone; also say whether it was a cache hit (recorded under ``name``).
+        """``compute()``, or its result read back from the stage cache; say whether it
+        was read (a hit, recorded under ``stage``). An entry that does not read back
+        (see :mod:`~bovw_vs_convnet.bovw.cache`) is recomputed with a warning.
         """
-        if self._memory is None:
-            return fn(cache_key, **inputs), False
-        cached_fn = self._memory.cache(fn, ignore=list(inputs))
-        hit = bool(cached_fn.check_call_in_cache(cache_key, **inputs))
-        if hit:
-            self.record_extra.setdefault("cache_hits", []).append(name)
-        return cached_fn(cache_key, **inputs), hit
+        if self._cache is None:
+            return compute(), False
+        key = self._cache_key(stage, images)
+        arrays = self._cache.load(stage, key)
+        if arrays is not None:
+            try:
+                result = from_arrays(arrays)
+            except cache_mod.CacheEntryError as exc:
+                log.warning("ignoring cache entry %s (%s): recomputing it", stage, exc)
+                self._cache.path(stage, key).unlink(missing_ok=True)
+            else:
+                self.record_extra.setdefault("cache_hits", []).append(stage)
+                return result, True
+        result = compute()
+        self._cache.save(stage, key, to_arrays(result))
+        return result, False
 
     def _add_time(self, times: dict[str, float]) -> None:
         for key, value in times.items():
@@ -213,24 +239,48 @@ class BovwPipeline:
         if len(images) == 0:
             raise DataError("the BoVW pipeline got an empty image set")
 
+    def _plan(self, *sets: ImageSet | None) -> MemoryPlan:
+        """The memory plan for images of these sets' shapes (refuses what cannot fit)."""
+        shapes = {s for images in sets if images is not None for s in image_shapes(images)}
+        plan = plan_memory(self.config, make_extractor(self.config, 1), sorted(shapes), self.n_jobs)
+        log.info(plan.summary())
+        self.record_extra["memory_plan"] = plan.record()
+        self._planned_shapes = shapes
+        self.plan_ = plan
+        return plan
+
     def _encode(self, images: ImageSet, part: str) -> Any:
         stage = f"encode_{part}"
         t0 = time.perf_counter()
-        (x, counts, times), hit = self._call_cached(
-            encode_images,
+        (x, counts, times), hit = self._cached(
             stage,
-            self._cache_key(stage, images),
-            cfg=self.config,
-            encoder=self.encoder_,
-            images=images,
-            n_jobs=self.n_jobs,
-            progress=self.context.progress,
-            part=part,
+            images,
+            lambda: encode_images(
+                self.config,
+                self.encoder_,
+                images,
+                self.n_jobs,
+                self._plan_for(images),
+                self.context.progress,
+                part,
+            ),
+            lambda r: {
+                **cache_mod.codes_arrays(r[0]),
+                "counts": r[1],
+                "times": np.array([r[2]["descriptors"], r[2]["encoding"]]),
+            },
+            _codes_from_arrays,
         )
         self._add_time({"encoding": time.perf_counter() - t0} if hit else times)
         self.record_extra[f"zero_descriptor_images_{part}"] = int((counts == 0).sum())
         self.record_extra[f"descriptors_per_image_{part}"] = float(counts.mean())
         return x
+
+    def _plan_for(self, images: ImageSet) -> MemoryPlan:
+        """The fit's plan, or a new one for images of a shape it did not plan for."""
+        if set(image_shapes(images)) <= self._planned_shapes:
+            return self.plan_
+        return self._plan(images)
 
     def fit(self, train: ImageSet, val: ImageSet | None) -> BovwPipeline:
         """Learn the vocabulary on ``train``, encode it, train the SVMs (C chosen on ``val``)."""
@@ -241,19 +291,23 @@ class BovwPipeline:
         ):
             log.warning("images smaller than one descriptor patch; one centred descriptor each")
         self.n_classes_ = train.n_classes
+        # planned, and refused if it cannot fit, before any image is described
+        self._plan(train, val)
         t0 = time.perf_counter()
-        (encoder, idx, times), hit = self._call_cached(
-            learn_encoder,
+        (encoder, idx, times), hit = self._cached(
             "vocabulary",
-            self._cache_key("vocabulary", train),
-            cfg=cfg,
-            seed=self.context.seed,
-            images=train,
-            n_jobs=self.n_jobs,
+            train,
+            lambda: learn_encoder(cfg, self.context.seed, train, self.n_jobs, self.plan_),
+            lambda r: {
+                **cache_mod.encoder_arrays(r[0]),
+                "idx": r[1],
+                "times": np.array([r[2]["descriptors"], r[2]["vocabulary"]]),
+            },
+            _encoder_from_arrays,
         )
         self._add_time({"vocabulary": time.perf_counter() - t0} if hit else times)
         self.encoder_ = encoder
-        self._gallery_images = train.subset(idx[:500]).array()
+        self._gallery = (train, idx[:GALLERY_IMAGES])
         x_train = self._encode(train, "train")
         x_val = self._encode(val, "val") if val is not None and len(val) else None
         t0 = time.perf_counter()
@@ -301,24 +355,59 @@ class BovwPipeline:
         return np.asarray(scores, dtype=np.float64)
 
     def save_artifacts(self, run_dir: Path) -> None:
-        """Write ``visual_words.png``: the patches nearest to the most used words."""
+        """Write ``visual_words.png``: the patches nearest to the most used words.
+
+        The patches come from at most :data:`GALLERY_IMAGES` of the vocabulary's
+        images and :data:`GALLERY_DESCRIPTORS` of their descriptors (drawn evenly),
+        described one chunk at a time.
+        """
         if self.config.gallery_words <= 0 or not hasattr(self, "encoder_"):
             return
         from bovw_vs_convnet.bovw.gallery import save_gallery, word_gallery
 
-        images = self._gallery_images
-        sample = make_extractor(self.config, self.n_jobs).transform(images)
+        cfg = self.config
+        train, idx = self._gallery
+        per_image = max(1, GALLERY_DESCRIPTORS // max(len(idx), 1))
+        extractor = make_extractor(cfg, 1)
+        plan = self.plan_
+        gray: list[np.ndarray] = []
+        parts: list[DescriptorSet] = []
+        with threadpool_limits(limits=1, user_api="blas"):
+            for chunk in plan.chunks(np.full(len(idx), plan.bytes_per_image), cfg.chunk_images):
+                images = read_images(train, idx[chunk])
+                # the patches are cut from the images as they were described
+                gray += [shrink(to_gray(im[None]), cfg.max_side)[0] * 255 for im in images]
+                parts.append(describe(extractor, images).sample(per_image, idx[chunk], 0))
+        sample = DescriptorSet.concatenate(parts)
         values = self.encoder_._project(sample.values)
         grid = word_gallery(
-            images,
+            gray,
             sample,
             values,
             self.encoder_.vocabulary_,
-            self.config.gallery_words,
-            self.config.gallery_patches,
-            upscale=self.config.upscale,
+            cfg.gallery_words,
+            cfg.gallery_patches,
+            upscale=cfg.upscale,
         )
         save_gallery(grid, Path(run_dir) / "visual_words.png")
+
+
+def _encoder_from_arrays(
+    arrays: dict[str, np.ndarray],
+) -> tuple[SpatialPyramidEncoder, np.ndarray, dict[str, float]]:
+    encoder = cache_mod.encoder_from_arrays(arrays)
+    idx = cache_mod.take_array(arrays, "idx", 1)
+    t = cache_mod.take_array(arrays, "times", 1)
+    return encoder, idx.astype(np.int64), {"descriptors": float(t[0]), "vocabulary": float(t[1])}
+
+
+def _codes_from_arrays(arrays: dict[str, np.ndarray]) -> tuple[Any, np.ndarray, dict[str, float]]:
+    x = cache_mod.codes_from_arrays(arrays)
+    counts = cache_mod.take_array(arrays, "counts", 1)
+    if len(counts) != x.shape[0]:
+        raise cache_mod.CacheEntryError(f"{len(counts)} counts for {x.shape[0]} codes")
+    t = cache_mod.take_array(arrays, "times", 1)
+    return x, counts, {"descriptors": float(t[0]), "encoding": float(t[1])}
 
 
 def build_pipeline(config: BovwConfig, context: RunContext) -> BovwPipeline:

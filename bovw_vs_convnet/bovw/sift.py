@@ -10,6 +10,7 @@ DoG keypoints. Both are scikit-learn transformers from uint8 images to a
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -38,8 +39,43 @@ log = logging.getLogger(__name__)
 OPENCV_WINDOW = 2.0
 
 
+# Bytes per analysed pixel of a numpy dense-SIFT batch: gradients, magnitude, angle (4 B
+# each), angle bin (8 B), the 8 orientation planes (32 B), and their pooled maps
+WORK_BYTES_PER_PIXEL = 64
+# working memory of one dense-SIFT batch: batches hold fewer images as images grow
+BATCH_BYTES = 64 << 20
+# planning estimate of DoG keypoints: one per this many pixels (OpenCV finds ~300-3000 on
+# a 300-px photograph upscaled ×2; 28-px digits ×4, a handful)
+KEYPOINT_PIXELS = 100
+
+
 def _batches(n: int, size: int) -> list[slice]:
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+def shrunk_size(h: int, w: int, max_side: int | None) -> tuple[int, int]:
+    """(height, width) once an image whose longer side exceeds ``max_side`` is shrunk to it."""
+    if max_side is None or max(h, w) <= max_side:
+        return h, w
+    f = max_side / max(h, w)
+    return max(1, round(h * f)), max(1, round(w * f))
+
+
+def shrink(gray: np.ndarray, max_side: int | None) -> np.ndarray:
+    """float32 (N, H, W) gray images with the longer side shrunk to ``max_side`` (area
+    averaging, OpenCV's ``INTER_AREA``), as VLFeat's ``phow_caltech101`` standardises
+    its images before description; unchanged when they are no larger.
+    """
+    n, h, w = gray.shape
+    h2, w2 = shrunk_size(h, w, max_side)
+    if (h2, w2) == (h, w):
+        return gray
+    import cv2
+
+    out = np.empty((n, h2, w2), np.float32)
+    for i in range(n):
+        out[i] = cv2.resize(gray[i], (w2, h2), interpolation=cv2.INTER_AREA)
+    return out
 
 
 def _opencv_dense_chunk(
@@ -88,6 +124,23 @@ def _opencv_dense_chunk(
     return np.stack(out)
 
 
+@functools.lru_cache(maxsize=32)
+def _geometry(
+    h: int,
+    w: int,
+    upscale: float,
+    bin_size: int,
+    step: int,
+    magnif: float,
+    window: float,
+    resample: bool,
+) -> DenseGeometry:
+    """The geometry of one image size and bin size, built once: a pass builds one per
+    chunk, and for 300-px images that costs ~25 ms a bin size.
+    """
+    return DenseGeometry(h, w, upscale, bin_size, step, magnif, window, resample)
+
+
 class DenseSift(TransformerMixin, BaseEstimator):
     """Dense SIFT on a regular grid at one or several bin sizes (VLFeat's PHOW descriptors).
 
@@ -106,7 +159,10 @@ class DenseSift(TransformerMixin, BaseEstimator):
         resample: numpy backend only: resample the image to the upscaled size before
             taking gradients (exactly "upscale, then describe"); by default the grid
             is mapped onto the original pixels instead, ``upscale²`` times cheaper.
-        batch_size: images per vectorised batch.
+        max_side: images whose longer side exceeds it are shrunk to it first
+            (:func:`shrink`), which bounds the descriptors per image; None: never.
+        batch_size: at most this many images per vectorised batch (fewer for large
+            images: a batch's working memory stays near :data:`BATCH_BYTES`).
         n_jobs: parallel workers (threads for numpy, processes for opencv).
     """
 
@@ -121,6 +177,7 @@ class DenseSift(TransformerMixin, BaseEstimator):
         root: bool = True,
         backend: Literal["numpy", "opencv"] = "numpy",
         resample: bool = False,
+        max_side: int | None = None,
         batch_size: int = 128,
         n_jobs: int = 1,
     ) -> None:
@@ -133,12 +190,15 @@ class DenseSift(TransformerMixin, BaseEstimator):
         self.root = root
         self.backend = backend
         self.resample = resample
+        self.max_side = max_side
         self.batch_size = batch_size
         self.n_jobs = n_jobs
 
     def check_params(self) -> None:
         """Raise :class:`ParameterError` for a parameter out of range (``fit`` calls it)."""
         positive_ints("bin_sizes", self.bin_sizes)
+        if self.max_side is not None:
+            at_least("max_side", self.max_side, 1)
         at_least("step", self.step, 1)
         positive("upscale", self.upscale)
         at_least("magnif", self.magnif, 0)
@@ -166,19 +226,37 @@ class DenseSift(TransformerMixin, BaseEstimator):
 
     def _geometries(self, h: int, w: int) -> list[DenseGeometry]:
         return [
-            DenseGeometry(
+            _geometry(
                 h, w, self.upscale, int(b), self.step, self.magnif, self.window, self.resample
             )
             for b in self.bin_sizes
         ]
 
+    def n_descriptors(self, h: int, w: int) -> int:
+        """Descriptors of one image of ``h`` × ``w`` pixels (after :func:`shrink`)."""
+        h, w = shrunk_size(h, w, self.max_side)
+        h2, w2 = round(h * self.upscale), round(w * self.upscale)
+        return sum(
+            len(grid_centres(h2, int(b), self.step)) * len(grid_centres(w2, int(b), self.step))
+            for b in self.bin_sizes
+        )
+
+    def _batch_images(self, h: int, w: int) -> int:
+        """Images per batch: at most ``batch_size``, and a batch's working memory near
+        :data:`BATCH_BYTES` (the numpy backend bins every analysed pixel 8 ways).
+        """
+        up = self.upscale if self.resample else 1.0
+        pixels = round(h * up) * round(w * up)
+        return int(max(1, min(self.batch_size, BATCH_BYTES // (pixels * WORK_BYTES_PER_PIXEL))))
+
     def transform(self, images: np.ndarray) -> DescriptorSet:
         """Describe uint8 images (N, H, W[, C]); every image gets the same number of descriptors."""
         self.check_params()
-        gray = to_gray(images)
+        gray = shrink(to_gray(images), self.max_side)
         n, h, w = gray.shape
         geos = self._geometries(h, w)
-        n_jobs = self.n_jobs if n > self.batch_size else 1
+        batch = self._batch_images(h, w)
+        n_jobs = self.n_jobs if n > batch else 1
         per_image = sum(g.n_desc for g in geos)
         if self.backend == "numpy":
             values: np.ndarray = np.empty((n, per_image, SIFT_DIM), np.float32)
@@ -196,7 +274,7 @@ class DenseSift(TransformerMixin, BaseEstimator):
 
             with threadpool_limits(limits=1, user_api="blas"):
                 Parallel(n_jobs=n_jobs, prefer="threads")(
-                    delayed(run)(sl) for sl in _batches(n, self.batch_size)
+                    delayed(run)(sl) for sl in _batches(n, batch)
                 )
         else:
             gray_u8 = np.clip(np.round(gray * 255), 0, 255).astype(np.uint8)
@@ -261,6 +339,8 @@ class KeypointSift(TransformerMixin, BaseEstimator):
         n_features: keep at most this many keypoints per image (0: all).
         contrast_threshold, edge_threshold: OpenCV's detector thresholds.
         root: RootSIFT normalisation.
+        max_side: images whose longer side exceeds it are shrunk to it first
+            (:func:`shrink`); None: never.
         batch_size: images per worker task.
         n_jobs: worker processes.
     """
@@ -272,6 +352,7 @@ class KeypointSift(TransformerMixin, BaseEstimator):
         contrast_threshold: float = 0.04,
         edge_threshold: float = 10.0,
         root: bool = True,
+        max_side: int | None = None,
         batch_size: int = 256,
         n_jobs: int = 1,
     ) -> None:
@@ -280,6 +361,7 @@ class KeypointSift(TransformerMixin, BaseEstimator):
         self.contrast_threshold = contrast_threshold
         self.edge_threshold = edge_threshold
         self.root = root
+        self.max_side = max_side
         self.batch_size = batch_size
         self.n_jobs = n_jobs
 
@@ -287,7 +369,19 @@ class KeypointSift(TransformerMixin, BaseEstimator):
         """Raise :class:`ParameterError` for a parameter out of range (``fit`` calls it)."""
         positive("upscale", self.upscale)
         at_least("n_features", self.n_features, 0)
+        if self.max_side is not None:
+            at_least("max_side", self.max_side, 1)
         at_least("batch_size", self.batch_size, 1)
+
+    def n_descriptors(self, h: int, w: int) -> int:
+        """A planning estimate of one image's keypoints: ``n_features`` when set, else one
+        per :data:`KEYPOINT_PIXELS` pixels of the upscaled image (DoG finds a varying
+        number; this is what memory is planned for, not a limit).
+        """
+        if self.n_features > 0:
+            return int(self.n_features)
+        h, w = shrunk_size(h, w, self.max_side)
+        return max(1, round(h * self.upscale) * round(w * self.upscale) // KEYPOINT_PIXELS)
 
     def fit(self, images: Any = None, y: Any = None) -> KeypointSift:
         """Validate the parameters (nothing is learned)."""
@@ -303,7 +397,8 @@ class KeypointSift(TransformerMixin, BaseEstimator):
     def transform(self, images: np.ndarray) -> DescriptorSet:
         """Detect and describe; images with no keypoint get zero descriptors."""
         self.check_params()
-        gray_u8 = np.clip(np.round(to_gray(images) * 255), 0, 255).astype(np.uint8)
+        gray = shrink(to_gray(images), self.max_side)
+        gray_u8 = np.clip(np.round(gray * 255), 0, 255).astype(np.uint8)
         n = len(gray_u8)
         chunks = Parallel(n_jobs=self.n_jobs if n > self.batch_size else 1)(
             delayed(_keypoint_chunk)(

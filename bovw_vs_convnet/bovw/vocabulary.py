@@ -50,26 +50,35 @@ def sq_distances(
     return d
 
 
-# Rows per block of :func:`nearest_word`: a (32768, k) float32 block is 32 MiB for
-# k = 256, so memory stays bounded whatever the number of descriptors.
-NEAREST_CHUNK = 32768
+# Distances per block of :func:`nearest_word` and soft assignment: a (32768, 256)
+# float32 block is 32 MiB, so memory stays bounded whatever the number of descriptors.
+NEAREST_ELEMENTS = 32768 * 256
+
+
+def nearest_rows(k: int) -> int:
+    """Rows per distance block against ``k`` words: :data:`NEAREST_ELEMENTS` entries
+    (32 768 rows for 256 words), at least 1 024.
+    """
+    return max(1024, NEAREST_ELEMENTS // max(int(k), 1))
 
 
 def nearest_word(
     x: np.ndarray,
     centers: np.ndarray,
     centers_sq: np.ndarray | None = None,
-    chunk: int = NEAREST_CHUNK,
+    chunk: int | None = None,
 ) -> np.ndarray:
     """Index of the nearest of ``centers`` to each row of ``x`` (int64 (n,)), in row blocks.
 
     The one nearest-word search of the package (vocabulary, hard and VLAD encoding).
     ``‖x‖²`` is the same for every centre of a row, so the argmin needs only
     ``‖c‖² - 2 x·c``: one product and one addition per entry fewer than
-    :func:`sq_distances`.
+    :func:`sq_distances`. ``chunk``: rows per block (None: :func:`nearest_rows`).
     """
     if centers_sq is None:
         centers_sq = sq_norms(centers)
+    if chunk is None:
+        chunk = nearest_rows(len(centers))
     out = np.empty(len(x), np.int64)
     for s in range(0, len(x), chunk):
         d = x[s : s + chunk] @ centers.T

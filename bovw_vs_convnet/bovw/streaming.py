@@ -1,0 +1,179 @@
+"""The two passes over the images, chunk by chunk: the vocabulary sample, then the codes.
+
+Images are read (from memory or, for a lazy set, from their files), described and
+encoded a chunk at a time; a chunk's size is planned in bytes
+(:mod:`bovw_vs_convnet.bovw.memory`), its descriptors are dropped as soon as they
+are encoded or sampled, and chunks run in parallel threads (NumPy and OpenCV free
+the GIL). Inside a chunk, images are grouped by shape and each group described in
+one batch, so a chunk may hold images of different shapes (the order of the
+images is kept).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from joblib import Parallel, delayed
+from threadpoolctl import threadpool_limits
+
+from bovw_vs_convnet.bovw.descriptors import DescriptorSet
+from bovw_vs_convnet.bovw.memory import MemoryPlan, image_bytes
+from bovw_vs_convnet.data.imageset import ImageSet, LazyImages
+from bovw_vs_convnet.progress import ProgressMode, track
+
+
+def read_images(images: ImageSet, positions: np.ndarray) -> list[np.ndarray]:
+    """The uint8 (H, W, C) images at ``positions``: views of an in-memory set, or read
+    from a lazy set's files now (one at a time, so a chunk never holds more).
+    """
+    src = images.images
+    if isinstance(src, LazyImages):
+        return [src.read(int(i)) for i in positions]
+    return [src[int(i)] for i in positions]
+
+
+def image_shapes(images: ImageSet) -> list[tuple[int, int, int]]:
+    """The distinct (H, W, C) shapes of the set's images (one, today: ImageSet holds
+    images of one shape; a set of mixed shapes would list each here).
+    """
+    return [images.image_shape]
+
+
+def per_image_bytes(images: ImageSet, cfg: Any, extractor: Any) -> np.ndarray:
+    """Working bytes of each image of the set in a chunk (int64 (N,))."""
+    return np.full(len(images), image_bytes(cfg, extractor, images.image_shape), np.int64)
+
+
+def shape_groups(images: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Positions of the images of each shape, shapes in order of first appearance."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, img in enumerate(images):
+        groups.setdefault(tuple(img.shape), []).append(i)
+    return [np.array(g, np.int64) for g in groups.values()]
+
+
+def _stack(images: Sequence[np.ndarray], members: np.ndarray) -> np.ndarray:
+    return np.stack([images[int(i)] for i in members])
+
+
+def describe(extractor: Any, images: Sequence[np.ndarray]) -> DescriptorSet:
+    """Descriptors of images of any shapes, image after image in the given order."""
+    groups = shape_groups(images)
+    parts = [extractor.transform(_stack(images, g)) for g in groups]
+    if len(parts) == 1:
+        return parts[0]
+    order = np.argsort(np.concatenate(groups), kind="stable")
+    return DescriptorSet.concatenate(parts).select_images(order)
+
+
+def encode_chunk(
+    extractor: Any, encoder: Any, images: Sequence[np.ndarray]
+) -> tuple[Any, np.ndarray, float, float]:
+    """Describe and encode images of any shapes, one shape group at a time.
+
+    Returns the codes (one row per image, in order), each image's number of
+    descriptors, and the seconds spent describing and encoding.
+    """
+    groups = shape_groups(images)
+    codes, counts = [], []
+    t_desc = t_enc = 0.0
+    for g in groups:
+        t0 = time.perf_counter()
+        desc = extractor.transform(_stack(images, g))
+        t1 = time.perf_counter()
+        codes.append(encoder.transform(desc))
+        counts.append(desc.counts())
+        del desc  # the group's descriptors go before the next group's are made
+        t_desc, t_enc = t_desc + t1 - t0, t_enc + time.perf_counter() - t1
+    x = _stack_codes(codes)
+    count = np.concatenate(counts)
+    if len(groups) > 1:
+        order = np.argsort(np.concatenate(groups), kind="stable")
+        x, count = x[order], count[order]
+    return x, count, t_desc, t_enc
+
+
+def _stack_codes(codes: Sequence[Any]) -> Any:
+    if sp.issparse(codes[0]):
+        return sp.vstack(codes, format="csr") if len(codes) > 1 else codes[0].tocsr()
+    return np.concatenate(codes) if len(codes) > 1 else codes[0]
+
+
+def _run_chunks(fn: Any, chunks: Sequence[np.ndarray], n_jobs: int) -> Iterator[Any]:
+    """``fn(positions)`` for every chunk, in order, in ``n_jobs`` threads."""
+    results: Iterator[Any] = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")(
+        delayed(fn)(c) for c in chunks
+    )
+    return results
+
+
+def vocabulary_sample(
+    extractor: Any,
+    images: ImageSet,
+    positions: np.ndarray,
+    per_image: int,
+    seed: int,
+    plan: MemoryPlan,
+    cfg: Any,
+    n_jobs: int,
+) -> DescriptorSet:
+    """At most ``per_image`` descriptors of each image at ``positions``, chunk by chunk.
+
+    Image ``p``'s descriptors are drawn with the seed ``(seed, p)``
+    (:meth:`DescriptorSet.sample`), so the sample does not depend on the chunking;
+    only the kept descriptors outlive their chunk.
+    """
+    sizes = per_image_bytes(images, cfg, extractor)[positions]
+    chunks = plan.chunks(sizes, cfg.chunk_images)
+
+    def run(local: np.ndarray) -> DescriptorSet:
+        pos = positions[local]
+        batch = read_images(images, pos)
+        groups = shape_groups(batch)
+        kept = [
+            extractor.transform(_stack(batch, g)).sample(per_image, pos[g], seed) for g in groups
+        ]
+        if len(kept) == 1:
+            return kept[0]
+        order = np.argsort(np.concatenate(groups), kind="stable")
+        return DescriptorSet.concatenate(kept).select_images(order)
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        parts = list(_run_chunks(run, chunks, n_jobs))
+    return DescriptorSet.concatenate(parts)
+
+
+def encode_pass(
+    extractor: Any,
+    encoder: Any,
+    images: ImageSet,
+    plan: MemoryPlan,
+    cfg: Any,
+    n_jobs: int,
+    progress: ProgressMode | bool = False,
+    desc: str = "bovw: encode",
+) -> tuple[Any, np.ndarray, dict[str, float]]:
+    """Codes of every image of ``images`` (CSR or dense, one row per image), chunk by chunk.
+
+    Returns the codes, each image's number of descriptors, and the wall time split
+    between description and encoding.
+    """
+    chunks = plan.chunks(per_image_bytes(images, cfg, extractor), cfg.chunk_images)
+
+    def run(pos: np.ndarray) -> tuple[Any, np.ndarray, float, float]:
+        return encode_chunk(extractor, encoder, read_images(images, pos))
+
+    t0 = time.perf_counter()
+    with threadpool_limits(limits=1, user_api="blas"):
+        results = _run_chunks(run, chunks, n_jobs)
+        parts = list(track(results, total=len(chunks), desc=desc, mode=progress, unit="chunk"))
+    wall = time.perf_counter() - t0
+    x = _stack_codes([p[0] for p in parts])
+    desc_t, enc_t = sum(p[2] for p in parts), sum(p[3] for p in parts)
+    share = desc_t / max(desc_t + enc_t, 1e-9)
+    times = {"descriptors": wall * share, "encoding": wall * (1 - share)}
+    return x, np.concatenate([p[1] for p in parts]), times
