@@ -228,6 +228,7 @@ def load_dataset(
     data_dir: Path | None = None,
     *,
     image_size: tuple[int, int] | None = None,
+    lazy: bool | None = None,
 ) -> Dataset:
     """Load a dataset by manifest name (``fashion-mnist``) or ImageFolder path.
 
@@ -237,13 +238,15 @@ def load_dataset(
             then ``./data``; system folders named by the manifest come after).
         image_size: (height, width) every image of an ImageFolder is resized to
             (default: the median size). Refused for manifest datasets, whose size is fixed.
+        lazy: an ImageFolder path's images read from their files on demand (True),
+            into memory (False) or by the folder's size (None); other datasets ignore it.
 
     Raises:
         DataError: unknown name, files not found (with how to get them), corrupt data.
     """
     if is_folder_reference(name_or_path):
         return load_imagefolder(
-            name_or_path.removeprefix(IMAGEFOLDER_PREFIX), image_size=image_size
+            name_or_path.removeprefix(IMAGEFOLDER_PREFIX), image_size=image_size, lazy=lazy
         )
     if image_size is not None:
         raise DataError(

@@ -45,11 +45,16 @@ def load_split(
     val_fraction: float = 0.1,
     test_fraction: float = 0.2,
     data_dir: Path | None = None,
+    lazy: bool | None = None,
 ) -> tuple[str, Split]:
-    """Load ``dataset`` (a manifest name or an ImageFolder path): its name and common split."""
+    """Load ``dataset`` (a manifest name or an ImageFolder path): its name and common split.
+
+    ``lazy``: an ImageFolder's images read from their files on demand (True), into
+    memory (False), or by the folder's size (None).
+    """
     from bovw_vs_convnet.data import load_dataset, make_split
 
-    ds = load_dataset(dataset, data_dir=data_dir)
+    ds = load_dataset(dataset, data_dir=data_dir, lazy=lazy)
     split = make_split(
         ds, seed=seed, train_size=train_size, val_fraction=val_fraction, test_fraction=test_fraction
     )
@@ -226,7 +231,14 @@ def run_pipeline(
         val_fraction=val_fraction,
         test_fraction=test_fraction,
         data_dir=data_dir,
+        # a pipeline that passes over each image once per stage (BoVW) reads a folder's
+        # files as it goes instead of holding every image in memory
+        lazy=True if getattr(type(config), "STREAMS_IMAGES", False) else None,
     )
+    choose = getattr(type(config), "preset_for_images", None)  # BoVW: by the image size
+    if choose is not None and "preset" not in (overrides or {}):
+        config = build_config(type(config), {**(overrides or {}), "preset": choose(data.train)})
+        config_dict = config_to_dict(config)
     key = run_config_key(
         pipeline, config, data.fingerprint, dataset=dataset_name, seed=seed, device=device
     )
