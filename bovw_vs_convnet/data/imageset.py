@@ -77,6 +77,9 @@ class ImageSet:
         mirror_ok: whether a mirror image keeps its class, so that training may flip
             images horizontally (false for digits and letters). Loaders set it from the
             dataset's manifest; True, as for an ImageFolder of photographs, when made here.
+        groups: None, or an array of shape (N,) naming each image's group (a font's
+            design, for ``glyphs``): images of one group are never on both sides of the
+            train/validation split (:func:`~bovw_vs_convnet.data.split.make_split`).
     """
 
     images: np.ndarray | LazyImages
@@ -85,6 +88,7 @@ class ImageSet:
     class_names: tuple[str, ...]
     name: str = ""
     mirror_ok: bool = True
+    groups: np.ndarray | None = None
     _id_index: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -94,6 +98,8 @@ class ImageSet:
                 f"ImageSet {self.name!r}: {n} images but labels {self.labels.shape} "
                 f"and ids {self.ids.shape}"
             )
+        if self.groups is not None and self.groups.shape != (n,):
+            raise DataError(f"ImageSet {self.name!r}: {n} images but groups {self.groups.shape}")
         if isinstance(self.images, np.ndarray) and (
             self.images.ndim != 4 or self.images.dtype != np.uint8
         ):
@@ -136,6 +142,7 @@ class ImageSet:
             class_names=self.class_names,
             name=self.name,
             mirror_ok=self.mirror_ok,
+            groups=None if self.groups is None else self.groups[idx],
         )
 
     def select_ids(self, ids: Sequence[str] | np.ndarray) -> ImageSet:

@@ -20,6 +20,16 @@ seeded with integers, applied to ids sorted as strings (never Python's hash).
 - **train_size=None** trains on the whole pool less validation, which takes
   ``round(f * n)`` (at least one) of each class's ``n`` pool images.
 - ``val_fraction=0`` gives no validation set (``val`` is None).
+- **Groups.** When the ImageSet has ``groups`` (the font designs of ``glyphs``),
+  images of one group stay on one side: validation takes a seeded
+  ``round(val_fraction * G)`` of the pool's G groups (at least one, never all;
+  drawn from the sorted group names), and train the other groups. With
+  ``train_size=None`` validation is all of its groups' images; with
+  ``train_size=N`` train takes its class-balanced, nested subset from its groups
+  (as above) and validation ``round(t * f / (1 - f))`` images of each class from
+  its own. A held-out test part (no official one) takes a seeded
+  ``test_fraction`` of the groups the same way. Datasets without groups take the
+  steps above unchanged, so their fingerprints do not change.
 
 The fingerprint is the sha256 of the sorted ids of train, val and test, each
 part preceded by its name and size, so it identifies the split and nothing else.
@@ -40,6 +50,7 @@ from bovw_vs_convnet.errors import DataError, TrainSizeTooLarge
 
 # Separate random streams, so that one part's draws never shift another's.
 _STREAM_TEST, _STREAM_POOL, _STREAM_CLASS_ORDER = 1, 2, 3
+_STREAM_TEST_GROUPS, _STREAM_VAL_GROUPS, _STREAM_VAL_POOL = 4, 5, 6
 
 
 @dataclass(frozen=True)
@@ -111,11 +122,49 @@ def _hold_out_test(
     return np.sort(np.concatenate(pool)), np.sort(np.concatenate(test))
 
 
+def _group_mask(groups: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """True for the images of a seeded ``fraction`` of the groups (at least one, never all)."""
+    names = sorted({str(g) for g in groups})
+    if len(names) < 2:
+        raise DataError(f"a split by groups needs at least 2 groups, got {len(names)}")
+    k = min(len(names) - 1, max(1, round(fraction * len(names))))
+    chosen = {names[i] for i in rng.permutation(len(names))[:k]}
+    return np.array([str(g) in chosen for g in groups], dtype=bool)
+
+
 def _train_counts(n_train: int, present: list[int], seed: int) -> dict[int, int]:
     """Per-class train counts for ``n_train`` images: even, remainder to a seeded class order."""
     base, extra = divmod(n_train, len(present))
     order = [present[i] for i in _rng(seed, _STREAM_CLASS_ORDER).permutation(len(present))]
     return {c: base + (1 if rank < extra else 0) for rank, c in enumerate(order)}
+
+
+def _group_val(
+    source: ImageSet,
+    val_pos: np.ndarray,
+    c: int,
+    t: int,
+    train_size: int | None,
+    val_fraction: float,
+    seed: int,
+) -> np.ndarray:
+    """Class ``c``'s validation positions among validation's groups (``val_pos``).
+
+    All of them for the whole pool; else ``round(t * f / (1 - f))`` (at least one)
+    from the front of a fixed seeded permutation, so that they are nested too.
+    """
+    if val_fraction == 0 or len(val_pos) == 0:
+        return np.empty(0, dtype=np.int64)
+    pos = val_pos[_class_positions(source.ids[val_pos], source.labels[val_pos], c)]
+    if train_size is None:
+        return pos
+    v = max(1, round(t * val_fraction / (1.0 - val_fraction)))
+    if v > len(pos):
+        raise DataError(
+            f"class {source.class_names[c]!r} has {len(pos)} image(s) in validation's "
+            f"groups; {t} training images need {v}"
+        )
+    return pos[_rng(seed, _STREAM_VAL_POOL, c).permutation(len(pos))][:v]
 
 
 def make_split(
@@ -144,11 +193,19 @@ def make_split(
         raise DataError(f"train size must be a positive integer, got {train_size!r}")
 
     source = ds.train
-    if ds.test is None:
+    if ds.test is None and source.groups is not None:
+        in_test = _group_mask(source.groups, test_fraction, _rng(seed, _STREAM_TEST_GROUPS))
+        pool_pos, test = np.flatnonzero(~in_test), source.subset(np.flatnonzero(in_test))
+    elif ds.test is None:
         pool_pos, test_pos = _hold_out_test(source, test_fraction, seed, classes)
         test = source.subset(test_pos)
     else:
         pool_pos, test = np.arange(len(source)), ds.test
+    val_pos = np.empty(0, dtype=np.int64)
+    if source.groups is not None and val_fraction > 0:  # validation's groups leave the pool
+        rng = _rng(seed, _STREAM_VAL_GROUPS)
+        in_val = _group_mask(source.groups[pool_pos], val_fraction, rng)
+        pool_pos, val_pos = pool_pos[~in_val], pool_pos[in_val]
     pool_labels = source.labels[pool_pos]
     present = [c for c in range(len(classes)) if np.any(pool_labels == c)]
     if len(present) < 2:
@@ -181,6 +238,19 @@ def make_split(
         pos = pool_pos[_class_positions(source.ids[pool_pos], pool_labels, c)]
         n = len(pos)
         perm = pos[_rng(seed, _STREAM_POOL, c).permutation(n)]
+        if source.groups is not None:
+            t = n if train_size is None else counts[c]
+            picked = _group_val(source, val_pos, c, t, train_size, val_fraction, seed)
+            if t > n or (val_fraction > 0 and len(picked) == 0):
+                raise DataError(
+                    f"class {classes[c]!r} has {n} training image(s) outside validation's "
+                    f"groups and {len(picked)} in them; the split needs {t} and at least 1"
+                )
+            train_parts.append(perm[:t])
+            if len(picked):
+                val_parts.append(picked)
+                n_val_total += len(picked)
+            continue
         if train_size is None:
             v = max(1, round(val_fraction * n)) if val_fraction > 0 else 0
             t = n - v
