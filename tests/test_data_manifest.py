@@ -62,7 +62,10 @@ def test_good_manifest_parses() -> None:
 def test_bundled_manifests_are_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("BVC_MANIFESTS_DIR", raising=False)
     names = [m.name for m in list_manifests()]
-    assert names == ["cifar10", "digits", "fashion-mnist", "mnist", "synthetic"]
+    assert names == [
+        "cifar10", "digits", "fashion-mnist", "glyphs", "glyphs-64", "glyphs-wild", "mnist",
+        "synthetic",
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(

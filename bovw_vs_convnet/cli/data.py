@@ -65,9 +65,16 @@ def list_datasets(data_dir: Path | None, as_json: bool) -> None:
 @click.argument("name")
 @data_dir_option
 def fetch(name: str, data_dir: Path | None) -> None:
-    """Locate dataset NAME (or download it with torchvision), then verify its checksums."""
-    from bovw_vs_convnet.data.datasets import fetch_dataset
+    """Locate dataset NAME (or download it with torchvision), then verify its checksums.
 
+    A glyph set (``glyphs``, ``glyphs-wild``) is rendered from the installed fonts instead.
+    """
+    from bovw_vs_convnet.data.datasets import fetch_dataset, is_folder_reference
+    from bovw_vs_convnet.data.manifest import get_manifest
+
+    if not is_folder_reference(name) and get_manifest(name).format == "glyphs":
+        _fetch_glyphs(name, data_dir)
+        return
     where, checks = fetch_dataset(name, data_dir)
     if checks:
         click.echo(f"{name}: {len(checks)} files verified in {where}")
@@ -94,6 +101,11 @@ def verify(name: str, data_dir: Path | None) -> None:
         n = len(ds.train) + (0 if ds.test is None else len(ds.test))
         click.echo(f"{ds.name}: {n} images read, {ds.manifest.n_classes} classes (no checksums)")
         return
+    from bovw_vs_convnet.data.manifest import get_manifest
+
+    if get_manifest(name).format == "glyphs":
+        _verify_glyphs(name, data_dir)
+        return
     checks = verify_dataset(name, data_dir)
     if not checks:
         click.echo(f"{name}: built in, no files to verify")
@@ -101,6 +113,56 @@ def verify(name: str, data_dir: Path | None) -> None:
     for check in checks:
         click.echo(f"ok  {check.path}  ({', '.join(check.checks)})")
     click.echo(f"{name}: {len(checks)} files verified")
+
+
+def _fetch_glyphs(name: str, data_dir: Path | None) -> None:
+    """Render a glyph set from the installed fonts and say what it holds."""
+    from bovw_vs_convnet.data.glyphs import build_glyphs
+    from bovw_vs_convnet.data.manifest import get_manifest
+
+    b = build_glyphs(get_manifest(name), data_dir, progress="auto")
+    click.echo(
+        f"{name}: {b.n_train + b.n_test} images of {b.n_faces} faces ({b.n_families} families "
+        f"in {b.n_groups} design groups) rendered into {b.path} in {b.seconds:.0f} s"
+    )
+    click.echo(f"train {b.n_train}, test {b.n_test}; font set {b.font_set_sha256}")
+    if not b.matches_manifest:
+        click.echo(
+            f"warning: these fonts differ from the manifest's font set {b.expected_sha256} "
+            f"(`bvc data verify {name}` names them); ids and split fingerprints will differ "
+            "from other machines'",
+            err=True,
+        )
+
+
+def _verify_glyphs(name: str, data_dir: Path | None) -> None:
+    """Name the fonts that differ from the manifest's font set; check the rendered files."""
+    from bovw_vs_convnet.data.glyphs import verify_glyphs
+    from bovw_vs_convnet.data.manifest import get_manifest
+    from bovw_vs_convnet.errors import DataError
+
+    check = verify_glyphs(get_manifest(name), data_dir)
+    for line in check.missing:
+        click.echo(f"missing  {line}")
+    for line in check.extra:
+        click.echo(f"extra    {line}")
+    if not check.fonts_match:
+        differ = len(check.missing) + len(check.extra)
+        raise DataError(
+            f"{name}: the fonts here (font set {check.font_set_sha256}) differ from the "
+            f"manifest's ({check.expected_sha256 or 'none recorded'})"
+            + (f": {differ} face(s), listed above" if differ else "")
+        )
+    click.echo(f"ok  fonts: font set {check.font_set_sha256}, as the manifest records")
+    if check.rendered is None:
+        raise DataError(f"{name}: not rendered; run `bvc data fetch {name}`")
+    if not check.rendered_ok:
+        raise DataError(
+            f"{name}: the set in {check.rendered} was rendered from other fonts or settings, "
+            f"or its images file changed; run `bvc data fetch {name}` again"
+        )
+    click.echo(f"ok  {check.rendered}  (images sha256, fonts and settings as its index says)")
+    click.echo(f"{name}: verified")
 
 
 @data.command("split")

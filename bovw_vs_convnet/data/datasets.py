@@ -13,6 +13,7 @@ mnist            IDX files (.gz or raw)        official     ``test/00007``
 cifar10          torchvision's pickle batches  official     ``train/00042``
 digits           scikit-learn, bundled         held out     ``00042``
 synthetic        generated from a seed         official     ``train/00042``
+glyphs           rendered from Debian's fonts  by family    ``3fa9c0d1e2b4a5c6/A``
 a folder path    ImageFolder tree              ``test/``    relative file path
 =============== ============================= ============ ======================
 
@@ -199,6 +200,11 @@ def load_from_manifest(manifest: Manifest, data_dir: str | Path | None = None) -
                 f"dataset {manifest.name!r}: folder classes {list(ds.manifest.classes)[:5]}... "
                 f"differ from the manifest's"
             )
+    elif fmt == "glyphs":
+        from bovw_vs_convnet.data.glyphs import load_glyphs
+
+        # the rendered set's own part sizes: another font set renders other counts
+        train, test, manifest = load_glyphs(manifest, data_dir)
     else:  # parse_manifest refuses other formats
         raise DataError(f"dataset {manifest.name!r}: unknown format {fmt!r}")
     # The readers of each format know pixels, not this: the manifest says it once here.
@@ -262,6 +268,9 @@ def where_found(manifest: Manifest, data_dir: str | Path | None = None) -> str |
     if manifest.format == "imagefolder":
         folder = resolve_data_dir(data_dir) / manifest.subdir
         return str(folder) if folder.is_dir() else None
+    if manifest.format == "glyphs":
+        folder = resolve_data_dir(data_dir) / manifest.subdir
+        return str(folder) if (folder / "index.json").is_file() else None
     found = locate(manifest, data_dir)
     if found is None:
         return None
@@ -275,6 +284,10 @@ def fetch_dataset(name: str, data_dir: Path | None = None) -> tuple[str, list[Fi
     fails (no network) or a checksum does not match.
     """
     manifest = get_manifest(name)
+    if manifest.format == "glyphs":  # rendered from the installed fonts, every time
+        from bovw_vs_convnet.data.glyphs import build_glyphs
+
+        return str(build_glyphs(manifest, data_dir).path), []
     where = where_found(manifest, data_dir)
     if where is None:
         tv = manifest.source.get("torchvision")

@@ -6,7 +6,7 @@ Example (abridged)::
 
     name = "fashion-mnist"
     description = "Zalando's 28x28 grayscale clothing images."
-    format = "idx"                      # idx | cifar10 | sklearn-digits | synthetic | imagefolder
+    format = "idx"                      # one of FORMATS: idx, cifar10, imagefolder, glyphs, ...
     classes = ["T-shirt/top", "Trouser", ...]
     image_size = [28, 28]               # (height, width)
     channels = 1
@@ -58,7 +58,7 @@ from typing import Any
 
 from bovw_vs_convnet.errors import DataError
 
-FORMATS = ("idx", "cifar10", "sklearn-digits", "synthetic", "imagefolder")
+FORMATS = ("idx", "cifar10", "sklearn-digits", "synthetic", "imagefolder", "glyphs")
 PARTS = ("train", "test", "meta")
 MANIFESTS_ENV = "BVC_MANIFESTS_DIR"
 
