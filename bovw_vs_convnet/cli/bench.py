@@ -45,6 +45,7 @@ def _outcome_json(outcome: RunOutcome) -> dict[str, Any]:
         "top5_err": record.get("top5_err"),
         "error": outcome.error,
         "seconds": round(outcome.seconds, 3),
+        "worker": outcome.worker,
     }
 
 
@@ -72,6 +73,20 @@ def _outcome_json(outcome: RunOutcome) -> dict[str, Any]:
     "mean ± std).",
 )
 @click.option("--force", is_flag=True, help="Rerun runs that are already stored.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Run the suite on a local Dask cluster of N worker processes (cores // N threads "
+    'each; needs pip install -e ".[cluster]").',
+)
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="ADDRESS",
+    help="Run the suite on an existing Dask scheduler (tcp://HOST:8786); the runs folder "
+    "must be on storage every worker shares.",
+)
 @device_option
 @jobs_option
 @progress_options
@@ -88,6 +103,8 @@ def bench(
     train_sizes: tuple[int, ...],
     seeds: tuple[int, ...],
     force: bool,
+    workers: int | None,
+    scheduler: str | None,
     device: str,
     n_jobs: int,
     progress: str,
@@ -110,6 +127,8 @@ def bench(
 
     for seed in seeds:
         check_seed(seed, "--seed")
+    if workers and scheduler:
+        raise click.UsageError("give --workers (a local cluster) or --scheduler, not both")
 
     if list_only:
         suites = builtin_suites()
@@ -130,6 +149,10 @@ def bench(
     from bovw_vs_convnet.harness.suite_runner import run_suite
 
     parsed = load_suite(suite)
+    if workers or scheduler:  # the hint before any data is loaded
+        from bovw_vs_convnet.harness.cluster import require_distributed
+
+        require_distributed()
     n_specs = len(parsed.specs(dataset, train_sizes=train_sizes, seeds=seeds))
     say = (lambda text: click.echo(text, err=True)) if as_json else click.echo
     say(f"suite {parsed.name}: {n_specs} runs, results in {runs_dir}")
@@ -139,6 +162,19 @@ def bench(
 
     def on_done(index: int, total: int, outcome: RunOutcome) -> None:
         record: RunRecord = outcome.record or {}
+        if workers or scheduler:  # in finishing order: one line per run, with its worker
+            if outcome.status == "ran":
+                text = f"top-1 {percent(record.get('top1_err'))}"
+            elif outcome.status == "skipped":
+                text = f"already stored ({record.get('run_id')})"
+            elif outcome.status == "too-large":
+                text = f"not run: {outcome.error}"
+            else:
+                text = f"FAILED: {outcome.error}"
+            where = f" on {outcome.worker}" if outcome.worker else ""
+            say(f"[{index + 1}/{total}] {outcome.spec.describe()}: {text}, "
+                f"{outcome.seconds:.1f} s{where}")  # fmt: skip
+            return
         if outcome.status == "skipped":
             top1 = percent(record.get("top1_err"))
             text = f"already stored ({record.get('run_id')}): top-1 {top1}"
@@ -168,6 +204,9 @@ def bench(
             progress="none" if as_json else progress_mode(progress, no_progress),
             on_start=on_start,
             on_done=on_done,
+            workers=workers,
+            scheduler=scheduler,
+            on_info=say,
         )
     except KeyboardInterrupt:
         click.echo(

@@ -23,11 +23,12 @@ import numpy as np
 from bovw_vs_convnet import __version__
 from bovw_vs_convnet.config import build_config, check_seed, config_to_dict, identity_settings
 from bovw_vs_convnet.data.split import Split
-from bovw_vs_convnet.errors import BvcError, RunFailed
+from bovw_vs_convnet.errors import BvcError, DataError, RunFailed
 from bovw_vs_convnet.harness import metrics as metrics_mod
 from bovw_vs_convnet.harness import provenance
 from bovw_vs_convnet.harness.record import RunRecord
 from bovw_vs_convnet.harness.registry import get_pipeline
+from bovw_vs_convnet.harness.staging import RankStore, process_rank
 from bovw_vs_convnet.harness.store import ResultStore, config_key, new_run_id
 from bovw_vs_convnet.progress import ProgressMode
 from bovw_vs_convnet.protocol import RunContext
@@ -190,6 +191,8 @@ def run_pipeline(
     resume: bool = False,
     progress: ProgressMode | bool = True,
     skip_existing: bool = False,
+    store: ResultStore | None = None,
+    expect_fingerprint: str | None = None,
 ) -> RunRecord:
     """Run ``pipeline`` on ``dataset`` once and store the record; return the stored record.
 
@@ -205,6 +208,12 @@ def run_pipeline(
         device, n_jobs, resume, progress: handed to the pipeline in its RunContext.
         skip_existing: return the stored record of an identical finished run
             (same config key) instead of running again.
+        store: the store written through (default: ``runs_dir``'s; under torchrun, on
+            ranks other than 0, a :class:`~.staging.RankStore` that writes nothing and
+            the run returns unscored after training). A Dask worker passes a
+            :class:`~.staging.StagingStore`: the run stays staged for the coordinator.
+        expect_fingerprint: the split fingerprint the caller computed (a cluster's
+            coordinator); a different one here raises DataError before training.
 
     Raises:
         RunFailed: fitting or scoring raised; the run is stored as ``failed``,
@@ -221,7 +230,8 @@ def run_pipeline(
     config = build_config(spec.config_class(), overrides)
     spec.check_config(config)  # an unknown model is refused before the data is loaded
     config_dict = config_to_dict(config)
-    store = ResultStore(runs_dir)
+    if store is None:  # only rank 0 of a torchrun job writes the store
+        store = ResultStore(runs_dir) if process_rank() == 0 else RankStore(runs_dir)
     store.check_writable()  # a read-only or full runs folder, before any work is spent
     store.recover()
     dataset_name, data = load_split(
@@ -235,6 +245,12 @@ def run_pipeline(
         # files as it goes instead of holding every image in memory
         lazy=True if getattr(type(config), "STREAMS_IMAGES", False) else None,
     )
+    if expect_fingerprint is not None and data.fingerprint != expect_fingerprint:
+        raise DataError(
+            f"split fingerprint {data.fingerprint[:12]} of {dataset!r} here differs from the "
+            f"coordinator's {expect_fingerprint[:12]}: this node has different data "
+            f"(data dir {data_dir or 'default'}); give every worker the same files"
+        )
     choose = getattr(type(config), "preset_for_images", None)  # BoVW: by the image size
     if choose is not None and "preset" not in (overrides or {}):
         config = build_config(type(config), {**(overrides or {}), "preset": choose(data.train)})
@@ -286,6 +302,9 @@ def run_pipeline(
         t0 = time.perf_counter()
         model.fit(data.train, data.val)
         train_seconds = time.perf_counter() - t0
+        if isinstance(store, RankStore):  # torchrun, rank > 0: rank 0 scores and stores
+            store.release(staging)
+            return record
         t0 = time.perf_counter()
         scores = np.asarray(model.decision_scores(data.test))
         infer_seconds = time.perf_counter() - t0

@@ -6,6 +6,10 @@ everything. A run that raises is recorded as failed and the suite goes on; a
 training size larger than a dataset's is reported as not run. A runs folder that
 cannot be written (read-only, full) stops the suite at once: every later run
 would fail the same way.
+
+With ``workers`` or ``scheduler`` the runs go to a Dask cluster instead
+(:mod:`bovw_vs_convnet.harness.cluster`); this process stays the only writer of the
+store and the outcomes are the same.
 """
 
 from __future__ import annotations
@@ -13,38 +17,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from bovw_vs_convnet.errors import RunFailed, StorageError, TrainSizeTooLarge, storage_error
-from bovw_vs_convnet.harness.record import RunRecord
+from bovw_vs_convnet.harness.outcome import RunOutcome
 from bovw_vs_convnet.harness.run import early_failure_record, run_pipeline, store_failure
 from bovw_vs_convnet.harness.store import ResultStore
 from bovw_vs_convnet.harness.suite import RunSpec, Suite
 from bovw_vs_convnet.progress import ProgressMode
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RunOutcome:
-    """What became of one run of a suite.
-
-    Attributes:
-        spec: the run.
-        status: ``ran`` (stored now), ``skipped`` (already stored with status ok),
-            ``failed`` (stored as failed with its error) or ``too-large`` (the
-            training size exceeds the dataset's; nothing stored).
-        record: the stored record (ran, skipped, failed) or None.
-        error: the one-line error of a failed or too-large run.
-        seconds: wall time spent on it, data loading included.
-    """
-
-    spec: RunSpec
-    status: str
-    record: RunRecord | None
-    error: str | None
-    seconds: float
 
 
 def run_suite(
@@ -61,6 +43,9 @@ def run_suite(
     progress: ProgressMode | bool = True,
     on_start: Callable[[int, int, RunSpec], object] | None = None,
     on_done: Callable[[int, int, RunOutcome], object] | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    on_info: Callable[[str], object] | None = None,
 ) -> list[RunOutcome]:
     """Run every spec of ``suite`` through :func:`bovw_vs_convnet.harness.run.run_pipeline`.
 
@@ -78,7 +63,21 @@ def run_suite(
     called around each run (the CLI prints from them). A KeyboardInterrupt stops
     the suite at once and propagates; what was stored stays stored, so running
     the suite again finishes it with no run lost or duplicated.
+
+    ``workers`` (a LocalCluster of that many processes) or ``scheduler`` (the address
+    of a running Dask scheduler) run the suite on Dask
+    (:func:`~bovw_vs_convnet.harness.cluster.run_suite_dask`): the stored runs are
+    skipped before anything is submitted, ``on_start`` is not called, ``on_done``
+    comes in finishing order and ``on_info`` hears the cluster's address.
     """
+    if workers or scheduler:
+        from bovw_vs_convnet.harness.cluster import run_suite_dask
+
+        return run_suite_dask(
+            suite, runs_dir=runs_dir, workers=workers, scheduler=scheduler, dataset=dataset,
+            train_sizes=train_sizes, seeds=seeds, data_dir=data_dir, device=device,
+            force=force, n_jobs=n_jobs, on_info=on_info, on_done=on_done,
+        )  # fmt: skip
     specs = suite.specs(dataset, train_sizes=train_sizes, seeds=seeds)
     store = ResultStore(runs_dir)
     store.recover()

@@ -1,0 +1,423 @@
+"""A suite's runs on a Dask cluster (``bvc bench SUITE --workers N`` / ``--scheduler ADDRESS``).
+
+Dask (``dask.distributed``) schedules; this module only says what one task is and
+what the coordinator does with its result. The rules:
+
+- The coordinator (the ``bvc bench`` process) is the only writer of
+  ``results.sqlite``. It computes every run's config key first (loading each split
+  once, for its fingerprint), skips the runs already stored, and submits the others,
+  one Dask task per run (:func:`run_on_worker`), with the split fingerprint it
+  expects.
+- A worker runs :func:`~bovw_vs_convnet.harness.run.run_pipeline` through a
+  :class:`~bovw_vs_convnet.harness.staging.StagingStore`: it checks that its split
+  fingerprint is the coordinator's before training (different data on one node must
+  not pollute a table), works in a staging folder under the runs folder (so the runs
+  folder must be on storage every worker shares: a worker that cannot see it fails
+  the run with one line naming the path), and returns the record.
+- The coordinator commits each returned run as a local one is committed (its claim on
+  the staging folder, ``record.json``, the atomic rename, one SQLite transaction) and
+  marks the records it replaces superseded.
+
+Faults: a worker that dies mid-run (kill -9, out of memory) has its run started again
+on another worker once (``distributed.scheduler.allowed-failures`` = 1 on a local
+cluster, ``retries=1`` for a task that raises), resuming from the run's checkpoint in
+its staging folder; a second death is recorded as a failed run. A coordinator that
+dies loses nothing stored: rerunning the command skips what is stored and resumes the
+staging folders. A KeyboardInterrupt cancels the submitted runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bovw_vs_convnet.config import build_config
+from bovw_vs_convnet.errors import (
+    BvcError,
+    ConfigError,
+    RunFailed,
+    StorageError,
+    TrainSizeTooLarge,
+    storage_error,
+)
+from bovw_vs_convnet.harness import provenance
+from bovw_vs_convnet.harness.outcome import RunOutcome
+from bovw_vs_convnet.harness.record import RunRecord
+from bovw_vs_convnet.harness.registry import get_pipeline
+from bovw_vs_convnet.harness.run import (
+    early_failure_record,
+    error_line,
+    load_split,
+    run_config_key,
+    run_pipeline,
+)
+from bovw_vs_convnet.harness.staging import StagingStore
+from bovw_vs_convnet.harness.store import PARTIAL_DIR, ResultStore
+from bovw_vs_convnet.harness.suite import RunSpec, Suite
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = 'pip install -e ".[cluster]"'
+MARKER_PREFIX = ".cluster-"  # in <runs>/.partial/: a worker that cannot see it cannot share
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+class ClusterUnavailable(ConfigError):
+    """dask.distributed is not installed, or the scheduler cannot be reached."""
+
+
+def require_distributed() -> Any:
+    """The ``distributed`` module, or ClusterUnavailable with the install command (exit 2)."""
+    try:
+        import distributed
+    except ImportError:
+        raise ClusterUnavailable(
+            f"--workers and --scheduler need dask.distributed: {INSTALL_HINT}"
+        ) from None
+    return distributed
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (the affinity mask, where the system has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def worker_name() -> str:
+    """The Dask worker's address, or ``host:pid`` outside a worker."""
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().address)
+    except (ImportError, ValueError):
+        return f"{socket.gethostname()}:{os.getpid()}"
+
+
+# -- the worker's side ----------------------------------------------------------------------
+
+
+def run_on_worker(task: dict[str, Any]) -> dict[str, Any]:
+    """One run on a Dask worker; returns what the coordinator needs to store it.
+
+    ``task`` holds the spec's fields, the (absolute) runs folder, the marker file the
+    coordinator left in it, the split fingerprint it expects and the run options. The
+    result's ``status`` is ``ran``, ``skipped``, ``failed``, ``too-large`` or
+    ``storage`` (a runs folder this worker cannot write: the suite stops), with the
+    record and its staging folder (for the coordinator's commit) where there is one,
+    the one-line error, the seconds and the worker's address. Nothing raises: a task
+    that raised would be retried by Dask, and a run's failure is a result.
+    """
+    t0 = time.perf_counter()
+    worker = worker_name()
+    runs_dir = Path(task["runs_dir"])
+    result: dict[str, Any] = {"record": None, "staging": None, "error": None, "worker": worker}
+
+    def done(status: str, **fields: Any) -> dict[str, Any]:
+        return {**result, **fields, "status": status, "seconds": time.perf_counter() - t0}
+
+    marker = runs_dir / PARTIAL_DIR / task["marker"]
+    if not marker.is_file():
+        return done(
+            "failed",
+            error=f"runs folder {runs_dir} is not visible on worker {worker} "
+            "(put it on storage every worker shares)",
+        )
+    store = StagingStore(runs_dir)
+    try:
+        record = run_pipeline(
+            task["pipeline"],
+            task["dataset"],
+            overrides=task["settings"],
+            seed=task["seed"],
+            train_size=task["train_size"],
+            runs_dir=runs_dir,
+            data_dir=Path(task["data_dir"]) if task["data_dir"] else None,
+            device=task["device"],
+            n_jobs=task["n_jobs"],
+            resume=not task["force"],
+            progress="none",
+            skip_existing=not task["force"],
+            store=store,
+            expect_fingerprint=task["fingerprint"],
+        )
+    except TrainSizeTooLarge as exc:
+        return done("too-large", error=str(exc))
+    except StorageError as exc:
+        return done("storage", error=str(exc))
+    except RunFailed as exc:
+        full = storage_error(exc.__cause__)
+        if full is not None:
+            return done("storage", error=str(full))
+        staged = store.staged.get(str(exc.record["run_id"]))
+        return done(
+            "failed",
+            record=exc.record,
+            staging=str(staged) if staged else None,
+            error=exc.record.get("error"),
+        )
+    except Exception as exc:  # before run_pipeline made its record (the fingerprint check too)
+        return done("failed", error=error_line(exc))
+    staged = store.staged.get(str(record["run_id"]))
+    if staged is None:  # stored meanwhile (another coordinator): skip_existing returned it
+        return done("skipped", record=record)
+    return done("ran", record=record, staging=str(staged))
+
+
+# -- the coordinator's side -----------------------------------------------------------------
+
+
+def plan_key(
+    spec: RunSpec,
+    *,
+    data_dir: Path | None,
+    device: str,
+    splits: dict[tuple[Any, ...], tuple[str, Any]],
+) -> tuple[str, str]:
+    """(config key, split fingerprint) of ``spec``, as :func:`run_pipeline` computes them.
+
+    ``splits`` caches the loaded splits by (dataset, seed, train size) across specs.
+    Raises what run_pipeline would raise before its record exists (bad settings, a
+    dataset that will not load, a training size larger than the data).
+    """
+    pipeline = get_pipeline(spec.pipeline)
+    config = build_config(pipeline.config_class(), spec.settings)
+    pipeline.check_config(config)
+    where = (spec.dataset, spec.seed, spec.train_size)
+    if where not in splits:
+        splits[where] = load_split(
+            spec.dataset, seed=spec.seed, train_size=spec.train_size, data_dir=data_dir,
+            lazy=True if getattr(type(config), "STREAMS_IMAGES", False) else None,
+        )  # fmt: skip
+    name, data = splits[where]
+    choose = getattr(type(config), "preset_for_images", None)  # as run_pipeline: BoVW presets
+    if choose is not None and "preset" not in spec.settings:
+        config = build_config(type(config), {**spec.settings, "preset": choose(data.train)})
+    key = run_config_key(
+        spec.pipeline, config, data.fingerprint, dataset=name, seed=spec.seed, device=device
+    )
+    return key, str(data.fingerprint)
+
+
+@contextlib.contextmanager
+def dask_client(
+    workers: int | None, scheduler: str | None, threads: int
+) -> Iterator[tuple[Any, int]]:
+    """A Client on a new LocalCluster of ``workers`` processes, or on ``scheduler``.
+
+    Yields (client, number of workers). Local workers run one task at a time with
+    ``threads`` threads for torch and BLAS each (their ``OMP_NUM_THREADS`` and kin),
+    and a task whose worker dies twice is given up (``allowed-failures`` = 1).
+    """
+    distributed = require_distributed()
+    import dask
+
+    # the scheduler's and nannies' INFO lines would bury the one line per run
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+        if scheduler:
+            try:
+                client = distributed.Client(scheduler, timeout="20s")
+            except OSError as exc:
+                raise ClusterUnavailable(
+                    f"cannot reach the Dask scheduler at {scheduler}: {exc}"
+                ) from None
+            cluster = None
+        else:
+            env = dict.fromkeys(THREAD_VARS, str(threads))
+            cluster = distributed.LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,  # one run per worker at a time
+                processes=True,
+                env=env,
+                dashboard_address=":0",
+                silence_logs=logging.ERROR,
+            )
+            client = distributed.Client(cluster)
+        try:
+            n = len(client.scheduler_info().get("workers", {}))
+            yield client, n
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+def _land(
+    store: ResultStore, spec: RunSpec, result: dict[str, Any], key: str
+) -> tuple[str, RunRecord | None, str | None]:
+    """Commit one worker's result in ``store``: (status, stored record, error)."""
+    status, record = result["status"], result.get("record")
+    staging = Path(result["staging"]) if result.get("staging") else None
+    if status == "too-large":
+        return status, None, result["error"]
+    if status == "skipped":
+        return status, record, None
+    if status == "ran" and record is not None and staging is not None:
+        if record.get("config_key") != key:  # plan_key and run_pipeline disagree: a bug
+            log.warning("run %s: its config key differs from the planned one", spec.describe())
+        store._claim(staging)  # the worker released it; commit releases it again
+        stored = store.commit(record, staging)
+        store.supersede(stored.get("config_key") or "", stored["run_id"])
+        return "ran", stored, None
+    # failed: the worker's own record, or one made here (worker died, folder not visible)
+    if record is None:
+        record = early_failure_record(
+            spec.pipeline,
+            spec.dataset,
+            overrides=spec.settings,
+            seed=spec.seed,
+            train_size=spec.train_size,
+        )
+        record.update(
+            {
+                "status": "failed",
+                "error": result["error"],
+                "provenance": provenance.collect(),
+            }
+        )
+        if key:  # the planned key: a repeated failure replaces this one
+            record["config_key"] = key
+    try:
+        if staging is not None:
+            store._claim(staging)
+        failed = store.record_failure(record, staging)
+    except BvcError as exc:
+        log.warning("could not store the failed run %s: %s", record.get("run_id"), exc)
+        failed = record
+    store.supersede(failed.get("config_key") or "", failed["run_id"], "failed")
+    log.warning("run %s failed: %s", spec.describe(), failed.get("error"))
+    return "failed", failed, failed.get("error")
+
+
+def run_suite_dask(
+    suite: Suite,
+    *,
+    runs_dir: Path | str,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    dataset: str | None = None,
+    train_sizes: Sequence[int | None] | None = None,
+    seeds: Sequence[int] | None = None,
+    data_dir: Path | None = None,
+    device: str = "auto",
+    force: bool = False,
+    n_jobs: int = -1,
+    on_info: Callable[[str], object] | None = None,
+    on_done: Callable[[int, int, RunOutcome], object] | None = None,
+) -> list[RunOutcome]:
+    """Run ``suite`` on a Dask cluster; the outcomes in the suite's order (see run_suite).
+
+    ``workers``: start a LocalCluster of that many processes, each with
+    ``cores // workers`` threads; ``scheduler``: submit to an existing scheduler
+    (``tcp://HOST:8786``). ``on_info(line)`` hears the cluster's address and dashboard;
+    ``on_done(index, total, outcome)`` is called as each run lands, in finishing order.
+    """
+    require_distributed()  # before any data is loaded
+    info = on_info or (lambda _line: None)
+    runs_dir = Path(runs_dir).resolve()  # workers elsewhere must find the same path
+    specs = suite.specs(dataset, train_sizes=train_sizes, seeds=seeds)
+    store = ResultStore(runs_dir)
+    store.check_writable()
+    store.recover()
+    outcomes: list[RunOutcome | None] = [None] * len(specs)
+
+    def finish(index: int, outcome: RunOutcome) -> None:
+        outcomes[index] = outcome
+        if on_done is not None:
+            on_done(index, len(specs), outcome)
+
+    plans: dict[int, tuple[str, str]] = {}
+    splits: dict[tuple[Any, ...], tuple[str, Any]] = {}
+    for index, spec in enumerate(specs):
+        t0 = time.perf_counter()
+        try:
+            key, fingerprint = plan_key(spec, data_dir=data_dir, device=device, splits=splits)
+        except TrainSizeTooLarge as exc:
+            finish(index, RunOutcome(spec, "too-large", None, str(exc), time.perf_counter() - t0))
+            continue
+        except Exception as exc:  # bad settings or data: stored as failed, never submitted
+            status, record, error = _land(
+                store, spec, {"status": "failed", "error": error_line(exc)}, ""
+            )
+            finish(index, RunOutcome(spec, status, record, error, time.perf_counter() - t0))
+            continue
+        done = [] if force else store.list_runs(config_key=key)
+        if done:
+            finish(index, RunOutcome(spec, "skipped", done[-1], None, time.perf_counter() - t0))
+        else:
+            plans[index] = (key, fingerprint)
+    splits.clear()  # the workers load their own
+    if not plans:
+        return [o for o in outcomes if o is not None]
+
+    cores = usable_cores()
+    threads = max(1, cores // workers) if workers else 0
+    marker_name = f"{MARKER_PREFIX}{uuid.uuid4().hex[:8]}"
+    marker = runs_dir / PARTIAL_DIR / marker_name
+    try:
+        marker.write_text(datetime.now(UTC).isoformat(timespec="seconds") + "\n")
+    except OSError as exc:
+        raise store.storage_error(exc) from None
+    distributed = require_distributed()
+    try:
+        with dask_client(workers, scheduler, threads) as (client, n_workers):
+            where = scheduler or f"a local cluster, {threads} thread(s) each"
+            info(f"dask: {len(plans)} runs on {n_workers} workers ({where})")
+            if "dashboard" in client.scheduler_info().get("services", {}):
+                info(f"dask dashboard: {client.dashboard_link}")
+            futures: dict[Any, int] = {}
+            for index, (key, fingerprint) in plans.items():
+                spec = specs[index]
+                task = {
+                    "pipeline": spec.pipeline,
+                    "dataset": spec.dataset,
+                    "settings": dict(spec.settings),
+                    "seed": spec.seed,
+                    "train_size": spec.train_size,
+                    "runs_dir": str(runs_dir),
+                    "marker": marker_name,
+                    "fingerprint": fingerprint,
+                    "data_dir": str(data_dir) if data_dir else None,
+                    "device": device,
+                    "n_jobs": threads if workers and n_jobs == -1 else n_jobs,
+                    "force": force,
+                }
+                future = client.submit(
+                    run_on_worker, task, key=f"bvc-run-{index}-{key[:12]}-{uuid.uuid4().hex[:6]}",
+                    retries=1, pure=False,
+                )  # fmt: skip
+                futures[future] = index
+            try:
+                for future in distributed.as_completed(list(futures)):
+                    index = futures.pop(future)
+                    spec = specs[index]
+                    try:
+                        result = future.result()
+                    except Exception as exc:  # KilledWorker: died twice; or a lost scheduler
+                        result = {"status": "failed", "error": error_line(exc), "worker": None}
+                        result["seconds"] = 0.0
+                    if result["status"] == "storage":
+                        raise StorageError(result["error"])
+                    status, record, error = _land(store, spec, result, plans[index][0])
+                    outcome = RunOutcome(
+                        spec, status, record, error, float(result.get("seconds") or 0.0),
+                        worker=result.get("worker"),
+                    )  # fmt: skip
+                    future.release()  # landed: a worker lost now must not recompute it
+                    finish(index, outcome)
+            except BaseException:  # KeyboardInterrupt, a full runs folder: stop the others
+                client.cancel(list(futures), force=True)
+                raise
+    finally:
+        marker.unlink(missing_ok=True)
+    return [o for o in outcomes if o is not None]  # every one, once the loop ran to its end
