@@ -234,11 +234,27 @@ def test_lazy_image_sets_train_through_a_dataloader(tmp_path: Path) -> None:
         ("alexnet-small-no-fc7", "adamw", 5e-2, ("translate", "flip")),
     ],
 )
-def test_each_model_gets_its_recipe_when_no_preset_is_named(
+def test_each_model_gets_its_fixed_recipe_when_no_preset_is_named(
     model: str, optimizer: str, weight_decay: float, augment: tuple[str, ...]
 ) -> None:
-    cfg = build_config(ConvNetConfig, {"model": model})
+    cfg = build_config(ConvNetConfig, {"model": model, "recipe": "fixed"})
     assert (cfg.optimizer, cfg.weight_decay, cfg.augment) == (optimizer, weight_decay, augment)
+
+
+@pytest.mark.parametrize(
+    ("model", "optimizer", "weight_decay"),
+    [
+        ("lenet5", "sgd", 5e-4),
+        ("lenet5-1998", "adamw", 0.0),
+        ("alexnet-small", "adamw", 5e-2),
+        ("alexnet-small-no-fc7", "adamw", 5e-2),
+    ],
+)
+def test_each_model_gets_its_auto_optimiser_and_data_chosen_augmentation(
+    model: str, optimizer: str, weight_decay: float
+) -> None:
+    cfg = build_config(ConvNetConfig, {"model": model})
+    assert (cfg.optimizer, cfg.weight_decay, cfg.augment) == (optimizer, weight_decay, ("auto",))
 
 
 def test_a_named_preset_overrides_the_model_recipe() -> None:
@@ -265,9 +281,12 @@ def test_flip_follows_the_sets_mirror_ok_unless_the_mirror_setting_says(
 def test_the_pipeline_trains_without_flips_on_a_set_that_may_not_be_mirrored(
     tmp_path: Path,
 ) -> None:
-    pipe = build_pipeline(config(epochs="1"), context(tmp_path))
+    pipe = build_pipeline(config(epochs="1", recipe="fixed"), context(tmp_path))
     pipe.fit(tiny_set(mirror_ok=False), None)
     assert pipe.record_extra["augment"] == ["translate"]
+    auto = build_pipeline(config(epochs="1"), context(tmp_path / "auto"))
+    auto.fit(tiny_set(mirror_ok=False), None)  # the auto recipe distorts instead
+    assert auto.record_extra["augment"] == ["translate", "affine"]
 
 
 def test_an_explicit_mirror_setting_is_part_of_the_checkpoint_identity(tmp_path: Path) -> None:

@@ -226,12 +226,10 @@ def test_imagefolder_reads_lazily_when_asked(tmp_path: Path) -> None:
 
 
 def test_large_trees_are_read_lazily(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from bovw_vs_convnet.data import imagefolder
-
-    _write_tree(tmp_path, {"a": [(6, 6)] * 2, "b": [(6, 6)] * 2})
-    monkeypatch.setattr(imagefolder, "LAZY_THRESHOLD", 3)
+    _write_tree(tmp_path, {"a": [(6, 6)] * 2, "b": [(6, 6)] * 2})  # 4 x 6x6x3 = 432 bytes
+    monkeypatch.setenv("BVC_RESIDENT_MB", str(431 / 1024**2))
     assert load_imagefolder(tmp_path).train.is_lazy
-    monkeypatch.setattr(imagefolder, "LAZY_THRESHOLD", 4)
+    monkeypatch.setenv("BVC_RESIDENT_MB", str(432 / 1024**2))
     assert not load_imagefolder(tmp_path).train.is_lazy
 
 

@@ -90,13 +90,16 @@ class InputAdapter(nn.Module):
 
 
 class BatchAugment:
-    """Random shifts, horizontal flips and small affine distortions of a whole batch.
+    """Random shifts, horizontal flips, small affine distortions and colour jitter of a batch.
 
     ``translate``: shift by up to ``max_shift`` pixels each way, filling with black
     (the random-crop-after-padding of AlexNet and CIFAR recipes). ``flip``: mirror half
     the images. ``affine``: LeNet-style distortions (Simard et al. 2003; LeCun et al.
     1998 section V.C): rotation ±``max_rotate`` degrees, scale ×(1 ± ``max_scale``),
-    shear ±``max_shear``. Draws come from ``generator`` so a seeded epoch repeats.
+    shear ±``max_shear``. ``jitter``: brightness, contrast and saturation each scaled by
+    ×(1 ± ``max_jitter``) per image (AlexNet's colour augmentation in torchvision's
+    ``ColorJitter`` form), for RGB batches. Draws come from ``generator`` so a seeded
+    epoch repeats.
     """
 
     def __init__(
@@ -106,6 +109,7 @@ class BatchAugment:
         max_rotate: float = 10.0,
         max_scale: float = 0.1,
         max_shear: float = 0.1,
+        max_jitter: float = 0.2,
     ) -> None:
         unknown = set(kinds) - set(AUGMENTATIONS)
         if unknown:
@@ -113,6 +117,7 @@ class BatchAugment:
         self.kinds = tuple(kinds)
         self.max_shift, self.max_rotate = max_shift, max_rotate
         self.max_scale, self.max_shear = max_scale, max_shear
+        self.max_jitter = max_jitter
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Augment the float (B, C, H, W) batch ``x`` (values in any range, 0 = black)."""
@@ -120,6 +125,8 @@ class BatchAugment:
             x = self._affine(x, generator)
         if "translate" in self.kinds and self.max_shift > 0:
             x = self._translate(x, generator)
+        if "jitter" in self.kinds and x.shape[1] == 3 and self.max_jitter > 0:
+            x = self._jitter(x, generator)
         if "flip" in self.kinds:
             flip = torch.rand(x.shape[0], generator=generator, device=x.device) < 0.5  # (B,)
             x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
@@ -135,6 +142,16 @@ class BatchAugment:
         bi = torch.arange(b, device=x.device).view(b, 1, 1)
         out = padded.permute(0, 2, 3, 1)[bi, rows.view(b, h, 1), cols.view(b, 1, w)]  # (B, H, W, C)
         return out.permute(0, 3, 1, 2).contiguous()  # (B, C, H, W)
+
+    def _jitter(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        b = x.shape[0]
+        f = 1 + (torch.rand(3, b, 1, 1, 1, generator=g, device=x.device) * 2 - 1) * self.max_jitter
+        top = x.amax(dim=(1, 2, 3), keepdim=True)  # (B, 1, 1, 1): keeps the value range
+        gray = (x * x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        x = gray + (x - gray) * f[2]  # saturation, (B, C, H, W)
+        mean = gray.mean(dim=(2, 3), keepdim=True)  # (B, 1, 1, 1)
+        x = mean + (x - mean) * f[1]  # contrast
+        return torch.minimum((x * f[0]).clamp_min(0), top)  # brightness, within [0, max]
 
     def _affine(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         b = x.shape[0]

@@ -5,7 +5,18 @@ settings before any model is loaded. Example::
 
     from bovw_vs_convnet.config import build_config
     cfg = build_config(ConvNetConfig, {"model": "alexnet-small", "epochs": "3"})
-    cfg.optimizer  # "adamw": the model's recipe (MODEL_PRESETS) when no preset is named
+    cfg.optimizer  # "adamw": the model's recipe (AUTO_PRESETS) when no preset is named
+    cfg.epochs  # "auto": chosen from the training set when the run starts (convnet/recipes.py)
+
+Two recipes: ``recipe="auto"`` (the default) leaves the settings that depend on the data
+at ``"auto"`` (epochs, schedule, label smoothing, augmentation, patience, test-time
+flip) and :func:`bovw_vs_convnet.convnet.recipes.choose_recipe` fills them in from the
+training set when the run starts; ``recipe="fixed"`` is the recipe of the runs stored
+before it: each ``"auto"`` left becomes its old default (:data:`FIXED_DEFAULTS`), so a
+fixed run's settings, and so its config key, are those of the old runs. ``recipe`` is
+in ``SETTINGS_SINCE`` at ``"fixed"``, ``"auto"`` is not: an auto run never takes an old
+run's key, and an old run still reads as what it was. A setting given explicitly wins
+in both recipes (``--set epochs=10`` means 10 epochs).
 """
 
 from __future__ import annotations
@@ -17,7 +28,19 @@ from typing import Any, ClassVar, Literal
 from bovw_vs_convnet.errors import ConfigError
 
 # The batch augmentations of :class:`~bovw_vs_convnet.convnet.augment.BatchAugment`.
-AUGMENTATIONS = ("translate", "flip", "affine")
+AUGMENTATIONS = ("translate", "flip", "affine", "jitter")
+AUTO = "auto"
+
+# What recipe="fixed" puts in place of a setting left at "auto": the defaults of every
+# run stored before the auto recipe, so that those runs keep their config keys.
+FIXED_DEFAULTS: dict[str, Any] = {
+    "epochs": 10,
+    "schedule": "onecycle",
+    "label_smoothing": 0.0,
+    "augment": ("translate", "flip"),
+    "patience": 0,
+    "tta_flip": False,
+}
 
 
 @dataclass(frozen=True)
@@ -26,32 +49,44 @@ class ConvNetConfig:
 
     # settings added after runs were stored, with the value those runs had
     # (config.identity_settings: at that value they leave a run's identity as it was)
-    SETTINGS_SINCE: ClassVar[dict[str, Any]] = {"mirror": "auto"}
+    # (recipe="auto" is not: it changes what the defaults mean, so its runs get new keys)
+    SETTINGS_SINCE: ClassVar[dict[str, Any]] = {"mirror": "auto", "recipe": "fixed"}
     # what the hardware adds to a run's identity (device type, autocast dtype), resolved at
     # run time by the harness as "module:attribute" (this module imports no torch)
     RUNTIME_IDENTITY: ClassVar[str] = "bovw_vs_convnet.convnet.device:run_identity"
 
     model: str = "lenet5"  # registry name (bvc models); with ablate, a Zeiler–Fergus variant
     ablate: str = "none"  # removed layers: none | fc7 | fc6-fc7 | conv3-conv4-fc6-fc7
-    epochs: int = 10  # passes over the training set
+    # auto: the data-dependent settings left at "auto" are chosen from the training set
+    # (convnet/recipes.py); fixed: they take the old defaults (FIXED_DEFAULTS)
+    recipe: Literal["auto", "fixed"] = "auto"
+    epochs: int | Literal["auto"] = "auto"  # passes over the training set (at most: patience)
     batch_size: int = 128  # images per optimiser step
     optimizer: Literal["sgd", "adamw"] = "sgd"  # SGD with momentum, or AdamW
-    lr: float = 0.05  # peak learning rate (one-cycle max, cosine/step start)
+    # peak learning rate (one-cycle max, cosine/step start); auto: a learning-rate finder
+    # (Smith 2017) picks it on the training part before training (convnet/train.py: find_lr)
+    lr: float | Literal["auto"] = 0.05
     momentum: float = 0.9  # SGD momentum (AlexNet paper: 0.9)
     nesterov: bool = True  # Nesterov momentum for SGD
     weight_decay: float = 5e-4  # on weights only, not biases (AlexNet paper: 5e-4)
-    schedule: Literal["onecycle", "cosine", "step", "constant"] = "onecycle"  # per step
-    warmup_fraction: float = 0.2  # one-cycle: fraction of steps rising to lr
+    # per step; warmup-cosine: linear warm-up to lr, then cosine decay to 0
+    schedule: Literal["auto", "onecycle", "warmup-cosine", "cosine", "step", "constant"] = "auto"
+    warmup_fraction: float = 0.2  # one-cycle / warmup-cosine: fraction of steps rising to lr
     step_epochs: int = 10  # step schedule: epochs between drops
     step_gamma: float = 0.1  # step schedule: lr multiplier at each drop (AlexNet: /10)
-    label_smoothing: float = 0.0  # cross-entropy target smoothing, 0 = one-hot
+    label_smoothing: float | Literal["auto"] = "auto"  # cross-entropy smoothing, 0 = one-hot
     clip_grad: float = 0.0  # clip the global gradient norm to this before each step; 0 = off
-    augment: tuple[str, ...] = ("translate", "flip")  # of translate, flip, affine; "" for none
+    # of translate, flip, affine, jitter; "" for none; auto: chosen from the data
+    augment: tuple[str, ...] = ("auto",)
     max_shift: int = 2  # translate: pixels each way at the image's own resolution
     mirror: Literal["auto", "yes", "no"] = "auto"  # may "flip" mirror? auto: the set's mirror_ok
     val_select: bool = True  # keep the weights of the epoch with the lowest val error
-    patience: int = 0  # stop after this many epochs without val improvement; 0 = never
-    tta_flip: bool = False  # average logits of each test image and its mirror
+    patience: int | Literal["auto"] = (
+        "auto"  # stop after this many epochs without val gain; 0 never
+    )
+    # average logits of each test image and its mirror; auto: where mirroring is allowed
+    # and it does not raise the validation error
+    tta_flip: bool | Literal["auto"] = "auto"
     # autocast: auto = fp32 on the CPU; on CUDA (auto or bf16) bf16 from compute capability
     # 8.0, fp16 with a GradScaler at 7.x, fp32 below (convnet/device.py: choose_amp)
     amp: Literal["auto", "bf16", "off"] = "auto"
@@ -77,33 +112,62 @@ class ConvNetConfig:
             "optimizer": "adamw", "lr": 2e-3, "weight_decay": 0.0, "schedule": "onecycle",
             "augment": ("flip",),
         },
+        # The auto recipe's optimisers (benchmarks/sweep_recipes.py); no schedule, epochs
+        # or augmentation here: those are chosen from the data (convnet/recipes.py).
+        "auto-lenet5": {"optimizer": "sgd", "lr": 0.05, "weight_decay": 5e-4},
+        "auto-lenet5-1998": {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 0.0},
+        "auto-alexnet": {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 5e-2},
     }  # fmt: skip
-    # The preset a model gets when none is named: with the SGD defaults, lenet5-1998
-    # stays at 52.8 % and alexnet-small at chance on Fashion-MNIST (benchmarks/RESULTS-convnet.md).
+    # The preset a model gets when none is named, with recipe="fixed": with the SGD
+    # defaults, lenet5-1998 stays at 52.8 % and alexnet-small at chance on Fashion-MNIST
+    # (benchmarks/RESULTS-convnet.md).
     MODEL_PRESETS: ClassVar[dict[str, str]] = {
         "lenet5-1998": "lenet5-1998",
         "alexnet-small": "adamw",
     }
+    # The optimiser a model gets with recipe="auto" when no preset is named: the winners
+    # of benchmarks/sweep_recipes.py (benchmarks/RESULTS-convnet.md, "Default recipes");
+    # the other settings of the auto recipe come from the data.
+    AUTO_PRESETS: ClassVar[dict[str, str]] = {
+        "lenet5-1998": "auto-lenet5-1998",
+        "alexnet": "auto-alexnet",
+        "lenet5": "auto-lenet5",
+    }
 
     @classmethod
     def default_preset(cls, overrides: Mapping[str, Any]) -> str | None:
-        """The recipe ``model`` trains well with when no preset is named (see ``MODEL_PRESETS``)."""
+        """The preset ``model`` trains well with when none is named.
+
+        ``AUTO_PRESETS`` with the auto recipe (the default), ``MODEL_PRESETS`` with
+        ``recipe=fixed`` (what runs stored before the auto recipe got).
+        """
         model = str(overrides.get("model", cls.model))
-        return next((p for m, p in cls.MODEL_PRESETS.items() if model.startswith(m)), None)
+        fixed = str(overrides.get("recipe", cls.recipe)) == "fixed"
+        table = cls.MODEL_PRESETS if fixed else cls.AUTO_PRESETS
+        return next((p for m, p in table.items() if model.startswith(m)), None)
 
     def __post_init__(self) -> None:
+        if self.recipe == "fixed":
+            # frozen: the old defaults go in once, here, so the stored settings are concrete
+            for name, old in FIXED_DEFAULTS.items():
+                if getattr(self, name) in (AUTO, (AUTO,)):
+                    object.__setattr__(self, name, old)
+        if AUTO in self.augment and len(self.augment) > 1:
+            raise ConfigError(
+                "augment=auto cannot be combined with other augmentations", key="augment"
+            )
         for name in ("epochs", "batch_size", "eval_batch_size"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) != AUTO and getattr(self, name) < 1:
                 raise ConfigError(
                     f"setting {name!r} must be >= 1, got {getattr(self, name)}", key=name
                 )
-        if self.lr <= 0:
+        if not isinstance(self.lr, str) and self.lr <= 0:
             raise ConfigError(f"setting 'lr' must be > 0, got {self.lr}", key="lr")
         if self.clip_grad < 0:
             raise ConfigError(
                 f"setting 'clip_grad' must be >= 0, got {self.clip_grad}", key="clip_grad"
             )
-        bad = [a for a in self.augment if a not in AUGMENTATIONS]
+        bad = [a for a in self.augment if a not in (*AUGMENTATIONS, AUTO)]
         if bad:
             raise ConfigError(
                 f"unknown augmentation {bad[0]!r}; known: {', '.join(AUGMENTATIONS)}", key="augment"

@@ -18,6 +18,7 @@ from here too. Whether ``flip`` may mirror the training images is the set's
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -29,7 +30,7 @@ import torch
 from bovw_vs_convnet.config import config_to_dict, identity_settings
 from bovw_vs_convnet.convnet.augment import BatchAugment, InputAdapter
 from bovw_vs_convnet.convnet.batches import make_batches
-from bovw_vs_convnet.convnet.config import ConvNetConfig
+from bovw_vs_convnet.convnet.config import AUTO, ConvNetConfig
 from bovw_vs_convnet.convnet.device import Runtime, resolve_runtime
 from bovw_vs_convnet.convnet.models import (
     count_parameters,
@@ -37,6 +38,7 @@ from bovw_vs_convnet.convnet.models import (
     get_model_spec,
     resolve_ablation,
 )
+from bovw_vs_convnet.convnet.recipes import DataShape, choose_recipe
 from bovw_vs_convnet.convnet.train import Trainer, load_checkpoint
 from bovw_vs_convnet.data.imageset import ImageSet
 from bovw_vs_convnet.errors import ConfigError, DataError
@@ -115,6 +117,7 @@ class ConvNetPipeline:
         self.n_params = 0
         self.device = ""
         self.trainer: Trainer | None = None
+        self.tta_flip = config.tta_flip is True  # decided in fit when "auto"
 
     def _setup_torch(self, device: torch.device) -> None:
         """Threads, determinism and TF32 for this run (torch's switches are per process).
@@ -177,16 +180,25 @@ class ConvNetPipeline:
         adapter = InputAdapter(
             (h, w), c, spec.input_size, spec.fit, spec.fixed_channels or c, mean, std
         )
-        kinds = augmentations(cfg, train)
+        mirror = mirror_allowed(cfg, train)
+        resolved, recipe = choose_recipe(cfg, DataShape(len(train), (h, w), c, mirror))
+        kinds = augmentations(resolved, train)
         augment = BatchAugment(kinds, max_shift=cfg.max_shift) if kinds else None
         identity = checkpoint_identity(self.model_name, cfg, train, ctx, runtime)
         ckpt_path = ctx.run_dir / CHECKPOINT_NAME
         trainer = Trainer(
-            model, adapter, augment, cfg, device, seed=ctx.seed, identity=identity,
+            model, adapter, augment, resolved, device, seed=ctx.seed, identity=identity,
             checkpoint_path=ckpt_path, progress=ctx.progress, runtime=runtime,
         )  # fmt: skip
         train_src = make_batches(train, device, cfg.workers)
         val_src = make_batches(val, device, cfg.workers) if val is not None and len(val) else None
+        if resolved.lr == AUTO:
+            # seeded: a resumed run finds the same rate (on the CPU, the same bits)
+            found = trainer.find_lr(train_src)
+            trainer.cfg = dataclasses.replace(resolved, lr=found["lr"])
+            recipe["lr_finder"] = found
+            recipe["chosen"]["lr"] = found["lr"]
+            recipe["why"]["lr"] = "learning-rate finder (Smith 2017): lowest smoothed loss / 10"
         resumed_from = 0
         if ckpt_path.exists():
             if not ctx.resume:
@@ -200,6 +212,14 @@ class ConvNetPipeline:
         self.stage_seconds["setup"] = time.perf_counter() - t_setup
         history = trainer.fit(train_src, val_src, val.labels if val is not None else None)
         self.trainer = trainer
+        recipe["epochs_run"] = len(history.train_loss)
+        recipe["stop_reason"] = history.stop_reason
+        recipe["steps_run"] = recipe["steps_per_epoch"] * len(history.train_loss)
+        if resolved.tta_flip == AUTO:
+            self.tta_flip, recipe["tta_val_error"] = self._choose_tta(trainer, val_src, val)
+            recipe["chosen"]["tta_flip"] = self.tta_flip
+        else:
+            self.tta_flip = bool(resolved.tta_flip)
         self.stage_seconds.update(trainer.stage_seconds)
         if val is not None and history.val_error:
             self.record_extra["beat_majority_class"] = _check_learned(
@@ -222,6 +242,8 @@ class ConvNetPipeline:
                 ) if n_epochs > resumed_from else None,
                 "input": adapter.describe(),
                 "augment": kinds,
+                "recipe": recipe,
+                "tta_flip": self.tta_flip,
                 **_runtime_record(runtime),
                 "compiled": trainer.compiled,
                 "compile_error": trainer.compile_error,
@@ -239,12 +261,29 @@ class ConvNetPipeline:
         t0 = time.perf_counter()
         device = torch.device(self.device)
         scores = self.trainer.predict(
-            make_batches(images, device, self.config.workers), self.config.tta_flip
+            make_batches(images, device, self.config.workers), self.tta_flip
         )
         self.stage_seconds["scoring"] = (
             self.stage_seconds.get("scoring", 0.0) + time.perf_counter() - t0
         )
         return scores.numpy().astype(np.float32, copy=False)
+
+    @staticmethod
+    def _choose_tta(
+        trainer: Trainer, val_src: Any, val: ImageSet | None
+    ) -> tuple[bool, dict[str, float] | None]:
+        """Test-time flip for ``tta_flip=auto`` (mirroring allowed): on unless it raises val error.
+
+        Without a validation set it is on (mirroring is allowed, and a flip-trained model
+        sees mirrors as its own images). Returns (choice, {"plain": err, "flip": err}).
+        """
+        if val_src is None or val is None:
+            return True, None
+        errors = {
+            name: float((trainer.predict(val_src, flip).argmax(1).numpy() != val.labels).mean())
+            for name, flip in (("plain", False), ("flip", True))
+        }
+        return errors["flip"] <= errors["plain"], errors
 
 
 def _runtime_record(runtime: Runtime) -> dict[str, Any]:

@@ -18,7 +18,9 @@ tensors and plain values only and load with ``torch.load(weights_only=True)``.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
+import math
 import os
 import pickle
 import time
@@ -63,26 +65,37 @@ def build_optimizer(
     # Fused kernels: one launch per step instead of one per parameter (CPU and CUDA).
     fused = cfg.fused_optimizer
     foreach = None if fused else True
+    lr = chosen(cfg.lr, "lr")
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(
-            groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
+            groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
             fused=fused, foreach=foreach,
         )  # fmt: skip
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr, fused=fused, foreach=foreach)
+        return torch.optim.AdamW(groups, lr=lr, fused=fused, foreach=foreach)
     raise ConfigError(f"unknown optimizer {cfg.optimizer!r}; use sgd or adamw")
 
 
 def build_scheduler(
     optimizer: torch.optim.Optimizer, cfg: ConvNetConfig, steps_per_epoch: int
 ) -> torch.optim.lr_scheduler.LRScheduler:
-    """A per-step schedule: one-cycle, cosine, step (×gamma every ``step_epochs``) or constant."""
-    total = max(1, cfg.epochs * steps_per_epoch)
+    """A per-step schedule: one-cycle, warm-up + cosine, cosine, step (×gamma) or constant.
+
+    ``warmup-cosine`` rises linearly to ``lr`` over ``warmup_fraction`` of the steps, then
+    decays to 0 along a half cosine (Goyal et al. 2017; Loshchilov and Hutter 2017).
+    """
+    if cfg.schedule == "auto":
+        raise ConfigError("the schedule must be chosen (convnet/recipes.py) before training")
+    total = max(1, int(chosen(cfg.epochs, "epochs")) * steps_per_epoch)
     if cfg.schedule == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=cfg.lr, total_steps=total, pct_start=cfg.warmup_fraction,
+            optimizer, max_lr=chosen(cfg.lr, "lr"), total_steps=total,
+            pct_start=cfg.warmup_fraction,
             cycle_momentum=False,
         )  # fmt: skip
+    if cfg.schedule == "warmup-cosine":
+        warm = max(1, round(cfg.warmup_fraction * total))
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, partial(_warmup_cosine, warm, total))
     if cfg.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
     if cfg.schedule == "step":
@@ -92,6 +105,33 @@ def build_scheduler(
     if cfg.schedule == "constant":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
     raise ConfigError(f"unknown schedule {cfg.schedule!r}")
+
+
+def chosen(value: float | str, name: str) -> float:
+    """A setting's number once the recipe (or the lr finder) has chosen it; ConfigError if not."""
+    if isinstance(value, str):
+        raise ConfigError(
+            f"setting {name!r} is still {value!r}: choose it before training", key=name
+        )
+    return value
+
+
+def _unresolved(cfg: ConvNetConfig) -> bool:
+    """Whether a setting the recipe chooses is still "auto" (``tta_flip`` is the pipeline's)."""
+    names = ("epochs", "schedule", "label_smoothing", "patience")
+    return any(getattr(cfg, n) == "auto" for n in names) or cfg.augment == ("auto",)
+
+
+def _ramp(ratio: float, step: int) -> float:
+    """The lr multiplier of the finder's exponential ramp at ``step``."""
+    return float(ratio**step)
+
+
+def _warmup_cosine(warm: int, total: int, step: int) -> float:
+    """The lr multiplier at ``step``: linear to 1 over ``warm`` steps, then cosine to 0."""
+    if step < warm:
+        return (step + 1) / warm
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
 
 
 @dataclass
@@ -104,6 +144,7 @@ class History:
     images_per_s: list[float] = field(default_factory=list)
     best_epoch: int = 0  # 1-based epoch whose weights are kept (0: none yet)
     best_val_error: float = float("inf")
+    stop_reason: str = ""  # "epochs" (all run), "patience" (early stop), "" (not finished)
 
 
 class Trainer:
@@ -133,6 +174,10 @@ class Trainer:
         progress: ProgressMode | bool,
         runtime: Runtime | None = None,
     ) -> None:
+        if _unresolved(cfg):
+            # a config no recipe was chosen for (a benchmark's own Trainer): what is left
+            # at "auto" trains as the fixed recipe would (convnet/config.py: FIXED_DEFAULTS)
+            cfg = dataclasses.replace(cfg, recipe="fixed")
         self.model = model.to(device)
         self.adapter = adapter.to(device)
         self.augment, self.cfg, self.device, self.seed = augment, cfg, device, seed
@@ -204,7 +249,11 @@ class Trainer:
         assert self.optimizer is not None
         with self._autocast():
             logits = self.forward(x)  # (B, K)
-            loss = F.cross_entropy(logits.float(), yb, label_smoothing=self.cfg.label_smoothing)
+            loss = F.cross_entropy(
+                logits.float(),
+                yb,
+                label_smoothing=chosen(self.cfg.label_smoothing, "label_smoothing"),
+            )
         self.optimizer.zero_grad(set_to_none=True)
         (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
         return loss.detach()
@@ -275,6 +324,60 @@ class Trainer:
             self.scaler.load_state_dict(saved[3])
         return time.perf_counter() - t0
 
+    def find_lr(
+        self, source: BatchSource, start: float = 1e-6, end: float = 1.0, steps: int = 100
+    ) -> dict[str, Any]:
+        """A learning-rate range test (Smith 2017; fastai's ``lr_find``); the model is unchanged.
+
+        Trains ``steps`` batches of ``source`` with the learning rate rising exponentially
+        from ``start`` to ``end``, tracking a smoothed (debiased, factor 0.98) loss, and
+        stops early once it exceeds 4 times its minimum (divergence). The pick is the
+        rate of the lowest smoothed loss divided by 10 (fastai's rule: well before the
+        loss turns up), never below ``start``. Weights, optimiser and schedule are put back
+        as they were; the returned dict (for the run record) holds ``lr`` (the pick), the
+        ``ramp`` bounds, ``steps_run``, ``min_loss_lr`` and the ``lrs`` / ``losses`` curve.
+        """
+        if not 0 < start < end:
+            raise ConfigError(f"lr finder needs 0 < start < end, got {start} and {end}")
+        probe = copy.copy(self)
+        probe.cfg = dataclasses.replace(self.cfg, lr=start)
+        saved = copy.deepcopy(self.model.state_dict())
+        probe.optimizer = build_optimizer(self.model, probe.cfg, self.device)
+        ratio = (end / start) ** (1 / max(1, steps - 1))
+        probe.scheduler = torch.optim.lr_scheduler.LambdaLR(probe.optimizer, partial(_ramp, ratio))
+        gen, lrs, losses = self._aug_generator(-2), [], []
+        avg, best, i = 0.0, float("inf"), 0
+        self.model.train()
+        torch.manual_seed(epoch_seed(self.seed, -2, 2))
+        while i < steps:
+            batches = source.batches(self.cfg.batch_size, self._generator(-2, i), True)
+            n_before = i
+            for xb, yb in batches:
+                lr = start * ratio**i
+                loss = float(probe._step(xb, yb, gen))
+                avg = 0.98 * avg + 0.02 * loss
+                smooth = avg / (1 - 0.98 ** (i + 1))
+                i += 1
+                if not math.isfinite(smooth):
+                    break
+                lrs.append(lr)
+                losses.append(smooth)
+                best = min(best, smooth)
+                if smooth > 4 * best or i >= steps:
+                    break
+            if i == n_before or (losses and losses[-1] > 4 * best) or not math.isfinite(avg):
+                break  # too few images for one full batch, or diverged
+        self.model.load_state_dict(saved)
+        if not losses:
+            raise ConfigError("lr=auto: the finder ran no step (fewer images than one batch?)")
+        at_min = lrs[int(np.argmin(losses))]
+        pick = max(start, at_min / 10)
+        log.info("lr finder: lowest loss at lr %.3g, picked %.3g", at_min, pick)
+        return {
+            "lr": pick, "ramp": [start, end], "steps_run": len(lrs), "min_loss_lr": at_min,
+            "lrs": lrs, "losses": losses,
+        }  # fmt: skip
+
     def _sync(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
@@ -327,11 +430,15 @@ class Trainer:
         cfg = self.cfg
         if self.optimizer is None:
             self.setup(train)
+        epochs = int(chosen(cfg.epochs, "epochs"))
+        patience = int(chosen(cfg.patience, "patience"))
         start = len(self.history.train_loss) + 1
+        if self.history.stop_reason:  # a finished checkpoint: nothing left to run
+            start = epochs + 1
         if start == 1:
             self.stage_seconds["warmup"] = self.warmup(train)
         val_seconds = 0.0
-        for epoch in range(start, cfg.epochs + 1):
+        for epoch in range(start, epochs + 1):
             loss, seconds, rate = self.train_epoch(train, epoch)
             if not np.isfinite(loss):
                 raise FloatingPointError(
@@ -355,8 +462,11 @@ class Trainer:
                 log.info("epoch %d: loss %.4f val error %.4f (%.0f img/s)", epoch, loss, err, rate)
             else:
                 log.info("epoch %d: loss %.4f (%.0f img/s)", epoch, loss, rate)
-            self.save_checkpoint(finished=epoch == cfg.epochs)
-            if cfg.patience and h.best_epoch and epoch - h.best_epoch >= cfg.patience:
+            stop = bool(patience and h.best_epoch and epoch - h.best_epoch >= patience)
+            if stop or epoch == epochs:
+                h.stop_reason = "patience" if stop else "epochs"
+            self.save_checkpoint(finished=epoch == epochs or stop)
+            if stop:
                 log.info("early stop at epoch %d (best %d)", epoch, h.best_epoch)
                 break
         self.stage_seconds["epochs"] = float(sum(self.history.epoch_seconds))

@@ -7,9 +7,15 @@ and the common split holds out a stratified test fraction.
 Images of different sizes are resized (OpenCV ``INTER_AREA``) to one common
 size: the manifest's ``image_size`` when given, else the median height and
 median width of the images. Channels: 1 when every image is grayscale, else 3.
-Up to :data:`LAZY_THRESHOLD` images are read into memory; larger trees become
-:class:`LazyImages`, read on demand. Sample ids are POSIX paths relative to
-``root``. A file that cannot be decoded raises DataError naming it.
+A tree whose decoded pixels fit the memory budget (:func:`resident_budget`: default
+:data:`DEFAULT_RESIDENT_BYTES`, ``$BVC_RESIDENT_MB`` or the ``resident_bytes``
+argument change it) is decoded once, in threads, into one uint8 array; a larger one
+becomes :class:`LazyImages`, read on demand. The decoded array of a tree of
+:data:`CACHE_MIN_FILES` files or more is kept as a plain ``.npy`` (no pickle; read with
+``allow_pickle=False``) in the decoded cache (:func:`decoded_cache_dir`), under a key of
+the files' paths, sizes and modification times and the common format, so the next run
+skips the decoding; a changed, added or removed file changes the key. Sample ids are
+POSIX paths relative to ``root``. A file that cannot be decoded raises DataError naming it.
 
 A tree may come from anywhere, so:
 
@@ -27,9 +33,12 @@ A tree may come from anywhere, so:
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import math
 import os
 import re
+import tempfile
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,7 +52,13 @@ from bovw_vs_convnet.progress import ProgressMode, track
 
 log = logging.getLogger(__name__)
 
-LAZY_THRESHOLD = 20_000  # images; above this a tree is read lazily
+# Decoded bytes (N*H*W*C) up to which a tree is held in memory: the 23 000-image
+# 32x32 RGB glyph folder is 70 MB, Fashion-MNIST-sized folders 55 MB, ImageNet's
+# training set at 64x64 15 GB (lazy).
+DEFAULT_RESIDENT_BYTES = 2 * 1024**3
+RESIDENT_ENV = "BVC_RESIDENT_MB"
+CACHE_MIN_FILES = 2_000  # trees of fewer files decode in a moment: no cache file
+CACHE_FORMAT = 1
 PROGRESS_THRESHOLD = 1_000  # images; a quicker read shows no progress
 HEADER_SAMPLE = 2_000  # image headers read to choose the common size of a large tree
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -74,6 +89,99 @@ def pixel_limit(value: int | None = None) -> int:
     if value < 0:
         raise DataError(f"the pixel limit must be >= 0 (0: none), got {value}")
     return value
+
+
+def resident_budget(value: int | None = None) -> int:
+    """Bytes of decoded pixels a tree may take in memory: ``value``, ``$BVC_RESIDENT_MB``
+    (mebibytes), else :data:`DEFAULT_RESIDENT_BYTES`. A bad ``$BVC_RESIDENT_MB`` is a DataError.
+    """
+    if value is not None:
+        if value < 0:
+            raise DataError(f"the resident memory budget must be >= 0 bytes, got {value}")
+        return int(value)
+    text = os.environ.get(RESIDENT_ENV, "").strip()
+    if not text:
+        return DEFAULT_RESIDENT_BYTES
+    try:
+        mb = float(text)
+    except ValueError:
+        mb = -1.0
+    if not (mb >= 0 and math.isfinite(mb)):
+        raise DataError(f"${RESIDENT_ENV} must be a number of mebibytes >= 0, got {text!r}")
+    return int(mb * 1024**2)
+
+
+def decoded_bytes(n_images: int, size: tuple[int, int], channels: int) -> int:
+    """Bytes of ``n_images`` decoded uint8 images of ``size`` (H, W) and ``channels``."""
+    return int(n_images) * int(size[0]) * int(size[1]) * int(channels)
+
+
+def fits_in_memory(
+    n_images: int, size: tuple[int, int], channels: int, budget: int | None = None
+) -> bool:
+    """Whether a tree's decoded pixels fit the resident budget (:func:`resident_budget`)."""
+    return decoded_bytes(n_images, size, channels) <= resident_budget(budget)
+
+
+def decoded_cache_dir() -> Path:
+    """Where decoded arrays are kept: ``$BVC_CACHE_DIR/decoded``, else the user's cache folder
+    (``$XDG_CACHE_HOME/bvc/decoded``, ``~/.cache/bvc/decoded``)."""
+    base = os.environ.get("BVC_CACHE_DIR")
+    if base:
+        return Path(base).expanduser() / "decoded"
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "bvc" / "decoded"
+
+
+def decoded_key(paths: list[Path], size: tuple[int, int], channels: int) -> str:
+    """The cache key of these files decoded at ``size`` and ``channels``.
+
+    sha256 of every file's absolute path, size in bytes and modification time (ns),
+    the format and :data:`CACHE_FORMAT`: touching, replacing, adding or removing a file
+    gives another key. One ``stat`` a file, no read.
+    """
+    digest = hashlib.sha256(f"{CACHE_FORMAT}|{size[0]}x{size[1]}x{channels}".encode())
+    for p in paths:
+        st = os.stat(p)
+        digest.update(f"\n{os.path.abspath(p)}|{st.st_size}|{st.st_mtime_ns}".encode())
+    return digest.hexdigest()
+
+
+def read_cached(
+    images: LazyImages, cache_dir: Path | None, progress: ProgressMode | bool = "auto"
+) -> np.ndarray:
+    """:func:`read_all`, through the decoded cache (``cache_dir``; None: no cache).
+
+    A cached ``.npy`` is loaded with ``allow_pickle=False`` and used only if its shape
+    and dtype are the expected ones; otherwise (or if unreadable) the files are decoded
+    again and the file rewritten (atomically: a temporary file, then a rename). A cache
+    that cannot be written is logged and skipped: the run goes on.
+    """
+    if cache_dir is None:
+        return read_all(images, progress=progress)
+    path = cache_dir / f"{decoded_key(images.paths, images.size, images.channels)}.npy"
+    if path.exists():
+        try:
+            arr = np.load(path, allow_pickle=False)
+            if arr.shape == images.shape and arr.dtype == np.uint8:
+                log.info("decoded images from cache %s", path)
+                return arr
+        except (OSError, ValueError) as exc:
+            log.warning("decoded cache %s unreadable (%s); decoding again", path, exc)
+    arr = read_all(images, progress=progress)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".npy.tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.save(fh, arr, allow_pickle=False)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except OSError as exc:
+        log.warning("cannot write the decoded cache in %s: %s", cache_dir, exc)
+    return arr
 
 
 @dataclass(frozen=True)
@@ -329,10 +437,16 @@ def load_tree(
     name: str = "",
     mirror_ok: bool = True,
     max_pixels: int | None = None,
+    resident_bytes: int | None = None,
+    cache_dir: Path | bool | None = True,
 ) -> tuple[dict[str, ImageSet], tuple[int, int], int]:
     """Read each part of ``tree`` into an ImageSet; returns (parts, (H, W), channels).
 
-    ``lazy=None`` reads lazily only above :data:`LAZY_THRESHOLD` images; ``mirror_ok``
+    ``lazy=None`` reads lazily only when the decoded pixels exceed the memory budget
+    (``resident_bytes``; None: :func:`resident_budget`). A resident tree of
+    :data:`CACHE_MIN_FILES` files or more goes through the decoded cache: ``cache_dir``
+    True is :func:`decoded_cache_dir`, a path that folder (for any number of files),
+    False or None no cache. ``mirror_ok``
     is carried on each ImageSet (see :class:`~bovw_vs_convnet.data.imageset.ImageSet`).
     Every header is read first; an image above ``max_pixels`` (None:
     :func:`pixel_limit`) is a DataError naming it.
@@ -341,12 +455,21 @@ def load_tree(
     headers = read_headers(all_paths, max_pixels)
     size, channels = common_format(all_paths, image_size, channels, headers)
     if lazy is None:
-        lazy = len(all_paths) > LAZY_THRESHOLD
+        lazy = not fits_in_memory(len(all_paths), size, channels, resident_bytes)
+        log.info(
+            "image folder %s: %.0f MB decoded, %s", tree.root,
+            decoded_bytes(len(all_paths), size, channels) / 1e6, "lazy" if lazy else "resident",
+        )  # fmt: skip
+    cache: Path | None = None
+    if cache_dir is True:
+        cache = decoded_cache_dir() if len(all_paths) >= CACHE_MIN_FILES else None
+    elif isinstance(cache_dir, Path):
+        cache = cache_dir
     out: dict[str, ImageSet] = {}
     for part, files in tree.parts.items():
         paths = [p for p, _ in files]
         files_view = LazyImages(paths, size, channels)
-        images: np.ndarray | LazyImages = files_view if lazy else read_all(files_view)
+        images: np.ndarray | LazyImages = files_view if lazy else read_cached(files_view, cache)
         labels = np.array([y for _, y in files], dtype=np.int64)
         ids = np.array([p.relative_to(tree.root).as_posix() for p in paths])
         out[part] = ImageSet(images, labels, ids, tree.classes, name, mirror_ok=mirror_ok)

@@ -1,0 +1,200 @@
+"""The auto recipe (convnet/recipes.py), early stopping, the warm-up schedule and the lr finder."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from bovw_vs_convnet.config import build_config, config_to_dict, identity_settings
+from bovw_vs_convnet.convnet.augment import InputAdapter
+from bovw_vs_convnet.convnet.batches import ResidentBatches
+from bovw_vs_convnet.convnet.config import FIXED_DEFAULTS, ConvNetConfig
+from bovw_vs_convnet.convnet.models import create_model
+from bovw_vs_convnet.convnet.pipeline import build_pipeline
+from bovw_vs_convnet.convnet.recipes import DataShape, choose_epochs, choose_recipe
+from bovw_vs_convnet.convnet.train import Trainer, build_optimizer, build_scheduler
+from bovw_vs_convnet.data.imageset import ImageSet
+from bovw_vs_convnet.protocol import RunContext
+
+
+def auto(**overrides: str) -> ConvNetConfig:
+    return build_config(ConvNetConfig, {"model": "lenet5", **overrides})
+
+
+@pytest.mark.parametrize(
+    ("n_train", "epochs", "reason"),
+    [
+        (54_000, 15, "minimum for 54000 images"),  # Fashion-MNIST: 422 steps an epoch
+        (23_000, 28, "step budget"),  # the glyph folders: 180 steps an epoch
+        (1_000, 200, "capped at 200"),  # 8 steps an epoch
+        (500_000, 5, "minimum for 500000 images"),  # 3907 steps an epoch
+    ],
+)
+def test_the_length_comes_from_the_step_budget_or_the_sizes_minimum(
+    n_train: int, epochs: int, reason: str
+) -> None:
+    chosen, why = choose_epochs(n_train, 128)
+    assert chosen == epochs
+    assert why.startswith(reason)
+
+
+@pytest.mark.parametrize(
+    ("shape", "augment"),
+    [
+        (DataShape(54_000, (28, 28), 1, mirror_ok=True), ["translate", "flip"]),  # Fashion-MNIST
+        (DataShape(1_200, (8, 8), 1, mirror_ok=False), ["affine"]),  # digits
+        (DataShape(23_000, (32, 32), 1, mirror_ok=False), ["translate", "affine"]),  # glyphs
+        (DataShape(23_000, (32, 32), 3, False), ["translate", "affine", "jitter"]),  # glyphs-wild
+        (DataShape(45_000, (32, 32), 3, mirror_ok=True), ["translate", "flip", "jitter"]),  # CIFAR
+        (DataShape(9_000, (224, 224), 3, mirror_ok=True), ["flip", "jitter"]),  # photographs
+    ],
+)
+def test_the_augmentation_is_chosen_from_the_data(shape: DataShape, augment: list[str]) -> None:
+    _, record = choose_recipe(auto(), shape)
+    assert record["chosen"]["augment"] == augment
+
+
+def test_the_auto_recipe_fills_in_every_auto_and_says_why() -> None:
+    resolved, record = choose_recipe(auto(), DataShape(54_000, (28, 28), 1, mirror_ok=True))
+    assert (resolved.epochs, resolved.schedule, resolved.label_smoothing, resolved.patience) == (
+        15, "warmup-cosine", 0.1, 5,
+    )  # fmt: skip
+    assert resolved.tta_flip == "auto"  # mirroring allowed: the validation error decides
+    assert record["steps_per_epoch"] == 422 and record["planned_steps"] == 15 * 422
+    assert set(record["why"]) == {
+        "epochs", "schedule", "label_smoothing", "augment", "patience", "tta_flip",
+    }  # fmt: skip
+
+
+def test_explicit_settings_win_over_the_auto_recipe() -> None:
+    cfg = auto(epochs="10", augment="flip", label_smoothing="0", tta_flip="false")
+    resolved, record = choose_recipe(cfg, DataShape(54_000, (28, 28), 1, mirror_ok=True))
+    assert (resolved.epochs, resolved.augment, resolved.label_smoothing) == (10, ("flip",), 0.0)
+    assert resolved.tta_flip is False
+    assert set(record["chosen"]) == {"schedule", "patience"}
+
+
+def test_the_fixed_recipe_is_the_old_defaults_and_keeps_the_old_identity() -> None:
+    fixed = build_config(ConvNetConfig, {"model": "lenet5", "recipe": "fixed"})
+    settings = identity_settings(ConvNetConfig, config_to_dict(fixed))
+    assert "recipe" not in settings  # as in the runs stored before the setting existed
+    assert {k: settings[k] for k in FIXED_DEFAULTS} == {
+        "epochs": 10, "schedule": "onecycle", "label_smoothing": 0.0,
+        "augment": ["translate", "flip"], "patience": 0, "tta_flip": False,
+    }  # fmt: skip
+    auto_settings = identity_settings(ConvNetConfig, config_to_dict(auto()))
+    assert (auto_settings["recipe"], auto_settings["epochs"]) == ("auto", "auto")
+
+
+def test_warmup_cosine_rises_linearly_then_decays_to_zero() -> None:
+    model = torch.nn.Linear(2, 2)
+    cfg = auto(epochs="1", schedule="warmup-cosine", warmup_fraction="0.2", lr="1")
+    opt = build_optimizer(model, cfg, torch.device("cpu"))
+    sched = build_scheduler(opt, cfg, steps_per_epoch=10)
+    lrs = []
+    for _ in range(10):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[:3] == pytest.approx([0.5, 1.0, 1.0])
+    assert lrs[-1] == pytest.approx(0.5 * (1 + np.cos(np.pi * 7 / 8)))
+    assert all(a >= b for a, b in itertools.pairwise(lrs[1:]))
+
+
+def tiny_set(n: int = 64, classes: int = 4, seed: int = 0, random_labels: bool = False) -> ImageSet:
+    """28×28 grayscale: a bright bar whose row is the class; ``random_labels`` breaks that."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % classes
+    images = rng.integers(0, 60, size=(n, 28, 28, 1), dtype=np.uint8)
+    for i, c in enumerate(labels):
+        images[i, 4 + 6 * c : 8 + 6 * c, 4:24, 0] = 220
+    if random_labels:
+        labels = rng.integers(0, classes, n)
+    return ImageSet(
+        images, labels.astype(np.int64), np.array([f"t{seed}-{i}" for i in range(n)]),
+        tuple(f"c{c}" for c in range(classes)), "tiny",
+    )  # fmt: skip
+
+
+class SnapshotTrainer(Trainer):
+    """A Trainer that keeps a copy of the weights after every epoch."""
+
+    snapshots: list[dict[str, torch.Tensor]]
+
+    def save_checkpoint(self, finished: bool) -> None:
+        self.snapshots.append({k: v.clone() for k, v in self.model.state_dict().items()})
+
+
+def make_trainer(cfg: ConvNetConfig, cls: type[Trainer] = Trainer) -> Trainer:
+    torch.manual_seed(0)
+    adapter = InputAdapter((28, 28), 1, 32, "pad", 1, mean=[0.1], std=[0.3])
+    return cls(
+        create_model("lenet5", num_classes=4, in_channels=1), adapter, None, cfg,
+        torch.device("cpu"), seed=0, identity={}, checkpoint_path=None, progress=False,
+    )  # fmt: skip
+
+
+def test_early_stopping_restores_the_weights_of_the_best_epoch() -> None:
+    # validation labels that the images do not predict: the val error wanders, training
+    # stops `patience` epochs after its best, and the weights are that epoch's
+    cfg = auto(
+        epochs="30", patience="2", batch_size="16", lr="0.05", schedule="constant",
+        label_smoothing="0", augment="", threads="1",
+    )  # fmt: skip
+    trainer = make_trainer(cfg, SnapshotTrainer)
+    assert isinstance(trainer, SnapshotTrainer)
+    trainer.snapshots = []
+    val = tiny_set(32, seed=1, random_labels=True)
+    history = trainer.fit(
+        ResidentBatches(tiny_set(), torch.device("cpu")),
+        ResidentBatches(val, torch.device("cpu")),
+        val.labels,
+    )
+    run = len(history.train_loss)
+    assert history.stop_reason == "patience" and run < 30
+    assert run - history.best_epoch == 2
+    best = trainer.snapshots[history.best_epoch - 1]
+    last = trainer.snapshots[-1]
+    state = trainer.model.state_dict()
+    assert all(torch.equal(state[k], best[k]) for k in best)
+    assert not all(torch.equal(best[k], last[k]) for k in best)
+
+
+def test_the_lr_finder_picks_a_rate_within_its_ramp_and_leaves_the_model_as_it_was() -> None:
+    cfg = auto(batch_size="16", label_smoothing="0", epochs="1", threads="1")
+    trainer = make_trainer(cfg)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    found = trainer.find_lr(ResidentBatches(tiny_set(), torch.device("cpu")), 1e-5, 10.0, 40)
+    assert 1e-5 <= found["lr"] < found["min_loss_lr"] <= 10.0
+    assert found["lr"] == pytest.approx(found["min_loss_lr"] / 10)
+    assert 10 < found["steps_run"] <= 40  # more than a few steps, stopped at or before the end
+    assert min(found["losses"]) < found["losses"][0]  # the loss fell somewhere on the ramp
+    state = trainer.model.state_dict()
+    assert all(torch.equal(state[k], before[k]) for k in before)
+
+
+def context(run_dir: Path) -> RunContext:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return RunContext(
+        run_dir=run_dir, cache_dir=None, split_fingerprint="f" * 64, seed=3,
+        device="cpu", resume=False, progress=False,
+    )  # fmt: skip
+
+
+def test_a_run_records_what_the_recipe_chose_and_why_it_stopped(tmp_path: Path) -> None:
+    cfg = auto(epochs="2", batch_size="16", lr="auto", threads="1")
+    pipe = build_pipeline(cfg, context(tmp_path)).fit(tiny_set(), tiny_set(16, seed=1))
+    recipe: dict[str, Any] = pipe.record_extra["recipe"]
+    assert (recipe["recipe"], recipe["epochs_run"], recipe["stop_reason"]) == ("auto", 2, "epochs")
+    assert recipe["steps_run"] == 2 * 4  # 64 images in batches of 16
+    assert recipe["chosen"]["lr"] == recipe["lr_finder"]["lr"]
+    ramp = recipe["lr_finder"]["ramp"]
+    assert ramp[0] <= recipe["chosen"]["lr"] <= ramp[1]
+    assert set(recipe["tta_val_error"]) == {"plain", "flip"}  # mirroring allowed: measured
+    flip_wins = recipe["tta_val_error"]["flip"] <= recipe["tta_val_error"]["plain"]
+    assert pipe.record_extra["tta_flip"] is flip_wins
