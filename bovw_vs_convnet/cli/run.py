@@ -137,6 +137,8 @@ def run(
         resume=resume,
         progress=progress_mode(progress, no_progress),
     )
+    if record.get("status") == "ok" and record.get("top1_err") is None:
+        return  # a torchrun rank other than 0: rank 0 scored, stored and reports the run
     if as_json:
         click.echo(json.dumps(record, allow_nan=False))
     else:

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from bovw_vs_convnet.config import config_to_dict, identity_settings
+from bovw_vs_convnet.convnet import distributed
 from bovw_vs_convnet.convnet.augment import BatchAugment, InputAdapter
 from bovw_vs_convnet.convnet.batches import make_batches
 from bovw_vs_convnet.convnet.config import AUTO, ConvNetConfig
@@ -164,6 +165,7 @@ class ConvNetPipeline:
         if val is not None and (val.n_classes != train.n_classes or val.channels != train.channels):
             raise DataError("validation set has different classes or channels from training set")
         runtime = resolve_runtime(ctx.device, cfg.amp)  # the same call as the run's config key
+        runtime = distributed.local_runtime(runtime)  # torchrun: this rank's GPU, the group
         device = runtime.device
         self.device = str(device)
         self._setup_torch(device)
@@ -190,7 +192,7 @@ class ConvNetPipeline:
             model, adapter, augment, resolved, device, seed=ctx.seed, identity=identity,
             checkpoint_path=ckpt_path, progress=ctx.progress, runtime=runtime,
         )  # fmt: skip
-        train_src = make_batches(train, device, cfg.workers)
+        train_src = distributed.shard(make_batches(train, device, cfg.workers))  # torchrun
         val_src = make_batches(val, device, cfg.workers) if val is not None and len(val) else None
         if resolved.lr == AUTO:
             # seeded: a resumed run finds the same rate (on the CPU, the same bits)
@@ -210,6 +212,7 @@ class ConvNetPipeline:
             resumed_from = len(trainer.history.train_loss)
             log.info("resuming %s after epoch %d", self.model_name, resumed_from)
         self.stage_seconds["setup"] = time.perf_counter() - t_setup
+        self.record_extra.update(distributed.wrap(trainer, train_src))  # torchrun: DDP
         history = trainer.fit(train_src, val_src, val.labels if val is not None else None)
         self.trainer = trainer
         recipe["epochs_run"] = len(history.train_loss)

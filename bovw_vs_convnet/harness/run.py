@@ -89,10 +89,14 @@ def run_config_key(
     """The store's key of a run of ``config`` on ``device``: what :func:`run_pipeline` uses.
 
     Settings added after runs were stored are left out at their old value
-    (``config.identity_settings``); :func:`runtime_identity` adds where it runs.
+    (``config.identity_settings``); :func:`runtime_identity` adds where it runs, and a
+    torchrun job its number of processes (``WORLD_SIZE``, when above 1).
     """
     settings = identity_settings(type(config), config_to_dict(config))
     settings.update(runtime_identity(config, device))
+    world = int(os.environ.get("WORLD_SIZE", "1") or "1")
+    if world > 1:  # under torchrun the global batch is world × batch_size: another run
+        settings["world_size"] = world
     return config_key(pipeline, settings, split_fingerprint, dataset=dataset, seed=seed)
 
 
