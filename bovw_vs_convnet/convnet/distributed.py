@@ -148,7 +148,8 @@ def wrap(trainer: Trainer, train: Any) -> dict[str, Any]:
     # the models' buffers are constants (LeNet's connection table): synced once, at init
     params = inspect.signature(DistributedDataParallel.__init__).parameters
     no_sync = "forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers"
-    ddp = DistributedDataParallel(trainer.model, device_ids=device_ids, **{no_sync: False})
+    options: dict[str, Any] = {no_sync: False}
+    ddp = DistributedDataParallel(trainer.model, device_ids=device_ids, **options)
     trainer.forward = torch.compile(ddp) if trainer.compiled else ddp
     return {
         "world_size": size,
