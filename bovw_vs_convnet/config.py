@@ -192,7 +192,11 @@ def identity_settings(cls: type[Any], settings: Mapping[str, Any]) -> dict[str, 
     implicitly had (``{"mirror": "auto"}``). At that value such a setting is left
     out of a run's identity (the store's config key, the leaderboard's grouping, a
     checkpoint's identity), so that those runs still count as the same run; any
-    other value is part of it.
+    other value is part of it. Settings named in ``NOT_IDENTITY: ClassVar[tuple[str, ...]]``
+    (where the work runs, never what it computes) are always left out.
     """
     since: Mapping[str, Any] = getattr(cls, "SETTINGS_SINCE", {})
-    return {k: v for k, v in settings.items() if k not in since or since[k] != v}
+    never = set(getattr(cls, "NOT_IDENTITY", ()))  # how work is spread, not what it computes
+    return {
+        k: v for k, v in settings.items() if k not in never and (k not in since or since[k] != v)
+    }

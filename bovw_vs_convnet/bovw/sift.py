@@ -272,8 +272,10 @@ class DenseSift(TransformerMixin, BaseEstimator):
                         out=values[sl, s0 : s0 + g.n_desc],
                     )
 
+            # sharedmem: run writes into values, which only threads share (under another
+            # joblib backend, such as Dask's inside a chunk task, the writes were lost)
             with threadpool_limits(limits=1, user_api="blas"):
-                Parallel(n_jobs=n_jobs, prefer="threads")(
+                Parallel(n_jobs=n_jobs, require="sharedmem")(
                     delayed(run)(sl) for sl in _batches(n, batch)
                 )
         else:

@@ -17,12 +17,13 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, parallel_config
 from threadpoolctl import threadpool_limits
 
 from bovw_vs_convnet.bovw.descriptors import DescriptorSet
 from bovw_vs_convnet.bovw.memory import MemoryPlan, image_bytes
 from bovw_vs_convnet.data.imageset import ImageSet, LazyImages
+from bovw_vs_convnet.errors import ConfigError
 from bovw_vs_convnet.progress import ProgressMode, track
 
 
@@ -103,12 +104,58 @@ def _stack_codes(codes: Sequence[Any]) -> Any:
     return np.concatenate(codes) if len(codes) > 1 else codes[0]
 
 
-def _run_chunks(fn: Any, chunks: Sequence[np.ndarray], n_jobs: int) -> Iterator[Any]:
-    """``fn(positions)`` for every chunk, in order, in ``n_jobs`` threads."""
+def chunk_backend(setting: str) -> str:
+    """``local`` or ``dask``: where the chunks run, for the ``backend`` setting.
+
+    ``dask`` needs a Dask client (a Dask worker has one: ``bvc bench --workers`` or
+    ``--scheduler``); ``auto`` is dask on a Dask worker while more than one of the
+    cluster's workers has nothing to do, local otherwise.
+    """
+    if setting == "local":
+        return "local"
+    try:
+        from distributed import get_client, get_worker
+    except ImportError:
+        if setting == "dask":
+            raise ConfigError(
+                'backend=dask needs dask.distributed: pip install -e ".[cluster]"', key="backend"
+            ) from None
+        return "local"
+    if setting == "dask":
+        try:
+            get_client()
+        except ValueError:
+            raise ConfigError(
+                "backend=dask needs a Dask cluster: run inside bvc bench --workers N or "
+                "--scheduler ADDRESS (or with a distributed.Client in this process)",
+                key="backend",
+            ) from None
+        return "dask"
+    try:
+        get_worker()
+        idle = [w for w, tasks in get_client().processing().items() if not tasks]
+    except ValueError:  # not on a Dask worker
+        return "local"
+    return "dask" if len(idle) > 1 else "local"
+
+
+def _run_chunks(
+    fn: Any, chunks: Sequence[np.ndarray], n_jobs: int, images: ImageSet, backend: str = "local"
+) -> Iterator[Any]:
+    """``fn(positions, images)`` for every chunk, in order: in ``n_jobs`` threads, or on Dask.
+
+    ``images`` is an argument, not captured by ``fn``, so that joblib's Dask backend
+    sends it to each worker once (``scatter``) rather than with every chunk.
+    """
+    if backend == "dask":
+        with parallel_config(backend="dask", scatter=[images]):
+            tasks = Parallel(return_as="generator")(delayed(fn)(c, images) for c in chunks)
+            yield from tasks
+        return
     results: Iterator[Any] = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")(
-        delayed(fn)(c) for c in chunks
+        delayed(fn)(c, images) for c in chunks
     )
-    return results
+    yield from results
 
 
 def vocabulary_sample(
@@ -130,7 +177,7 @@ def vocabulary_sample(
     sizes = per_image_bytes(images, cfg, extractor)[positions]
     chunks = plan.chunks(sizes, cfg.chunk_images)
 
-    def run(local: np.ndarray) -> DescriptorSet:
+    def run(local: np.ndarray, images: ImageSet) -> DescriptorSet:
         pos = positions[local]
         batch = read_images(images, pos)
         groups = shape_groups(batch)
@@ -143,7 +190,11 @@ def vocabulary_sample(
         return DescriptorSet.concatenate(kept).select_images(order)
 
     with threadpool_limits(limits=1, user_api="blas"):
-        parts = list(_run_chunks(run, chunks, n_jobs))
+        parts = list(
+            _run_chunks(
+                run, chunks, n_jobs, images, chunk_backend(getattr(cfg, "backend", "local"))
+            )
+        )
     return DescriptorSet.concatenate(parts)
 
 
@@ -164,12 +215,14 @@ def encode_pass(
     """
     chunks = plan.chunks(per_image_bytes(images, cfg, extractor), cfg.chunk_images)
 
-    def run(pos: np.ndarray) -> tuple[Any, np.ndarray, float, float]:
+    def run(pos: np.ndarray, images: ImageSet) -> tuple[Any, np.ndarray, float, float]:
         return encode_chunk(extractor, encoder, read_images(images, pos))
 
     t0 = time.perf_counter()
     with threadpool_limits(limits=1, user_api="blas"):
-        results = _run_chunks(run, chunks, n_jobs)
+        results = _run_chunks(
+            run, chunks, n_jobs, images, chunk_backend(getattr(cfg, "backend", "local"))
+        )
         parts = list(track(results, total=len(chunks), desc=desc, mode=progress, unit="chunk"))
     wall = time.perf_counter() - t0
     x = _stack_codes([p[0] for p in parts])
