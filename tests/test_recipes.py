@@ -31,7 +31,7 @@ def auto(**overrides: str) -> ConvNetConfig:
     [
         (54_000, 15, "minimum for 54000 images"),  # Fashion-MNIST: 422 steps an epoch
         (23_000, 28, "step budget"),  # the glyph folders: 180 steps an epoch
-        (1_000, 200, "capped at 200"),  # 8 steps an epoch
+        (1_000, 100, "capped at 100"),  # 8 steps an epoch
         (500_000, 5, "minimum for 500000 images"),  # 3907 steps an epoch
     ],
 )
@@ -198,3 +198,17 @@ def test_a_run_records_what_the_recipe_chose_and_why_it_stopped(tmp_path: Path) 
     assert set(recipe["tta_val_error"]) == {"plain", "flip"}  # mirroring allowed: measured
     flip_wins = recipe["tta_val_error"]["flip"] <= recipe["tta_val_error"]["plain"]
     assert pipe.record_extra["tta_flip"] is flip_wins
+
+
+def test_the_command_of_a_run_stored_before_the_auto_recipe_names_recipe_fixed() -> None:
+    from bovw_vs_convnet.harness.analysis import recipe_command
+
+    old = build_config(
+        ConvNetConfig, {"model": "lenet5", "recipe": "fixed", "epochs": 30, "tta_flip": True}
+    )
+    config = {k: v for k, v in config_to_dict(old).items() if k not in ("recipe", "mirror")}
+    record: Any = {"pipeline": "convnet", "dataset": "fashion-mnist", "config": config, "seed": 0}
+    assert recipe_command(record) == (
+        "bvc run convnet --dataset fashion-mnist --model lenet5 --set recipe=fixed "
+        "--set epochs=30 --set tta_flip=True"
+    )

@@ -45,7 +45,7 @@ STEP_BUDGET = 5_000  # optimiser steps a run aims for
 REFERENCE_SIZE = 50_000  # training images at which the minimum is REFERENCE_EPOCHS
 REFERENCE_EPOCHS = 15
 MIN_EPOCHS_FLOOR, MIN_EPOCHS_CEILING = 3, 100
-MAX_EPOCHS = 200
+MAX_EPOCHS = 100  # the same as the ceiling of the minimum: digits-sized sets stop here
 LABEL_SMOOTHING = 0.1
 SMALL_IMAGE = (16, 64)  # sides (px) at which translation is used: at least, at most
 

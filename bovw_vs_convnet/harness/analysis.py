@@ -295,10 +295,16 @@ def recipe_command(record: RunRecord) -> str:
     preset = config.get("preset")
     default: dict[str, Any]
     base: dict[str, Any]
+    since: dict[str, Any] = {}
     try:
         cls = get_pipeline(pipeline).config_class()
+        # a setting added later, absent from an older record, had its old value
+        # (ConvNet recipe=fixed: the old defaults are then the base, not the new ones)
+        since = dict(getattr(cls, "SETTINGS_SINCE", {}))
+        config = {**{k: v for k, v in since.items() if k not in config}, **config}
         default = config_to_dict(build_config(cls))
-        base = config_to_dict(build_config(cls, {"preset": preset})) if preset else default
+        held = {k: config[k] for k in since}
+        base = config_to_dict(build_config(cls, {**held, **({"preset": preset} if preset else {})}))
     except Exception:  # an unknown or changed pipeline: spell out every setting
         default, base = {}, {}
     if config.get("model"):
@@ -306,7 +312,10 @@ def recipe_command(record: RunRecord) -> str:
     if preset and preset != default.get("preset"):
         words += ["--set", f"preset={preset}"]
     for key, value in config.items():
-        if key in ("model", "preset") or base.get(key, object()) == value:
+        if (
+            key in ("model", "preset")
+            or (base if key not in since else default).get(key, object()) == value
+        ):
             continue
         text = ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
         words += ["--set", f"{key}={text}"]
