@@ -61,6 +61,7 @@ def test_two_gloo_ranks_keep_identical_weights_and_the_loss_falls(tmp_path: Path
     assert stored["run_id"] == record["run_id"]
 
 
+@pytest.mark.slow
 def test_two_ranks_of_batch_16_train_as_one_process_of_batch_32(tmp_path: Path) -> None:
     _torchrun(tmp_path / "two", 2, *SETTINGS, "--set", "batch_size=16")
     _torchrun(tmp_path / "one", 1, *SETTINGS, "--set", "batch_size=32")
