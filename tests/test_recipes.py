@@ -212,3 +212,17 @@ def test_the_command_of_a_run_stored_before_the_auto_recipe_names_recipe_fixed()
         "bvc run convnet --dataset fashion-mnist --model lenet5 --set recipe=fixed "
         "--set epochs=30 --set tta_flip=True"
     )
+
+
+def test_colour_jitter_changes_rgb_batches_within_their_range_and_repeats_by_seed() -> None:
+    from bovw_vs_convnet.convnet.augment import BatchAugment
+
+    x = torch.rand(8, 3, 6, 6, generator=torch.Generator().manual_seed(0)) * 255
+    jitter = BatchAugment(["jitter"])
+    a = jitter(x.clone(), torch.Generator().manual_seed(1))
+    b = jitter(x.clone(), torch.Generator().manual_seed(1))
+    assert torch.equal(a, b) and a.shape == x.shape
+    assert not torch.allclose(a, x)
+    assert a.min() >= 0 and (a.amax(dim=(1, 2, 3)) <= x.amax(dim=(1, 2, 3)) + 1e-4).all()
+    gray = torch.rand(4, 1, 6, 6) * 255  # one channel: jitter leaves it alone
+    assert torch.equal(jitter(gray.clone(), torch.Generator().manual_seed(1)), gray)
