@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,16 @@ import torch
 from bovw_vs_convnet.harness.store import ResultStore
 
 TESTS = Path(__file__).parent
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    """SIGKILL the ranks (torchrun may start them in sessions of their own), then the launcher."""
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    pids = [int(p) for p in children.read_text().split()] if children.exists() else []
+    for pid in [*pids, proc.pid]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    proc.wait()
 
 
 def _torchrun(tmp_path: Path, n: int, *args: str, timeout: float = 120) -> dict:
@@ -27,14 +39,13 @@ def _torchrun(tmp_path: Path, n: int, *args: str, timeout: float = 120) -> dict:
            str(n), probe, str(out), str(tmp_path / "runs"), *args]  # fmt: skip
     proc = subprocess.Popen(
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,  # a hung rank is killed with the launcher
+        start_new_session=True,
     )  # fmt: skip
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            _kill(proc)
     assert proc.returncode == 0, stderr[-3000:]
     (line,) = [x for x in stdout.splitlines() if x.startswith("{")]  # rank 0 only
     return dict(json.loads(line))
@@ -79,3 +90,31 @@ def test_lenet5_on_digits_over_two_ranks_errs_as_one_process(tmp_path: Path) -> 
     two = _torchrun(tmp_path / "two", 2, *args, "--set", "batch_size=16", timeout=600)
     assert two["split_fingerprint"] == one["split_fingerprint"]
     assert abs(two["top1_err"] - one["top1_err"]) <= 0.015, (one["top1_err"], two["top1_err"])
+
+
+@pytest.mark.slow
+def test_a_killed_torchrun_job_resumes_from_rank_0s_checkpoint(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+            "2", "-m", "bovw_vs_convnet", "run", "convnet", *SETTINGS[:6], "--set",
+            "recipe=fixed", "--set", "epochs=60", "--set", "patience=0", "--set",
+            "batch_size=16", "--runs-dir", str(runs), "--no-progress"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not list((runs / ".partial").glob("*/checkpoint.pt")):
+            assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint"
+            time.sleep(0.1)
+    finally:
+        _kill(proc)
+    assert ResultStore(runs).list_runs(status=None) == []
+    done = subprocess.run([*args, "--resume", "--json"], env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    (line,) = [x for x in done.stdout.splitlines() if x.startswith("{")]
+    record = json.loads(line)
+    assert record["extra"]["resumed_from_epoch"] >= 1
+    assert record["extra"]["epochs_run"] == 60
+    assert [r["run_id"] for r in ResultStore(runs).list_runs(status=None)] == [record["run_id"]]
