@@ -8,9 +8,11 @@ under a key of everything its result depends on (:func:`stage_cache_key`), and a
 
 Expected figures (measured, see the README and ``benchmarks/RESULTS-bovw.md``):
 ``bvc run bovw --dataset fashion-mnist`` (the ``small`` preset, 54 000 training
-images, nothing cached) gives 8.46 % top-1 and 0.18 % top-5 in 1 min 59 s wall
-with a 2.74 GiB peak on the idle 2-core machine; digits with ``tiny``: 3.9 % top-1
-in seconds.
+images, nothing cached) gives 8.28 % top-1 and 0.21 % top-5 with a 2.78 GiB peak
+(340 s wall on the shared 2-core machine; the code before, 8.46 % in 1 min 59 s
+idle); a Caltech-101-shaped folder of 9 144 JPEGs (the ``photo`` preset, chosen by
+the image size) peaks at 1.1 GiB, as one of 2 000 does; digits with ``tiny``: 3.9 %
+top-1 in seconds.
 
 Stages, each pass over the images chunk by chunk in bytes (:mod:`~bovw_vs_convnet.bovw.memory`,
 :mod:`~bovw_vs_convnet.bovw.streaming`), so that memory does not grow with the
