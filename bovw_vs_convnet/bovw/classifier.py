@@ -4,6 +4,7 @@ an explicit feature map and a linear SVM past a size threshold; C chosen on vali
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -17,6 +18,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from bovw_vs_convnet.bovw.kernels import KERNELS, KernelFeatureMap, KernelName, exact_kernel
 from bovw_vs_convnet.bovw.parameters import ParameterError, at_least, positive
+from bovw_vs_convnet.linear_svm import PrimalLinearSvm
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +62,12 @@ class KernelSvm(ClassifierMixin, BaseEstimator):
         select_max_train: when choosing C on a larger training set, compare the
             costs on a seeded, class-stratified subset of this many images, then
             train once on everything with the best (None: always on everything).
-        max_iter: liblinear iteration cap (the exact libsvm solver runs to convergence).
+        max_iter: liblinear (or L-BFGS) iteration cap (the exact libsvm solver runs to
+            convergence).
+        linear_solver: the linear SVMs of ``map``: ``liblinear`` (one ``LinearSVC`` per
+            class, dual coordinate descent: fast on sparse codes) or ``lbfgs`` (every class
+            at once in the primal, :class:`~bovw_vs_convnet.linear_svm.PrimalLinearSvm`,
+            warm-started along ``C_grid``: fast on dense features with n ≫ d, as HOG's).
         n_jobs: classes trained in parallel (threads).
 
     Attributes:
@@ -84,6 +91,7 @@ class KernelSvm(ClassifierMixin, BaseEstimator):
         max_iter: int = 1000,
         n_jobs: int = 1,
         random_state: int = 0,
+        linear_solver: Literal["liblinear", "lbfgs"] = "liblinear",
     ) -> None:
         self.kernel = kernel
         self.solver = solver
@@ -98,6 +106,7 @@ class KernelSvm(ClassifierMixin, BaseEstimator):
         self.max_iter = max_iter
         self.n_jobs = n_jobs
         self.random_state = random_state
+        self.linear_solver = linear_solver
 
     def check_params(self) -> None:
         """Raise :class:`ParameterError` for a parameter out of range (``fit`` calls it)."""
@@ -121,8 +130,19 @@ class KernelSvm(ClassifierMixin, BaseEstimator):
         if self.select_max_train is not None:
             at_least("select_max_train", self.select_max_train, 1)
         at_least("max_iter", self.max_iter, 1)
+        if self.linear_solver not in ("liblinear", "lbfgs"):
+            raise ParameterError(
+                "linear_solver", f"must be liblinear or lbfgs, got {self.linear_solver!r}"
+            )
+
+    def _primal(self) -> bool:
+        """Whether the linear SVMs are one PrimalLinearSvm (map solver, lbfgs)."""
+        return self.solver_ == "map" and self.linear_solver == "lbfgs"
 
     def _fit_ovr(self, x: Any, y: np.ndarray, c: float) -> list[Any]:
+        if self._primal():  # one model for every class, warm-started from the last fit
+            self.primal_.set_params(C=c).fit(x, y)
+            return [copy.copy(self.primal_)]  # fit replaces, never mutates, its arrays
         fit = _fit_binary_exact if self.solver_ == "exact" else _fit_binary_linear
         return list(
             Parallel(n_jobs=self.n_jobs, prefer="threads")(
@@ -135,6 +155,8 @@ class KernelSvm(ClassifierMixin, BaseEstimator):
         if self.solver_ == "exact":
             return exact_kernel(self.kernel, x, None if train else self.train_x_, gamma=self.gamma)
         mapped = self.map_.transform(x)
+        if self._primal():  # float32 BLAS products: no copy to float64
+            return mapped if sp.issparse(mapped) else np.asarray(mapped, dtype=np.float32)
         # liblinear wants float64: convert once here, not once per class thread
         if sp.issparse(mapped):
             return sp.csr_matrix(mapped, dtype=np.float64)
@@ -142,6 +164,8 @@ class KernelSvm(ClassifierMixin, BaseEstimator):
 
     def _scores(self, models: list[Any], prepared: Any) -> np.ndarray:
         n = prepared.shape[0]
+        if self._primal() and models != [None]:  # already (n, n_classes), absent classes last
+            return np.asarray(models[0].decision_function(prepared), dtype=np.float64)
         if len(models) == 1:  # one class seen: constant score for it
             s = np.zeros((n, 1))
         else:
@@ -182,6 +206,10 @@ class KernelSvm(ClassifierMixin, BaseEstimator):
             self.map_ = KernelFeatureMap(
                 self.kernel, self.map_steps, self.n_components, self.gamma
             ).fit(x)
+            if self.linear_solver == "lbfgs":
+                self.primal_ = PrimalLinearSvm(
+                    max_iter=self.max_iter, warm_start=True, n_classes=self.n_classes_
+                )
         xp = self._prepare(x, train=True)
         if self.C is not None:
             grid = [float(self.C)]
@@ -209,6 +237,8 @@ class KernelSvm(ClassifierMixin, BaseEstimator):
                 fitted[c] = models
                 log.info("C=%g: validation top-1 error %.4f", c, err)
             self.C_ = min(grid, key=lambda c: (self.val_errors_[c], c))
+            if sel is not None and self._primal():  # refit from the chosen C's solution
+                self.primal_ = copy.copy(fitted[self.C_][0])
             self.models_ = fitted[self.C_] if sel is None else self._fit_ovr(xp, y, self.C_)
             self.selected_on_ = len(y) if sel is None else len(sel)
         else:

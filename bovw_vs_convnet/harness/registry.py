@@ -67,6 +67,12 @@ PIPELINES: dict[str, PipelineSpec] = {
             "SIFT, k-means vocabulary, spatial-pyramid encoding, kernel SVM",
         ),
         PipelineSpec(
+            "hog",
+            "bovw_vs_convnet.hog.config:HogConfig",
+            "bovw_vs_convnet.hog.pipeline:build_pipeline",
+            "HOG (Dalal and Triggs 2005), kernel map, linear SVMs",
+        ),
+        PipelineSpec(
             "convnet",
             "bovw_vs_convnet.convnet.config:ConvNetConfig",
             "bovw_vs_convnet.convnet.pipeline:build_pipeline",
