@@ -12,6 +12,7 @@ from bovw_vs_convnet.cli import main
 from bovw_vs_convnet.data.imageset import ImageSet
 from bovw_vs_convnet.data.split import Split
 from bovw_vs_convnet.harness import run as run_mod
+from bovw_vs_convnet.harness.formatting import p_value
 from bovw_vs_convnet.harness.store import ResultStore
 
 
@@ -87,7 +88,7 @@ def test_two_run_ids_give_mcnemars_table_p_value_and_verdict(toy_split, tmp_path
     assert lines[4].split() == ["top-1", "B", "right", "B", "wrong"]
     assert lines[5].split() == ["A", "right", str(both), str(only_a)]
     assert lines[6].split() == ["A", "wrong", str(only_b), str(90 - both - only_a - only_b)]
-    assert f"b = {only_a}, c = {only_b}, p = {p:.4g}" in lines[7]
+    assert f"b = {only_a}, c = {only_b}, {p_value(p)}" in lines[7]
     assert lines[7].startswith("top-1: ")
     assert any(line.startswith("top-5: ") for line in lines)
 

@@ -5,6 +5,8 @@ from pathlib import Path
 
 from report_records import crossover_records, fake_record
 
+from bovw_vs_convnet.baseline.pipeline import BaselineConfig
+from bovw_vs_convnet.config import config_to_dict
 from bovw_vs_convnet.harness.analysis import (
     ablation_rows,
     ablation_table,
@@ -110,7 +112,8 @@ def test_ablation_rows_give_changes_against_the_full_network() -> None:
 
 def test_recipe_command_spells_out_what_differs_from_the_defaults() -> None:
     record = fake_record("baseline", "linear-svm", n_train=100, seed=2, top1=0.1)
-    record["config"] = {"method": "nearest-mean", "C": 0.1, "max_iter": 5000}
+    defaults = config_to_dict(BaselineConfig())
+    record["config"] = {**defaults, "method": "nearest-mean"}
     assert recipe_command(record) == (
         "bvc run baseline --dataset digits --train-size 100 --seed 2 --set method=nearest-mean"
     )
