@@ -52,12 +52,15 @@ class HogConfig:
     block: int = 2  # block side in cells; blocks step one cell
     orientations: int = 9  # unsigned orientation bins over 0–180°
     block_norm: BlockNorm = "L2-Hys"
-    transform_sqrt: bool = False  # square-root (gamma) compression of the image first
+    # square-root (gamma) compression of the image first, as Dalal and Triggs found best
+    # (Fashion-MNIST: 9.09 % against 9.52 % without)
+    transform_sqrt: bool = True
     # classifier (KernelSvm)
     kernel: Literal["linear", "hellinger", "chi2", "rbf"] = "rbf"
     C: float | None = None  # SVM cost (None: the best of C_grid on the validation images)
-    C_grid: tuple[float, ...] = (3.0, 10.0, 30.0)  # Fashion-MNIST: 1 did worst, 10 best
-    n_components: int = 2000  # Nystroem landmarks of the rbf map
+    C_grid: tuple[float, ...] = (1.0, 3.0, 10.0, 30.0)
+    # Nystroem landmarks of the rbf map (Fashion-MNIST: 2 000 gave 10.20 %, 4 000 9.52 %)
+    n_components: int = 4000
     gamma: float | None = None  # RBF width (None: 1 / (features × their variance), SVC's "scale")
     map_steps: int = 2  # χ² map samples
     select_max_train: int | None = 10_000  # choose C on this many training images, then refit
