@@ -45,6 +45,29 @@ DESCRIPTOR_FIELDS = ("descriptor", *_DENSE_SETTINGS.values())  # keypoint's are 
 ENCODER_FIELDS = (*DESCRIPTOR_FIELDS, *_ENCODER_SETTINGS.values(), "vocab_images")
 
 
+# VLFeat apps/phow_caltech101.m: PHOW (dense SIFT at 4 sizes, step 3), 600 words,
+# 2×2 and 4×4 spatial histograms, χ² kernel map, linear SVM with C = 10
+_PHOW: dict[str, Any] = {
+    "bin_sizes": (4, 6, 8, 10),
+    "step": 3,
+    "upscale": 1.0,
+    "magnif": 6.0,
+    "window": 1.5,
+    "contrast_threshold": 0.005,
+    "root_sift": False,
+    "encoding": "hard",
+    "k": 600,
+    "levels": (2, 4),
+    "power": 1.0,
+    "norm": "l1",
+    "vocab_samples": 100_000,
+    "kmeans_iter": 50,
+    "kernel": "chi2",
+    "solver": "map",
+    "C": 10.0,
+}
+
+
 @dataclass(frozen=True)
 class BovwConfig:
     """Every setting of the BoVW pipeline; each is overridable with ``--set KEY=VALUE``."""
@@ -57,48 +80,9 @@ class BovwConfig:
         # for photographs, the default above SMALL_SIDE px: phow's settings with images
         # shrunk to 300 px on their longer side first (phow_caltech101 standardises its
         # images too) and a grid step of 4, which bounds an image at ~19 000 descriptors
-        "photo": {
-            "bin_sizes": (4, 6, 8, 10),
-            "step": 4,
-            "upscale": 1.0,
-            "magnif": 6.0,
-            "window": 1.5,
-            "contrast_threshold": 0.005,
-            "root_sift": False,
-            "max_side": 300,
-            "vocab_images": 500,  # phow_caltech101 describes 30; 200 descriptors of each
-            "encoding": "hard",
-            "k": 600,
-            "levels": (2, 4),
-            "power": 1.0,
-            "norm": "l1",
-            "vocab_samples": 100_000,
-            "kmeans_iter": 50,
-            "kernel": "chi2",
-            "solver": "map",
-            "C": 10.0,
-        },
-        # VLFeat apps/phow_caltech101.m: PHOW (dense SIFT at 4 sizes, step 3), 600 words,
-        # 2×2 and 4×4 spatial histograms, χ² kernel map, linear SVM with C = 10
-        "phow": {
-            "bin_sizes": (4, 6, 8, 10),
-            "step": 3,
-            "upscale": 1.0,
-            "magnif": 6.0,
-            "window": 1.5,
-            "contrast_threshold": 0.005,
-            "root_sift": False,
-            "encoding": "hard",
-            "k": 600,
-            "levels": (2, 4),
-            "power": 1.0,
-            "norm": "l1",
-            "vocab_samples": 100_000,
-            "kmeans_iter": 50,
-            "kernel": "chi2",
-            "solver": "map",
-            "C": 10.0,
-        },
+        "photo": {**_PHOW, "step": 4, "max_side": 300, "vocab_images": 500},
+        # VLFeat apps/phow_caltech101.m (see _PHOW)
+        "phow": _PHOW,
         # a smoke test: seconds on scikit-learn's digits
         "tiny": {
             "bin_sizes": (2,),
