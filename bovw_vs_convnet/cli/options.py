@@ -111,3 +111,65 @@ ci_option = click.option(
     is_flag=True,
     help="Show each error's 95 % interval in md, html and latex tables (csv and json: always).",
 )
+
+
+SHORT_CLASSES = ("refuse", "take-rest")  # data.split.SHORT_CLASSES (not imported: no numpy here)
+
+
+def protocol_options(*, several_sizes: bool = False) -> Callable[[F], F]:
+    """The per-class protocol and resampled splits, for ``bvc run`` and ``bvc bench``.
+
+    ``--train-per-class N``, ``--test-per-class M``, ``--short-classes refuse|take-rest``
+    and ``--splits K`` (see :func:`bovw_vs_convnet.data.split.make_split`);
+    ``several_sizes``: ``--train-per-class`` repeatable (bench: one row per N).
+    """
+
+    def decorate(command: F) -> F:
+        command = click.option(
+            "--splits",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Run K seeded resamplings of the train/test partition (split 0 .. K-1, each "
+            "its own fingerprint); tables show mean ± interval over them. [default: 1]",
+        )(command)
+        command = click.option(
+            "--short-classes",
+            type=click.Choice(SHORT_CLASSES),
+            default=None,
+            help="A class with fewer than N + M images: refuse (exit 2, naming it) or "
+            "take-rest (its test takes what is left after the N). [default: refuse]",
+        )(command)
+        command = click.option(
+            "--test-per-class",
+            type=click.IntRange(min=1),
+            default=None,
+            help="At most M test images per class (the rest unused). [default: all the rest]",
+        )(command)
+        return click.option(
+            "--train-per-class",
+            "train_per_class",
+            type=click.IntRange(min=1),
+            multiple=several_sizes,
+            default=None,
+            help="N training images per class (validation carved from them; nested across N)"
+            + (" (repeatable)" if several_sizes else "")
+            + ". [default: the fraction protocol]",
+        )(command)
+
+    return decorate
+
+
+def split_options(
+    train_per_class: int | None, test_per_class: int | None, short_classes: str | None
+) -> dict[str, object]:
+    """The split keywords the three protocol flags ask for (none given: an empty dict)."""
+    out: dict[str, object] = {}
+    if train_per_class is not None:
+        out["train_per_class"] = train_per_class
+    if test_per_class is not None:
+        out["test_per_class"] = test_per_class
+    if short_classes is not None:
+        if not out:
+            raise click.UsageError("--short-classes goes with --train-per-class/--test-per-class")
+        out["short_classes"] = short_classes
+    return out

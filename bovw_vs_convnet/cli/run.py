@@ -16,7 +16,9 @@ from bovw_vs_convnet.cli.options import (
     percent,
     progress_mode,
     progress_options,
+    protocol_options,
     runs_dir_option,
+    split_options,
 )
 from bovw_vs_convnet.config import check_seed, parse_set_options
 from bovw_vs_convnet.errors import ConfigError
@@ -28,10 +30,13 @@ if TYPE_CHECKING:
 def summary(record: RunRecord) -> str:
     """A few lines for a person: what ran, on which split, its errors and times."""
     ips = record.get("infer_images_per_s")
+    index = (record.get("split") or {}).get("split_index")
     lines = [
         f"run {record['run_id']}: {record['pipeline']} {record['model']} on {record['dataset']} "
         f"(split {record['split_fingerprint'][:12]}, {record['n_train']} train / "
-        f"{record['n_val']} val / {record['n_test']} test, seed {record['seed']})",
+        f"{record['n_val']} val / {record['n_test']} test, seed {record['seed']}"
+        + (f", split {index}" if index is not None else "")
+        + ")",
         f"  top-1 error {percent(record['top1_err'])}   top-{record.get('top5_k', 5)} error "
         f"{percent(record['top5_err'])}",
         f"  train {record['train_seconds']:.2f} s   inference {record['infer_seconds']:.3f} s"
@@ -73,6 +78,7 @@ def summary(record: RunRecord) -> str:
     show_default=True,
     help="Test fraction held out when the dataset has no official test set.",
 )
+@protocol_options()
 @click.option(
     "--set",
     "settings",
@@ -100,6 +106,10 @@ def run(
     seed: int,
     val_fraction: float,
     test_fraction: float,
+    train_per_class: int | None,
+    test_per_class: int | None,
+    short_classes: str | None,
+    splits: int | None,
     settings: tuple[str, ...],
     model: str | None,
     epochs: int | None,
@@ -112,7 +122,11 @@ def run(
     runs_dir: Path,
     data_dir: Path | None,
 ) -> None:
-    """Fit PIPELINE (baseline, bovw, convnet, ...), score the test set, store the run."""
+    """Fit PIPELINE (baseline, bovw, convnet, ...), score the test set, store the run.
+
+    With --splits K: K runs, one per seeded resampling of the split, then their table
+    (mean ± 95 % interval over the splits); with --json, one record a line.
+    """
     from bovw_vs_convnet.harness.run import run_pipeline
 
     check_seed(seed, "--seed")
@@ -122,24 +136,34 @@ def run(
             if key in overrides:
                 raise ConfigError(f"--{key} and --set {key}=... both given")
             overrides[key] = value
-    record = run_pipeline(
-        pipeline,
-        dataset,
-        overrides=overrides,
-        seed=seed,
-        train_size=train_size,
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
-        runs_dir=runs_dir,
-        data_dir=data_dir,
-        device=device,
-        n_jobs=n_jobs,
-        resume=resume,
-        progress=progress_mode(progress, no_progress),
-    )
-    if record.get("status") == "ok" and record.get("top1_err") is None:
-        return  # a torchrun rank other than 0: rank 0 scored, stored and reports the run
-    if as_json:
-        click.echo(json.dumps(record, allow_nan=False))
-    else:
-        click.echo(summary(record))
+    protocol = split_options(train_per_class, test_per_class, short_classes)
+    records: list[RunRecord] = []
+    for index in range(splits or 1):
+        record = run_pipeline(
+            pipeline,
+            dataset,
+            overrides=overrides,
+            seed=seed,
+            train_size=train_size,
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
+            runs_dir=runs_dir,
+            data_dir=data_dir,
+            device=device,
+            n_jobs=n_jobs,
+            resume=resume,
+            progress=progress_mode(progress, no_progress),
+            split_options={**protocol, **({"split_index": index} if index else {})},
+        )
+        if record.get("status") == "ok" and record.get("top1_err") is None:
+            continue  # a torchrun rank other than 0: rank 0 scored, stored and reports the run
+        records.append(record)
+        if as_json:
+            click.echo(json.dumps(record, allow_nan=False))
+        else:
+            click.echo(summary(record))
+    if len(records) > 1 and not as_json:
+        from bovw_vs_convnet.harness.leaderboard import build_tables, render
+
+        click.echo("")
+        click.echo(render(build_tables(records), "md", ci=True).rstrip("\n"))

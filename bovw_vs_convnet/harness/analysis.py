@@ -49,7 +49,9 @@ Curves = Mapping[str, Mapping[int, Sequence[float]]]
 def _curve_group(record: RunRecord) -> str:
     """Records that differ only in seed and training-set size share a curve group."""
     split = {
-        k: v for k, v in (record.get("split") or {}).items() if k not in ("seed", "train_size")
+        k: v
+        for k, v in (record.get("split") or {}).items()
+        if k not in ("seed", "train_size", "split_index")
     }
     return canonical_json([record.get("dataset"), split])
 

@@ -185,6 +185,7 @@ def _std(values: Sequence[float | None]) -> float | None:
 def _protocol(record: RunRecord) -> dict[str, Any]:
     split = dict(record.get("split") or {})
     split.pop("seed", None)
+    split.pop("split_index", None)  # --splits K: resamplings group into one row, as seeds do
     return {"dataset": record.get("dataset"), **split}
 
 

@@ -47,18 +47,22 @@ def load_split(
     test_fraction: float = 0.2,
     data_dir: Path | None = None,
     lazy: bool | None = None,
+    split_options: Mapping[str, Any] | None = None,
 ) -> tuple[str, Split]:
     """Load ``dataset`` (a manifest name or an ImageFolder path): its name and common split.
 
     ``lazy``: an ImageFolder's images read from their files on demand (True), into
-    memory (False), or by the folder's size (None).
+    memory (False), or by the folder's size (None). ``split_options``: more keywords of
+    :func:`~bovw_vs_convnet.data.split.make_split` (``train_per_class``,
+    ``test_per_class``, ``short_classes``, ``split_index``).
     """
     from bovw_vs_convnet.data import load_dataset, make_split
 
     ds = load_dataset(dataset, data_dir=data_dir, lazy=lazy)
     split = make_split(
-        ds, seed=seed, train_size=train_size, val_fraction=val_fraction, test_fraction=test_fraction
-    )
+        ds, seed=seed, train_size=train_size, val_fraction=val_fraction,
+        test_fraction=test_fraction, **dict(split_options or {}),
+    )  # fmt: skip
     return ds.name, split
 
 
@@ -197,6 +201,7 @@ def run_pipeline(
     skip_existing: bool = False,
     store: ResultStore | None = None,
     expect_fingerprint: str | None = None,
+    split_options: Mapping[str, Any] | None = None,
 ) -> RunRecord:
     """Run ``pipeline`` on ``dataset`` once and store the record; return the stored record.
 
@@ -207,6 +212,8 @@ def run_pipeline(
         seed: seeds the split and the pipeline.
         train_size: class-balanced training subset size (None: all).
         val_fraction, test_fraction: passed to the split.
+        split_options: the per-class protocol and split index, passed to the split
+            (:func:`load_split`).
         runs_dir: the results store's folder.
         data_dir: where datasets are looked for.
         device, n_jobs, resume, progress: handed to the pipeline in its RunContext.
@@ -248,6 +255,7 @@ def run_pipeline(
         # a pipeline that passes over each image once per stage (BoVW) reads a folder's
         # files as it goes instead of holding every image in memory
         lazy=True if getattr(type(config), "STREAMS_IMAGES", False) else None,
+        split_options=split_options,
     )
     if expect_fingerprint is not None and data.fingerprint != expect_fingerprint:
         raise DataError(
