@@ -179,12 +179,23 @@ def test_imagefolder_keeps_train_test_division(tmp_path: Path) -> None:
     assert ds.train.images.shape == (5, 10, 12, 3)
 
 
-def test_flat_imagefolder_resizes_to_median_size_in_grayscale(tmp_path: Path) -> None:
+def test_flat_imagefolder_of_mixed_sizes_keeps_their_aspect_in_grayscale(tmp_path: Path) -> None:
     _write_tree(tmp_path, {"a": [(8, 8), (10, 6)], "b": [(12, 10)]}, color=False)
     ds = load_imagefolder(tmp_path)
     assert ds.test is None
-    assert ds.train.images.shape == (3, 10, 8, 1)  # median height 10, median width 8
-    assert ds.manifest.image_size == (10, 8)
+    assert ds.train.images.shape == (3, 8, 8, 1)  # frame: the median shorter side, 8
+    assert ds.manifest.image_size == (8, 8)
+    assert ds.train.native is not None
+    assert ds.train.native.native_sizes.tolist() == [[8, 8], [10, 6], [12, 10]]
+
+
+def test_flat_imagefolder_squashed_to_median_size_with_aspect_squash(tmp_path: Path) -> None:
+    from bovw_vs_convnet.data.imagefolder import load_tree, scan_tree
+
+    _write_tree(tmp_path, {"a": [(8, 8), (10, 6)], "b": [(12, 10)]}, color=False)
+    parts, size, channels = load_tree(scan_tree(tmp_path), aspect="squash")
+    assert parts["all"].images.shape == (3, 10, 8, 1)  # median height 10, median width 8
+    assert (size, channels, parts["all"].native) == ((10, 8), 1, None)
 
 
 def test_imagefolder_image_size_overrides_the_median(tmp_path: Path) -> None:

@@ -59,6 +59,7 @@ from bovw_vs_convnet.bovw.streaming import (
     describe,
     encode_pass,
     image_shapes,
+    native_shapes,
     read_images,
     vocabulary_sample,
 )
@@ -94,7 +95,7 @@ def make_sklearn_pipeline(cfg: BovwConfig, n_classes: int, seed: int = 0, n_jobs
 
 def plan_for(cfg: BovwConfig, images: ImageSet, n_jobs: int) -> MemoryPlan:
     """The memory plan of ``cfg`` for these images (refuses what cannot fit)."""
-    return plan_memory(cfg, make_extractor(cfg, 1), image_shapes(images), n_jobs)
+    return plan_memory(cfg, make_extractor(cfg, 1), image_shapes(images, cfg.max_side), n_jobs)
 
 
 def _vocabulary_images(images: ImageSet, n: int, seed: int) -> np.ndarray:
@@ -113,7 +114,9 @@ def stage_cache_key(
     of the descriptors, the vocabulary and the encoding (not the classifier's:
     changing C must not re-encode; nor the chunking's, which changes no result),
     the split fingerprint, the seed (it fixes the vocabulary), the images read
-    (dataset name and sample ids) and the format of the cache entries.
+    (dataset name and sample ids) and the format of the cache entries; for images of
+    mixed sizes, also that they are kept at their aspect (entries made from images
+    squashed to one size are not read back; a set of one size keeps its keys).
     """
     ids = hashlib.sha256("\n".join(map(str, images.ids)).encode()).hexdigest()
     parts = {
@@ -124,6 +127,8 @@ def stage_cache_key(
         "images": [images.name, len(images), ids],
         "format": cache_mod.FORMAT,
     }
+    if images.aspect_kept:
+        parts["aspect"] = "kept"
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
@@ -243,7 +248,12 @@ class BovwPipeline:
 
     def _plan(self, *sets: ImageSet | None) -> MemoryPlan:
         """The memory plan for images of these sets' shapes (refuses what cannot fit)."""
-        shapes = {s for images in sets if images is not None for s in image_shapes(images)}
+        shapes = {
+            s
+            for images in sets
+            if images is not None
+            for s in image_shapes(images, self.config.max_side)
+        }
         plan = plan_memory(self.config, make_extractor(self.config, 1), sorted(shapes), self.n_jobs)
         log.info(plan.summary())
         self.record_extra["memory_plan"] = plan.record()
@@ -280,7 +290,7 @@ class BovwPipeline:
 
     def _plan_for(self, images: ImageSet) -> MemoryPlan:
         """The fit's plan, or a new one for images of a shape it did not plan for."""
-        if set(image_shapes(images)) <= self._planned_shapes:
+        if set(image_shapes(images, self.config.max_side)) <= self._planned_shapes:
             return self.plan_
         return self._plan(images)
 
@@ -295,6 +305,8 @@ class BovwPipeline:
         self.n_classes_ = train.n_classes
         # planned, and refused if it cannot fit, before any image is described
         self._plan(train, val)
+        if train.aspect_kept:
+            self.record_extra["aspect"] = aspect_record(cfg, train, val)
         t0 = time.perf_counter()
         (encoder, idx, times), hit = self._cached(
             "vocabulary",
@@ -376,7 +388,7 @@ class BovwPipeline:
         parts: list[DescriptorSet] = []
         with threadpool_limits(limits=1, user_api="blas"):
             for chunk in plan.chunks(np.full(len(idx), plan.bytes_per_image), cfg.chunk_images):
-                images = read_images(train, idx[chunk])
+                images = read_images(train, idx[chunk], cfg.max_side)
                 # the patches are cut from the images as they were described
                 gray += [shrink(to_gray(im[None]), cfg.max_side)[0] * 255 for im in images]
                 parts.append(describe(extractor, images).sample(per_image, idx[chunk], 0))
@@ -392,6 +404,25 @@ class BovwPipeline:
             upscale=cfg.upscale,
         )
         save_gallery(grid, Path(run_dir) / "visual_words.png")
+
+
+def aspect_record(cfg: BovwConfig, *sets: ImageSet | None) -> dict[str, Any]:
+    """What was done to images of mixed sizes, for the run record (``extra.aspect``).
+
+    Each image described at its own aspect, its longer side at most ``max_side``; the
+    distinct shapes described and their range.
+    """
+    shapes = [
+        s for images in sets if images is not None for s in native_shapes(images, cfg.max_side)
+    ]
+    hs, ws = [s[0] for s in shapes], [s[1] for s in shapes]
+    return {
+        "aspect": "kept",
+        "max_side": cfg.max_side,
+        "distinct_shapes": len(set(shapes)),
+        "height": [min(hs), max(hs)],
+        "width": [min(ws), max(ws)],
+    }
 
 
 def _encoder_from_arrays(

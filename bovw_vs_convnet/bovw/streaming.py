@@ -6,7 +6,11 @@ encoded a chunk at a time; a chunk's size is planned in bytes
 are encoded or sampled, and chunks run in parallel threads (NumPy and OpenCV free
 the GIL). Inside a chunk, images are grouped by shape and each group described in
 one batch, so a chunk may hold images of different shapes (the order of the
-images is kept).
+images is kept). A set of mixed sizes (``ImageSet.native``) is read image by image
+at each image's own aspect, its longer side brought down to ``max_side``: never
+stretched to a common size, so each image's descriptors, and the spatial pyramid
+over their positions (fractions of the image's own width and height), follow its
+own frame.
 """
 
 from __future__ import annotations
@@ -27,26 +31,47 @@ from bovw_vs_convnet.errors import ConfigError
 from bovw_vs_convnet.progress import ProgressMode, track
 
 
-def read_images(images: ImageSet, positions: np.ndarray) -> list[np.ndarray]:
+def read_images(
+    images: ImageSet, positions: np.ndarray, max_side: int | None = None
+) -> list[np.ndarray]:
     """The uint8 (H, W, C) images at ``positions``: views of an in-memory set, or read
-    from a lazy set's files now (one at a time, so a chunk never holds more).
+    from a lazy set's files now (one at a time, so a chunk never holds more). Images
+    of mixed sizes are read at their own aspect, the longer side at most ``max_side``
+    (:meth:`~bovw_vs_convnet.data.imageset.LazyImages.read_native`).
     """
+    if images.native is not None:
+        native = images.native
+        return [native.read_native(int(i), max_side) for i in positions]
     src = images.images
     if isinstance(src, LazyImages):
         return [src.read(int(i)) for i in positions]
     return [src[int(i)] for i in positions]
 
 
-def image_shapes(images: ImageSet) -> list[tuple[int, int, int]]:
-    """The distinct (H, W, C) shapes of the set's images (one, today: ImageSet holds
-    images of one shape; a set of mixed shapes would list each here).
+def native_shapes(images: ImageSet, max_side: int | None = None) -> list[tuple[int, int, int]]:
+    """The (H, W, C) of every image as :func:`read_images` gives it (from the headers)."""
+    if images.native is None:
+        return [images.image_shape] * len(images)
+    native = images.native
+    return [native.native_shape(i, max_side) for i in range(len(images))]
+
+
+def image_shapes(images: ImageSet, max_side: int | None = None) -> list[tuple[int, int, int]]:
+    """The distinct (H, W, C) shapes of the set's images as they are described: the one
+    shape of a set of one size, or each image's own (longer side at most ``max_side``).
     """
-    return [images.image_shape]
+    if images.native is None:
+        return [images.image_shape]
+    return sorted(set(native_shapes(images, max_side)))
 
 
 def per_image_bytes(images: ImageSet, cfg: Any, extractor: Any) -> np.ndarray:
-    """Working bytes of each image of the set in a chunk (int64 (N,))."""
-    return np.full(len(images), image_bytes(cfg, extractor, images.image_shape), np.int64)
+    """Working bytes of each image of the set in a chunk (int64 (N,)), by its own shape."""
+    if images.native is None:
+        return np.full(len(images), image_bytes(cfg, extractor, images.image_shape), np.int64)
+    shapes = native_shapes(images, getattr(cfg, "max_side", None))
+    cost = {s: image_bytes(cfg, extractor, s) for s in set(shapes)}
+    return np.array([cost[s] for s in shapes], np.int64)
 
 
 def shape_groups(images: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -179,7 +204,7 @@ def vocabulary_sample(
 
     def run(local: np.ndarray, images: ImageSet) -> DescriptorSet:
         pos = positions[local]
-        batch = read_images(images, pos)
+        batch = read_images(images, pos, getattr(cfg, "max_side", None))
         groups = shape_groups(batch)
         kept = [
             extractor.transform(_stack(batch, g)).sample(per_image, pos[g], seed) for g in groups
@@ -216,7 +241,9 @@ def encode_pass(
     chunks = plan.chunks(per_image_bytes(images, cfg, extractor), cfg.chunk_images)
 
     def run(pos: np.ndarray, images: ImageSet) -> tuple[Any, np.ndarray, float, float]:
-        return encode_chunk(extractor, encoder, read_images(images, pos))
+        return encode_chunk(
+            extractor, encoder, read_images(images, pos, getattr(cfg, "max_side", None))
+        )
 
     t0 = time.perf_counter()
     with threadpool_limits(limits=1, user_api="blas"):

@@ -30,7 +30,7 @@ import torch
 from bovw_vs_convnet.config import config_to_dict, identity_settings
 from bovw_vs_convnet.convnet import distributed
 from bovw_vs_convnet.convnet.augment import BatchAugment, InputAdapter
-from bovw_vs_convnet.convnet.batches import make_batches
+from bovw_vs_convnet.convnet.batches import aspect_record, make_batches
 from bovw_vs_convnet.convnet.config import AUTO, ConvNetConfig
 from bovw_vs_convnet.convnet.device import Runtime, resolve_runtime
 from bovw_vs_convnet.convnet.models import (
@@ -192,7 +192,7 @@ class ConvNetPipeline:
             model, adapter, augment, resolved, device, seed=ctx.seed, identity=identity,
             checkpoint_path=ckpt_path, progress=ctx.progress, runtime=runtime,
         )  # fmt: skip
-        train_src = distributed.shard(make_batches(train, device, cfg.workers))  # torchrun
+        train_src = distributed.shard(make_batches(train, device, cfg.workers, train=True))
         val_src = make_batches(val, device, cfg.workers) if val is not None and len(val) else None
         if resolved.lr == AUTO:
             # seeded: a resumed run finds the same rate (on the CPU, the same bits)
@@ -252,6 +252,7 @@ class ConvNetPipeline:
                 "compile_error": trainer.compile_error,
                 "channels_last": trainer.channels_last,
                 "data_path": "resident" if not train.is_lazy else "dataloader",
+                **aspect_record(train),  # images of mixed sizes: the crops
                 "torch": torch.__version__,
             }
         )  # fmt: skip

@@ -4,9 +4,16 @@ When ``root/train/`` and ``root/test/`` each hold class subfolders, that
 division is kept as the official split; otherwise the whole tree is one part
 and the common split holds out a stratified test fraction.
 
-Images of different sizes are resized (OpenCV ``INTER_AREA``) to one common
-size: the manifest's ``image_size`` when given, else the median height and
-median width of the images. Channels: 1 when every image is grayscale, else 3.
+A folder whose images all have one size is read as it is (resized, OpenCV
+``INTER_AREA``, only to a manifest's ``image_size`` that differs). A folder of
+mixed sizes keeps each image at its own aspect (``aspect="kept"``, the default):
+the ImageSet's ``native`` reads every image at its own size (BoVW describes it so,
+its longer side at most ``max_side``), and its array view is one common frame that
+each image covers and is centre-cropped to (torchvision's ``Resize`` of the shorter
+side, then ``CenterCrop``): the manifest's ``image_size`` when given, else a square
+of the median shorter side. Nothing is stretched. ``aspect="squash"`` is the old
+way: every image resized to the median height and median width (or ``image_size``).
+Channels: 1 when every image is grayscale, else 3.
 A tree whose decoded pixels fit the memory budget (:func:`resident_budget`: default
 :data:`DEFAULT_RESIDENT_BYTES`, ``$BVC_RESIDENT_MB`` or the ``resident_bytes``
 argument change it) is decoded once, in threads, into one uint8 array; a larger one
@@ -59,6 +66,7 @@ DEFAULT_RESIDENT_BYTES = 2 * 1024**3
 RESIDENT_ENV = "BVC_RESIDENT_MB"
 CACHE_MIN_FILES = 2_000  # trees of fewer files decode in a moment: no cache file
 CACHE_FORMAT = 1
+ASPECTS = ("kept", "squash")
 PROGRESS_THRESHOLD = 1_000  # images; a quicker read shows no progress
 HEADER_SAMPLE = 2_000  # image headers read to choose the common size of a large tree
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -133,14 +141,19 @@ def decoded_cache_dir() -> Path:
     return Path(xdg) / "bvc" / "decoded"
 
 
-def decoded_key(paths: list[Path], size: tuple[int, int], channels: int) -> str:
+def decoded_key(
+    paths: list[Path], size: tuple[int, int], channels: int, cropped: bool = False
+) -> str:
     """The cache key of these files decoded at ``size`` and ``channels``.
 
     sha256 of every file's absolute path, size in bytes and modification time (ns),
     the format and :data:`CACHE_FORMAT`: touching, replacing, adding or removing a file
-    gives another key. One ``stat`` a file, no read.
+    gives another key. ``cropped``: images of mixed sizes centre-cropped to ``size``
+    at their aspect (a key of its own; squashed arrays keep theirs). One ``stat`` a
+    file, no read.
     """
-    digest = hashlib.sha256(f"{CACHE_FORMAT}|{size[0]}x{size[1]}x{channels}".encode())
+    fmt = f"{CACHE_FORMAT}|{size[0]}x{size[1]}x{channels}" + ("|crop" if cropped else "")
+    digest = hashlib.sha256(fmt.encode())
     for p in paths:
         st = os.stat(p)
         digest.update(f"\n{os.path.abspath(p)}|{st.st_size}|{st.st_mtime_ns}".encode())
@@ -159,7 +172,8 @@ def read_cached(
     """
     if cache_dir is None:
         return read_all(images, progress=progress)
-    path = cache_dir / f"{decoded_key(images.paths, images.size, images.channels)}.npy"
+    key = decoded_key(images.paths, images.size, images.channels, images.aspect_kept)
+    path = cache_dir / f"{key}.npy"
     if path.exists():
         try:
             arr = np.load(path, allow_pickle=False)
@@ -403,6 +417,27 @@ def common_format(
     return image_size, channels
 
 
+def mixed_frame(
+    headers: list[tuple[int, int, bool]],
+    image_size: tuple[int, int] | None = None,
+    channels: int | None = None,
+) -> tuple[tuple[int, int], int]:
+    """The common frame and channels of images of mixed sizes kept at their aspect.
+
+    Frame: ``image_size`` when given, else a square of the median shorter side
+    (torchvision's ``Resize(S)`` + ``CenterCrop(S)``: each image's shorter side
+    becomes S, the middle S × S is kept). Channels as :func:`common_format`.
+    """
+    step = max(1, len(headers) // HEADER_SAMPLE)
+    heads = headers[::step]
+    if image_size is None:
+        side = int(np.median([min(h, w) for h, w, _ in heads]))
+        image_size = (side, side)
+    if channels is None:
+        channels = 1 if all(g for _, _, g in heads) else 3
+    return image_size, channels
+
+
 def read_all(
     images: LazyImages, workers: int | None = None, progress: ProgressMode | bool = "auto"
 ) -> np.ndarray:
@@ -439,8 +474,14 @@ def load_tree(
     max_pixels: int | None = None,
     resident_bytes: int | None = None,
     cache_dir: Path | bool | None = True,
+    aspect: str = "kept",
 ) -> tuple[dict[str, ImageSet], tuple[int, int], int]:
     """Read each part of ``tree`` into an ImageSet; returns (parts, (H, W), channels).
+
+    Images of mixed sizes: with ``aspect="kept"`` each ImageSet has ``native`` (every
+    image at its own size) and (H, W) is the common frame they are centre-cropped to
+    (:func:`mixed_frame`); ``"squash"`` resizes them to (H, W) as before. A folder of
+    one size is read the same either way.
 
     ``lazy=None`` reads lazily only when the decoded pixels exceed the memory budget
     (``resident_bytes``; None: :func:`resident_budget`). A resident tree of
@@ -451,9 +492,17 @@ def load_tree(
     Every header is read first; an image above ``max_pixels`` (None:
     :func:`pixel_limit`) is a DataError naming it.
     """
+    if aspect not in ASPECTS:
+        raise DataError(f"aspect must be one of {', '.join(ASPECTS)}, got {aspect!r}")
     all_paths = [p for files in tree.parts.values() for p, _ in files]
     headers = read_headers(all_paths, max_pixels)
-    size, channels = common_format(all_paths, image_size, channels, headers)
+    mixed = aspect == "kept" and len({(h, w) for h, w, _ in headers}) > 1
+    if mixed:
+        size, channels = mixed_frame(headers, image_size, channels)
+        log.info("image folder %s: mixed sizes kept at their aspect, frame %dx%d", tree.root, *size)
+    else:
+        size, channels = common_format(all_paths, image_size, channels, headers)
+    native_of = {p: (h, w) for p, (h, w, _) in zip(all_paths, headers, strict=True)}
     if lazy is None:
         lazy = not fits_in_memory(len(all_paths), size, channels, resident_bytes)
         log.info(
@@ -468,9 +517,13 @@ def load_tree(
     out: dict[str, ImageSet] = {}
     for part, files in tree.parts.items():
         paths = [p for p, _ in files]
-        files_view = LazyImages(paths, size, channels)
+        sizes = [native_of[p] for p in paths] if mixed else None
+        files_view = LazyImages(paths, size, channels, sizes)
         images: np.ndarray | LazyImages = files_view if lazy else read_cached(files_view, cache)
         labels = np.array([y for _, y in files], dtype=np.int64)
         ids = np.array([p.relative_to(tree.root).as_posix() for p in paths])
-        out[part] = ImageSet(images, labels, ids, tree.classes, name, mirror_ok=mirror_ok)
+        out[part] = ImageSet(
+            images, labels, ids, tree.classes, name, mirror_ok=mirror_ok,
+            native=files_view if mixed else None,
+        )  # fmt: skip
     return out, size, channels
