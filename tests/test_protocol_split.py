@@ -195,3 +195,73 @@ def test_bvc_run_refuses_a_short_class_with_exit_2(tmp_path) -> None:  # type: i
     assert result.exit_code == 2
     assert "class '0' has 178 image(s); the split needs 200" in result.output
     assert "Traceback" not in result.output
+
+
+SUITE = """
+datasets = ["digits"]
+train_per_class = [20, 10]
+test_per_class = 30
+splits = 2
+
+[[run]]
+pipeline = "baseline"
+"""
+
+
+def test_suite_keys_expand_into_runs_per_n_and_split() -> None:
+    from bovw_vs_convnet.harness.suite import parse_suite
+
+    specs = parse_suite(SUITE).specs()
+    assert [(s.train_per_class, s.split_index) for s in specs] == [
+        (10, 0),
+        (10, 1),
+        (20, 0),
+        (20, 1),
+    ]
+    assert specs[1].split_options == {"train_per_class": 10, "test_per_class": 30, "split_index": 1}
+    assert specs[1].describe() == "baseline on digits (10/class, test 30/class, seed 0, split 1)"
+
+
+def test_suite_protocol_is_replaced_from_the_command_line() -> None:
+    from bovw_vs_convnet.harness.suite import parse_suite
+
+    specs = parse_suite(SUITE).specs(train_per_class=[5], splits=1, short_classes="take-rest")
+    assert [s.split_options for s in specs] == [
+        {"train_per_class": 5, "test_per_class": 30, "short_classes": "take-rest"}
+    ]
+
+
+def test_suite_refuses_train_sizes_with_train_per_class() -> None:
+    from bovw_vs_convnet.errors import ConfigError
+    from bovw_vs_convnet.harness.suite import parse_suite
+
+    text = 'datasets = ["digits"]\ntrain_sizes = [100]\n[[run]]\npipeline = "baseline"\n'
+    text += "train_per_class = 5\n"
+    with pytest.raises(ConfigError, match=r"<suite>:5: give train_sizes or train_per_class"):
+        parse_suite(text)
+
+
+def test_suite_refuses_a_bad_splits_value() -> None:
+    from bovw_vs_convnet.errors import ConfigError
+    from bovw_vs_convnet.harness.suite import parse_suite
+
+    with pytest.raises(ConfigError, match=r"<suite>:2: 'splits' must be a positive integer"):
+        parse_suite('datasets = ["digits"]\nsplits = 0\n[[run]]\npipeline = "baseline"\n')
+
+
+def test_bench_runs_the_protocol_and_skips_stored_splits(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    suite = tmp_path / "s.toml"
+    suite.write_text(SUITE)
+    args = ["bench", str(suite), "--train-per-class", "10", "--splits", "2", "--json"]
+    args += ["--runs-dir", str(tmp_path / "runs"), "--progress", "none"]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    runs = json.loads(first.stdout)["runs"]
+    assert [(r["train_per_class"], r["split_index"], r["status"]) for r in runs] == [
+        (10, 0, "ran"),
+        (10, 1, "ran"),
+    ]
+    again = json.loads(CliRunner().invoke(main, args).stdout)["runs"]
+    assert [r["status"] for r in again] == ["skipped", "skipped"]
+    (table,) = json.loads(first.stdout)["leaderboard"]
+    assert len(table["rows"]) == 1 and table["rows"][0]["n_runs"] == 2

@@ -44,7 +44,8 @@ def test_bad_suite_file_names_the_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["bench", str(path)])
     assert result.exit_code == 2
     assert result.output == f"error: {path}:5: unknown key 'sed' in [[run]]; known: " + (
-        "pipeline, label, set, models, grid, datasets, seeds, train_sizes\n"
+        "pipeline, label, set, models, grid, datasets, seeds, train_sizes, "
+        "train_per_class, test_per_class, short_classes, splits\n"
     )
 
 

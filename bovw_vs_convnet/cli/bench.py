@@ -19,6 +19,7 @@ from bovw_vs_convnet.cli.options import (
     percent,
     progress_mode,
     progress_options,
+    protocol_options,
     runs_dir_option,
     style_option,
 )
@@ -38,6 +39,9 @@ def _outcome_json(outcome: RunOutcome) -> dict[str, Any]:
         "dataset": spec.dataset,
         "seed": spec.seed,
         "train_size": spec.train_size,
+        "train_per_class": spec.train_per_class,
+        "test_per_class": spec.test_per_class,
+        "split_index": spec.split_index,
         "settings": spec.settings,
         "status": outcome.status,
         "run_id": record.get("run_id"),
@@ -72,6 +76,7 @@ def _outcome_json(outcome: RunOutcome) -> dict[str, Any]:
     help="Run every entry with this seed instead (0 to 2**32 - 1; repeatable; several give "
     "mean ± std).",
 )
+@protocol_options(several_sizes=True)
 @click.option("--force", is_flag=True, help="Rerun runs that are already stored.")
 @click.option(
     "--workers",
@@ -102,6 +107,10 @@ def bench(
     dataset: str | None,
     train_sizes: tuple[int, ...],
     seeds: tuple[int, ...],
+    train_per_class: tuple[int, ...],
+    test_per_class: int | None,
+    short_classes: str | None,
+    splits: int | None,
     force: bool,
     workers: int | None,
     scheduler: str | None,
@@ -153,7 +162,15 @@ def bench(
         from bovw_vs_convnet.harness.cluster import require_distributed
 
         require_distributed()
-    n_specs = len(parsed.specs(dataset, train_sizes=train_sizes, seeds=seeds))
+    if short_classes and not (train_per_class or test_per_class):
+        raise click.UsageError("--short-classes goes with --train-per-class/--test-per-class")
+    protocol: dict[str, Any] = {
+        "train_per_class": train_per_class or None,
+        "test_per_class": test_per_class,
+        "short_classes": short_classes,
+        "splits": splits,
+    }
+    n_specs = len(parsed.specs(dataset, train_sizes=train_sizes, seeds=seeds, **protocol))
     say = (lambda text: click.echo(text, err=True)) if as_json else click.echo
     say(f"suite {parsed.name}: {n_specs} runs, results in {runs_dir}")
 
@@ -207,6 +224,7 @@ def bench(
             workers=workers,
             scheduler=scheduler,
             on_info=say,
+            protocol=protocol,
         )
     except KeyboardInterrupt:
         click.echo(

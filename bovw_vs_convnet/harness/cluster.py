@@ -34,7 +34,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -149,6 +149,7 @@ def run_on_worker(task: dict[str, Any]) -> dict[str, Any]:
             skip_existing=not task["force"],
             store=store,
             expect_fingerprint=task["fingerprint"],
+            split_options=task.get("split_options"),
         )
     except TrainSizeTooLarge as exc:
         return done("too-large", error=str(exc))
@@ -192,11 +193,12 @@ def plan_key(
     pipeline = get_pipeline(spec.pipeline)
     config = build_config(pipeline.config_class(), spec.settings)
     pipeline.check_config(config)
-    where = (spec.dataset, spec.seed, spec.train_size)
+    where = (spec.dataset, spec.seed, spec.train_size, *sorted(spec.split_options.items()))
     if where not in splits:
         splits[where] = load_split(
             spec.dataset, seed=spec.seed, train_size=spec.train_size, data_dir=data_dir,
             lazy=True if getattr(type(config), "STREAMS_IMAGES", False) else None,
+            split_options=spec.split_options,
         )  # fmt: skip
     name, data = splits[where]
     choose = getattr(type(config), "preset_for_images", None)  # as run_pipeline: BoVW presets
@@ -314,6 +316,7 @@ def run_suite_dask(
     n_jobs: int = -1,
     on_info: Callable[[str], object] | None = None,
     on_done: Callable[[int, int, RunOutcome], object] | None = None,
+    protocol: Mapping[str, Any] | None = None,
 ) -> list[RunOutcome]:
     """Run ``suite`` on a Dask cluster; the outcomes in the suite's order (see run_suite).
 
@@ -325,7 +328,7 @@ def run_suite_dask(
     require_distributed()  # before any data is loaded
     info = on_info or (lambda _line: None)
     runs_dir = Path(runs_dir).resolve()  # workers elsewhere must find the same path
-    specs = suite.specs(dataset, train_sizes=train_sizes, seeds=seeds)
+    specs = suite.specs(dataset, train_sizes=train_sizes, seeds=seeds, **dict(protocol or {}))
     store = ResultStore(runs_dir)
     store.check_writable()
     store.recover()
@@ -384,6 +387,7 @@ def run_suite_dask(
                     "settings": dict(spec.settings),
                     "seed": spec.seed,
                     "train_size": spec.train_size,
+                    "split_options": spec.split_options,
                     "runs_dir": str(runs_dir),
                     "marker": marker_name,
                     "fingerprint": fingerprint,

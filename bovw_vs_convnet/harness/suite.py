@@ -11,6 +11,11 @@ Format (every key but ``datasets`` and the entries' ``pipeline`` is optional)::
     datasets = ["digits"]            # manifest names or ImageFolder paths; --dataset replaces them
     seeds = [0, 1, 2]                # several seeds give mean ± std in the tables
     train_sizes = ["full", 1000]     # "full" (or 0): the whole training part
+    # the per-class protocol (Caltech-101's), instead of train_sizes; see data/split.py
+    train_per_class = [15, 30]       # N training images per class (one row per N)
+    test_per_class = 50              # at most M test images per class
+    short_classes = "take-rest"      # a class with fewer than N + M: "refuse" (default)
+    splits = 3                       # K seeded resamplings of the split (mean ± interval)
 
     [defaults.convnet]               # overrides for every entry of one pipeline
     epochs = 10
@@ -25,6 +30,7 @@ Format (every key but ``datasets`` and the entries' ``pipeline`` is optional)::
     models = ["lenet5", "alexnet-small"]   # one entry per model (sets `model`)
     grid = { ablate = ["none", "fc7"] }     # one entry per combination of these settings
     train_sizes = [100, 1000]        # an entry may replace datasets, seeds, train_sizes
+                                     # and the protocol keys above
 
 A bad file is refused with a :class:`ConfigError` naming the file and the line
 at fault, when it is parsed: an unknown pipeline, setting or model (a ConvNet's
@@ -50,9 +56,16 @@ from bovw_vs_convnet.harness.toml_lines import KeyPath, TomlLines, load_toml
 
 log = logging.getLogger(__name__)
 
-SUITE_KEYS = ("name", "description", "datasets", "seeds", "train_sizes", "defaults", "run")
-ENTRY_KEYS = ("pipeline", "label", "set", "models", "grid", "datasets", "seeds", "train_sizes")
+PROTOCOL_KEYS = ("train_per_class", "test_per_class", "short_classes", "splits")
+SUITE_KEYS = (
+    "name", "description", "datasets", "seeds", "train_sizes", *PROTOCOL_KEYS, "defaults", "run",
+)  # fmt: skip
+ENTRY_KEYS = (
+    "pipeline", "label", "set", "models", "grid", "datasets", "seeds", "train_sizes",
+    *PROTOCOL_KEYS,
+)  # fmt: skip
 FULL = "full"
+SHORT_CLASSES = ("refuse", "take-rest")  # data.split.SHORT_CLASSES
 
 
 @dataclass(frozen=True)
@@ -66,6 +79,9 @@ class RunSpec:
         train_size: class-balanced training subset size; ``None`` for the whole training part.
         overrides: config overrides (``--set`` keys) as sorted (key, value) pairs.
         label: the row's name (e.g. ``bovw-tiny``, ``lenet5``).
+        train_per_class, test_per_class, short_classes: the per-class protocol (None:
+            the fraction protocol; see :func:`~bovw_vs_convnet.data.split.make_split`).
+        split_index: which seeded resampling of the split (0 .. splits - 1).
     """
 
     pipeline: str
@@ -74,16 +90,40 @@ class RunSpec:
     train_size: int | None
     overrides: tuple[tuple[str, Any], ...]
     label: str
+    train_per_class: int | None = None
+    test_per_class: int | None = None
+    short_classes: str | None = None
+    split_index: int = 0
 
     @property
     def settings(self) -> dict[str, Any]:
         """The overrides as a dict, ready for :func:`bovw_vs_convnet.config.build_config`."""
         return dict(self.overrides)
 
+    @property
+    def split_options(self) -> dict[str, Any]:
+        """The split keywords of :func:`~bovw_vs_convnet.harness.run.run_pipeline` beyond
+        the train size and seed: the per-class protocol and the split index (none given:
+        an empty dict, the split every run had before)."""
+        out: dict[str, Any] = {}
+        for key in ("train_per_class", "test_per_class", "short_classes"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        if self.split_index:
+            out["split_index"] = self.split_index
+        return out
+
     def describe(self) -> str:
         """One line naming the run, e.g. ``lenet5 on digits (n=1000, seed 0)``."""
-        size = "full" if self.train_size is None else f"n={self.train_size}"
-        return f"{self.label} on {self.dataset} ({size}, seed {self.seed})"
+        if self.train_per_class is not None or self.test_per_class is not None:
+            size = "all" if self.train_per_class is None else f"{self.train_per_class}"
+            size += "/class" + (
+                f", test {self.test_per_class}/class" if self.test_per_class else ""
+            )
+        else:
+            size = "full" if self.train_size is None else f"n={self.train_size}"
+        split = f", split {self.split_index}" if self.split_index else ""
+        return f"{self.label} on {self.dataset} ({size}, seed {self.seed}{split})"
 
 
 @dataclass(frozen=True)
@@ -96,6 +136,32 @@ class SuiteEntry:
     datasets: tuple[str, ...]
     seeds: tuple[int, ...]
     train_sizes: tuple[int | None, ...]
+    protocol: SplitProtocol = field(default_factory=lambda: SplitProtocol())
+
+
+@dataclass(frozen=True)
+class SplitProtocol:
+    """The per-class protocol and the number of splits of a suite or ``[[run]]``."""
+
+    train_per_class: tuple[int | None, ...] = (None,)
+    test_per_class: int | None = None
+    short_classes: str | None = None
+    splits: int = 1
+
+    def replace(
+        self,
+        train_per_class: Sequence[int] | None = None,
+        test_per_class: int | None = None,
+        short_classes: str | None = None,
+        splits: int | None = None,
+    ) -> SplitProtocol:
+        """This protocol with what is given (not None, not empty) in its place."""
+        return SplitProtocol(
+            tuple(train_per_class) if train_per_class else self.train_per_class,
+            test_per_class if test_per_class is not None else self.test_per_class,
+            short_classes if short_classes is not None else self.short_classes,
+            splits if splits is not None else self.splits,
+        )
 
 
 @dataclass(frozen=True)
@@ -113,6 +179,10 @@ class Suite:
         *,
         train_sizes: Sequence[int | None] | None = None,
         seeds: Sequence[int] | None = None,
+        train_per_class: Sequence[int] | None = None,
+        test_per_class: int | None = None,
+        short_classes: str | None = None,
+        splits: int | None = None,
     ) -> list[RunSpec]:
         """Every run of the suite; each argument given replaces what every entry says.
 
@@ -120,16 +190,20 @@ class Suite:
             dataset: run every entry on this dataset instead.
             train_sizes: run every entry at these training-set sizes (None: full).
             seeds: run every entry with these seeds.
+            train_per_class, test_per_class, short_classes, splits: the per-class
+                protocol and the number of seeded resamplings of the split.
 
-        The order is dataset, then train size (ascending, full last), then entry,
-        then seed, so that a partly finished suite already holds comparable rows
-        for its smaller sizes. Duplicates (the same run listed twice) are kept once.
+        The order is dataset, then train size (ascending, full last), then training
+        images per class, then entry, then seed, then split, so that a partly finished
+        suite already holds comparable rows for its smaller sizes. Duplicates (the same
+        run listed twice) are kept once.
         """
         entries = [
             dataclasses.replace(
                 e,
                 train_sizes=tuple(train_sizes) if train_sizes else e.train_sizes,
                 seeds=tuple(seeds) if seeds else e.seeds,
+                protocol=e.protocol.replace(train_per_class, test_per_class, short_classes, splits),
             )
             for e in self.entries
         ]
@@ -142,20 +216,28 @@ class Suite:
             {s for e in entries for s in e.train_sizes},
             key=lambda s: (s is None, s or 0),
         )
+        per_class = sorted(
+            {n for e in entries for n in e.protocol.train_per_class},
+            key=lambda n: (n is None, n or 0),
+        )
         out: list[RunSpec] = []
         seen: set[RunSpec] = set()
-        for d in datasets:
-            for size in sizes:
-                for entry in entries:
-                    if size not in entry.train_sizes:
-                        continue
-                    if not dataset and d not in entry.datasets:
-                        continue
-                    for seed in entry.seeds:
-                        spec = RunSpec(entry.pipeline, d, seed, size, entry.overrides, entry.label)
-                        if spec not in seen:
-                            seen.add(spec)
-                            out.append(spec)
+        for d, size, n in itertools.product(datasets, sizes, per_class):
+            for entry in entries:
+                p = entry.protocol
+                if size not in entry.train_sizes or n not in p.train_per_class:
+                    continue
+                if not dataset and d not in entry.datasets:
+                    continue
+                for seed, index in itertools.product(entry.seeds, range(p.splits)):
+                    spec = RunSpec(
+                        entry.pipeline, d, seed, size, entry.overrides, entry.label,
+                        train_per_class=n, test_per_class=p.test_per_class,
+                        short_classes=p.short_classes, split_index=index,
+                    )  # fmt: skip
+                    if spec not in seen:
+                        seen.add(spec)
+                        out.append(spec)
         return out
 
 
@@ -236,6 +318,7 @@ def parse_suite(text: str, *, source: str = "<suite>", name: str = "suite") -> S
     description = _string(doc, "description", "", where)
     suite_name = _string(doc, "name", name, where)
     top = _axes(doc, (), where, inherit=_Axes(datasets=(), seeds=(0,), train_sizes=(None,)))
+    top = dataclasses.replace(top, protocol=_protocol(doc, (), where, SplitProtocol()))
     pipelines = set(PIPELINES)
     defaults = _defaults(doc, pipelines, where)
     runs = doc.get("run")
@@ -261,6 +344,7 @@ class _Axes:
     datasets: tuple[str, ...]
     seeds: tuple[int, ...]
     train_sizes: tuple[int | None, ...]
+    protocol: SplitProtocol = field(default_factory=lambda: SplitProtocol())
 
 
 def _known_keys(
@@ -327,6 +411,11 @@ def _entries(
     combos = _grid(raw, settings, models, here, where)
     label = _label(raw, len(models or (None,)) * len(combos), here, where)
     axes = _axes(raw, here, where, inherit=top)
+    protocol = _protocol(raw, here, where, top.protocol)
+    if protocol.train_per_class != (None,) and axes.train_sizes != (None,):
+        raise where.error(
+            (*here, "train_per_class"), "give train_sizes or train_per_class, not both"
+        )
     if not axes.datasets:
         raise where.error(here, "no datasets: give datasets = [...] at the top or in this [[run]]")
 
@@ -353,6 +442,7 @@ def _entries(
                 datasets=axes.datasets,
                 seeds=axes.seeds,
                 train_sizes=axes.train_sizes,
+                protocol=protocol,
             )
         )
     return entries
@@ -475,3 +565,31 @@ def _axes(table: Mapping[str, Any], here: KeyPath, where: TomlLines, *, inherit:
         # "full" and 0 both mean the whole training part
         train_sizes=tuple(dict.fromkeys(None if v in (FULL, 0) else v for v in sizes)),
     )
+
+
+def _protocol(
+    table: Mapping[str, Any], here: KeyPath, where: TomlLines, inherit: SplitProtocol
+) -> SplitProtocol:
+    """The protocol keys of ``table`` (``train_per_class`` and the others); the rest inherited."""
+    raw_n = table.get("train_per_class")
+    if _is_count(raw_n):
+        raw_n = [raw_n]
+    if raw_n is not None and (
+        not isinstance(raw_n, list) or not raw_n or not all(_is_count(v) and v > 0 for v in raw_n)
+    ):
+        raise where.error(
+            (*here, "train_per_class"),
+            "'train_per_class' must be a positive integer or a list of them",
+        )
+    m = table.get("test_per_class")
+    if m is not None and not (_is_count(m) and m > 0):
+        raise where.error((*here, "test_per_class"), "'test_per_class' must be a positive integer")
+    short = table.get("short_classes")
+    if short is not None and short not in SHORT_CLASSES:
+        raise where.error(
+            (*here, "short_classes"), f"'short_classes' must be one of {', '.join(SHORT_CLASSES)}"
+        )
+    splits = table.get("splits")
+    if splits is not None and not (_is_count(splits) and splits > 0):
+        raise where.error((*here, "splits"), "'splits' must be a positive integer")
+    return inherit.replace(list(dict.fromkeys(raw_n)) if raw_n else None, m, short, splits)

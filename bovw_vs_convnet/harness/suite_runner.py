@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from bovw_vs_convnet.errors import RunFailed, StorageError, TrainSizeTooLarge, storage_error
 from bovw_vs_convnet.harness.outcome import RunOutcome
@@ -46,11 +47,13 @@ def run_suite(
     workers: int | None = None,
     scheduler: str | None = None,
     on_info: Callable[[str], object] | None = None,
+    protocol: Mapping[str, Any] | None = None,
 ) -> list[RunOutcome]:
     """Run every spec of ``suite`` through :func:`bovw_vs_convnet.harness.run.run_pipeline`.
 
-    ``dataset``, ``train_sizes`` and ``seeds`` replace what the suite's entries say
-    (see :meth:`Suite.specs`).
+    ``dataset``, ``train_sizes``, ``seeds`` and ``protocol`` (``train_per_class``,
+    ``test_per_class``, ``short_classes``, ``splits``) replace what the suite's entries
+    say (see :meth:`Suite.specs`).
 
     A spec already stored with status ``ok`` under the same config key (pipeline,
     config, dataset, split fingerprint, seed) is skipped unless ``force``; an
@@ -76,9 +79,9 @@ def run_suite(
         return run_suite_dask(
             suite, runs_dir=runs_dir, workers=workers, scheduler=scheduler, dataset=dataset,
             train_sizes=train_sizes, seeds=seeds, data_dir=data_dir, device=device,
-            force=force, n_jobs=n_jobs, on_info=on_info, on_done=on_done,
+            force=force, n_jobs=n_jobs, on_info=on_info, on_done=on_done, protocol=protocol,
         )  # fmt: skip
-    specs = suite.specs(dataset, train_sizes=train_sizes, seeds=seeds)
+    specs = suite.specs(dataset, train_sizes=train_sizes, seeds=seeds, **dict(protocol or {}))
     store = ResultStore(runs_dir)
     store.recover()
     outcomes: list[RunOutcome] = []
@@ -129,6 +132,7 @@ def _run_one(
             resume=not force,
             progress=progress,
             skip_existing=not force,
+            split_options=spec.split_options,
         )
     except TrainSizeTooLarge as exc:
         return RunOutcome(spec, "too-large", None, str(exc), time.perf_counter() - t0)
