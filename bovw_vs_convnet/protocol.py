@@ -15,6 +15,14 @@ the harness copies into the run record when present:
 
 and a method ``save_artifacts(run_dir: Path) -> None`` for files (galleries,
 checkpoints are written during fit into ``context.run_dir``).
+
+A pipeline whose registry entry names a bundle module (``PipelineSpec.bundle``)
+keeps a model bundle with every finished run (``harness/bundle.py``): the module's
+``save_bundle(pipeline) -> (files, description)`` gives the bytes of each file, in
+formats that run no code when read (safetensors; arrays in ``.npz`` and JSON, see
+``estimator_state.py``), and ``load_bundle(files, manifest, context) -> Pipeline``
+rebuilds the fitted pipeline from them, whose ``decision_scores`` then scores new
+images as the run scored its test images.
 """
 
 from __future__ import annotations

@@ -59,7 +59,17 @@ def main(verbose: int) -> None:
 
 
 def _register() -> None:
-    from bovw_vs_convnet.cli import bench, compare, data, leaderboard, models, report, run
+    from bovw_vs_convnet.cli import (
+        bench,
+        compare,
+        data,
+        export,
+        leaderboard,
+        models,
+        predict,
+        report,
+        run,
+    )
 
     main.add_command(data.data)
     main.add_command(run.run)
@@ -68,6 +78,8 @@ def _register() -> None:
     main.add_command(leaderboard.leaderboard)
     main.add_command(report.report)
     main.add_command(compare.compare)
+    main.add_command(predict.predict)
+    main.add_command(export.export)
 
 
 _register()

@@ -65,6 +65,11 @@ class RunRecord(TypedDict, total=False):
     # what the pipeline adds (learning curves, cache hits, descriptor counts, ...)
     extra: dict[str, Any]
     provenance: dict[str, Any]  # package versions, CPU/GPU, threads, git revision, command
+    # the model bundle in <run>/bundle/ (harness/bundle.py): file name -> sha256, and the
+    # sha256 of that mapping's canonical JSON; bundle_error: why a run keeps none
+    bundle_files: dict[str, str]
+    bundle_sha256: str | None
+    bundle_error: str
     run_dir: str  # the run's folder, set by the store on read
 
 

@@ -27,6 +27,9 @@ class PipelineSpec:
     factory: str
     description: str
     check: str = ""  # "module:attribute" of check(config): what the config alone cannot check
+    # module of the model bundle (harness/bundle.py): save_bundle(pipeline) -> (files,
+    # description) and load_bundle(files, manifest, context) -> the fitted pipeline
+    bundle: str = ""
 
     def config_class(self) -> type[Any]:
         """The frozen dataclass that holds this pipeline's settings."""
@@ -59,18 +62,21 @@ PIPELINES: dict[str, PipelineSpec] = {
             "bovw_vs_convnet.baseline.pipeline:BaselineConfig",
             "bovw_vs_convnet.baseline.pipeline:build_pipeline",
             "raw pixels: nearest class mean or a linear SVM",
+            bundle="bovw_vs_convnet.baseline.bundle",
         ),
         PipelineSpec(
             "bovw",
             "bovw_vs_convnet.bovw.config:BovwConfig",
             "bovw_vs_convnet.bovw.pipeline:build_pipeline",
             "SIFT, k-means vocabulary, spatial-pyramid encoding, kernel SVM",
+            bundle="bovw_vs_convnet.bovw.bundle",
         ),
         PipelineSpec(
             "hog",
             "bovw_vs_convnet.hog.config:HogConfig",
             "bovw_vs_convnet.hog.pipeline:build_pipeline",
             "HOG (Dalal and Triggs 2005), kernel map, linear SVMs",
+            bundle="bovw_vs_convnet.hog.bundle",
         ),
         PipelineSpec(
             "convnet",
@@ -78,6 +84,7 @@ PIPELINES: dict[str, PipelineSpec] = {
             "bovw_vs_convnet.convnet.pipeline:build_pipeline",
             "LeNet-5 and AlexNet variants trained with PyTorch",
             check="bovw_vs_convnet.convnet.models:check_config",
+            bundle="bovw_vs_convnet.convnet.bundle",
         ),
     ]
 }

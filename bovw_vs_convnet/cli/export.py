@@ -1,0 +1,90 @@
+"""`bvc export RUN_ID --format onnx`: a stored ConvNet run as an ONNX model.
+
+The run's bundle is verified as for ``bvc predict``; the network is exported with
+its input adaptation (normalisation, pad or resize) and test-time flip in the graph
+through torch's exporter (``torch.onnx.export(dynamo=True)``), so the file takes the
+image's pixels as read (float32, 0-255, channels first) and gives the logits. Where
+onnxruntime is installed, the file is run once on a batch and compared with PyTorch.
+Needs the ``[onnx]`` extra.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bovw_vs_convnet.cli.options import json_option, runs_dir_option
+from bovw_vs_convnet.errors import ConfigError
+
+HINT = "ONNX export needs the onnx extra: pip install -e '.[onnx]' (onnx, onnxscript, onnxruntime)"
+
+
+def _check_onnx() -> None:
+    try:
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError:
+        raise ConfigError(HINT) from None
+
+
+def _onnxruntime_gap(path: Path, bundle: Any, info: dict[str, Any]) -> float | None:
+    """The largest |logit difference| between onnxruntime on ``path`` and the bundle's
+    PyTorch scoring, on 4 seeded random images; None without onnxruntime.
+    """
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    import numpy as np
+
+    from bovw_vs_convnet.data.imageset import ImageSet
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, size=[4, *info["input"]["shape"][1:]]).astype(np.uint8)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (got,) = session.run(["logits"], {"pixels": pixels.astype(np.float32)})
+    images = ImageSet(
+        images=np.ascontiguousarray(pixels.transpose(0, 2, 3, 1)),  # (N, H, W, C)
+        labels=np.zeros(len(pixels), dtype=np.int64),
+        ids=np.array([str(i) for i in range(len(pixels))]),
+        class_names=tuple(bundle.class_names),
+    )
+    want = bundle.pipeline.decision_scores(images)
+    return float(np.abs(np.asarray(got) - want).max())
+
+
+@click.command("export")
+@click.argument("run_id")
+@click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True,
+              help="The file format.")  # fmt: skip
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The file written (default: RUN_ID.onnx here).")  # fmt: skip
+@json_option
+@runs_dir_option
+def export(run_id: str, fmt: str, output: Path | None, as_json: bool, runs_dir: Path) -> None:
+    """Write stored ConvNet run RUN_ID's model as an ONNX file."""
+    from bovw_vs_convnet.harness.bundle import exporter, load_bundle
+    from bovw_vs_convnet.harness.store import ResultStore
+
+    store = ResultStore(runs_dir)
+    write = exporter(store, run_id, fmt)  # a BoVW run is refused here, before any loading
+    _check_onnx()
+    bundle = load_bundle(store, run_id)
+    path = output or Path(f"{run_id}.{fmt}")
+    with contextlib.redirect_stdout(io.StringIO()):  # the exporter's own progress lines
+        info = write(bundle.pipeline, path)
+    gap = _onnxruntime_gap(path, bundle, info)
+    if as_json:
+        click.echo(json.dumps({"run_id": run_id, "format": fmt, "path": str(path), **info,
+                               "onnxruntime_max_abs_diff": gap}))  # fmt: skip
+        return
+    shape = "x".join(str(v) for v in info["input"]["shape"])
+    click.echo(f"wrote {path} ({path.stat().st_size:,} bytes): pixels {shape} (0-255) -> logits")
+    if gap is not None:
+        click.echo(f"onnxruntime agrees with PyTorch to {gap:.2g} (largest logit difference, "
+                   "4 random images)")  # fmt: skip

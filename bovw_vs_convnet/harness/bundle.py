@@ -1,0 +1,262 @@
+"""Model bundles: what a finished run keeps to predict with, in formats that cannot run code.
+
+Every finished run of a pipeline whose registry entry names a bundle module
+(``PipelineSpec.bundle``) keeps one, beside its record::
+
+    <run>/bundle/bundle.json          the manifest (strict JSON): format, run id, pipeline,
+                                      model, every setting, class names, the input (size,
+                                      channels, how an image file is read) and the
+                                      pipeline's own preprocessing
+    <run>/bundle/weights.safetensors  a ConvNet's weights (safetensors: tensors and a JSON
+                                      header, nothing executable)
+    <run>/bundle/model.json + .npz    the other pipelines' fitted state: a JSON tree and
+                                      plain arrays read without pickle
+                                      (:mod:`bovw_vs_convnet.estimator_state`)
+
+The record keeps ``bundle_files`` (file name -> sha256) and ``bundle_sha256`` (the
+sha256 of that mapping's canonical JSON). :func:`load_bundle` trusts nothing in
+the folder: the run must be stored and finished; the folder must hold exactly the
+recorded files, each with its recorded sha256; each file is read once, and what
+was hashed is what is parsed (no second read after the check); then the
+pipeline's loader rebuilds the fitted pipeline from those bytes, refusing a file
+that is not what it should be (a pickle in place of the safetensors or the npz).
+Every refusal is a :class:`DataError`: one line, exit code 2.
+
+The bundle is written inside the run's staging folder, so it appears with the run
+in the store's one atomic rename, or not at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import logging
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from bovw_vs_convnet import __version__
+from bovw_vs_convnet.data.imageset import ImageSet
+from bovw_vs_convnet.errors import DataError
+from bovw_vs_convnet.harness.record import RunRecord
+from bovw_vs_convnet.harness.registry import PipelineSpec, get_pipeline
+from bovw_vs_convnet.harness.store import ResultStore, canonical_json
+from bovw_vs_convnet.protocol import Pipeline, RunContext
+
+log = logging.getLogger(__name__)
+
+BUNDLE_DIR = "bundle"
+MANIFEST = "bundle.json"
+FORMAT = 1
+MAX_FILE_BYTES = 4 * 1024**3  # a bundle file larger than this is not one we wrote
+# how an image file becomes the run's input: what the ImageFolder reader does
+READ = "OpenCV imread (grayscale when channels = 1, else RGB), resized to size with INTER_AREA"
+
+
+def sha256_bytes(data: bytes) -> str:
+    """The hex sha256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def files_digest(files: Mapping[str, str]) -> str:
+    """``bundle_sha256``: the sha256 of the canonical JSON of {file name: sha256}."""
+    return sha256_bytes(canonical_json(dict(files)).encode())
+
+
+def input_spec(images: ImageSet) -> dict[str, Any]:
+    """The run's input: the size and channels every image was read at, and how."""
+    h, w, c = images.image_shape
+    return {"size": [h, w], "channels": c, "read": READ}
+
+
+def _versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"bovw_vs_convnet": __version__}
+    for name in ("numpy", "scikit-learn", "torch", "safetensors"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _module(spec: PipelineSpec) -> Any:
+    return importlib.import_module(spec.bundle)
+
+
+def write_bundle(
+    spec: PipelineSpec, model: Any, staging: Path, record: RunRecord, train: ImageSet
+) -> RunRecord:
+    """Write the fitted ``model``'s bundle into ``staging/bundle``; the record's bundle keys.
+
+    Returns ``{"bundle_files": ..., "bundle_sha256": ...}``, or ``{}`` for a pipeline
+    without a bundle module. A fitted state the bundle module cannot store is logged
+    and kept as ``bundle_error`` (the run is not lost for its bundle); a write refused
+    by the disk removes the folder and raises (the store turns it into one line).
+    """
+    if not getattr(spec, "bundle", ""):  # (a test's stand-in spec may have no such field)
+        return {}
+    folder = staging / BUNDLE_DIR
+    shutil.rmtree(folder, ignore_errors=True)  # a resumed staging folder's earlier try
+    try:
+        files, described = _module(spec).save_bundle(model)
+    except OSError:
+        raise
+    except Exception as exc:
+        line = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        log.warning("run %s keeps no model bundle: %s", record.get("run_id"), line)
+        return {"bundle_files": {}, "bundle_sha256": None, "bundle_error": line}
+    manifest = {
+        "format": FORMAT,
+        "run_id": record.get("run_id"),
+        "pipeline": record.get("pipeline"),
+        "model": getattr(model, "model_name", None) or record.get("model"),
+        "dataset": record.get("dataset"),
+        "config": record.get("config"),
+        "class_names": record.get("class_names"),
+        "input": input_spec(train),
+        spec.name: described,
+        "versions": _versions(),
+    }
+    files = {MANIFEST: (canonical_json(manifest) + "\n").encode(), **files}
+    try:
+        folder.mkdir(parents=True)
+        for name, data in files.items():
+            (folder / name).write_bytes(data)
+    except OSError:
+        with contextlib.suppress(OSError):  # a half-written bundle must not keep a disk full
+            shutil.rmtree(folder)
+        raise
+    digests = {name: sha256_bytes(data) for name, data in sorted(files.items())}
+    return {"bundle_files": digests, "bundle_sha256": files_digest(digests)}
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A verified bundle, loaded: the fitted pipeline and what its manifest says."""
+
+    run_id: str
+    pipeline: Pipeline
+    manifest: dict[str, Any]
+    record: RunRecord
+
+    @property
+    def class_names(self) -> list[str]:
+        """The run's class names, by label."""
+        return [str(c) for c in self.manifest["class_names"]]
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(height, width) every image is read at."""
+        h, w = self.manifest["input"]["size"]
+        return int(h), int(w)
+
+    @property
+    def channels(self) -> int:
+        """Channels every image is read with (1 grayscale, 3 RGB)."""
+        return int(self.manifest["input"]["channels"])
+
+
+def verified_files(record: RunRecord, folder: Path) -> dict[str, bytes]:
+    """The bundle's files (name -> bytes), each checked against the record's sha256.
+
+    Refused (DataError): a run without a bundle, a folder holding other files than the
+    record lists, a file whose sha256 differs, a record whose file list does not give
+    its ``bundle_sha256``.
+    """
+    run_id = record.get("run_id")
+    expected = record.get("bundle_files") or {}
+    if not expected:
+        why = record.get("bundle_error") or "it was stored before runs kept bundles"
+        raise DataError(f"run {run_id} has no model bundle ({why})")
+    if record.get("bundle_sha256") != files_digest(expected):
+        raise DataError(f"run {run_id}: its record's bundle_sha256 does not match its file list")
+    if folder.is_symlink() or not folder.is_dir():
+        raise DataError(f"run {run_id}: its bundle folder {folder} is missing")
+    found = {p.name for p in folder.iterdir()}
+    if found != set(expected):
+        extra, missing = sorted(found - set(expected)), sorted(set(expected) - found)
+        raise DataError(
+            f"run {run_id}: bundle folder {folder} does not hold the recorded files"
+            + (f" (not recorded: {', '.join(extra)})" if extra else "")
+            + (f" (missing: {', '.join(missing)})" if missing else "")
+        )
+    out: dict[str, bytes] = {}
+    for name, digest in sorted(expected.items()):
+        path = folder / name
+        if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_FILE_BYTES:
+            raise DataError(f"run {run_id}: bundle file {path} is not a plain file")
+        data = path.read_bytes()
+        if sha256_bytes(data) != digest:
+            raise DataError(
+                f"run {run_id}: bundle file {path} does not match the sha256 in the run's "
+                "record (changed after the run); refusing it"
+            )
+        out[name] = data
+    return out
+
+
+def load_bundle(store: ResultStore, run_id: str, *, n_jobs: int = 1) -> Bundle:
+    """The fitted pipeline of stored run ``run_id``, from its verified bundle.
+
+    The pipeline is rebuilt by the bundle module its registry entry names
+    (``load_bundle(files, manifest, context)``) and scores on the CPU. DataError for an
+    unknown run, a failed one, a bundle that fails :func:`verified_files`, a manifest
+    that is not this run's, or a file that is not what it should be.
+    """
+    from bovw_vs_convnet.estimator_state import load_json
+
+    record = store.get_run(run_id)  # DataError: no such run
+    if record.get("status", "ok") != "ok":
+        raise DataError(f"run {run_id} did not finish (status {record.get('status')})")
+    folder = store.run_dir(run_id) / BUNDLE_DIR
+    files = verified_files(record, folder)
+    manifest = load_json(files.pop(MANIFEST, b""), f"{folder / MANIFEST}")
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise DataError(f"run {run_id}: {MANIFEST} is not a bundle manifest of format {FORMAT}")
+    for key in ("run_id", "pipeline"):
+        if manifest.get(key) != record.get(key):
+            raise DataError(f"run {run_id}: the bundle's {key} is {manifest.get(key)!r}")
+    try:
+        h, w = (int(v) for v in manifest["input"]["size"])
+        channels = int(manifest["input"]["channels"])
+        n_classes = len(manifest["class_names"])
+    except (KeyError, TypeError, ValueError):
+        raise DataError(f"run {run_id}: {MANIFEST} has no valid input or class names") from None
+    if min(h, w) < 1 or channels not in (1, 3) or n_classes < 1:
+        raise DataError(f"run {run_id}: {MANIFEST} gives input {h}x{w}x{channels}")
+    spec = get_pipeline(str(record["pipeline"]))
+    if not spec.bundle:
+        raise DataError(f"pipeline {spec.name!r} keeps no model bundles")
+    context = RunContext(
+        run_dir=folder,
+        cache_dir=None,  # predicting never reads or writes a cache
+        split_fingerprint=str(record.get("split_fingerprint") or ""),
+        seed=int(record.get("seed") or 0),
+        device="cpu",
+        n_jobs=n_jobs,
+        progress=False,
+    )
+    pipeline = _module(spec).load_bundle(files, manifest, context)
+    return Bundle(str(run_id), pipeline, manifest, record)
+
+
+EXPORT_FORMATS = ("onnx",)
+
+
+def exporter(store: ResultStore, run_id: str, fmt: str) -> Any:
+    """The function that writes run ``run_id``'s model as ``fmt``: its bundle module's
+    ``export_<fmt>(pipeline, path)``. DataError for an unknown run or a pipeline that has
+    none (only ConvNets export to ONNX); checked before the bundle is loaded.
+    """
+    record = store.get_run(run_id)
+    spec = get_pipeline(str(record.get("pipeline")))
+    found = getattr(_module(spec), f"export_{fmt}", None) if spec.bundle else None
+    if found is None:
+        raise DataError(
+            f"run {run_id} is a {spec.name} run: it cannot be exported as {fmt} (ConvNet runs can)"
+        )
+    return found

@@ -1,0 +1,113 @@
+"""Predicting with a stored run: image files in, the top classes and their scores out.
+
+:func:`image_paths` expands the files and folders given; :func:`predict_images`
+reads them as the run's data was read (the size and channels of its bundle's
+``input``: OpenCV, grayscale or RGB, resized with ``INTER_AREA`` as the ImageFolder
+reader does), after every header has been checked against the pixel limit, and scores
+them with the bundle's fitted pipeline, whose own preprocessing (a ConvNet's pad or
+resize and normalisation, BoVW's descriptors and pyramid, HOG's cells) is the run's.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bovw_vs_convnet.data.imagefolder import EXTENSIONS, read_headers
+from bovw_vs_convnet.data.imageset import ImageSet, LazyImages
+from bovw_vs_convnet.errors import DataError
+from bovw_vs_convnet.harness.bundle import Bundle
+
+CHUNK = 256  # images scored at once: memory stays that of one chunk, whatever the folder
+
+
+def image_paths(args: Sequence[Path | str]) -> list[Path]:
+    """The image files named, folders expanded (every image file below, sorted; links to
+    folders not followed). DataError for a path that does not exist or a folder without
+    images.
+    """
+    out: list[Path] = []
+    for arg in args:
+        path = Path(arg)
+        if path.is_dir():
+            found = []
+            for root, dirs, files in os.walk(path):  # followlinks=False: no loop, no escape
+                dirs.sort()
+                found += [Path(root) / f for f in sorted(files) if f.lower().endswith(EXTENSIONS)]
+            if not found:
+                raise DataError(f"folder {path} holds no image files ({', '.join(EXTENSIONS)})")
+            out += found
+        elif path.is_file():
+            out.append(path)
+        else:
+            raise DataError(f"no image file {path}")
+    if not out:
+        raise DataError("no images given")
+    return out
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One image's top classes, best first: (label, class name, score)."""
+
+    image: str
+    top: list[tuple[int, str, float]]
+
+    def as_json(self) -> dict[str, Any]:
+        """A JSON-ready dict; a score that is not finite (a class never seen) is null."""
+        return {
+            "image": self.image,
+            "top": [
+                {"label": label, "class": name, "score": score if math.isfinite(score) else None}
+                for label, name, score in self.top
+            ],
+        }
+
+
+def read_images(bundle: Bundle, paths: Sequence[Path]) -> ImageSet:
+    """``paths`` as an in-memory ImageSet read as the run's data was (labels are 0)."""
+    lazy = LazyImages(list(paths), bundle.image_size, bundle.channels)
+    n = len(paths)
+    return ImageSet(
+        images=lazy.materialize(),  # DataError names a file that cannot be decoded
+        labels=np.zeros(n, dtype=np.int64),
+        ids=np.array([str(p) for p in paths]),
+        class_names=tuple(bundle.class_names),
+        name=f"predict:{bundle.run_id}",
+    )
+
+
+def scores_of(bundle: Bundle, paths: Sequence[Path]) -> np.ndarray:
+    """(len(paths), n_classes) scores of the run's pipeline for these image files."""
+    read_headers(list(paths))  # every header, against the pixel limit, before any decode
+    parts = [
+        np.asarray(bundle.pipeline.decision_scores(read_images(bundle, paths[i : i + CHUNK])))
+        for i in range(0, len(paths), CHUNK)
+    ]
+    return np.concatenate(parts) if parts else np.zeros((0, len(bundle.class_names)))
+
+
+def top_k(
+    scores: np.ndarray, class_names: Sequence[str], k: int
+) -> list[list[tuple[int, str, float]]]:
+    """Each row's ``k`` best (label, name, score), best first; ties keep the lower label."""
+    k = max(1, min(k, scores.shape[1]))
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return [
+        [(int(c), str(class_names[c]), float(row[c])) for c in idx]
+        for row, idx in zip(scores, order, strict=True)
+    ]
+
+
+def predict_images(bundle: Bundle, paths: Sequence[Path], k: int = 5) -> Iterator[Prediction]:
+    """The top ``k`` classes of each image, in the order given."""
+    paths = list(paths)
+    scores = scores_of(bundle, paths)
+    for path, top in zip(paths, top_k(scores, bundle.class_names, k), strict=True):
+        yield Prediction(str(path), top)

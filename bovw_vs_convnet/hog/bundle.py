@@ -1,0 +1,63 @@
+"""The HOG model bundle: the cell size and the kernel-mapped linear SVMs as arrays and JSON.
+
+``model.npz`` + ``model.json`` (:mod:`bovw_vs_convnet.estimator_state`, no pickle)
+hold what :meth:`HogPipeline.decision_scores` reads: the HOG cell chosen for the
+run's image size (``cell_``; block, orientations and normalisation are settings)
+and the fitted :class:`~bovw_vs_convnet.bovw.classifier.KernelSvm` (its feature map,
+the Nystroem landmarks and normalisation of the RBF map included, and the linear
+SVMs' weights). Loading rebuilds the pipeline from the run's settings and gives it
+those, so an image is described and scored as the run's test images were.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sklearn.kernel_approximation import AdditiveChi2Sampler, Nystroem
+from sklearn.svm import SVC, LinearSVC
+
+from bovw_vs_convnet.bovw.classifier import KernelSvm
+from bovw_vs_convnet.bovw.kernels import KernelFeatureMap
+from bovw_vs_convnet.config import build_config
+from bovw_vs_convnet.estimator_state import fitted_files, restore_fitted
+from bovw_vs_convnet.hog.config import HogConfig
+from bovw_vs_convnet.hog.pipeline import HogPipeline
+from bovw_vs_convnet.linear_svm import PrimalLinearSvm
+from bovw_vs_convnet.protocol import RunContext
+
+CLASSES = (
+    KernelSvm,
+    KernelFeatureMap,
+    AdditiveChi2Sampler,
+    Nystroem,
+    SVC,
+    LinearSVC,
+    PrimalLinearSvm,
+)
+FITTED = ("cell_", "classifier_")
+
+
+def save_bundle(pipeline: HogPipeline) -> tuple[dict[str, bytes], dict[str, Any]]:
+    """The files of the fitted ``pipeline``'s bundle and what its manifest says of it."""
+    cfg, clf = pipeline.config, pipeline.classifier_
+    described = {
+        "preprocessing": {
+            "cell": pipeline.cell_,
+            "block": cfg.block,
+            "orientations": cfg.orientations,
+            "block_norm": cfg.block_norm,
+            "transform_sqrt": cfg.transform_sqrt,
+        },
+        "classifier": {"kernel": clf.kernel, "solver": clf.solver_, "C": clf.C_},
+    }
+    return fitted_files(pipeline, FITTED, CLASSES), described
+
+
+def load_bundle(
+    files: Mapping[str, bytes], manifest: Mapping[str, Any], context: RunContext
+) -> HogPipeline:
+    """The fitted HOG pipeline the bundle's ``files`` hold (StateError when they are not that)."""
+    config = build_config(HogConfig, manifest["config"])
+    pipeline = HogPipeline(config, context)
+    return restore_fitted(pipeline, files, FITTED, FITTED, CLASSES)
