@@ -26,6 +26,7 @@ from bovw_vs_convnet.data.split import Split
 from bovw_vs_convnet.errors import BvcError, DataError, RunFailed
 from bovw_vs_convnet.harness import metrics as metrics_mod
 from bovw_vs_convnet.harness import provenance
+from bovw_vs_convnet.harness.bundle import write_bundle
 from bovw_vs_convnet.harness.record import RunRecord
 from bovw_vs_convnet.harness.registry import get_pipeline
 from bovw_vs_convnet.harness.staging import RankStore, process_rank
@@ -323,6 +324,8 @@ def run_pipeline(
         result = metrics_mod.evaluate(scores, data.test.labels)
         if hasattr(model, "save_artifacts"):
             model.save_artifacts(staging)
+        # the model bundle (harness/bundle.py), in the staging folder: it is renamed with the run
+        bundle_keys = write_bundle(spec, model, staging, record, data.train)
     except KeyboardInterrupt:
         store.release(staging)  # the folder stays for --resume; another process may take it
         raise
@@ -359,6 +362,7 @@ def run_pipeline(
             "stage_seconds": dict(getattr(model, "stage_seconds", None) or {}),
             "extra": dict(getattr(model, "record_extra", None) or {}),
             "provenance": provenance.collect(device=run_device),
+            **bundle_keys,
         }
     )
     return store.commit(record, staging, scores=scores, labels=data.test.labels, ids=data.test.ids)
