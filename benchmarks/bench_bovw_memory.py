@@ -154,8 +154,12 @@ def run_bvc(
         out.update(
             {
                 "top1_err": rec["top1_err"],
+                "mpc_err": rec.get("mpc_err"),
                 "preset": rec["config"]["preset"],
                 "n_train": rec["n_train"],
+                "n_val": rec.get("n_val"),
+                "n_test": rec.get("n_test"),
+                "aspect": rec["extra"].get("aspect"),
                 "stage_seconds": {k: round(v, 1) for k, v in rec["stage_seconds"].items()},
                 "descriptors_per_image": rec["extra"].get("descriptors_per_image_train"),
                 "memory_bound_gib": round(

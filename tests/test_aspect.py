@@ -193,3 +193,28 @@ def test_bvc_run_convnet_on_a_mixed_folder_records_its_crops(
     assert aspect["frame"] == [side, side] and aspect["aspect"] == "kept"
     assert aspect["train"].startswith("random-resized crop")
     assert rec["status"] == "ok"
+
+
+def test_large_images_take_filtered_gradients_equal_to_the_products() -> None:
+    from bovw_vs_convnet.bovw import dense_sift
+
+    gray = np.random.default_rng(0).random((2, 100, 300)).astype(np.float32)
+    fast = dense_sift.DenseGeometry(100, 300, 1.0, 6, 4, 6.0, 1.5)
+    small = dense_sift.DenseGeometry(28, 28, 2.0, 4, 2, 6.0, 2.0)  # Fashion-MNIST's
+    assert (fast.filtered, small.filtered) == (True, False)
+    ry = dense_sift._smooth_resize(100, 100, 1.0)
+    rx = dense_sift._smooth_resize(300, 300, 1.0)
+    gx_products = ry.astype(np.float32) @ gray @ dense_sift._diff_rows(rx).T.astype(np.float32)
+    gx, gy = dense_sift._filtered_gradients(gray, fast)
+    gy_products = dense_sift._diff_rows(ry).astype(np.float32) @ gray @ rx.T.astype(np.float32)
+    np.testing.assert_allclose(gx, gx_products, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(gy, gy_products, rtol=0, atol=1e-6)
+
+
+def test_geometry_matrices_skip_identity_and_dense_difference_products() -> None:
+    from bovw_vs_convnet.bovw import dense_sift
+
+    for n, n_in, sigma in [(1, 1, 0.0), (28, 28, 0.67), (56, 28, 0.67), (300, 300, 1.67)]:
+        dense = dense_sift._gauss_matrix(n, sigma) @ dense_sift._resize_matrix(n_in, n)
+        assert np.array_equal(dense_sift._smooth_resize(n_in, n, sigma), dense)
+        assert np.array_equal(dense_sift._diff_rows(dense), dense_sift._diff_matrix(n) @ dense)
