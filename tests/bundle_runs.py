@@ -1,0 +1,66 @@
+"""One stored run of each pipeline on digits, shared by tests/test_predict.py and test_export.py.
+
+Made once per test session (the ConvNet's training is the cost), in a folder of
+pytest's temporary tree; the test images are written beside the runs as PNG files
+(lossless), named by their sample id.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bovw_vs_convnet.harness.run import load_split, run_pipeline
+
+# each run takes a few seconds on 400 training digits (359 test digits)
+RUNS: dict[str, dict[str, Any]] = {
+    "baseline": {},
+    "bovw": {"preset": "tiny"},
+    "hog": {"n_components": "200"},
+    "convnet": {"model": "lenet5", "epochs": "2", "recipe": "fixed"},
+}
+TRAIN_SIZE = 400
+
+_made: dict[str, Any] = {}
+
+
+class Plant:
+    """Unpickled, it opens (creates) the marker file: what a hostile pickle can do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
+        return open, (str(self.marker), "w")
+
+
+def stored_runs(factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """``{"runs": folder, "records": {pipeline: record}, "images": folder of test PNGs}``."""
+    if _made:
+        return _made
+    import cv2
+
+    root = factory.mktemp("bundle_runs")
+    runs = root / "runs"
+    records = {
+        name: run_pipeline(
+            name,
+            "digits",
+            overrides=over,
+            seed=0,
+            train_size=TRAIN_SIZE,
+            runs_dir=runs,
+            n_jobs=1,
+            progress=False,
+        )
+        for name, over in RUNS.items()
+    }
+    _, split = load_split("digits", seed=0, train_size=TRAIN_SIZE)
+    images = root / "test_images"
+    images.mkdir()
+    for image, sample_id in zip(split.test.images, split.test.ids, strict=True):
+        cv2.imwrite(str(images / f"{sample_id}.png"), image[..., 0])
+    _made.update({"runs": runs, "records": records, "images": images, "split": split})
+    return _made
