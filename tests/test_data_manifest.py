@@ -63,7 +63,8 @@ def test_bundled_manifests_are_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("BVC_MANIFESTS_DIR", raising=False)
     names = [m.name for m in list_manifests()]
     assert names == [
-        "cifar10", "digits", "fashion-mnist", "glyphs", "glyphs-64", "glyphs-wild", "mnist",
+        "caltech101", "caltech101-background", "caltech256", "caltech256-clutter", "cifar10",
+        "cifar100", "digits", "fashion-mnist", "glyphs", "glyphs-64", "glyphs-wild", "mnist",
         "synthetic",
     ]  # fmt: skip
 
@@ -135,7 +136,11 @@ def test_env_folder_adds_a_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 def test_unknown_dataset_lists_known_ones(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("BVC_MANIFESTS_DIR", raising=False)
-    with pytest.raises(DataError, match=r"unknown dataset 'nope'; known: cifar10, digits"):
+    with pytest.raises(
+        DataError,
+        match=r"unknown dataset 'nope'; known: caltech101, caltech101-background, caltech256, "
+        r"caltech256-clutter, cifar10, cifar100, digits",
+    ):
         get_manifest("nope")
 
 

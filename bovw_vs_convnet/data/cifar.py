@@ -1,4 +1,10 @@
-"""CIFAR-10 in torchvision's python-pickle layout (``cifar-10-batches-py/``).
+"""CIFAR-10 and CIFAR-100 in the official python-pickle layouts.
+
+CIFAR-10: ``cifar-10-batches-py/`` (``data_batch_1`` .. ``_5``, ``test_batch``);
+CIFAR-100: ``cifar-100-python/{train,test,meta}``, whose fine labels are the classes
+and whose coarse labels (the 20 superclasses) are metadata: the manifest's
+``params.coarse_of`` maps each fine class to its superclass, and every image's coarse
+label is checked against it when the set is read (:func:`coarse_labels` gives them).
 
 Krizhevsky (2009), "Learning Multiple Layers of Features from Tiny Images".
 Each batch is a pickled dict with ``data`` (N, 3072) uint8 in channel-first
@@ -61,17 +67,29 @@ class BatchUnpickler(pickle.Unpickler):
             ) from None
 
 
+def unpickle(content: bytes, path: Path) -> dict[str, Any]:
+    """A CIFAR file's bytes as the dict it holds, unpickled by :class:`BatchUnpickler`."""
+    try:
+        entry = BatchUnpickler(io.BytesIO(content), encoding="latin1").load()
+    except Exception as exc:  # untrusted bytes: whatever the unpickler raises is bad data
+        raise DataError(f"cannot read CIFAR batch {path}: {exc}") from None
+    if not isinstance(entry, dict):
+        raise DataError(f"cannot read CIFAR batch {path}: not a dict")
+    return entry
+
+
 def parse_batch(content: bytes, path: Path) -> tuple[np.ndarray, np.ndarray]:
     """A batch file's bytes as (images uint8 (N, 32, 32, 3), labels int64 (N,)).
 
     Unpickled with :class:`BatchUnpickler`; anything but a dict of a (N, 3072) uint8
     ``data`` array and N integer ``labels`` (``fine_labels`` for CIFAR-100) is refused.
     """
-    try:
-        entry = BatchUnpickler(io.BytesIO(content), encoding="latin1").load()
-    except Exception as exc:  # untrusted bytes: whatever the unpickler raises is bad data
-        raise DataError(f"cannot read CIFAR batch {path}: {exc}") from None
-    if not isinstance(entry, dict) or "data" not in entry:
+    return batch_arrays(unpickle(content, path), path)
+
+
+def batch_arrays(entry: dict[str, Any], path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """An unpickled batch's (images uint8 (N, 32, 32, 3), labels int64 (N,)), checked."""
+    if "data" not in entry:
         raise DataError(f"cannot read CIFAR batch {path}: not a dict with 'data'")
     data = entry["data"]
     labels_raw = entry.get("labels", entry.get("fine_labels"))
@@ -121,3 +139,86 @@ def load_cifar10(
     """The official train (50 000) and test (10 000) parts of CIFAR-10, each file verified."""
     found = locate_or_raise(manifest, data_dir)
     return _part(manifest, found, "train"), _part(manifest, found, "test")
+
+
+def _names(entry: dict[str, Any], key: str, path: Path) -> list[str]:
+    names = entry.get(key)
+    if not isinstance(names, list) or not all(isinstance(n, (str, bytes)) for n in names):
+        raise DataError(f"cannot read CIFAR-100 meta {path}: no list of {key}")
+    return [n.decode() if isinstance(n, bytes) else n for n in names]
+
+
+def coarse_map(manifest: Manifest) -> tuple[tuple[str, ...], np.ndarray]:
+    """(coarse class names, the coarse label of each fine label) from the manifest's params."""
+    coarse = tuple(str(c) for c in manifest.params.get("coarse_classes", ()))
+    of = dict(manifest.params.get("coarse_of", {}))
+    missing = [c for c in manifest.classes if of.get(c) not in coarse]
+    if not coarse or missing:
+        raise DataError(
+            f"manifest {manifest.name!r}: params.coarse_of names no coarse class of "
+            f"params.coarse_classes for {missing[0] if missing else 'any class'!r}"
+        )
+    return coarse, np.array([coarse.index(of[c]) for c in manifest.classes], dtype=np.int64)
+
+
+def coarse_labels(images: ImageSet, manifest: Manifest) -> np.ndarray:
+    """The coarse label (superclass index into ``params.coarse_classes``) of every image."""
+    return coarse_map(manifest)[1][images.labels]
+
+
+def _cifar100_part(manifest: Manifest, path: Path, entry: FileEntry, part: str) -> ImageSet:
+    """One CIFAR-100 file (``train`` or ``test``), verified, unpickled, coarse labels checked."""
+    content = read_bytes(path)
+    verify_file(entry, path, content)  # before any unpickling, on the bytes then unpickled
+    batch = unpickle(content, path)
+    if "fine_labels" not in batch:
+        raise DataError(f"cannot read CIFAR-100 file {path}: no 'fine_labels'")
+    images, labels = batch_arrays(batch, path)
+    if labels.size and not (labels.min() >= 0 and labels.max() < manifest.n_classes):
+        raise DataError(
+            f"dataset {manifest.name!r}: {part} labels outside 0..{manifest.n_classes - 1}"
+        )
+    raw = batch.get("coarse_labels")
+    if not isinstance(raw, list) or len(raw) != len(labels):
+        raise DataError(f"cannot read CIFAR-100 file {path}: no coarse label for each image")
+    coarse_names, coarse_of = coarse_map(manifest)
+    wrong = np.flatnonzero(np.asarray(raw, dtype=np.int64) != coarse_of[labels])
+    if wrong.size:
+        i = int(wrong[0])
+        raise DataError(
+            f"dataset {manifest.name!r}: {part} image {i} ({manifest.classes[labels[i]]!r}) has "
+            f"coarse label {raw[i]}, the manifest says {coarse_names[coarse_of[labels[i]]]!r}"
+        )
+    ids = np.char.add(f"{part}/", np.char.zfill(np.arange(len(labels)).astype(str), 5))
+    return ImageSet(images, labels, ids, manifest.classes, manifest.name)
+
+
+def load_cifar100(
+    manifest: Manifest, data_dir: str | Path | None = None
+) -> tuple[ImageSet, ImageSet]:
+    """The official train (50 000) and test (10 000) parts of CIFAR-100, each file verified.
+
+    ``meta``'s fine and coarse label names must be the manifest's classes and
+    ``params.coarse_classes``, in order (labels index them).
+    """
+    found = locate_or_raise(manifest, data_dir)
+    by_part = {e.part: e for e in manifest.files}
+    for part in ("train", "test", "meta"):
+        if part not in by_part:
+            raise DataError(f"manifest {manifest.name!r}: no {part} file listed")
+    meta_path = found[by_part["meta"].path]
+    content = read_bytes(meta_path)
+    verify_file(by_part["meta"], meta_path, content)
+    meta = unpickle(content, meta_path)
+    coarse_names, _ = coarse_map(manifest)
+    for key, expected in (
+        ("fine_label_names", manifest.classes),
+        ("coarse_label_names", coarse_names),
+    ):
+        if tuple(_names(meta, key, meta_path)) != tuple(expected):
+            raise DataError(
+                f"dataset {manifest.name!r}: {meta_path} {key} differ from the manifest's"
+            )
+    train = _cifar100_part(manifest, found[by_part["train"].path], by_part["train"], "train")
+    test = _cifar100_part(manifest, found[by_part["test"].path], by_part["test"], "test")
+    return train, test

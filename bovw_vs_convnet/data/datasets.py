@@ -11,6 +11,8 @@ dataset          source                        test part    sample ids
 fashion-mnist    IDX files (.gz or raw)        official     ``train/00042``
 mnist            IDX files (.gz or raw)        official     ``test/00007``
 cifar10          torchvision's pickle batches  official     ``train/00042``
+cifar100         the official pickle files     official     ``train/00042``
+caltech101/256   the archive's class folders   none         ``accordion/image_0001.jpg``
 digits           scikit-learn, bundled         held out     ``00042``
 synthetic        generated from a seed         official     ``train/00042``
 glyphs           rendered from Debian's fonts  by family    ``3fa9c0d1e2b4a5c6/A``
@@ -147,8 +149,14 @@ def load_imagefolder(
     return Dataset(name, train, test, manifest)
 
 
-def load_from_manifest(manifest: Manifest, data_dir: str | Path | None = None) -> Dataset:
-    """Read the dataset a manifest describes (files looked for as in :mod:`.locate`)."""
+def load_from_manifest(
+    manifest: Manifest, data_dir: str | Path | None = None, *, lazy: bool | None = None
+) -> Dataset:
+    """Read the dataset a manifest describes (files looked for as in :mod:`.locate`).
+
+    ``lazy``: a Caltech tree's images read from their files on demand (True), into
+    memory (False) or by its size (None); other formats ignore it.
+    """
     fmt = manifest.format
     test: ImageSet | None
     if fmt == "idx":
@@ -159,6 +167,14 @@ def load_from_manifest(manifest: Manifest, data_dir: str | Path | None = None) -
         from bovw_vs_convnet.data.cifar import load_cifar10
 
         train, test = load_cifar10(manifest, data_dir)
+    elif fmt == "cifar100":
+        from bovw_vs_convnet.data.cifar import load_cifar100
+
+        train, test = load_cifar100(manifest, data_dir)
+    elif fmt == "caltech":
+        from bovw_vs_convnet.data.caltech import load_caltech
+
+        train, test = load_caltech(manifest, data_dir, lazy=lazy), None
     elif fmt == "sklearn-digits":
         from bovw_vs_convnet.data.digits import load_digits_set
 
@@ -244,8 +260,9 @@ def load_dataset(
             then ``./data``; system folders named by the manifest come after).
         image_size: (height, width) every image of an ImageFolder is resized to
             (default: the median size). Refused for manifest datasets, whose size is fixed.
-        lazy: an ImageFolder path's images read from their files on demand (True),
-            into memory (False) or by the folder's size (None); other datasets ignore it.
+        lazy: an ImageFolder path's (or a Caltech tree's) images read from their files on
+            demand (True), into memory (False) or by the folder's size (None); other
+            datasets ignore it.
 
     Raises:
         DataError: unknown name, files not found (with how to get them), corrupt data.
@@ -258,7 +275,7 @@ def load_dataset(
         raise DataError(
             f"image_size applies to image folders only; {name_or_path!r} has a fixed size"
         )
-    return load_from_manifest(get_manifest(name_or_path), data_dir)
+    return load_from_manifest(get_manifest(name_or_path), data_dir, lazy=lazy)
 
 
 def where_found(manifest: Manifest, data_dir: str | Path | None = None) -> str | None:
@@ -271,6 +288,10 @@ def where_found(manifest: Manifest, data_dir: str | Path | None = None) -> str |
     if manifest.format == "glyphs":
         folder = resolve_data_dir(data_dir) / manifest.subdir
         return str(folder) if (folder / "index.json").is_file() else None
+    if manifest.format == "caltech":
+        from bovw_vs_convnet.data.caltech import where_caltech
+
+        return where_caltech(manifest, data_dir)
     found = locate(manifest, data_dir)
     if found is None:
         return None
@@ -278,7 +299,7 @@ def where_found(manifest: Manifest, data_dir: str | Path | None = None) -> str |
 
 
 def fetch_dataset(name: str, data_dir: Path | None = None) -> tuple[str, list[FileCheck]]:
-    """Locate the dataset, else download it with torchvision into the data directory; verify.
+    """Locate the dataset, else download it (torchvision, or Caltech's own URL); verify.
 
     Returns (where it lies, the checks made). Raises DataError when the download
     fails (no network) or a checksum does not match.
@@ -288,6 +309,10 @@ def fetch_dataset(name: str, data_dir: Path | None = None) -> tuple[str, list[Fi
         from bovw_vs_convnet.data.glyphs import build_glyphs
 
         return str(build_glyphs(manifest, data_dir).path), []
+    if manifest.format == "caltech":  # the official archive, from its own URL
+        from bovw_vs_convnet.data.caltech import fetch_caltech
+
+        return fetch_caltech(manifest, data_dir)
     where = where_found(manifest, data_dir)
     if where is None:
         tv = manifest.source.get("torchvision")
@@ -331,6 +356,10 @@ def verify_dataset(
     Built-in datasets (digits, synthetic) have no files and verify trivially.
     """
     manifest = manifest or get_manifest(name)
+    if manifest.format == "caltech":  # the archive's checksums (or the tree's classes)
+        from bovw_vs_convnet.data.caltech import verify_caltech
+
+        return verify_caltech(manifest, data_dir)
     if not manifest.files:
         return []
     return verify(manifest, data_dir)
