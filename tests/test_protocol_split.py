@@ -265,3 +265,11 @@ def test_bench_runs_the_protocol_and_skips_stored_splits(tmp_path) -> None:  # t
     assert [r["status"] for r in again] == ["skipped", "skipped"]
     (table,) = json.loads(first.stdout)["leaderboard"]
     assert len(table["rows"]) == 1 and table["rows"][0]["n_runs"] == 2
+
+
+def test_train_per_class_from_the_command_line_replaces_the_suite_sizes() -> None:
+    from bovw_vs_convnet.harness.suite import parse_suite
+
+    text = 'datasets = ["digits"]\ntrain_sizes = [100, "full"]\n[[run]]\npipeline = "baseline"\n'
+    specs = parse_suite(text).specs(train_per_class=[30])
+    assert [(s.train_size, s.train_per_class) for s in specs] == [(None, 30)]

@@ -201,7 +201,10 @@ class Suite:
         entries = [
             dataclasses.replace(
                 e,
-                train_sizes=tuple(train_sizes) if train_sizes else e.train_sizes,
+                # training images per class from the command line replace the sizes too
+                train_sizes=tuple(train_sizes)
+                if train_sizes
+                else ((None,) if train_per_class else e.train_sizes),
                 seeds=tuple(seeds) if seeds else e.seeds,
                 protocol=e.protocol.replace(train_per_class, test_per_class, short_classes, splits),
             )
