@@ -273,3 +273,20 @@ def test_train_per_class_from_the_command_line_replaces_the_suite_sizes() -> Non
     text = 'datasets = ["digits"]\ntrain_sizes = [100, "full"]\n[[run]]\npipeline = "baseline"\n'
     specs = parse_suite(text).specs(train_per_class=[30])
     assert [(s.train_size, s.train_per_class) for s in specs] == [(None, 30)]
+
+
+def test_recipe_command_repeats_the_per_class_protocol_and_split() -> None:
+    from bovw_vs_convnet.harness.analysis import recipe_command
+
+    record = {
+        "pipeline": "baseline",
+        "dataset": "caltech101",
+        "seed": 0,
+        "config": {},
+        "split": {"train_per_class": 30, "test_per_class": 50, "short_classes": "take-rest",
+                  "split_index": 2, "val_fraction": 0.1},
+    }  # fmt: skip
+    assert recipe_command(record) == (  # type: ignore[arg-type]
+        "bvc run baseline --dataset caltech101 --train-per-class 30 --test-per-class 50 "
+        "--short-classes take-rest --splits 3"
+    )

@@ -294,6 +294,13 @@ def recipe_command(record: RunRecord) -> str:
     for key, usual in (("val_fraction", 0.1), ("test_fraction", 0.2)):
         if key in split and split[key] != usual:
             words += [f"--{key.replace('_', '-')}", str(split[key])]
+    for key in ("train_per_class", "test_per_class"):  # the per-class protocol (data/split.py)
+        if split.get(key) is not None:
+            words += [f"--{key.replace('_', '-')}", str(split[key])]
+    if split.get("short_classes") not in (None, "refuse"):
+        words += ["--short-classes", str(split["short_classes"])]
+    if split.get("split_index"):  # split k is the last of --splits k + 1
+        words += ["--splits", str(int(split["split_index"]) + 1)]
     preset = config.get("preset")
     default: dict[str, Any]
     base: dict[str, Any]
