@@ -17,6 +17,9 @@ from torch import nn
 
 from bovw_vs_convnet.convnet.registry import register_model
 
+# AlexNet2012's initialisations: torchvision's Kaiming scheme (the default), the paper's.
+INITS = ("kaiming", "paper")
+
 # The Zeiler–Fergus depth ablations: registry suffix -> removed layers.
 ABLATIONS: dict[str, frozenset[str]] = {
     "fc7": frozenset({"fc7"}),
@@ -114,8 +117,17 @@ class AlexNet2012(nn.Module):
     conv5 256@3×3 split in two groups (the two-GPU layout), conv3 384@3×3 across both;
     ReLU; local response normalisation after conv1 and conv2 (k=2, n=5, α=1e-4, β=0.75);
     overlapping 3×3 stride-2 max pooling; FC6 and FC7 of 4096 with dropout 0.5; the
-    output layer. Weights are initialised from N(0, 0.01), biases to 1 in conv2, conv4,
-    conv5 and the hidden FC layers and to 0 elsewhere, as in section 5 of the paper.
+    output layer.
+
+    Initialisation (``init``): ``"kaiming"`` (the default) draws each convolution and
+    FC6/FC7 from N(0, 2 / fan_in) (He et al., "Delving deep into rectifiers", ICCV
+    2015; fan_in counts one group's input channels), the output layer from N(0, 0.01)
+    and every bias 0, as torchvision initialises its ConvNets (VGG, ResNet). ``"paper"``
+    is section 5 of the paper: weights from N(0, 0.01), biases 1 in conv2, conv4, conv5
+    and the hidden FC layers and 0 elsewhere. Trained from the paper's initialisation
+    on 10 or 62 classes the net stays at chance (benchmarks/RESULTS-convnet.md: the
+    bias-1 FC7 pushes every logit of a class together and the outputs collapse); the
+    paper trained 90 epochs on 1 000 classes.
 
     Differences from the paper: PyTorch's ``LocalResponseNorm`` divides α by n, so it is
     given α·n to compute the paper's formula (and keeps the input's dtype under
@@ -128,7 +140,11 @@ class AlexNet2012(nn.Module):
     """
 
     def __init__(
-        self, num_classes: int = 1000, in_channels: int = 3, removed: Iterable[str] = ()
+        self,
+        num_classes: int = 1000,
+        in_channels: int = 3,
+        removed: Iterable[str] = (),
+        init: str = "kaiming",
     ) -> None:
         super().__init__()
         removed = _check_removed(removed)
@@ -158,19 +174,30 @@ class AlexNet2012(nn.Module):
         self.features = nn.Sequential(*layers)
         self.avgpool = AdaptiveAvgPool2d((6, 6))
         self.classifier = _classifier(256 * 6 * 6, 4096, num_classes, removed)
-        self._init_weights()
+        self.init_weights(init)
 
-    def _init_weights(self) -> None:
+    def init_weights(self, init: str) -> None:
+        """Draw every weight and bias afresh by the scheme ``init``: ``kaiming`` or ``paper``."""
+        if init not in INITS:
+            raise ValueError(f"unknown init {init!r}; known: {', '.join(INITS)}")
         convs = [m for m in self.features if isinstance(m, nn.Conv2d)]
         linears = [m for m in self.classifier if isinstance(m, nn.Linear)]
         layers: list[nn.Conv2d | nn.Linear] = [*convs, *linears]
         for m in layers:
-            nn.init.normal_(m.weight, 0.0, 0.01)
+            if init == "kaiming" and m is not linears[-1]:
+                # std sqrt(2 / fan_in): keeps the activations' scale through the ReLUs
+                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+            else:
+                # the paper's N(0, 0.01); for kaiming only the output layer, so that the
+                # class scores start near uniform (torchvision's VGG: N(0, 0.01) linears)
+                nn.init.normal_(m.weight, 0.0, 0.01)
             _set_bias(m, 0.0)
-        # Biases 1 in conv2, conv4, conv5 (conv3 keeps 0; with conv3-4 removed, conv5) and FC6/7.
-        ones: list[nn.Conv2d | nn.Linear] = [convs[1], *convs[-2 if len(convs) == 5 else -1 :]]
-        for m in [*ones, *linears[:-1]]:
-            _set_bias(m, 1.0)
+        if init == "paper":
+            # Biases 1 in conv2, conv4, conv5 (conv3 keeps 0; with conv3-4 removed, conv5), FC6/7.
+            last = -2 if len(convs) == 5 else -1
+            ones: list[nn.Conv2d | nn.Linear] = [convs[1], *convs[last:]]
+            for m in [*ones, *linears[:-1]]:
+                _set_bias(m, 1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(x)  # (B, 256, 6, 6) at 227×227

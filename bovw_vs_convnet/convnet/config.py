@@ -30,6 +30,9 @@ from bovw_vs_convnet.errors import ConfigError
 # The batch augmentations of :class:`~bovw_vs_convnet.convnet.augment.BatchAugment`.
 AUGMENTATIONS = ("translate", "flip", "affine", "jitter")
 AUTO = "auto"
+# Models whose ``init`` setting can choose a scheme (AlexNet2012.init_weights); their
+# "auto" is Kaiming (torchvision's), every other model keeps its own (init=auto).
+INIT_MODELS = ("alexnet-2012",)
 
 # What recipe="fixed" puts in place of a setting left at "auto": the defaults of every
 # run stored before the auto recipe, so that those runs keep their config keys.
@@ -50,13 +53,20 @@ class ConvNetConfig:
     # settings added after runs were stored, with the value those runs had
     # (config.identity_settings: at that value they leave a run's identity as it was)
     # (recipe="auto" is not: it changes what the defaults mean, so its runs get new keys)
-    SETTINGS_SINCE: ClassVar[dict[str, Any]] = {"mirror": "auto", "recipe": "fixed"}
+    # (init: stored alexnet-2012 runs had the paper's, and get new keys as they should)
+    SETTINGS_SINCE: ClassVar[dict[str, Any]] = {
+        "mirror": "auto", "recipe": "fixed", "init": "auto",
+    }  # fmt: skip
     # what the hardware adds to a run's identity (device type, autocast dtype), resolved at
     # run time by the harness as "module:attribute" (this module imports no torch)
     RUNTIME_IDENTITY: ClassVar[str] = "bovw_vs_convnet.convnet.device:run_identity"
 
     model: str = "lenet5"  # registry name (bvc models); with ablate, a Zeiler–Fergus variant
     ablate: str = "none"  # removed layers: none | fc7 | fc6-fc7 | conv3-conv4-fc6-fc7
+    # weight initialisation: auto = the model's own (for alexnet-2012 resolved to kaiming,
+    # torchvision's scheme); paper = Krizhevsky et al.'s N(0, 0.01) with biases 1, which
+    # stays at chance on 10-62 classes (benchmarks/RESULTS-convnet.md); alexnet-2012 only
+    init: Literal["auto", "kaiming", "paper"] = "auto"
     # auto: the data-dependent settings left at "auto" are chosen from the training set
     # (convnet/recipes.py); fixed: they take the old defaults (FIXED_DEFAULTS)
     recipe: Literal["auto", "fixed"] = "auto"
@@ -121,6 +131,15 @@ class ConvNetConfig:
             "optimizer": "adamw", "lr": 2e-3, "weight_decay": 0.0, "augment": ("flip",),
         },
         "auto-alexnet": {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 5e-2},
+        # The 2012 net (61 M weights, Kaiming init): AdamW at 3e-4 left chance in 30 steps
+        # of 32 glyphs where 2e-3 is too hot for it; batch 64 takes sqrt(2) x that rate
+        # (the square-root rule for adaptive optimisers); the first steps' gradient norms
+        # of 20-27 are clipped to 5; warm-up and length come from the auto recipe
+        # (benchmarks/RESULTS-convnet.md, "alexnet-2012 that learns").
+        "auto-alexnet-2012": {
+            "optimizer": "adamw", "lr": 4e-4, "weight_decay": 5e-2, "batch_size": 64,
+            "clip_grad": 5.0, "eval_batch_size": 256,
+        },
     }  # fmt: skip
     # The preset a model gets when none is named, with recipe="fixed": with the SGD
     # defaults, lenet5-1998 stays at 52.8 % and alexnet-small at chance on Fashion-MNIST
@@ -134,6 +153,7 @@ class ConvNetConfig:
     # the other settings of the auto recipe come from the data.
     AUTO_PRESETS: ClassVar[dict[str, str]] = {
         "lenet5-1998": "auto-lenet5-1998",
+        "alexnet-2012": "auto-alexnet-2012",  # before "alexnet", which it starts with
         "alexnet": "auto-alexnet",
         "lenet5": "auto-lenet5",
     }
@@ -156,6 +176,15 @@ class ConvNetConfig:
             for name, old in FIXED_DEFAULTS.items():
                 if getattr(self, name) in (AUTO, (AUTO,)):
                     object.__setattr__(self, name, old)
+        if self.model.startswith(INIT_MODELS):
+            if self.init == AUTO:  # recorded as what runs, in the config and its key
+                object.__setattr__(self, "init", "kaiming")
+        elif self.init != AUTO:
+            raise ConfigError(
+                f"setting 'init' applies to {', '.join(INIT_MODELS)} only (model "
+                f"{self.model!r} keeps its own: init=auto), got {self.init!r}",
+                key="init",
+            )
         if AUTO in self.augment and len(self.augment) > 1:
             raise ConfigError(
                 "augment=auto cannot be combined with other augmentations", key="augment"

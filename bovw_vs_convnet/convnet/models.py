@@ -47,11 +47,16 @@ def get_model_spec(name: str) -> ModelSpec:
         raise ConfigError(f"unknown model {name!r}; known: {', '.join(list_models())}") from None
 
 
-def create_model(name: str, *, num_classes: int = 10, in_channels: int = 1) -> nn.Module:
+def create_model(
+    name: str, *, num_classes: int = 10, in_channels: int = 1, init: str = "auto"
+) -> nn.Module:
     """Build the registered model ``name`` for ``num_classes`` classes and ``in_channels`` channels.
 
     A model with fixed input channels (torchvision's AlexNet) is built with those; the
-    pipeline replicates grayscale images to match.
+    pipeline replicates grayscale images to match. ``init`` (the ``init`` setting):
+    ``"auto"`` keeps the model's own initialisation; any other scheme is drawn afresh
+    by the model's ``init_weights`` (``alexnet-2012``: ``kaiming`` or ``paper``), and a
+    model without one, or a scheme it does not know, is a ConfigError.
     """
     if num_classes < 1 or in_channels < 1:
         raise ConfigError(
@@ -60,6 +65,16 @@ def create_model(name: str, *, num_classes: int = 10, in_channels: int = 1) -> n
     spec = get_model_spec(name)
     channels = spec.fixed_channels or in_channels
     model: nn.Module = spec.builder(num_classes=num_classes, in_channels=channels)
+    if init != "auto":
+        reinit = getattr(model, "init_weights", None)
+        if reinit is None:
+            raise ConfigError(
+                f"model {name!r} has only its own initialisation (init=auto)", key="init"
+            )
+        try:
+            reinit(init)
+        except ValueError as exc:
+            raise ConfigError(str(exc), key="init") from None
     return model
 
 

@@ -173,8 +173,9 @@ class ConvNetPipeline:
         spec = get_model_spec(self.model_name)
         torch.manual_seed(ctx.seed)  # weight initialisation
         model = create_model(
-            self.model_name, num_classes=train.n_classes, in_channels=train.channels
-        )
+            self.model_name, num_classes=train.n_classes, in_channels=train.channels,
+            init=cfg.init,
+        )  # fmt: skip
         self.n_params = count_parameters(model)
         h, w, c = train.image_shape
         mean, std = channel_stats(train.array() if not train.is_lazy else train.subset(
