@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -175,7 +176,7 @@ def test_train_size_and_train_per_class_together_are_refused() -> None:
         make_split(_dataset([30, 30]), train_size=10, train_per_class=5)
 
 
-def test_bvc_run_splits_are_k_runs_with_their_own_fingerprints(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_bvc_run_splits_are_k_runs_with_their_own_fingerprints(tmp_path: Path) -> None:
     args = ["run", "baseline", "--dataset", "digits", "--train-per-class", "10"]
     args += ["--test-per-class", "20", "--splits", "3", "--json", "--runs-dir", str(tmp_path)]
     result = CliRunner().invoke(main, [*args, "--progress", "none"])
@@ -188,7 +189,7 @@ def test_bvc_run_splits_are_k_runs_with_their_own_fingerprints(tmp_path) -> None
     assert len(table.rows) == 1 and table.rows[0].n_runs == 3 and table.rows[0].ci_method == "t"
 
 
-def test_bvc_run_refuses_a_short_class_with_exit_2(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_bvc_run_refuses_a_short_class_with_exit_2(tmp_path: Path) -> None:
     args = ["run", "baseline", "--dataset", "digits", "--train-per-class", "150"]
     args += ["--test-per-class", "50", "--runs-dir", str(tmp_path)]
     result = CliRunner().invoke(main, args)
@@ -249,7 +250,7 @@ def test_suite_refuses_a_bad_splits_value() -> None:
         parse_suite('datasets = ["digits"]\nsplits = 0\n[[run]]\npipeline = "baseline"\n')
 
 
-def test_bench_runs_the_protocol_and_skips_stored_splits(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_bench_runs_the_protocol_and_skips_stored_splits(tmp_path: Path) -> None:
     suite = tmp_path / "s.toml"
     suite.write_text(SUITE)
     args = ["bench", str(suite), "--train-per-class", "10", "--splits", "2", "--json"]
