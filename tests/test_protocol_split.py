@@ -291,3 +291,15 @@ def test_recipe_command_repeats_the_per_class_protocol_and_split() -> None:
         "bvc run baseline --dataset caltech101 --train-per-class 30 --test-per-class 50 "
         "--short-classes take-rest --splits 3"
     )
+
+
+def test_data_split_shows_the_split_a_run_of_splits_uses() -> None:
+    args = ["data", "split", "digits", "--train-per-class", "10", "--test-per-class", "20"]
+    shown = json.loads(CliRunner().invoke(main, [*args, "--split-index", "1", "--json"]).output)
+    assert (shown["n_train"], shown["n_val"], shown["n_test"]) == (90, 10, 200)
+    assert shown["split_index"] == 1
+    from bovw_vs_convnet.data import load_dataset
+
+    ds = load_dataset("digits")
+    s = make_split(ds, train_per_class=10, test_per_class=20, split_index=1)
+    assert shown["split_fingerprint"] == s.fingerprint

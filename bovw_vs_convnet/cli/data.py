@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from bovw_vs_convnet.cli.options import data_dir_option, json_option
+from bovw_vs_convnet.cli.options import SHORT_CLASSES, data_dir_option, json_option, split_options
 
 
 @click.group("data")
@@ -179,6 +179,31 @@ def _verify_glyphs(name: str, data_dir: Path | None) -> None:
     show_default=True,
     help="Held-out test share (datasets without an official test part).",
 )
+@click.option(
+    "--train-per-class",
+    type=click.IntRange(min=1),
+    default=None,
+    help="N training images per class (the per-class protocol).",
+)
+@click.option(
+    "--test-per-class",
+    type=click.IntRange(min=1),
+    default=None,
+    help="At most M test images per class.",
+)
+@click.option(
+    "--short-classes",
+    type=click.Choice(SHORT_CLASSES),
+    default=None,
+    help="A class with fewer than N + M images: refuse, or take-rest.",
+)
+@click.option(
+    "--split-index",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Which seeded resampling (split k of bvc run --splits).",
+)
 @data_dir_option
 @json_option
 def split(
@@ -187,6 +212,10 @@ def split(
     train_size: int | None,
     val_fraction: float,
     test_fraction: float,
+    train_per_class: int | None,
+    test_per_class: int | None,
+    short_classes: str | None,
+    split_index: int,
     data_dir: Path | None,
     as_json: bool,
 ) -> None:
@@ -201,6 +230,8 @@ def split(
         train_size=train_size,
         val_fraction=val_fraction,
         test_fraction=test_fraction,
+        split_index=split_index,
+        **split_options(train_per_class, test_per_class, short_classes),
     )
     n_val = 0 if s.val is None else len(s.val)
     summary = {

@@ -161,9 +161,9 @@ def protocol_options(*, several_sizes: bool = False) -> Callable[[F], F]:
 
 def split_options(
     train_per_class: int | None, test_per_class: int | None, short_classes: str | None
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """The split keywords the three protocol flags ask for (none given: an empty dict)."""
-    out: dict[str, object] = {}
+    out: dict[str, Any] = {}
     if train_per_class is not None:
         out["train_per_class"] = train_per_class
     if test_per_class is not None:
