@@ -9,6 +9,7 @@ from typing import Any, TypeVar, cast
 
 import click
 
+from bovw_vs_convnet.data.split import SHORT_CLASSES
 from bovw_vs_convnet.harness import formatting
 from bovw_vs_convnet.harness.leaderboard import FORMATS, STYLES
 from bovw_vs_convnet.progress import PROGRESS_MODES, ProgressMode
@@ -111,9 +112,6 @@ ci_option = click.option(
     is_flag=True,
     help="Show each error's 95 % interval in md, html and latex tables (csv and json: always).",
 )
-
-
-SHORT_CLASSES = ("refuse", "take-rest")  # data.split.SHORT_CLASSES (not imported: no numpy here)
 
 
 def protocol_options(*, several_sizes: bool = False) -> Callable[[F], F]:

@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from bovw_vs_convnet.config import SEED_LIMIT
+from bovw_vs_convnet.data.split import SHORT_CLASSES
 from bovw_vs_convnet.errors import ConfigError
 from bovw_vs_convnet.harness.toml_lines import KeyPath, TomlLines, load_toml
 
@@ -65,7 +66,6 @@ ENTRY_KEYS = (
     *PROTOCOL_KEYS,
 )  # fmt: skip
 FULL = "full"
-SHORT_CLASSES = ("refuse", "take-rest")  # data.split.SHORT_CLASSES
 
 
 @dataclass(frozen=True)
