@@ -303,3 +303,14 @@ def test_data_split_shows_the_split_a_run_of_splits_uses() -> None:
     ds = load_dataset("digits")
     s = make_split(ds, train_per_class=10, test_per_class=20, split_index=1)
     assert shown["split_fingerprint"] == s.fingerprint
+
+
+def test_a_split_index_that_could_only_repeat_split_zero_is_refused() -> None:
+    ds = _dataset([20, 20], test_counts=[5, 5])
+    with pytest.raises(DataError, match="split 1 of 'toy' would repeat split 0"):
+        make_split(ds, val_fraction=0, split_index=1)
+    # with a held-out test part, split 1 draws another test part
+    held = _dataset([20, 20])
+    a, b = make_split(held, split_index=0), make_split(held, split_index=1)
+    assert set(a.test.ids) != set(b.test.ids)
+    assert _counts(a.test, 2) == _counts(b.test, 2) == [4, 4]
