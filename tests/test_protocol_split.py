@@ -314,3 +314,16 @@ def test_a_split_index_that_could_only_repeat_split_zero_is_refused() -> None:
     a, b = make_split(held, split_index=0), make_split(held, split_index=1)
     assert set(a.test.ids) != set(b.test.ids)
     assert _counts(a.test, 2) == _counts(b.test, 2) == [4, 4]
+
+
+def test_the_dask_coordinator_plans_the_split_the_worker_will_use() -> None:
+    from bovw_vs_convnet.data import load_dataset
+    from bovw_vs_convnet.harness.cluster import plan_key
+    from bovw_vs_convnet.harness.suite import RunSpec
+
+    spec = RunSpec("baseline", "digits", 0, None, (), "baseline", 10, 20, None, 2)
+    _, fingerprint = plan_key(spec, data_dir=None, device="cpu", splits={})
+    expected = make_split(
+        load_dataset("digits"), train_per_class=10, test_per_class=20, split_index=2
+    )
+    assert fingerprint == expected.fingerprint
