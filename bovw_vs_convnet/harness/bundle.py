@@ -134,6 +134,11 @@ def write_bundle(
     return {"bundle_files": digests, "bundle_sha256": files_digest(digests)}
 
 
+def remove_bundle(staging: Path) -> None:
+    """Remove the bundle from a staging folder whose commit failed (it is rewritten on resume)."""
+    shutil.rmtree(staging / BUNDLE_DIR, ignore_errors=True)
+
+
 @dataclass(frozen=True)
 class Bundle:
     """A verified bundle, loaded: the fitted pipeline and what its manifest says."""

@@ -26,7 +26,7 @@ from bovw_vs_convnet.data.split import Split
 from bovw_vs_convnet.errors import BvcError, DataError, RunFailed
 from bovw_vs_convnet.harness import metrics as metrics_mod
 from bovw_vs_convnet.harness import provenance
-from bovw_vs_convnet.harness.bundle import write_bundle
+from bovw_vs_convnet.harness.bundle import remove_bundle, write_bundle
 from bovw_vs_convnet.harness.record import RunRecord
 from bovw_vs_convnet.harness.registry import get_pipeline
 from bovw_vs_convnet.harness.staging import RankStore, process_rank
@@ -365,4 +365,10 @@ def run_pipeline(
             **bundle_keys,
         }
     )
-    return store.commit(record, staging, scores=scores, labels=data.test.labels, ids=data.test.ids)
+    try:
+        return store.commit(
+            record, staging, scores=scores, labels=data.test.labels, ids=data.test.ids
+        )
+    except BvcError:  # a full disk: the staging folder keeps nothing a failed commit wrote
+        remove_bundle(staging)
+        raise

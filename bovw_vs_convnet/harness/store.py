@@ -264,6 +264,8 @@ class ResultStore:
             if exc.filename:
                 reason += f": {exc.filename}"
             code = exc.errno
+            if code is None and " requested and " in str(exc):  # numpy's short write: disk full
+                code, reason = errno.ENOSPC, os.strerror(errno.ENOSPC)
         else:
             reason = str(exc)
             # SQLite says "disk I/O error" for a full disk as often as "database or disk is full"
