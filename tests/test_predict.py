@@ -24,6 +24,7 @@ from bovw_vs_convnet.cli import main
 from bovw_vs_convnet.estimator_state import StateError, decode, encode, state_files
 from bovw_vs_convnet.harness.bundle import BUNDLE_DIR, files_digest, sha256_bytes
 from bovw_vs_convnet.harness.record import RunRecord
+from bovw_vs_convnet.harness.run import run_pipeline
 from bovw_vs_convnet.harness.store import ResultStore
 
 
@@ -235,3 +236,50 @@ def test_every_run_records_its_bundle_files_and_their_hash(stored: dict[str, Any
         manifest = json.loads((folder / "bundle.json").read_text())
         assert manifest["class_names"] == record["class_names"]
         assert manifest["input"]["size"] == [8, 8] and manifest["input"]["channels"] == 1
+
+
+def _mixed_folder(root: Path) -> Path:
+    """train/ and test/ of circles, squares and stripes, each image of its own size (24-48 px)."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    for part, n in (("train", 16), ("test", 6)):
+        for kind in ("circle", "square", "stripes"):
+            folder = root / part / kind
+            folder.mkdir(parents=True)
+            for i in range(n):
+                h, w = (int(v) for v in rng.integers(24, 49, size=2))
+                img = rng.integers(0, 40, size=(h, w), dtype=np.uint8)
+                c, r = (w // 2, h // 2), min(h, w) // 3
+                if kind == "circle":
+                    cv2.circle(img, c, r, 220, -1)
+                elif kind == "square":
+                    cv2.rectangle(img, (c[0] - r, c[1] - r), (c[0] + r, c[1] + r), 220, -1)
+                else:
+                    img[:, ::4] = 220
+                cv2.imwrite(str(folder / f"{i}.png"), img)
+    return root
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "over"), [("bovw", {"preset": "tiny"}), ("baseline", {"method": "nearest-mean"})]
+)
+def test_a_run_on_images_of_mixed_sizes_predicts_its_stored_scores(
+    tmp_path: Path, pipeline: str, over: dict[str, str]
+) -> None:
+    """BoVW describes each image at its own aspect, the baseline its centre-cropped frame."""
+    data = _mixed_folder(tmp_path / "data")
+    runs = tmp_path / "runs"
+    record = run_pipeline(pipeline, str(data), overrides=over, runs_dir=runs, n_jobs=1,
+                          progress=False)  # fmt: skip
+    manifest = json.loads((Path(record["run_dir"]) / BUNDLE_DIR / "bundle.json").read_text())
+    assert manifest["input"]["aspect"] == "kept"
+    result = _invoke("predict", record["run_id"], str(data / "test"), "--top", "3", "--json",
+                     "--runs-dir", str(runs))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    scores, _, ids = ResultStore(runs).load_scores(record["run_id"])
+    got = np.full(scores.shape, np.nan)
+    for p in json.loads(result.output)["predictions"]:
+        row = list(ids).index("test/" + "/".join(Path(p["image"]).parts[-2:]))
+        got[row, [e["label"] for e in p["top"]]] = [e["score"] for e in p["top"]]
+    np.testing.assert_allclose(got, scores, rtol=1e-5, atol=1e-5)

@@ -54,7 +54,12 @@ MANIFEST = "bundle.json"
 FORMAT = 1
 MAX_FILE_BYTES = 4 * 1024**3  # a bundle file larger than this is not one we wrote
 # how an image file becomes the run's input: what the ImageFolder reader does
-READ = "OpenCV imread (grayscale when channels = 1, else RGB), resized to size with INTER_AREA"
+READ = {
+    "resized": "OpenCV imread (grayscale when channels = 1, else RGB), resized to size "
+    "(INTER_AREA)",
+    "kept": "OpenCV imread (grayscale when channels = 1, else RGB) at its own aspect; the "
+    "frame of size: covered and centre-cropped (a ConvNet's input); BoVW: the image itself",
+}
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -68,9 +73,14 @@ def files_digest(files: Mapping[str, str]) -> str:
 
 
 def input_spec(images: ImageSet) -> dict[str, Any]:
-    """The run's input: the size and channels every image was read at, and how."""
+    """The run's input: the size and channels every image was read at, and how.
+
+    ``aspect``: ``resized`` (images of one size, or brought to it) or ``kept`` (a folder
+    of mixed sizes: each image at its own aspect, cropped to the common frame ``size``).
+    """
     h, w, c = images.image_shape
-    return {"size": [h, w], "channels": c, "read": READ}
+    aspect = "kept" if getattr(images, "aspect_kept", False) else "resized"
+    return {"size": [h, w], "channels": c, "aspect": aspect, "read": READ[aspect]}
 
 
 def _versions() -> dict[str, str | None]:
@@ -164,6 +174,11 @@ class Bundle:
         """Channels every image is read with (1 grayscale, 3 RGB)."""
         return int(self.manifest["input"]["channels"])
 
+    @property
+    def aspect_kept(self) -> bool:
+        """Whether the run read images of mixed sizes at their own aspect (``native``)."""
+        return self.manifest["input"].get("aspect") == "kept"
+
 
 def verified_files(record: RunRecord, folder: Path) -> dict[str, bytes]:
     """The bundle's files (name -> bytes), each checked against the record's sha256.
@@ -231,6 +246,8 @@ def load_bundle(store: ResultStore, run_id: str, *, n_jobs: int = 1) -> Bundle:
         n_classes = len(manifest["class_names"])
     except (KeyError, TypeError, ValueError):
         raise DataError(f"run {run_id}: {MANIFEST} has no valid input or class names") from None
+    if manifest["input"].get("aspect", "resized") not in READ:
+        raise DataError(f"run {run_id}: {MANIFEST} gives an unknown aspect")
     if min(h, w) < 1 or channels not in (1, 3) or n_classes < 1:
         raise DataError(f"run {run_id}: {MANIFEST} gives input {h}x{w}x{channels}")
     spec = get_pipeline(str(record["pipeline"]))

@@ -3,7 +3,9 @@
 :func:`image_paths` expands the files and folders given; :func:`predict_images`
 reads them as the run's data was read (the size and channels of its bundle's
 ``input``: OpenCV, grayscale or RGB, resized with ``INTER_AREA`` as the ImageFolder
-reader does), after every header has been checked against the pixel limit, and scores
+reader does; for a run on a folder of mixed sizes, each image kept at its own aspect,
+covering and centre-cropped to the run's frame, and readable at its own size for
+BoVW), after every header has been checked against the pixel limit, and scores
 them with the bundle's fitted pipeline, whose own preprocessing (a ConvNet's pad or
 resize and normalisation, BoVW's descriptors and pyramid, HOG's cells) is the run's.
 """
@@ -70,24 +72,38 @@ class Prediction:
         }
 
 
-def read_images(bundle: Bundle, paths: Sequence[Path]) -> ImageSet:
-    """``paths`` as an in-memory ImageSet read as the run's data was (labels are 0)."""
-    lazy = LazyImages(list(paths), bundle.image_size, bundle.channels)
+def read_images(
+    bundle: Bundle, paths: Sequence[Path], sizes: Sequence[tuple[int, int]] | None = None
+) -> ImageSet:
+    """``paths`` as an in-memory ImageSet read as the run's data was (labels are 0).
+
+    A run on images of mixed sizes (``aspect`` kept) gets each image's frame (covered,
+    centre-cropped) and, as ``native``, the image at its own size (``sizes``: each
+    file's (height, width), from its header).
+    """
+    kept = bundle.aspect_kept and sizes is not None
+    files = LazyImages(list(paths), bundle.image_size, bundle.channels, sizes if kept else None)
     n = len(paths)
     return ImageSet(
-        images=lazy.materialize(),  # DataError names a file that cannot be decoded
+        images=files.materialize(),  # DataError names a file that cannot be decoded
         labels=np.zeros(n, dtype=np.int64),
         ids=np.array([str(p) for p in paths]),
         class_names=tuple(bundle.class_names),
         name=f"predict:{bundle.run_id}",
+        native=files if kept else None,
     )
 
 
 def scores_of(bundle: Bundle, paths: Sequence[Path]) -> np.ndarray:
     """(len(paths), n_classes) scores of the run's pipeline for these image files."""
-    read_headers(list(paths))  # every header, against the pixel limit, before any decode
+    # every header, against the pixel limit, before any image is decoded
+    sizes = [(h, w) for h, w, _ in read_headers(list(paths))]
     parts = [
-        np.asarray(bundle.pipeline.decision_scores(read_images(bundle, paths[i : i + CHUNK])))
+        np.asarray(
+            bundle.pipeline.decision_scores(
+                read_images(bundle, paths[i : i + CHUNK], sizes[i : i + CHUNK])
+            )
+        )
         for i in range(0, len(paths), CHUNK)
     ]
     return np.concatenate(parts) if parts else np.zeros((0, len(bundle.class_names)))
