@@ -283,3 +283,29 @@ def test_a_run_on_images_of_mixed_sizes_predicts_its_stored_scores(
         row = list(ids).index("test/" + "/".join(Path(p["image"]).parts[-2:]))
         got[row, [e["label"] for e in p["top"]]] = [e["score"] for e in p["top"]]
     np.testing.assert_allclose(got, scores, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"kernel": "chi2", "solver": "exact"},
+        {"kernel": "chi2", "solver": "map"},
+        {"kernel": "intersection", "solver": "map", "n_components": 30},
+        {"kernel": "rbf", "solver": "map", "n_components": 30, "linear_solver": "lbfgs"},
+        {"kernel": "hellinger", "solver": "map", "linear_solver": "lbfgs"},
+    ],
+)
+def test_every_kernel_svm_variant_scores_the_same_after_its_bundle_state(
+    params: dict[str, Any],
+) -> None:
+    from bovw_vs_convnet.bovw.bundle import CLASSES
+    from bovw_vs_convnet.bovw.classifier import KernelSvm
+    from bovw_vs_convnet.estimator_state import read_state
+
+    rng = np.random.default_rng(0)
+    y = np.arange(90) % 3
+    x = rng.random((90, 12)) + np.eye(3, 12)[y]  # non-negative histograms
+    svm = KernelSvm(C_grid=(0.1, 1.0), **params).fit(x[:60], y[:60], x[60:75], y[60:75])
+    back = read_state(state_files({"classifier_": svm}, CLASSES), CLASSES)["classifier_"]
+    assert type(back) is KernelSvm and back.solver_ == params["solver"]
+    np.testing.assert_array_equal(back.decision_function(x[75:]), svm.decision_function(x[75:]))
