@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
+import json
 import logging
 import shutil
 from collections.abc import Mapping
@@ -42,6 +43,7 @@ from typing import Any
 from bovw_vs_convnet import __version__
 from bovw_vs_convnet.data.imageset import ImageSet
 from bovw_vs_convnet.errors import DataError
+from bovw_vs_convnet.estimator_state import load_json
 from bovw_vs_convnet.harness.record import RunRecord
 from bovw_vs_convnet.harness.registry import PipelineSpec, get_pipeline
 from bovw_vs_convnet.harness.store import ResultStore, canonical_json
@@ -131,7 +133,8 @@ def write_bundle(
         spec.name: described,
         "versions": _versions(),
     }
-    files = {MANIFEST: (canonical_json(manifest) + "\n").encode(), **files}
+    text = json.dumps(manifest, indent=1, sort_keys=True, allow_nan=False, default=str)
+    files = {MANIFEST: (text + "\n").encode(), **files}
     try:
         folder.mkdir(parents=True)
         for name, data in files.items():
@@ -227,8 +230,6 @@ def load_bundle(store: ResultStore, run_id: str, *, n_jobs: int = 1) -> Bundle:
     unknown run, a failed one, a bundle that fails :func:`verified_files`, a manifest
     that is not this run's, or a file that is not what it should be.
     """
-    from bovw_vs_convnet.estimator_state import load_json
-
     record = store.get_run(run_id)  # DataError: no such run
     if record.get("status", "ok") != "ok":
         raise DataError(f"run {run_id} did not finish (status {record.get('status')})")
