@@ -22,9 +22,11 @@ nearly every image has its own size and aspect, as in Caltech-101.
    ``phow_caltech101`` settings (PHOW, 600 words, 2×2 + 4×4 pyramid, χ² map, C = 10)
    with a grid step of 4, images shrunk to 300 px and 500 vocabulary images.
 
-Example (the figures of ``RESULTS-bovw.md``)::
+Example (the figures of ``RESULTS-bovw.md``), and a smaller folder to try commands on::
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_caltech.py
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_caltech.py --classes 20 --images 900 \
+        --keep /tmp/photos --generate-only
 """
 
 from __future__ import annotations
@@ -134,8 +136,13 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, default=None, help="use this generated folder")
     parser.add_argument("--keep", type=Path, default=None, help="generate into DIR and keep it")
     parser.add_argument("--skip-run", action="store_true", help="dense SIFT only")
+    parser.add_argument(
+        "--generate-only", action="store_true", help="write the folder (--keep DIR) and stop"
+    )
     parser.add_argument("--set", action="append", default=[], help="extra --set for bvc run")
     args = parser.parse_args()
+    if args.generate_only and args.keep is None:
+        parser.error("--generate-only needs --keep DIR")
     work = Path(tempfile.mkdtemp(prefix="bench_caltech_"))
     try:
         folder = args.folder
@@ -145,6 +152,8 @@ def main() -> None:
             make_folder(folder, args.classes, args.images, 150, 300, seed=0)
             gen = round(time.perf_counter() - t0, 1)
             print(json.dumps({"generated": str(folder), "seconds": gen}), flush=True)
+        if args.generate_only:
+            return
         print(json.dumps({"dense_sift": bench_sift(folder, args.sift_images, args.repeats)}))
         if not args.skip_run:
             extra = ["--train-per-class", str(args.train_per_class)]

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, TransformerMixin
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from bovw_vs_convnet.bovw.dense_sift import (
     SIFT_DIM,
@@ -47,6 +47,14 @@ BATCH_BYTES = 64 << 20
 # planning estimate of DoG keypoints: one per this many pixels (OpenCV finds ~300-3000 on
 # a 300-px photograph upscaled ×2; 28-px digits ×4, a handful)
 KEYPOINT_PIXELS = 100
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_controller() -> ThreadpoolController:
+    """threadpoolctl's view of the loaded BLAS libraries, found once: finding them reads the
+    process's memory map (~5 ms), which images of many sizes (one batch each) paid per batch.
+    """
+    return ThreadpoolController()
 
 
 def _batches(n: int, size: int) -> list[slice]:
@@ -274,7 +282,7 @@ class DenseSift(TransformerMixin, BaseEstimator):
 
             # sharedmem: run writes into values, which only threads share (under another
             # joblib backend, such as Dask's inside a chunk task, the writes were lost)
-            with threadpool_limits(limits=1, user_api="blas"):
+            with _blas_controller().limit(limits=1, user_api="blas"):
                 Parallel(n_jobs=n_jobs, require="sharedmem")(
                     delayed(run)(sl) for sl in _batches(n, batch)
                 )
