@@ -34,12 +34,11 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bovw_vs_convnet.config import build_config
 from bovw_vs_convnet.errors import (
     BvcError,
     ConfigError,
@@ -49,14 +48,14 @@ from bovw_vs_convnet.errors import (
     storage_error,
 )
 from bovw_vs_convnet.harness import provenance
-from bovw_vs_convnet.harness.outcome import RunOutcome
+from bovw_vs_convnet.harness.outcome import RunOutcome, SuiteOptions
 from bovw_vs_convnet.harness.record import RunRecord
-from bovw_vs_convnet.harness.registry import get_pipeline
 from bovw_vs_convnet.harness.run import (
+    checked_config,
     early_failure_record,
     error_line,
     load_split,
-    run_config_key,
+    plan_run,
     run_pipeline,
 )
 from bovw_vs_convnet.harness.staging import StagingStore
@@ -184,30 +183,26 @@ def plan_key(
     device: str,
     splits: dict[tuple[Any, ...], tuple[str, Any]],
 ) -> tuple[str, str]:
-    """(config key, split fingerprint) of ``spec``, as :func:`run_pipeline` computes them.
+    """(config key, split fingerprint) of ``spec``: :func:`plan_run`, as run_pipeline plans it.
 
-    ``splits`` caches the loaded splits by (dataset, seed, train size) across specs.
-    Raises what run_pipeline would raise before its record exists (bad settings, a
-    dataset that will not load, a training size larger than the data).
+    ``splits`` caches the loaded splits by (dataset, seed, train size, split options)
+    across specs. Raises what run_pipeline would raise before its record exists (bad
+    settings, a dataset that will not load, a training size larger than the data).
     """
-    pipeline = get_pipeline(spec.pipeline)
-    config = build_config(pipeline.config_class(), spec.settings)
-    pipeline.check_config(config)
+    _, config = checked_config(spec.pipeline, spec.settings)
     where = (spec.dataset, spec.seed, spec.train_size, *sorted(spec.split_options.items()))
-    if where not in splits:
-        splits[where] = load_split(
-            spec.dataset, seed=spec.seed, train_size=spec.train_size, data_dir=data_dir,
-            lazy=True if getattr(type(config), "STREAMS_IMAGES", False) else None,
-            split_options=spec.split_options,
-        )  # fmt: skip
-    name, data = splits[where]
-    choose = getattr(type(config), "preset_for_images", None)  # as run_pipeline: BoVW presets
-    if choose is not None and "preset" not in spec.settings:
-        config = build_config(type(config), {**spec.settings, "preset": choose(data.train)})
-    key = run_config_key(
-        spec.pipeline, config, data.fingerprint, dataset=name, seed=spec.seed, device=device
-    )
-    return key, str(data.fingerprint)
+
+    def cached(dataset: str, **options: Any) -> tuple[str, Any]:
+        if where not in splits:
+            splits[where] = load_split(dataset, **options)
+        return splits[where]
+
+    plan = plan_run(
+        spec.pipeline, config, spec.dataset, overrides=spec.settings, seed=spec.seed,
+        device=device, train_size=spec.train_size, data_dir=data_dir,
+        split_options=spec.split_options, load=cached,
+    )  # fmt: skip
+    return plan.key, str(plan.split.fingerprint)
 
 
 @contextlib.contextmanager
@@ -265,7 +260,7 @@ def _land(
     if status == "skipped":
         return status, record, None
     if status == "ran" and record is not None and staging is not None:
-        if record.get("config_key") != key:  # plan_key and run_pipeline disagree: a bug
+        if record.get("config_key") != key:  # both plan_run's: the worker has another WORLD_SIZE
             log.warning("run %s: its config key differs from the planned one", spec.describe())
         store._claim(staging)  # the worker released it; commit releases it again
         stored = store.commit(record, staging)
@@ -303,20 +298,12 @@ def _land(
 
 def run_suite_dask(
     suite: Suite,
+    options: SuiteOptions,
     *,
-    runs_dir: Path | str,
     workers: int | None = None,
     scheduler: str | None = None,
-    dataset: str | None = None,
-    train_sizes: Sequence[int | None] | None = None,
-    seeds: Sequence[int] | None = None,
-    data_dir: Path | None = None,
-    device: str = "auto",
-    force: bool = False,
-    n_jobs: int = -1,
     on_info: Callable[[str], object] | None = None,
     on_done: Callable[[int, int, RunOutcome], object] | None = None,
-    protocol: Mapping[str, Any] | None = None,
 ) -> list[RunOutcome]:
     """Run ``suite`` on a Dask cluster; the outcomes in the suite's order (see run_suite).
 
@@ -327,8 +314,8 @@ def run_suite_dask(
     """
     require_distributed()  # before any data is loaded
     info = on_info or (lambda _line: None)
-    runs_dir = Path(runs_dir).resolve()  # workers elsewhere must find the same path
-    specs = suite.specs(dataset, train_sizes=train_sizes, seeds=seeds, **dict(protocol or {}))
+    runs_dir = options.runs_dir.resolve()  # workers elsewhere must find the same path
+    specs = options.specs(suite)
     store = ResultStore(runs_dir)
     store.check_writable()
     store.recover()
@@ -344,7 +331,9 @@ def run_suite_dask(
     for index, spec in enumerate(specs):
         t0 = time.perf_counter()
         try:
-            key, fingerprint = plan_key(spec, data_dir=data_dir, device=device, splits=splits)
+            key, fingerprint = plan_key(
+                spec, data_dir=options.data_dir, device=options.device, splits=splits
+            )
         except TrainSizeTooLarge as exc:
             finish(index, RunOutcome(spec, "too-large", None, str(exc), time.perf_counter() - t0))
             continue
@@ -354,7 +343,7 @@ def run_suite_dask(
             )
             finish(index, RunOutcome(spec, status, record, error, time.perf_counter() - t0))
             continue
-        done = [] if force else store.list_runs(config_key=key)
+        done = [] if options.force else store.list_runs(config_key=key)
         if done:
             finish(index, RunOutcome(spec, "skipped", done[-1], None, time.perf_counter() - t0))
         else:
@@ -391,10 +380,10 @@ def run_suite_dask(
                     "runs_dir": str(runs_dir),
                     "marker": marker_name,
                     "fingerprint": fingerprint,
-                    "data_dir": str(data_dir) if data_dir else None,
-                    "device": device,
-                    "n_jobs": threads if workers and n_jobs == -1 else n_jobs,
-                    "force": force,
+                    "data_dir": str(options.data_dir) if options.data_dir else None,
+                    "device": options.device,
+                    "n_jobs": threads if workers and options.n_jobs == -1 else options.n_jobs,
+                    "force": options.force,
                 }
                 future = client.submit(
                     run_on_worker, task, key=f"bvc-run-{index}-{key[:12]}-{uuid.uuid4().hex[:6]}",

@@ -13,7 +13,8 @@ import importlib
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from bovw_vs_convnet.harness import metrics as metrics_mod
 from bovw_vs_convnet.harness import provenance
 from bovw_vs_convnet.harness.bundle import remove_bundle, write_bundle
 from bovw_vs_convnet.harness.record import RunRecord
-from bovw_vs_convnet.harness.registry import get_pipeline
+from bovw_vs_convnet.harness.registry import PipelineSpec, get_pipeline
 from bovw_vs_convnet.harness.staging import RankStore, process_rank
 from bovw_vs_convnet.harness.store import ResultStore, config_key, new_run_id
 from bovw_vs_convnet.progress import ProgressMode
@@ -103,6 +104,81 @@ def run_config_key(
     if world > 1:  # under torchrun the global batch is world × batch_size: another run
         settings["world_size"] = world
     return config_key(pipeline, settings, split_fingerprint, dataset=dataset, seed=seed)
+
+
+SplitLoader = Callable[..., tuple[str, Split]]  # load_split's signature
+
+
+def checked_config(pipeline: str, overrides: Mapping[str, Any] | None) -> tuple[PipelineSpec, Any]:
+    """``pipeline``'s registry entry and its config from ``overrides``, checked.
+
+    What the config alone cannot check (an unknown model) is refused here, before any
+    data is loaded (ConfigError).
+    """
+    spec = get_pipeline(pipeline)
+    config = build_config(spec.config_class(), overrides)
+    spec.check_config(config)
+    return spec, config
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run will be, known before it trains: its config, data and store key."""
+
+    config: Any  # the config it runs (a BoVW preset chosen by the image size included)
+    dataset: str  # the dataset's name
+    split: Split
+    key: str  # the store's config key (:func:`run_config_key`)
+
+
+def plan_run(
+    pipeline: str,
+    config: Any,
+    dataset: str,
+    *,
+    overrides: Mapping[str, Any] | None,
+    seed: int,
+    device: str,
+    train_size: int | None = None,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+    data_dir: Path | None = None,
+    split_options: Mapping[str, Any] | None = None,
+    expect_fingerprint: str | None = None,
+    load: SplitLoader | None = None,
+) -> RunPlan:
+    """Load the split of a run of ``config`` (from :func:`checked_config`) and plan it.
+
+    What :func:`run_pipeline` runs and the Dask coordinator plans alike, so that the
+    key a worker's run is stored under is the one its coordinator looked up. ``load``:
+    one that caches its splits (the coordinator's, across a suite's runs), or None for
+    :func:`load_split` (looked up at the call, where a test may have replaced it).
+    ``expect_fingerprint``: the split fingerprint a cluster's coordinator computed; a
+    different one here raises DataError.
+    """
+    name, data = (load or load_split)(
+        dataset,
+        seed=seed,
+        train_size=train_size,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        data_dir=data_dir,
+        # a pipeline that passes over each image once per stage (BoVW) reads a folder's
+        # files as it goes instead of holding every image in memory
+        lazy=True if getattr(type(config), "STREAMS_IMAGES", False) else None,
+        split_options=split_options,
+    )
+    if expect_fingerprint is not None and data.fingerprint != expect_fingerprint:
+        raise DataError(
+            f"split fingerprint {data.fingerprint[:12]} of {dataset!r} here differs from the "
+            f"coordinator's {expect_fingerprint[:12]}: this node has different data "
+            f"(data dir {data_dir or 'default'}); give every worker the same files"
+        )
+    choose = getattr(type(config), "preset_for_images", None)  # BoVW: by the image size
+    if choose is not None and "preset" not in (overrides or {}):
+        config = build_config(type(config), {**(overrides or {}), "preset": choose(data.train)})
+    key = run_config_key(pipeline, config, data.fingerprint, dataset=name, seed=seed, device=device)
+    return RunPlan(config=config, dataset=name, split=data, key=key)
 
 
 def model_name(pipeline: str, config: Any = None, model: Any = None) -> str:
@@ -238,39 +314,27 @@ def run_pipeline(
     A KeyboardInterrupt stores nothing and leaves the staging folder for ``resume``.
     """
     seed = check_seed(seed)
-    spec = get_pipeline(pipeline)
-    config = build_config(spec.config_class(), overrides)
-    spec.check_config(config)  # an unknown model is refused before the data is loaded
-    config_dict = config_to_dict(config)
+    spec, config = checked_config(pipeline, overrides)
     if store is None:  # only rank 0 of a torchrun job writes the store
         store = ResultStore(runs_dir) if process_rank() == 0 else RankStore(runs_dir)
     store.check_writable()  # a read-only or full runs folder, before any work is spent
     store.recover()
-    dataset_name, data = load_split(
+    plan = plan_run(
+        pipeline,
+        config,
         dataset,
+        overrides=overrides,
         seed=seed,
+        device=device,
         train_size=train_size,
         val_fraction=val_fraction,
         test_fraction=test_fraction,
         data_dir=data_dir,
-        # a pipeline that passes over each image once per stage (BoVW) reads a folder's
-        # files as it goes instead of holding every image in memory
-        lazy=True if getattr(type(config), "STREAMS_IMAGES", False) else None,
         split_options=split_options,
+        expect_fingerprint=expect_fingerprint,
     )
-    if expect_fingerprint is not None and data.fingerprint != expect_fingerprint:
-        raise DataError(
-            f"split fingerprint {data.fingerprint[:12]} of {dataset!r} here differs from the "
-            f"coordinator's {expect_fingerprint[:12]}: this node has different data "
-            f"(data dir {data_dir or 'default'}); give every worker the same files"
-        )
-    choose = getattr(type(config), "preset_for_images", None)  # BoVW: by the image size
-    if choose is not None and "preset" not in (overrides or {}):
-        config = build_config(type(config), {**(overrides or {}), "preset": choose(data.train)})
-        config_dict = config_to_dict(config)
-    key = run_config_key(
-        pipeline, config, data.fingerprint, dataset=dataset_name, seed=seed, device=device
-    )
+    config, dataset_name, data, key = plan.config, plan.dataset, plan.split, plan.key
+    config_dict = config_to_dict(config)
     if skip_existing:
         done = store.list_runs(config_key=key)
         if done:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bovw_vs_convnet.errors import RunFailed, StorageError, TrainSizeTooLarge, storage_error
-from bovw_vs_convnet.harness.outcome import RunOutcome
+from bovw_vs_convnet.harness.outcome import RunOutcome, SuiteOptions
 from bovw_vs_convnet.harness.run import early_failure_record, run_pipeline, store_failure
 from bovw_vs_convnet.harness.store import ResultStore
 from bovw_vs_convnet.harness.suite import RunSpec, Suite
@@ -73,31 +73,31 @@ def run_suite(
     skipped before anything is submitted, ``on_start`` is not called, ``on_done``
     comes in finishing order and ``on_info`` hears the cluster's address.
     """
+    options = SuiteOptions(
+        runs_dir=Path(runs_dir),
+        dataset=dataset,
+        train_sizes=train_sizes,
+        seeds=seeds,
+        protocol=protocol,
+        data_dir=data_dir,
+        device=device,
+        force=force,
+        n_jobs=n_jobs,
+    )
     if workers or scheduler:
         from bovw_vs_convnet.harness.cluster import run_suite_dask
 
         return run_suite_dask(
-            suite, runs_dir=runs_dir, workers=workers, scheduler=scheduler, dataset=dataset,
-            train_sizes=train_sizes, seeds=seeds, data_dir=data_dir, device=device,
-            force=force, n_jobs=n_jobs, on_info=on_info, on_done=on_done, protocol=protocol,
-        )  # fmt: skip
-    specs = suite.specs(dataset, train_sizes=train_sizes, seeds=seeds, **dict(protocol or {}))
-    store = ResultStore(runs_dir)
+            suite, options, workers=workers, scheduler=scheduler, on_info=on_info, on_done=on_done
+        )
+    specs = options.specs(suite)
+    store = ResultStore(options.runs_dir)
     store.recover()
     outcomes: list[RunOutcome] = []
     for index, spec in enumerate(specs):
         if on_start is not None:
             on_start(index, len(specs), spec)
-        outcome = _run_one(
-            spec,
-            store,
-            runs_dir=runs_dir,
-            data_dir=data_dir,
-            device=device,
-            force=force,
-            n_jobs=n_jobs,
-            progress=progress,
-        )
+        outcome = _run_one(spec, store, options, progress)
         outcomes.append(outcome)
         if on_done is not None:
             on_done(index, len(specs), outcome)
@@ -105,15 +105,7 @@ def run_suite(
 
 
 def _run_one(
-    spec: RunSpec,
-    store: ResultStore,
-    *,
-    runs_dir: Path | str,
-    data_dir: Path | None,
-    device: str,
-    force: bool,
-    n_jobs: int,
-    progress: ProgressMode | bool,
+    spec: RunSpec, store: ResultStore, options: SuiteOptions, progress: ProgressMode | bool
 ) -> RunOutcome:
     """Run one spec; store what became of it and mark the records it replaces superseded."""
     t0 = time.perf_counter()
@@ -125,13 +117,13 @@ def _run_one(
             overrides=spec.settings,
             seed=spec.seed,
             train_size=spec.train_size,
-            runs_dir=runs_dir,
-            data_dir=data_dir,
-            device=device,
-            n_jobs=n_jobs,
-            resume=not force,
+            runs_dir=options.runs_dir,
+            data_dir=options.data_dir,
+            device=options.device,
+            n_jobs=options.n_jobs,
+            resume=not options.force,
             progress=progress,
-            skip_existing=not force,
+            skip_existing=not options.force,
             split_options=spec.split_options,
         )
     except TrainSizeTooLarge as exc:
