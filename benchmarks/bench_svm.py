@@ -22,9 +22,9 @@ import time
 
 import numpy as np
 
-from bovw_vs_convnet.bovw.classifier import KernelSvm
 from bovw_vs_convnet.bovw.pipeline import BovwConfig, encode_images, learn_encoder
 from bovw_vs_convnet.config import build_config
+from bovw_vs_convnet.kernel_svm import KernelSvm
 
 
 def main() -> None:

@@ -16,7 +16,8 @@ caller allows (``allowed``, by ``"module:QualName"``), made with
 files (an unknown class, a missing array, an array no node refers to) is refused
 with :class:`StateError`, so that a file that is not what it should be is never
 half-trusted. This is the idea of skops' "trusted types", kept to the few types
-the pipelines fit.
+the pipelines fit. A class that has moved is still read under the name it was
+written with (:data:`RENAMED`), and only as the allowed class of its new name.
 
 Attributes that are only caches of a fit (a warm start's covariance eigenbasis)
 are left out by class (:data:`SKIP`): they are large and scoring never reads them.
@@ -45,7 +46,13 @@ SKIP: dict[str, frozenset[str]] = {
     # the warm start's (mean, eigenvalues, eigenvectors): d x d floats, fit-time only
     "bovw_vs_convnet.linear_svm:PrimalLinearSvm": frozenset({"_moments_key", "_moments_"}),
     # KernelSvm's warm-start template (its models_ hold the fitted SVMs)
-    "bovw_vs_convnet.bovw.classifier:KernelSvm": frozenset({"primal_"}),
+    "bovw_vs_convnet.kernel_svm:KernelSvm": frozenset({"primal_"}),
+}
+# "module:QualName" a state file may hold -> the class's name now: where a class lived when
+# bundles were written with it (the SVMs were BoVW's before HOG shared them)
+RENAMED: dict[str, str] = {
+    "bovw_vs_convnet.bovw.classifier:KernelSvm": "bovw_vs_convnet.kernel_svm:KernelSvm",
+    "bovw_vs_convnet.bovw.kernels:KernelFeatureMap": "bovw_vs_convnet.kernels:KernelFeatureMap",
 }
 
 
@@ -254,7 +261,7 @@ class _Decoder:
 
     def object(self, v: dict[str, Any]) -> Any:
         path, state = v.get("class"), v.get("state")
-        cls = self.classes.get(path) if isinstance(path, str) else None
+        cls = self.classes.get(RENAMED.get(path, path)) if isinstance(path, str) else None
         if cls is None:
             raise StateError(f"class {str(path)[:80]!r} is not one this bundle may hold")
         if not isinstance(state, dict):

@@ -11,13 +11,13 @@ import pytest
 from click.testing import CliRunner
 from skimage.feature import hog
 
-from bovw_vs_convnet.bovw.classifier import KernelSvm
 from bovw_vs_convnet.cli import main
 from bovw_vs_convnet.config import build_config
 from bovw_vs_convnet.errors import DataError
 from bovw_vs_convnet.harness.run import run_pipeline
 from bovw_vs_convnet.hog.config import HogConfig, auto_cell
 from bovw_vs_convnet.hog.features import hog_features, hog_length
+from bovw_vs_convnet.kernel_svm import KernelSvm
 
 
 def _edge_image() -> np.ndarray:

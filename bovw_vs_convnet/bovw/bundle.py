@@ -3,7 +3,7 @@
 ``model.npz`` + ``model.json`` (:mod:`bovw_vs_convnet.estimator_state`, no pickle)
 hold what :meth:`BovwPipeline.decision_scores` reads: the fitted
 :class:`~.encoding.SpatialPyramidEncoder` (its settings, the visual words, the PCA
-and the Fisher GMM when used) and the fitted :class:`~.classifier.KernelSvm` (its
+and the Fisher GMM when used) and the fitted :class:`~bovw_vs_convnet.kernel_svm.KernelSvm` (its
 settings and, for the exact solver, the training codes with each class's support
 vector duals and intercept; for a feature map, the map's parameters, Nystroem
 landmarks included, and the linear SVMs' weights). The descriptors are rebuilt
@@ -23,13 +23,13 @@ from sklearn.kernel_approximation import AdditiveChi2Sampler, Nystroem
 from sklearn.mixture import GaussianMixture
 from sklearn.svm import SVC, LinearSVC
 
-from bovw_vs_convnet.bovw.classifier import KernelSvm
 from bovw_vs_convnet.bovw.config import BovwConfig
 from bovw_vs_convnet.bovw.encoding import SpatialPyramidEncoder
-from bovw_vs_convnet.bovw.kernels import KernelFeatureMap
 from bovw_vs_convnet.bovw.pipeline import BovwPipeline
 from bovw_vs_convnet.config import build_config
 from bovw_vs_convnet.estimator_state import fitted_files, restore_fitted
+from bovw_vs_convnet.kernel_svm import KernelSvm
+from bovw_vs_convnet.kernels import KernelFeatureMap
 from bovw_vs_convnet.linear_svm import PrimalLinearSvm
 from bovw_vs_convnet.protocol import RunContext
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from bovw_vs_convnet.bovw.classifier import KernelSvm
 from bovw_vs_convnet.bovw.encoding import SpatialPyramidEncoder
-from bovw_vs_convnet.bovw.parameters import ParameterError
 from bovw_vs_convnet.bovw.sift import DenseSift, KeypointSift
 from bovw_vs_convnet.errors import ConfigError
+from bovw_vs_convnet.kernel_svm import KernelSvm
+from bovw_vs_convnet.parameters import ParameterError
 
 if TYPE_CHECKING:
     from bovw_vs_convnet.data.imageset import ImageSet

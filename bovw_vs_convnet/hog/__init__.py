@@ -2,8 +2,8 @@
 
 :func:`~bovw_vs_convnet.hog.features.hog_features` describes a batch of images
 with scikit-image's ``hog``; :mod:`bovw_vs_convnet.hog.pipeline` is the harness's
-``hog`` pipeline: HOG, then BoVW's :class:`~bovw_vs_convnet.bovw.classifier.KernelSvm`
-with C chosen on the validation images.
+``hog`` pipeline: HOG, then the :class:`~bovw_vs_convnet.kernel_svm.KernelSvm` BoVW
+uses too, with C chosen on the validation images.
 """
 
 from bovw_vs_convnet.hog.config import HogConfig

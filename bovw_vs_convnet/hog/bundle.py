@@ -3,7 +3,7 @@
 ``model.npz`` + ``model.json`` (:mod:`bovw_vs_convnet.estimator_state`, no pickle)
 hold what :meth:`HogPipeline.decision_scores` reads: the HOG cell chosen for the
 run's image size (``cell_``; block, orientations and normalisation are settings)
-and the fitted :class:`~bovw_vs_convnet.bovw.classifier.KernelSvm` (its feature map,
+and the fitted :class:`~bovw_vs_convnet.kernel_svm.KernelSvm` (its feature map,
 the Nystroem landmarks and normalisation of the RBF map included, and the linear
 SVMs' weights). Loading rebuilds the pipeline from the run's settings and gives it
 those, so an image is described and scored as the run's test images were.
@@ -17,12 +17,12 @@ from typing import Any
 from sklearn.kernel_approximation import AdditiveChi2Sampler, Nystroem
 from sklearn.svm import SVC, LinearSVC
 
-from bovw_vs_convnet.bovw.classifier import KernelSvm
-from bovw_vs_convnet.bovw.kernels import KernelFeatureMap
 from bovw_vs_convnet.config import build_config
 from bovw_vs_convnet.estimator_state import fitted_files, restore_fitted
 from bovw_vs_convnet.hog.config import HogConfig
 from bovw_vs_convnet.hog.pipeline import HogPipeline
+from bovw_vs_convnet.kernel_svm import KernelSvm
+from bovw_vs_convnet.kernels import KernelFeatureMap
 from bovw_vs_convnet.linear_svm import PrimalLinearSvm
 from bovw_vs_convnet.protocol import RunContext
 

@@ -1,5 +1,9 @@
 """One-vs-rest kernel SVMs: exact on a precomputed kernel for small training sets,
 an explicit feature map and a linear SVM past a size threshold; C chosen on validation data.
+
+The classifier of both hand-crafted pipelines (BoVW's codes, HOG's vectors), so it
+sits below them, with its kernels (:mod:`bovw_vs_convnet.kernels`) and parameter
+checks (:mod:`bovw_vs_convnet.parameters`).
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from bovw_vs_convnet.bovw.kernels import KERNELS, KernelFeatureMap, KernelName, exact_kernel
-from bovw_vs_convnet.bovw.parameters import ParameterError, at_least, positive
+from bovw_vs_convnet.kernels import KERNELS, KernelFeatureMap, KernelName, exact_kernel
 from bovw_vs_convnet.linear_svm import PrimalLinearSvm
+from bovw_vs_convnet.parameters import ParameterError, at_least, positive
 
 log = logging.getLogger(__name__)
 
