@@ -48,6 +48,27 @@ def _min_value(x: Any) -> float:
     return float(data.min()) if data.size else 0.0
 
 
+def fitted_classes() -> tuple[type, ...]:
+    """Every class a fitted :class:`KernelSvm` holds: a model bundle's allowlist for it.
+
+    Itself, its feature map and the scikit-learn map inside (χ² sampler, Nystroem),
+    libsvm's and liblinear's SVMs, and :class:`PrimalLinearSvm`
+    (:mod:`bovw_vs_convnet.estimator_state` rebuilds only these).
+    """
+    from sklearn.kernel_approximation import AdditiveChi2Sampler, Nystroem
+    from sklearn.svm import SVC, LinearSVC
+
+    return (
+        KernelSvm,
+        KernelFeatureMap,
+        AdditiveChi2Sampler,
+        Nystroem,
+        SVC,
+        LinearSVC,
+        PrimalLinearSvm,
+    )
+
+
 class KernelSvm(ClassifierMixin, BaseEstimator):
     """One-vs-rest SVMs whose decision values are the pipeline's class scores.
 
@@ -294,3 +315,8 @@ class KernelSvm(ClassifierMixin, BaseEstimator):
     def predict(self, x: Any) -> np.ndarray:
         """Class with the highest decision value."""
         return np.asarray(self.decision_function(x).argmax(axis=1))
+
+    def description(self) -> dict[str, Any]:
+        """What a model bundle's manifest says of the fitted SVMs: kernel, solver used, C kept."""
+        check_is_fitted(self)
+        return {"kernel": self.kernel, "solver": self.solver_, "C": self.C_}

@@ -1,5 +1,7 @@
 """One stored run of each pipeline on digits, shared by tests/test_predict.py and test_export.py.
 
+Also their CLI helpers: :func:`invoke` (``bvc ARGS``) and :func:`one_line` (an error's line).
+
 Made once per test session (the ConvNet's training is the cost), in a folder of
 pytest's temporary tree; the test images are written beside the runs as PNG files
 (lossless), named by their sample id.
@@ -11,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner, Result
 
+from bovw_vs_convnet.cli import main
 from bovw_vs_convnet.harness.run import load_split, run_pipeline
 
 # each run takes a few seconds on 400 training digits (359 test digits)
@@ -24,6 +28,18 @@ RUNS: dict[str, dict[str, Any]] = {
 TRAIN_SIZE = 400
 
 _made: dict[str, Any] = {}
+
+
+def invoke(*args: str) -> Result:
+    """``bvc ARGS`` run in this process (click's runner: output and exit code kept)."""
+    return CliRunner().invoke(main, list(args))
+
+
+def one_line(text: str) -> str:
+    """The text, asserted to be one line."""
+    lines = text.strip().splitlines()
+    assert len(lines) == 1, text
+    return lines[0]
 
 
 class Plant:

@@ -15,10 +15,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from bundle_runs import stored_runs
-from click.testing import CliRunner
+from bundle_runs import invoke, one_line, stored_runs
 
-from bovw_vs_convnet.cli import main
 from bovw_vs_convnet.harness.store import ResultStore
 
 
@@ -28,23 +26,13 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return stored_runs(tmp_path_factory)
 
 
-def _invoke(*args: str) -> Any:
-    return CliRunner().invoke(main, list(args))
-
-
-def _one_line(text: str) -> str:
-    lines = text.strip().splitlines()
-    assert len(lines) == 1, text
-    return lines[0]
-
-
 def test_a_bovw_run_asked_for_onnx_is_one_line(stored: dict[str, Any], tmp_path: Path) -> None:
     run_id = stored["records"]["bovw"]["run_id"]
     out = tmp_path / "model.onnx"
-    result = _invoke("export", run_id, "--format", "onnx", "-o", str(out),
+    result = invoke("export", run_id, "--format", "onnx", "-o", str(out),
                      "--runs-dir", str(stored["runs"]))  # fmt: skip
     assert result.exit_code == 2
-    assert _one_line(result.output) == (
+    assert one_line(result.output) == (
         f"error: run {run_id} is a bovw run: it cannot be exported as onnx (ConvNet runs can)"
     )
     assert not out.exists()
@@ -56,9 +44,9 @@ def test_without_the_onnx_extra_export_says_how_to_install_it(
     monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx raises ImportError
     out = tmp_path / "model.onnx"
     run_id = stored["records"]["convnet"]["run_id"]
-    result = _invoke("export", run_id, "-o", str(out), "--runs-dir", str(stored["runs"]))
+    result = invoke("export", run_id, "-o", str(out), "--runs-dir", str(stored["runs"]))
     assert result.exit_code == 2
-    assert "pip install -e '.[onnx]'" in _one_line(result.output)
+    assert "pip install -e '.[onnx]'" in one_line(result.output)
     assert not out.exists()
 
 
@@ -70,7 +58,7 @@ def test_onnxruntime_gives_the_stored_top1_on_the_test_images(
     pytest.importorskip("onnxscript")
     record = stored["records"]["convnet"]
     out = tmp_path / "lenet5.onnx"
-    result = _invoke("export", record["run_id"], "-o", str(out), "--json",
+    result = invoke("export", record["run_id"], "-o", str(out), "--json",
                      "--runs-dir", str(stored["runs"]))  # fmt: skip
     assert result.exit_code == 0, result.output
     info = json.loads(result.output)

@@ -17,10 +17,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from bundle_runs import RUNS, Plant, stored_runs
-from click.testing import CliRunner
+from bundle_runs import RUNS, Plant, invoke, one_line, stored_runs
 
-from bovw_vs_convnet.cli import main
 from bovw_vs_convnet.estimator_state import StateError, decode, encode, state_files
 from bovw_vs_convnet.harness.bundle import BUNDLE_DIR, files_digest, sha256_bytes
 from bovw_vs_convnet.harness.record import RunRecord
@@ -34,23 +32,13 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return stored_runs(tmp_path_factory)
 
 
-def _invoke(*args: str) -> Any:
-    return CliRunner().invoke(main, list(args))
-
-
-def _one_line(text: str) -> str:
-    lines = text.strip().splitlines()
-    assert len(lines) == 1, text
-    return lines[0]
-
-
 @pytest.mark.parametrize("pipeline", list(RUNS))
 def test_predictions_on_the_runs_own_test_images_are_its_stored_scores(
     stored: dict[str, Any], pipeline: str
 ) -> None:
     record: RunRecord = stored["records"][pipeline]
     n_classes = record["n_classes"]
-    result = _invoke(
+    result = invoke(
         "predict", record["run_id"], str(stored["images"]), "--top", str(n_classes),
         "--json", "--runs-dir", str(stored["runs"]),
     )  # fmt: skip
@@ -74,10 +62,10 @@ def test_predictions_on_the_runs_own_test_images_are_its_stored_scores(
 def test_the_text_output_gives_each_image_its_top_k(stored: dict[str, Any]) -> None:
     record = stored["records"]["baseline"]
     first = sorted(stored["images"].iterdir())[0]
-    result = _invoke("predict", record["run_id"], str(first), "--top", "3",
+    result = invoke("predict", record["run_id"], str(first), "--top", "3",
                      "--runs-dir", str(stored["runs"]))  # fmt: skip
     assert result.exit_code == 0, result.output
-    line = _one_line(result.output).split()
+    line = one_line(result.output).split()
     assert line[0] == str(first) and len(line) == 1 + 2 * 3
     scores, _, ids = ResultStore(stored["runs"]).load_scores(record["run_id"])
     row = scores[list(ids).index(first.stem)]
@@ -115,9 +103,9 @@ def test_a_bundle_changed_after_the_run_is_refused(stored: dict[str, Any], tmp_p
     data = bytearray(npz.read_bytes())
     data[-30] ^= 0xFF
     npz.write_bytes(bytes(data))
-    result = _invoke("predict", record["run_id"], str(stored["images"]), "--runs-dir", str(runs))
+    result = invoke("predict", record["run_id"], str(stored["images"]), "--runs-dir", str(runs))
     assert result.exit_code == 2
-    assert "does not match the sha256 in the run's record" in _one_line(result.output)
+    assert "does not match the sha256 in the run's record" in one_line(result.output)
 
 
 @pytest.mark.parametrize(
@@ -148,9 +136,9 @@ def test_a_planted_pickle_in_a_bundle_never_runs(
     control = tmp_path / "control"
     pickle.loads(pickle.dumps(Plant(control)))
     assert control.exists()  # the plant works when unpickled
-    result = _invoke("predict", record["run_id"], str(stored["images"]), "--runs-dir", str(runs))
+    result = invoke("predict", record["run_id"], str(stored["images"]), "--runs-dir", str(runs))
     assert result.exit_code == 2
-    line = _one_line(result.output)
+    line = one_line(result.output)
     assert name in line and ("not a safetensors file" in line or "npz" in line), line
     assert not marker.exists()
 
@@ -228,17 +216,17 @@ def test_an_unknown_run_a_missing_image_and_a_corrupt_one_are_one_line(
     runs = str(stored["runs"])
     run_id = stored["records"]["baseline"]["run_id"]
     image = str(sorted(stored["images"].iterdir())[0])
-    unknown = _invoke("predict", "nosuch-run", image, "--runs-dir", runs)
+    unknown = invoke("predict", "nosuch-run", image, "--runs-dir", runs)
     assert unknown.exit_code == 2
-    assert "no run 'nosuch-run'" in _one_line(unknown.output)
-    missing = _invoke("predict", run_id, str(tmp_path / "nothing.png"), "--runs-dir", runs)
+    assert "no run 'nosuch-run'" in one_line(unknown.output)
+    missing = invoke("predict", run_id, str(tmp_path / "nothing.png"), "--runs-dir", runs)
     assert missing.exit_code == 2
-    assert "no image file" in _one_line(missing.output)
+    assert "no image file" in one_line(missing.output)
     corrupt = tmp_path / "corrupt.png"
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + b"not an image" * 10)
-    bad = _invoke("predict", run_id, str(corrupt), "--runs-dir", runs)
+    bad = invoke("predict", run_id, str(corrupt), "--runs-dir", runs)
     assert bad.exit_code == 2
-    assert f"cannot read image {corrupt}" in _one_line(bad.output)
+    assert f"cannot read image {corrupt}" in one_line(bad.output)
 
 
 def test_a_run_stored_without_a_bundle_says_so(stored: dict[str, Any], tmp_path: Path) -> None:
@@ -250,9 +238,9 @@ def test_a_run_stored_without_a_bundle_says_so(stored: dict[str, Any], tmp_path:
         conn.execute(
             "UPDATE runs SET record = ? WHERE run_id = ?", [json.dumps(older), record["run_id"]]
         )
-    result = _invoke("predict", record["run_id"], str(stored["images"]), "--runs-dir", str(runs))
+    result = invoke("predict", record["run_id"], str(stored["images"]), "--runs-dir", str(runs))
     assert result.exit_code == 2
-    assert "has no model bundle" in _one_line(result.output)
+    assert "has no model bundle" in one_line(result.output)
 
 
 def test_every_run_records_its_bundle_files_and_their_hash(stored: dict[str, Any]) -> None:
@@ -310,7 +298,7 @@ def test_a_run_on_images_of_mixed_sizes_predicts_its_stored_scores(
                           progress=False)  # fmt: skip
     manifest = json.loads((Path(record["run_dir"]) / BUNDLE_DIR / "bundle.json").read_text())
     assert manifest["input"]["aspect"] == "kept"
-    result = _invoke("predict", record["run_id"], str(data / "test"), "--top", "3", "--json",
+    result = invoke("predict", record["run_id"], str(data / "test"), "--top", "3", "--json",
                      "--runs-dir", str(runs))  # fmt: skip
     assert result.exit_code == 0, result.output
     scores, _, ids = ResultStore(runs).load_scores(record["run_id"])

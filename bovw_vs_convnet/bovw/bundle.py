@@ -19,32 +19,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from sklearn.decomposition import PCA
-from sklearn.kernel_approximation import AdditiveChi2Sampler, Nystroem
 from sklearn.mixture import GaussianMixture
-from sklearn.svm import SVC, LinearSVC
 
 from bovw_vs_convnet.bovw.config import BovwConfig
 from bovw_vs_convnet.bovw.encoding import SpatialPyramidEncoder
 from bovw_vs_convnet.bovw.pipeline import BovwPipeline
 from bovw_vs_convnet.config import build_config
 from bovw_vs_convnet.estimator_state import fitted_files, restore_fitted
-from bovw_vs_convnet.kernel_svm import KernelSvm
-from bovw_vs_convnet.kernels import KernelFeatureMap
-from bovw_vs_convnet.linear_svm import PrimalLinearSvm
+from bovw_vs_convnet.kernel_svm import fitted_classes
 from bovw_vs_convnet.protocol import RunContext
 
-CLASSES = (
-    SpatialPyramidEncoder,
-    PCA,
-    GaussianMixture,
-    KernelSvm,
-    KernelFeatureMap,
-    AdditiveChi2Sampler,
-    Nystroem,
-    SVC,
-    LinearSVC,
-    PrimalLinearSvm,
-)
+CLASSES = (SpatialPyramidEncoder, PCA, GaussianMixture, *fitted_classes())
 FITTED = ("n_classes_", "encoder_", "classifier_")
 
 
@@ -61,7 +46,7 @@ def save_bundle(pipeline: BovwPipeline) -> tuple[dict[str, bytes], dict[str, Any
             "vocabulary_size": int(encoder.vocabulary_.shape[0]),
             "pca_dim": None if encoder.pca_ is None else int(encoder.pca_.n_components_),
         },
-        "classifier": {"kernel": clf.kernel, "solver": clf.solver_, "C": clf.C_},
+        "classifier": clf.description(),
     }
     return fitted_files(pipeline, FITTED, CLASSES), described
 

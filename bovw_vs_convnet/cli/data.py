@@ -8,7 +8,12 @@ from typing import Any
 
 import click
 
-from bovw_vs_convnet.cli.options import SHORT_CLASSES, data_dir_option, json_option, split_options
+from bovw_vs_convnet.cli.options import (
+    data_dir_option,
+    json_option,
+    protocol_options,
+    split_options,
+)
 
 
 @click.group("data")
@@ -179,24 +184,7 @@ def _verify_glyphs(name: str, data_dir: Path | None) -> None:
     show_default=True,
     help="Held-out test share (datasets without an official test part).",
 )
-@click.option(
-    "--train-per-class",
-    type=click.IntRange(min=1),
-    default=None,
-    help="N training images per class (the per-class protocol).",
-)
-@click.option(
-    "--test-per-class",
-    type=click.IntRange(min=1),
-    default=None,
-    help="At most M test images per class.",
-)
-@click.option(
-    "--short-classes",
-    type=click.Choice(SHORT_CLASSES),
-    default=None,
-    help="A class with fewer than N + M images: refuse, or take-rest.",
-)
+@protocol_options(splits=False)
 @click.option(
     "--split-index",
     type=click.IntRange(min=0),

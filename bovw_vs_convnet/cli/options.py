@@ -114,22 +114,24 @@ ci_option = click.option(
 )
 
 
-def protocol_options(*, several_sizes: bool = False) -> Callable[[F], F]:
-    """The per-class protocol and resampled splits, for ``bvc run`` and ``bvc bench``.
+def protocol_options(*, several_sizes: bool = False, splits: bool = True) -> Callable[[F], F]:
+    """The per-class protocol and resampled splits, for ``bvc run``, ``bench`` and ``data split``.
 
     ``--train-per-class N``, ``--test-per-class M``, ``--short-classes refuse|take-rest``
     and ``--splits K`` (see :func:`bovw_vs_convnet.data.split.make_split`);
-    ``several_sizes``: ``--train-per-class`` repeatable (bench: one row per N).
+    ``several_sizes``: ``--train-per-class`` repeatable (bench: one row per N);
+    ``splits``: False leaves ``--splits`` out (``bvc data split`` shows one split).
     """
 
     def decorate(command: F) -> F:
-        command = click.option(
-            "--splits",
-            type=click.IntRange(min=1),
-            default=None,
-            help="Run K seeded resamplings of the train/test partition (split 0 .. K-1, each "
-            "its own fingerprint); tables show mean ± interval over them. [default: 1]",
-        )(command)
+        if splits:
+            command = click.option(
+                "--splits",
+                type=click.IntRange(min=1),
+                default=None,
+                help="Run K seeded resamplings of the train/test partition (split 0 .. K-1, "
+                "each its own fingerprint); tables show mean ± interval over them. [default: 1]",
+            )(command)
         command = click.option(
             "--short-classes",
             type=click.Choice(SHORT_CLASSES),

@@ -34,6 +34,7 @@ import tarfile
 import tempfile
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -62,22 +63,22 @@ def _folders(manifest: Manifest, data_dir: str | Path | None) -> list[Path]:
     return list(dict.fromkeys(out))
 
 
+def _first(
+    manifest: Manifest, data_dir: str | Path | None, param: str, found: Callable[[Path], bool]
+) -> Path | None:
+    """``<folder>/<params.PARAM>`` in the first folder where it is ``found``, else None."""
+    name = _param(manifest, param)
+    return next((f / name for f in _folders(manifest, data_dir) if found(f / name)), None)
+
+
 def find_tree(manifest: Manifest, data_dir: str | Path | None = None) -> Path | None:
     """The extracted tree (``<folder>/<params.tree>/``), or None when there is none."""
-    name = _param(manifest, "tree")
-    for folder in _folders(manifest, data_dir):
-        if (folder / name).is_dir():
-            return folder / name
-    return None
+    return _first(manifest, data_dir, "tree", Path.is_dir)
 
 
 def find_archive(manifest: Manifest, data_dir: str | Path | None = None) -> Path | None:
     """The archive file (``<folder>/<params.archive>``), or None when there is none."""
-    name = _param(manifest, "archive")
-    for folder in _folders(manifest, data_dir):
-        if (folder / name).is_file():
-            return folder / name
-    return None
+    return _first(manifest, data_dir, "archive", Path.is_file)
 
 
 def _digests(path: Path) -> dict[str, str]:

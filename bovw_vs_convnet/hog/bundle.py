@@ -14,33 +14,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sklearn.kernel_approximation import AdditiveChi2Sampler, Nystroem
-from sklearn.svm import SVC, LinearSVC
-
 from bovw_vs_convnet.config import build_config
 from bovw_vs_convnet.estimator_state import fitted_files, restore_fitted
 from bovw_vs_convnet.hog.config import HogConfig
 from bovw_vs_convnet.hog.pipeline import HogPipeline
-from bovw_vs_convnet.kernel_svm import KernelSvm
-from bovw_vs_convnet.kernels import KernelFeatureMap
-from bovw_vs_convnet.linear_svm import PrimalLinearSvm
+from bovw_vs_convnet.kernel_svm import fitted_classes
 from bovw_vs_convnet.protocol import RunContext
 
-CLASSES = (
-    KernelSvm,
-    KernelFeatureMap,
-    AdditiveChi2Sampler,
-    Nystroem,
-    SVC,
-    LinearSVC,
-    PrimalLinearSvm,
-)
+CLASSES = fitted_classes()
 FITTED = ("cell_", "classifier_")
 
 
 def save_bundle(pipeline: HogPipeline) -> tuple[dict[str, bytes], dict[str, Any]]:
     """The files of the fitted ``pipeline``'s bundle and what its manifest says of it."""
-    cfg, clf = pipeline.config, pipeline.classifier_
+    cfg = pipeline.config
     described = {
         "preprocessing": {
             "cell": pipeline.cell_,
@@ -49,7 +36,7 @@ def save_bundle(pipeline: HogPipeline) -> tuple[dict[str, bytes], dict[str, Any]
             "block_norm": cfg.block_norm,
             "transform_sqrt": cfg.transform_sqrt,
         },
-        "classifier": {"kernel": clf.kernel, "solver": clf.solver_, "C": clf.C_},
+        "classifier": pipeline.classifier_.description(),
     }
     return fitted_files(pipeline, FITTED, CLASSES), described
 
