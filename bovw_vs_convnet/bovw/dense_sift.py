@@ -27,6 +27,7 @@ upright), and the Gaussian smoothing is ``bin_size / magnif`` as in VLFeat.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -36,6 +37,9 @@ from bovw_vs_convnet.errors import DataError
 SIFT_DIM = 128
 # shorter side (px) from which gradients come from a separable filter, not matrix products
 FILTER_MIN_SIDE = 96
+# pooling axes kept (each ~0.1 MB for a 300-px side, so at most ~65 MB): the sides and bin
+# sizes of a folder of photographs of every size (151 sides × 4 bin sizes for 150–300 px)
+POOL_AXES_CACHED = 640
 
 
 def to_gray(images: np.ndarray) -> np.ndarray:
@@ -216,17 +220,15 @@ class DenseGeometry:
             # derivatives per upscaled pixel, so that contrast does not depend on ``resample``
             self.dy = (_diff_rows(ry) / sy).astype(np.float32)
             self.dx_t = (_diff_rows(rx) / sx).T.astype(np.float32)
-        self.cy = grid_centres(self.h_out, bin_size, step)
-        self.cx = grid_centres(self.w_out, bin_size, step)
         offs = (np.arange(4) - 1.5) * bin_size
-        # spatial-bin centres shared by neighbouring descriptors are pooled once
-        by, iy = np.unique(self.cy[:, None] + offs[None], return_inverse=True)
-        bx, ix = np.unique(self.cx[:, None] + offs[None], return_inverse=True)
-        iy, ix = iy.reshape(len(self.cy), 4), ix.reshape(len(self.cx), 4)
+        # per axis (cached: images of many sizes share their sides): grid centres, the
+        # spatial-bin centres shared by neighbouring descriptors (pooled once), each
+        # descriptor's 4 bins among them, and the pooling matrix
+        self.cy, by, iy, self.py = _pool_axis(self.h_out, ha, bin_size, step)
+        self.cx, bx, ix, py_x = _pool_axis(self.w_out, wa, bin_size, step)
+        self.px_t = py_x.T  # (Wa, Ux), laid out as before (Fortran order)
         # flat index into the (Uy * Ux) pooled map, in descriptor order (ny, nx, 4y, 4x)
         self.flat = (iy[:, None, :, None] * len(bx) + ix[None, :, None, :]).astype(np.intp)
-        self.py = _tri_matrix(ha, (by + 0.5) / sy - 0.5, bin_size / sy).astype(np.float32)
-        self.px_t = _tri_matrix(wa, (bx + 0.5) / sx - 0.5, bin_size / sx).T.astype(np.float32)
         # VLFeat's "fast" window: flat inside a bin, Gaussian weight of the bin centre
         g = np.exp(-0.5 * (offs / (window * bin_size)) ** 2)
         self.bin_weight = np.outer(g, g).astype(np.float32)  # (4y, 4x)
@@ -243,6 +245,26 @@ class DenseGeometry:
         ).astype(np.float32)
         self.n_desc = len(self.cy) * len(self.cx)
         self.bin_size = bin_size
+
+
+@functools.lru_cache(maxsize=POOL_AXES_CACHED)
+def _pool_axis(
+    n_out: int, n_a: int, bin_size: int, step: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One axis of a :class:`DenseGeometry`: descriptor centres (px of the upscaled side
+    ``n_out``), the distinct spatial-bin centres, each descriptor's 4 bins among them
+    (int (n, 4)) and the float32 (U, n_a) pooling matrix on the ``n_a`` analysed pixels.
+    Read-only: shared by every geometry with this side.
+    """
+    s = n_out / n_a
+    centres = grid_centres(n_out, bin_size, step)
+    offs = (np.arange(4) - 1.5) * bin_size
+    bins, inverse = np.unique(centres[:, None] + offs[None], return_inverse=True)
+    pool = _tri_matrix(n_a, (bins + 0.5) / s - 0.5, bin_size / s).astype(np.float32)
+    out = (centres, bins, inverse.reshape(len(centres), 4), pool)
+    for a in out:
+        a.flags.writeable = False
+    return out
 
 
 def _tri_matrix(n: int, centres: np.ndarray, width: float) -> np.ndarray:
