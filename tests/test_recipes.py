@@ -29,10 +29,11 @@ def auto(**overrides: str) -> ConvNetConfig:
 @pytest.mark.parametrize(
     ("n_train", "epochs", "reason"),
     [
-        (54_000, 15, "minimum for 54000 images"),  # Fashion-MNIST: 422 steps an epoch
-        (23_000, 28, "step budget"),  # the glyph folders: 180 steps an epoch
+        (54_000, 24, "minimum for 54000 images"),  # Fashion-MNIST: 422 steps an epoch
+        (21_514, 37, "minimum for 21514 images"),  # the glyph sets: 169 steps an epoch
+        (10_000, 64, "step budget"),  # 79 steps an epoch: 64 x 79 >= 5 000
         (1_000, 100, "capped at 100"),  # 8 steps an epoch
-        (500_000, 5, "minimum for 500000 images"),  # 3907 steps an epoch
+        (500_000, 8, "minimum for 500000 images"),  # 3907 steps an epoch
     ],
 )
 def test_the_length_comes_from_the_step_budget_or_the_sizes_minimum(
@@ -62,10 +63,10 @@ def test_the_augmentation_is_chosen_from_the_data(shape: DataShape, augment: lis
 def test_the_auto_recipe_fills_in_every_auto_and_says_why() -> None:
     resolved, record = choose_recipe(auto(), DataShape(54_000, (28, 28), 1, mirror_ok=True))
     assert (resolved.epochs, resolved.schedule, resolved.label_smoothing, resolved.patience) == (
-        15, "warmup-cosine", 0.1, 5,
+        24, "warmup-cosine", 0.1, 6,
     )  # fmt: skip
     assert resolved.tta_flip == "auto"  # mirroring allowed: the validation error decides
-    assert record["steps_per_epoch"] == 422 and record["planned_steps"] == 15 * 422
+    assert record["steps_per_epoch"] == 422 and record["planned_steps"] == 24 * 422
     assert set(record["why"]) == {
         "epochs", "schedule", "label_smoothing", "augment", "patience", "tta_flip",
     }  # fmt: skip
@@ -226,3 +227,19 @@ def test_colour_jitter_changes_rgb_batches_within_their_range_and_repeats_by_see
     assert a.min() >= 0 and (a.amax(dim=(1, 2, 3)) <= x.amax(dim=(1, 2, 3)) + 1e-4).all()
     gray = torch.rand(4, 1, 6, 6) * 255  # one channel: jitter leaves it alone
     assert torch.equal(jitter(gray.clone(), torch.Generator().manual_seed(1)), gray)
+
+
+def test_the_crossover_auto_suite_is_the_crossover_with_lenet5_on_its_default_recipe() -> None:
+    from bovw_vs_convnet.harness.suite import load_suite
+
+    fixed, auto_suite = load_suite("crossover"), load_suite("crossover-auto")
+    bovw = [e for e in fixed.entries if e.pipeline == "bovw"]
+    assert [e for e in auto_suite.entries if e.pipeline == "bovw"] == bovw  # stored runs reused
+    (lenet,) = [e for e in auto_suite.entries if e.pipeline == "convnet"]
+    assert lenet.overrides == (("model", "lenet5"),)  # no recipe, epochs or batch: all auto
+    sizes = sorted(
+        (s for e in fixed.entries if e.pipeline == "convnet" for s in e.train_sizes),
+        key=lambda s: s or 10**9,
+    )
+    assert list(lenet.train_sizes) == sizes == [100, 300, 1000, 3000, 10000, None]
+    assert all(("recipe", "fixed") in e.overrides for e in fixed.entries if e.pipeline == "convnet")
