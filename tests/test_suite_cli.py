@@ -29,7 +29,9 @@ def test_list_shows_the_built_in_suites() -> None:
     result = CliRunner().invoke(main, ["bench", "--list"])
     assert result.exit_code == 0
     names = [line.split()[0] for line in result.output.splitlines()]
-    assert names == ["alexnet-ablation", "crossover", "fashion-mnist", "glyphs", "quick"]
+    assert names == [
+        "alexnet-ablation", "crossover-auto", "crossover", "fashion-mnist", "glyphs", "quick",
+    ]  # fmt: skip
 
 
 def test_unknown_suite_is_a_one_line_usage_error() -> None:
