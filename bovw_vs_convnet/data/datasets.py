@@ -112,8 +112,10 @@ def load_imagefolder(
 ) -> Dataset:
     """An ImageFolder tree as a Dataset (see :mod:`bovw_vs_convnet.data.imagefolder`).
 
-    ``image_size`` and ``channels`` default to the median size and to grayscale only
-    when every image is; ``name`` defaults to ``imagefolder:<absolute path>``.
+    ``image_size`` and ``channels`` default to the common frame of a folder's images (its
+    one size, or for images of mixed sizes the median shorter side, each image kept at its
+    aspect and centre-cropped: :func:`~bovw_vs_convnet.data.imagefolder.load_tree`) and to
+    grayscale only when every image is; ``name`` defaults to ``imagefolder:<absolute path>``.
     ``max_pixels``: the largest image accepted (None: ``$BVC_MAX_PIXELS``, else 40
     megapixels; 0: no limit); every header is read, and a larger image is a DataError.
     ``mirror_ok`` (may training mirror the images?) defaults to true, as for photographs;
@@ -258,8 +260,9 @@ def load_dataset(
         name_or_path: a manifest name, a folder path, or ``imagefolder:<path>``.
         data_dir: where to look for downloaded files (default ``$BVC_DATA_DIR``,
             then ``./data``; system folders named by the manifest come after).
-        image_size: (height, width) every image of an ImageFolder is resized to
-            (default: the median size). Refused for manifest datasets, whose size is fixed.
+        image_size: (height, width) of an ImageFolder's common frame (default: its one
+            size, or the median shorter side of images of mixed sizes, cropped at aspect).
+            Refused for manifest datasets, whose size is fixed.
         lazy: an ImageFolder path's (or a Caltech tree's) images read from their files on
             demand (True), into memory (False) or by the folder's size (None); other
             datasets ignore it.
