@@ -5,7 +5,8 @@ auto recipe (schedule, label smoothing, augmentation from the data) but a fixed,
 number of epochs, so that the grid finishes on a shared CPU; a cell is scored by its
 **validation** error (mean over the seeds: what the defaults may be chosen by), its
 test error is shown beside it. Runs go to ``--runs-dir`` (stored runs are reused). The
-winners per model are the lowest mean validation error over all datasets swept; they
+winners per model are the lowest mean validation error over all datasets swept (a
+cell whose training diverged counts as 100 % error and is printed as such); they
 are what ``ConvNetConfig.AUTO_PRESETS`` should name (``benchmarks/RESULTS-convnet.md``).
 
     BVC_DATA_DIR=/usr/share/datasets PYTHONPATH=. .venv/bin/python benchmarks/sweep_recipes.py \\
@@ -22,6 +23,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from bovw_vs_convnet.errors import RunFailed
 from bovw_vs_convnet.harness.run import run_pipeline
 
 GRID: dict[str, tuple[float, ...]] = {
@@ -69,15 +71,20 @@ def main() -> None:
                             "model": model, "optimizer": opt, "lr": lr, "epochs": epochs,
                             "weight_decay": WEIGHT_DECAY[opt], "threads": args.threads,
                         }  # fmt: skip
-                        rec = run_pipeline(
-                            "convnet", dataset, overrides=overrides, seed=seed,
-                            train_size=size, runs_dir=args.runs_dir, progress=False,
-                            skip_existing=True,
-                        )  # fmt: skip
+                        name = f"{model} {text} {opt} lr={lr:g} seed={seed}"
+                        try:
+                            rec = run_pipeline(
+                                "convnet", dataset, overrides=overrides, seed=seed,
+                                train_size=size, runs_dir=args.runs_dir, progress=False,
+                                skip_existing=True,
+                            )  # fmt: skip
+                        except RunFailed as exc:  # e.g. a loss that went to nan
+                            cells[(model, text, opt, lr)].append((1.0, 1.0))
+                            print(f"{name}: failed ({exc})", flush=True)
+                            continue
                         cells[(model, text, opt, lr)].append((best_val(rec), rec["top1_err"]))
                         print(
-                            f"{model} {text} {opt} lr={lr:g} seed={seed}: val "
-                            f"{best_val(rec):.2%} test {rec['top1_err']:.2%}",
+                            f"{name}: val {best_val(rec):.2%} test {rec['top1_err']:.2%}",
                             flush=True,
                         )
     wall = time.perf_counter() - t0
