@@ -25,6 +25,7 @@ from bovw_vs_convnet.data.imagefolder import EXTENSIONS, read_headers
 from bovw_vs_convnet.data.imageset import ImageSet, LazyImages
 from bovw_vs_convnet.errors import DataError
 from bovw_vs_convnet.harness.bundle import Bundle
+from bovw_vs_convnet.harness.metrics import ranked_classes
 
 CHUNK = 256  # images scored at once: memory stays that of one chunk, whatever the folder
 
@@ -113,8 +114,7 @@ def top_k(
     scores: np.ndarray, class_names: Sequence[str], k: int
 ) -> list[list[tuple[int, str, float]]]:
     """Each row's ``k`` best (label, name, score), best first; ties keep the lower label."""
-    k = max(1, min(k, scores.shape[1]))
-    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    order = ranked_classes(scores, k)  # the metrics' own ranking: ties and NaN alike
     return [
         [(int(c), str(class_names[c]), float(row[c])) for c in idx]
         for row, idx in zip(scores, order, strict=True)
