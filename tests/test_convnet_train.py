@@ -83,7 +83,7 @@ def test_one_optimiser_step_lowers_the_loss() -> None:
     model = create_model("lenet5", num_classes=4, in_channels=1)
     x = torch.randn(16, 1, 32, 32)  # (B, C, H, W)
     y = torch.arange(16) % 4
-    opt = build_optimizer(model, config(lr="0.05"), torch.device("cpu"))
+    opt = build_optimizer(model, config(optimizer="sgd", lr="0.05"), torch.device("cpu"))
     before = F.cross_entropy(model(x), y)
     opt.zero_grad()
     before.backward()
@@ -244,7 +244,7 @@ def test_each_model_gets_its_fixed_recipe_when_no_preset_is_named(
 @pytest.mark.parametrize(
     ("model", "optimizer", "weight_decay", "augment"),
     [
-        ("lenet5", "sgd", 5e-4, ("auto",)),
+        ("lenet5", "adamw", 5e-2, ("auto",)),
         ("lenet5-1998", "adamw", 0.0, ("flip",)),  # underfits with shifts
         ("alexnet-small", "adamw", 5e-2, ("auto",)),
         ("alexnet-small-no-fc7", "adamw", 5e-2, ("auto",)),

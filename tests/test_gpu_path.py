@@ -87,7 +87,9 @@ def test_config_key_tells_a_cpu_fp32_run_from_a_cuda_bf16_one(
 
 @pytest.mark.parametrize("amp", ["auto", "bf16", "off"])
 def test_a_cpu_run_keeps_the_key_it_had_before_keys_named_the_device(amp: str) -> None:
-    cfg = build_config(ConvNetConfig, {"model": "alexnet-small", "amp": amp})
+    # a fixed-recipe run, as were the runs stored before keys named the device (an auto
+    # run's key also names the recipe's revision)
+    cfg = build_config(ConvNetConfig, {"model": "alexnet-small", "amp": amp, "recipe": "fixed"})
     old = config_key(
         "convnet",
         identity_settings(ConvNetConfig, config_to_dict(cfg)),
@@ -340,7 +342,9 @@ def test_a_cpu_run_reports_no_gpu_although_torch_sees_one(
 ) -> None:
     fake_gpus(monkeypatch, (9, 0), names=("Fake H100",))
     record = run_pipeline(
-        "convnet", "digits", overrides={"model": "lenet5", "epochs": 1}, train_size=100,
+        # SGD: AdamW's step asks the faked CUDA for its current stream
+        "convnet", "digits", overrides={"model": "lenet5", "epochs": 1, "optimizer": "sgd"},
+        train_size=100,
         runs_dir=tmp_path, device="cpu", progress=False,
     )  # fmt: skip
     assert (record["device"], record["provenance"]["device"]) == ("cpu", "cpu")

@@ -14,9 +14,10 @@ from bovw_vs_convnet.config import build_config, config_to_dict, identity_settin
 from bovw_vs_convnet.convnet.augment import InputAdapter
 from bovw_vs_convnet.convnet.batches import ResidentBatches
 from bovw_vs_convnet.convnet.config import FIXED_DEFAULTS, ConvNetConfig
+from bovw_vs_convnet.convnet.device import run_identity
 from bovw_vs_convnet.convnet.models import create_model
 from bovw_vs_convnet.convnet.pipeline import build_pipeline
-from bovw_vs_convnet.convnet.recipes import DataShape, choose_epochs, choose_recipe
+from bovw_vs_convnet.convnet.recipes import DataShape, choose_batch, choose_epochs, choose_recipe
 from bovw_vs_convnet.convnet.train import Trainer, build_optimizer, build_scheduler
 from bovw_vs_convnet.data.imageset import ImageSet
 from bovw_vs_convnet.protocol import RunContext
@@ -68,8 +69,9 @@ def test_the_auto_recipe_fills_in_every_auto_and_says_why() -> None:
     assert resolved.tta_flip == "auto"  # mirroring allowed: the validation error decides
     assert record["steps_per_epoch"] == 422 and record["planned_steps"] == 24 * 422
     assert set(record["why"]) == {
-        "epochs", "schedule", "label_smoothing", "augment", "patience", "tta_flip",
+        "batch_size", "epochs", "schedule", "label_smoothing", "augment", "patience", "tta_flip",
     }  # fmt: skip
+    assert (resolved.batch_size, resolved.lr) == (128, 4e-3)  # a large set: lr as given
 
 
 def test_explicit_settings_win_over_the_auto_recipe() -> None:
@@ -77,7 +79,7 @@ def test_explicit_settings_win_over_the_auto_recipe() -> None:
     resolved, record = choose_recipe(cfg, DataShape(54_000, (28, 28), 1, mirror_ok=True))
     assert (resolved.epochs, resolved.augment, resolved.label_smoothing) == (10, ("flip",), 0.0)
     assert resolved.tta_flip is False
-    assert set(record["chosen"]) == {"schedule", "patience"}
+    assert set(record["chosen"]) == {"batch_size", "schedule", "patience"}
 
 
 def test_the_fixed_recipe_is_the_old_defaults_and_keeps_the_old_identity() -> None:
@@ -85,11 +87,42 @@ def test_the_fixed_recipe_is_the_old_defaults_and_keeps_the_old_identity() -> No
     settings = identity_settings(ConvNetConfig, config_to_dict(fixed))
     assert "recipe" not in settings  # as in the runs stored before the setting existed
     assert {k: settings[k] for k in FIXED_DEFAULTS} == {
-        "epochs": 10, "schedule": "onecycle", "label_smoothing": 0.0,
+        "epochs": 10, "batch_size": 128, "schedule": "onecycle", "label_smoothing": 0.0,
         "augment": ["translate", "flip"], "patience": 0, "tta_flip": False,
     }  # fmt: skip
     auto_settings = identity_settings(ConvNetConfig, config_to_dict(auto()))
     assert (auto_settings["recipe"], auto_settings["epochs"]) == ("auto", "auto")
+
+
+@pytest.mark.parametrize(
+    ("n_train", "batch"), [(10, 16), (100, 16), (300, 64), (511, 64), (512, 128), (54_000, 128)]
+)
+def test_a_small_set_gets_a_smaller_batch_that_leaves_four_steps_a_pass(
+    n_train: int, batch: int
+) -> None:
+    assert choose_batch(n_train)[0] == batch
+
+
+@pytest.mark.parametrize(("optimizer", "lr"), [("adamw", 4e-3 / 8**0.5), ("sgd", 4e-3 / 8)])
+def test_the_rate_given_at_batch_128_is_scaled_to_the_smaller_batch(
+    optimizer: str, lr: float
+) -> None:
+    cfg = auto(optimizer=optimizer, lr="0.004")
+    resolved, record = choose_recipe(cfg, DataShape(100, (28, 28), 1, mirror_ok=True))
+    assert resolved.batch_size == 16 and resolved.lr == pytest.approx(lr)  # 16/128: sqrt, linear
+    assert record["steps_per_epoch"] == 7 and record["chosen"]["lr"] == pytest.approx(lr)
+
+
+def test_a_batch_given_keeps_its_rate_on_a_small_set() -> None:
+    resolved, record = choose_recipe(auto(batch_size="32"), DataShape(100, (28, 28), 1, True))
+    assert (resolved.batch_size, resolved.lr) == (32, 4e-3)
+    assert "batch_size" not in record["chosen"] and "lr" not in record["chosen"]
+
+
+def test_an_auto_runs_identity_names_the_recipes_revision_and_a_fixed_ones_does_not() -> None:
+    fixed = build_config(ConvNetConfig, {"model": "lenet5", "recipe": "fixed"})
+    assert run_identity(auto(), "cpu") == {"recipe_version": 2}
+    assert run_identity(fixed, "cpu") == {}
 
 
 def test_warmup_cosine_rises_linearly_then_decays_to_zero() -> None:

@@ -4,7 +4,8 @@
 into a :class:`Runtime`. The harness calls it before a run, for the run's config key
 (through ``ConvNetConfig.RUNTIME_IDENTITY`` and :func:`run_identity`), and the pipeline
 calls it again for the run itself, so the key names what actually runs: a run stored
-on the CPU is not taken for the GPU run of the same settings, nor resumed by it.
+on the CPU is not taken for the GPU run of the same settings, nor resumed by it; nor an
+auto-recipe run of an older revision of the recipe for one of today's.
 
 The GPU is read only through ``torch.cuda`` (``is_available``, ``device_count``,
 ``get_device_capability``, ``get_arch_list``, ``get_device_name``), which tests stub:
@@ -23,7 +24,7 @@ from typing import Any, Literal
 
 import torch
 
-from bovw_vs_convnet.convnet.config import ConvNetConfig
+from bovw_vs_convnet.convnet.config import AUTO, RECIPE_VERSION, ConvNetConfig
 from bovw_vs_convnet.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -208,6 +209,14 @@ def resolve_runtime(device: str | torch.device, amp: str) -> Runtime:
     return Runtime(dev, dtype, reason, capability, gpu)
 
 
-def run_identity(config: ConvNetConfig, device: str) -> dict[str, str]:
-    """The harness's hook (``ConvNetConfig.RUNTIME_IDENTITY``): :meth:`Runtime.identity`."""
-    return resolve_runtime(device, config.amp).identity()
+def run_identity(config: ConvNetConfig, device: str) -> dict[str, Any]:
+    """The harness's hook (``ConvNetConfig.RUNTIME_IDENTITY``): :meth:`Runtime.identity`.
+
+    An auto-recipe run also names the recipe's revision (``recipe_version``,
+    :data:`~bovw_vs_convnet.convnet.config.RECIPE_VERSION`): its settings say
+    ``epochs=auto``, and what that trains changes with the rules.
+    """
+    identity: dict[str, Any] = dict(resolve_runtime(device, config.amp).identity())
+    if config.recipe == AUTO:
+        identity["recipe_version"] = RECIPE_VERSION
+    return identity

@@ -12,6 +12,13 @@ sizes alone. Example::
 
 The rules:
 
+- **Batch**: 128 images a step, or, for a set of under 512 images, the largest power
+  of two (at least 16) that leaves 4 steps a pass. The learning rate given (by the
+  model's preset or ``--set lr``) is the rate at batch 128 and is scaled to the smaller
+  batch: by its square root for AdamW, linearly for SGD (Krizhevsky 2014; Goyal et al.
+  2017; timm's ``--lr-base``). On 100 Fashion-MNIST images lenet5 at batch 16 erred
+  34.8 % against 44.4 % at 128 (3 seeds), on 300 at batch 64 25.9 % against 27.8 %; on
+  1 000 a smaller batch was worse (``benchmarks/RESULTS-convnet.md``, "Default recipes").
 - **Length**: a budget of optimiser steps (:data:`STEP_BUDGET`) and a minimum of epochs
   that grows as the set shrinks (:func:`min_epochs`: ``24 * sqrt(50 000 / n)``, from 3
   to 100), whichever is longer, at most :data:`MAX_EPOCHS`. Small sets need many
@@ -42,12 +49,17 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from bovw_vs_convnet.convnet.config import AUTO, ConvNetConfig
+from bovw_vs_convnet.convnet.config import AUTO, RECIPE_VERSION, ConvNetConfig
 
 STEP_BUDGET = 5_000  # optimiser steps a run aims for
 REFERENCE_SIZE = 50_000  # training images at which the minimum is REFERENCE_EPOCHS
 REFERENCE_EPOCHS = 24  # 15 before: Fashion-MNIST still improving at its 15th epoch
 MIN_EPOCHS_FLOOR, MIN_EPOCHS_CEILING = 3, 100
+REFERENCE_BATCH = 128  # batch_size=auto: the batch of a large set, at which lr is given
+# batch_size=auto on a small set (lenet5, Fashion-MNIST, 3 seeds; RESULTS-convnet.md): at
+# 100 images batch 16 erred 34.8 % against 44.4 % at 128, at 300 batch 64 25.9 % against
+# 27.8 %; at 1 000, batch 32 was worse (20.1 % against 18.9 %)
+MIN_BATCH, MIN_STEPS_PER_EPOCH = 16, 4
 MAX_EPOCHS = 100  # the same as the ceiling of the minimum: digits-sized sets stop here
 LABEL_SMOOTHING = 0.1
 SMALL_IMAGE = (16, 64)  # sides (px) at which translation is used: at least, at most
@@ -72,6 +84,26 @@ def min_epochs(n_train: int) -> int:
 def steps_per_epoch(n_train: int, batch_size: int) -> int:
     """Optimiser steps in one pass (the last batch may be short)."""
     return max(1, -(-n_train // batch_size))
+
+
+def choose_batch(n_train: int) -> tuple[int, str]:
+    """The batch for ``n_train`` images: 128, or fewer to leave 16 steps a pass; with why."""
+    if n_train >= REFERENCE_BATCH * MIN_STEPS_PER_EPOCH:
+        return REFERENCE_BATCH, f"{REFERENCE_BATCH} images a step"
+    fits = max(n_train, 1) / MIN_STEPS_PER_EPOCH
+    batch = max(MIN_BATCH, 2 ** math.floor(math.log2(fits))) if fits >= 1 else MIN_BATCH
+    return batch, (
+        f"small set ({n_train} images): {batch} images a step for at least "
+        f"{MIN_STEPS_PER_EPOCH} steps a pass (at least {MIN_BATCH})"
+    )
+
+
+def scale_lr(lr: float, batch: int, optimizer: str) -> tuple[float, str]:
+    """``lr``, the rate at batch 128, for ``batch``: square-root rule (AdamW), linear (SGD)."""
+    ratio = batch / REFERENCE_BATCH
+    if optimizer == "adamw":
+        return lr * math.sqrt(ratio), f"{lr:g} at batch {REFERENCE_BATCH}, x sqrt({ratio:g})"
+    return lr * ratio, f"{lr:g} at batch {REFERENCE_BATCH}, x {ratio:g}"
 
 
 def choose_epochs(n_train: int, batch_size: int) -> tuple[int, str]:
@@ -121,8 +153,14 @@ def choose_recipe(cfg: ConvNetConfig, data: DataShape) -> tuple[ConvNetConfig, d
     """
     changes: dict[str, Any] = {}
     why: dict[str, str] = {}
+    batch = cfg.batch_size
+    if batch == AUTO:
+        batch, why["batch_size"] = choose_batch(data.n_train)
+        changes["batch_size"] = batch
+        if batch != REFERENCE_BATCH and cfg.lr != AUTO:  # the finder measures its own
+            changes["lr"], why["lr"] = scale_lr(float(cfg.lr), batch, cfg.optimizer)
     if cfg.epochs == AUTO:
-        changes["epochs"], why["epochs"] = choose_epochs(data.n_train, cfg.batch_size)
+        changes["epochs"], why["epochs"] = choose_epochs(data.n_train, batch)
     if cfg.schedule == AUTO:
         changes["schedule"] = "warmup-cosine"
         why["schedule"] = f"linear warm-up ({cfg.warmup_fraction:.0%} of steps), cosine decay"
@@ -145,9 +183,10 @@ def choose_recipe(cfg: ConvNetConfig, data: DataShape) -> tuple[ConvNetConfig, d
     elif cfg.tta_flip == AUTO:
         why["tta_flip"] = "mirroring allowed: kept if it does not raise the validation error"
     resolved = dataclasses.replace(cfg, **changes) if changes else cfg
-    spe = steps_per_epoch(data.n_train, cfg.batch_size)
+    spe = steps_per_epoch(data.n_train, int(batch))
     record = {
         "recipe": cfg.recipe,
+        "version": RECIPE_VERSION if cfg.recipe == AUTO else None,
         "chosen": {k: list(v) if isinstance(v, tuple) else v for k, v in changes.items()},
         "why": why,
         "steps_per_epoch": spe,
