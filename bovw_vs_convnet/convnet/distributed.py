@@ -153,6 +153,6 @@ def wrap(trainer: Trainer, train: Any) -> dict[str, Any]:
     trainer.forward = torch.compile(ddp) if trainer.compiled else ddp
     return {
         "world_size": size,
-        "global_batch_size": trainer.cfg.batch_size * size,
+        "global_batch_size": trainer.batch_size * size,
         "backend": dist.get_backend(),
     }

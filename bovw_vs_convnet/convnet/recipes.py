@@ -160,7 +160,7 @@ def choose_recipe(cfg: ConvNetConfig, data: DataShape) -> tuple[ConvNetConfig, d
         if batch != REFERENCE_BATCH and cfg.lr != AUTO:  # the finder measures its own
             changes["lr"], why["lr"] = scale_lr(float(cfg.lr), batch, cfg.optimizer)
     if cfg.epochs == AUTO:
-        changes["epochs"], why["epochs"] = choose_epochs(data.n_train, batch)
+        changes["epochs"], why["epochs"] = choose_epochs(data.n_train, int(batch))
     if cfg.schedule == AUTO:
         changes["schedule"] = "warmup-cosine"
         why["schedule"] = f"linear warm-up ({cfg.warmup_fraction:.0%} of steps), cosine decay"

@@ -118,7 +118,7 @@ def chosen(value: float | str, name: str) -> float:
 
 def _unresolved(cfg: ConvNetConfig) -> bool:
     """Whether a setting the recipe chooses is still "auto" (``tta_flip`` is the pipeline's)."""
-    names = ("epochs", "schedule", "label_smoothing", "patience")
+    names = ("epochs", "batch_size", "schedule", "label_smoothing", "patience")
     return any(getattr(cfg, n) == "auto" for n in names) or cfg.augment == ("auto",)
 
 
@@ -281,13 +281,18 @@ class Trainer:
     def _aug_generator(self, epoch: int) -> torch.Generator:
         return torch.Generator(device=self.device).manual_seed(epoch_seed(self.seed, epoch, 1))
 
+    @property
+    def batch_size(self) -> int:
+        """Images per optimiser step (the recipe has chosen it: the constructor checks)."""
+        return int(chosen(self.cfg.batch_size, "batch_size"))
+
     def _drop_last(self, source: BatchSource) -> bool:
         # Compiled graphs are specialised to the batch shape; a short last batch would recompile.
-        return self.cfg.compile and len(source) > self.cfg.batch_size
+        return self.cfg.compile and len(source) > self.batch_size
 
     def setup(self, source: BatchSource) -> None:
         """Create the optimiser and schedule for ``source``'s number of batches per epoch."""
-        steps = source.n_batches(self.cfg.batch_size, self._drop_last(source))
+        steps = source.n_batches(self.batch_size, self._drop_last(source))
         self.optimizer = build_optimizer(self.model, self.cfg, self.device)
         self.scheduler = build_scheduler(self.optimizer, self.cfg, steps)
 
@@ -310,9 +315,7 @@ class Trainer:
         )
         gen = self._aug_generator(-1)
         self.model.train()
-        for i, (xb, yb) in enumerate(
-            source.batches(self.cfg.batch_size, self._generator(-1, 0), True)
-        ):
+        for i, (xb, yb) in enumerate(source.batches(self.batch_size, self._generator(-1, 0), True)):
             if i >= steps:
                 break
             self._step(xb, yb, gen)
@@ -350,7 +353,7 @@ class Trainer:
         self.model.train()
         torch.manual_seed(epoch_seed(self.seed, -2, 2))
         while i < steps:
-            batches = source.batches(self.cfg.batch_size, self._generator(-2, i), True)
+            batches = source.batches(self.batch_size, self._generator(-2, i), True)
             n_before = i
             for xb, yb in batches:
                 lr = start * ratio**i
@@ -387,13 +390,13 @@ class Trainer:
         torch.manual_seed(epoch_seed(self.seed, epoch, 2))  # dropout draws
         order_gen, aug_gen = self._generator(epoch, 0), self._aug_generator(epoch)
         drop_last = self._drop_last(source)
-        n_batches = source.n_batches(self.cfg.batch_size, drop_last)
+        n_batches = source.n_batches(self.batch_size, drop_last)
         self.model.train()
         total = torch.zeros((), device=self.device)
         seen, t0 = 0, time.perf_counter()
         desc = f"epoch {epoch}/{self.cfg.epochs}"
         with Progress(n_batches, desc, mode=self.progress, unit="batch") as bar:
-            batches = source.batches(self.cfg.batch_size, order_gen, drop_last)
+            batches = source.batches(self.batch_size, order_gen, drop_last)
             for i, (xb, yb) in enumerate(batches):
                 loss = self._step(xb, yb, aug_gen)
                 total += loss * len(yb)
