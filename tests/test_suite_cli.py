@@ -30,7 +30,8 @@ def test_list_shows_the_built_in_suites() -> None:
     assert result.exit_code == 0
     names = [line.split()[0] for line in result.output.splitlines()]
     assert names == [
-        "alexnet-ablation", "crossover-auto", "crossover", "fashion-mnist", "glyphs", "quick",
+        "alexnet-ablation-glyphs", "alexnet-ablation", "crossover-auto", "crossover-glyphs",
+        "crossover", "fashion-mnist", "glyphs", "quick",
     ]  # fmt: skip
 
 
