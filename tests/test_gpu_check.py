@@ -136,3 +136,28 @@ def test_the_dry_run_on_the_cpu_returns_every_figure_in_at_most_8_files(tmp_path
         "gpu_check.json", "gpu_check.log", "learning_curves.png", "summary.md", "throughput.png",
     ]  # fmt: skip
     assert (tmp_path / "scratch" / "runs" / "results.sqlite").exists()  # outside $OUT
+
+
+@pytest.mark.slow
+def test_the_glyphs_script_dry_run_scores_both_alexnets_into_four_files(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    env = {
+        **os.environ, "GPU_GLYPHS_DRY": "1", "GPU_GLYPHS_DATASET": "digits", "OUT": str(out),
+        "GPU_GLYPHS_SCRATCH": str(tmp_path / "scratch"), "PYTHON": sys.executable,
+    }  # fmt: skip
+    script = ROOT / "benchmarks" / "gpu_glyphs.sh"
+    subprocess.run(["bash", str(script)], cwd=ROOT, env=env, check=True, timeout=600)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "alexnet-2012.json", "alexnet-2012.log", "alexnet-torchvision.json",
+        "alexnet-torchvision.log",
+    ]  # fmt: skip
+    records = {
+        n: json.loads((out / f"{n}.json").read_text())
+        for n in ("alexnet-2012", "alexnet-torchvision")
+    }
+    assert {n: (r["status"], r["model"], r["n_train"]) for n, r in records.items()} == {
+        "alexnet-2012": ("ok", "alexnet-2012", 62),
+        "alexnet-torchvision": ("ok", "alexnet", 62),  # --train-size: the training part
+    }
+    assert records["alexnet-2012"]["config"]["init"] == "kaiming"
+    assert (tmp_path / "scratch" / "runs" / "results.sqlite").exists()  # outside $OUT
