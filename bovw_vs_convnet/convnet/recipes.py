@@ -87,7 +87,7 @@ def steps_per_epoch(n_train: int, batch_size: int) -> int:
 
 
 def choose_batch(n_train: int) -> tuple[int, str]:
-    """The batch for ``n_train`` images: 128, or fewer to leave 16 steps a pass; with why."""
+    """The batch for ``n_train`` images: 128, or fewer to leave 4 steps a pass; with why."""
     if n_train >= REFERENCE_BATCH * MIN_STEPS_PER_EPOCH:
         return REFERENCE_BATCH, f"{REFERENCE_BATCH} images a step"
     fits = max(n_train, 1) / MIN_STEPS_PER_EPOCH
