@@ -90,8 +90,7 @@ def choose_batch(n_train: int) -> tuple[int, str]:
     """The batch for ``n_train`` images: 128, or fewer to leave 4 steps a pass; with why."""
     if n_train >= REFERENCE_BATCH * MIN_STEPS_PER_EPOCH:
         return REFERENCE_BATCH, f"{REFERENCE_BATCH} images a step"
-    fits = max(n_train, 1) / MIN_STEPS_PER_EPOCH
-    batch = max(MIN_BATCH, 2 ** math.floor(math.log2(fits))) if fits >= 1 else MIN_BATCH
+    batch = max(MIN_BATCH, 2 ** math.floor(math.log2(max(n_train, 1) / MIN_STEPS_PER_EPOCH)))
     return batch, (
         f"small set ({n_train} images): {batch} images a step for at least "
         f"{MIN_STEPS_PER_EPOCH} steps a pass (at least {MIN_BATCH})"
