@@ -24,7 +24,7 @@ import numpy as np
 
 from bovw_vs_convnet.bovw.pipeline import BovwConfig, encode_images, learn_encoder
 from bovw_vs_convnet.config import build_config
-from bovw_vs_convnet.kernel_svm import KernelSvm
+from bovw_vs_convnet.estimators.kernel_svm import KernelSvm
 
 
 def main() -> None:

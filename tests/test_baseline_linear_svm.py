@@ -7,7 +7,7 @@ import pytest
 from sklearn.svm import LinearSVC
 
 from bovw_vs_convnet.errors import ConfigError
-from bovw_vs_convnet.linear_svm import PrimalLinearSvm
+from bovw_vs_convnet.estimators.linear_svm import PrimalLinearSvm
 
 
 def _blobs(n: int = 300, d: int = 5, k: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from bovw_vs_convnet.kernel_svm import KernelSvm
-from bovw_vs_convnet.kernels import KernelFeatureMap, chi2_kernel, intersection_kernel
+from bovw_vs_convnet.estimators.kernel_svm import KernelSvm
+from bovw_vs_convnet.estimators.kernels import KernelFeatureMap, chi2_kernel, intersection_kernel
 
 
 def test_chi2_kernel_matches_hand_computation() -> None:

@@ -14,10 +14,10 @@ from skimage.feature import hog
 from bovw_vs_convnet.cli import main
 from bovw_vs_convnet.config import build_config
 from bovw_vs_convnet.errors import DataError
+from bovw_vs_convnet.estimators.kernel_svm import KernelSvm
 from bovw_vs_convnet.harness.run import run_pipeline
 from bovw_vs_convnet.hog.config import HogConfig, auto_cell
 from bovw_vs_convnet.hog.features import hog_features, hog_length
-from bovw_vs_convnet.kernel_svm import KernelSvm
 
 
 def _edge_image() -> np.ndarray:

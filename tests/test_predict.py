@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from bundle_runs import RUNS, Plant, invoke, one_line, stored_runs
 
-from bovw_vs_convnet.estimator_state import StateError, decode, encode, state_files
+from bovw_vs_convnet.estimators.estimator_state import StateError, decode, encode, state_files
 from bovw_vs_convnet.harness.bundle import BUNDLE_DIR, files_digest, sha256_bytes
 from bovw_vs_convnet.harness.record import RunRecord
 from bovw_vs_convnet.harness.run import run_pipeline
@@ -152,10 +152,10 @@ def test_a_state_naming_a_class_it_may_not_hold_is_refused() -> None:
 
 def test_a_state_naming_the_svm_where_bovw_kept_it_reads_as_the_shared_kernel_svm() -> None:
     """Bundles written before KernelSvm moved below the pipelines name its old module."""
-    from bovw_vs_convnet.estimator_state import read_state
+    from bovw_vs_convnet.estimators.estimator_state import read_state
+    from bovw_vs_convnet.estimators.kernel_svm import KernelSvm
+    from bovw_vs_convnet.estimators.kernels import KernelFeatureMap
     from bovw_vs_convnet.hog.bundle import CLASSES
-    from bovw_vs_convnet.kernel_svm import KernelSvm
-    from bovw_vs_convnet.kernels import KernelFeatureMap
 
     rng = np.random.default_rng(0)
     y = np.arange(30) % 3
@@ -163,12 +163,12 @@ def test_a_state_naming_the_svm_where_bovw_kept_it_reads_as_the_shared_kernel_sv
     svm = KernelSvm(solver="map", linear_solver="lbfgs", C=1.0).fit(x, y)
     files = state_files({"classifier_": svm}, CLASSES)
     text = files["model.json"].decode()
-    assert '"bovw_vs_convnet.kernel_svm:KernelSvm"' in text
-    assert '"bovw_vs_convnet.kernels:KernelFeatureMap"' in text
+    assert '"bovw_vs_convnet.estimators.kernel_svm:KernelSvm"' in text
+    assert '"bovw_vs_convnet.estimators.kernels:KernelFeatureMap"' in text
     assert '"primal_"' not in text  # SKIP names the class where it is now
-    old = text.replace("bovw_vs_convnet.kernel_svm:", "bovw_vs_convnet.bovw.classifier:").replace(
-        "bovw_vs_convnet.kernels:", "bovw_vs_convnet.bovw.kernels:"
-    )
+    old = text.replace(
+        "bovw_vs_convnet.estimators.kernel_svm:", "bovw_vs_convnet.bovw.classifier:"
+    ).replace("bovw_vs_convnet.estimators.kernels:", "bovw_vs_convnet.bovw.kernels:")
     back = read_state({**files, "model.json": old.encode()}, CLASSES)["classifier_"]
     assert type(back) is KernelSvm and type(back.map_) is KernelFeatureMap
     np.testing.assert_array_equal(back.decision_function(x), svm.decision_function(x))
@@ -177,7 +177,7 @@ def test_a_state_naming_the_svm_where_bovw_kept_it_reads_as_the_shared_kernel_sv
 def test_every_class_skip_and_renamed_name_is_one_a_bundle_admits() -> None:
     from bovw_vs_convnet.baseline import bundle as baseline_bundle
     from bovw_vs_convnet.bovw import bundle as bovw_bundle
-    from bovw_vs_convnet.estimator_state import RENAMED, SKIP, class_path
+    from bovw_vs_convnet.estimators.estimator_state import RENAMED, SKIP, class_path
     from bovw_vs_convnet.hog import bundle as hog_bundle
 
     admitted = {
@@ -189,7 +189,7 @@ def test_every_class_skip_and_renamed_name_is_one_a_bundle_admits() -> None:
 def test_a_state_round_trips_arrays_sparse_scalars_and_non_finite_numbers() -> None:
     import scipy.sparse as sp
 
-    from bovw_vs_convnet.estimator_state import read_state
+    from bovw_vs_convnet.estimators.estimator_state import read_state
 
     value = {
         "w": np.arange(6, dtype=np.float32).reshape(2, 3),
@@ -323,8 +323,8 @@ def test_every_kernel_svm_variant_scores_the_same_after_its_bundle_state(
     params: dict[str, Any],
 ) -> None:
     from bovw_vs_convnet.bovw.bundle import CLASSES
-    from bovw_vs_convnet.estimator_state import read_state
-    from bovw_vs_convnet.kernel_svm import KernelSvm
+    from bovw_vs_convnet.estimators.estimator_state import read_state
+    from bovw_vs_convnet.estimators.kernel_svm import KernelSvm
 
     rng = np.random.default_rng(0)
     y = np.arange(90) % 3

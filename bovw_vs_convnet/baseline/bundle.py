@@ -1,9 +1,9 @@
 """The baseline's model bundle: its standardisation and linear weights (or class means) as arrays.
 
-``model.npz`` + ``model.json`` (:mod:`bovw_vs_convnet.estimator_state`, no pickle) hold
+``model.npz`` + ``model.json`` (:mod:`bovw_vs_convnet.estimators.estimator_state`, no pickle) hold
 what :meth:`BaselinePipeline.decision_scores` reads: the classes seen, the training
 pixels' mean image and spread (``scaler_``), and the SVM's ``coef_`` and
-``intercept_`` (a :class:`~bovw_vs_convnet.linear_svm.PrimalLinearSvm` or liblinear's
+``intercept_`` (a :class:`~bovw_vs_convnet.estimators.linear_svm.PrimalLinearSvm` or liblinear's
 ``LinearSVC``) or the class means. Loading rebuilds the pipeline from the run's
 settings and gives it those attributes, so it scores images exactly as the run did.
 """
@@ -17,8 +17,8 @@ from sklearn.svm import LinearSVC
 
 from bovw_vs_convnet.baseline.pipeline import BaselineConfig, BaselinePipeline, PixelStandardizer
 from bovw_vs_convnet.config import build_config
-from bovw_vs_convnet.estimator_state import fitted_files, restore_fitted
-from bovw_vs_convnet.linear_svm import PrimalLinearSvm
+from bovw_vs_convnet.estimators.estimator_state import fitted_files, restore_fitted
+from bovw_vs_convnet.estimators.linear_svm import PrimalLinearSvm
 from bovw_vs_convnet.protocol import RunContext
 
 CLASSES = (PixelStandardizer, PrimalLinearSvm, LinearSVC)

@@ -5,7 +5,7 @@ negated squared distance to each class mean. ``linear-svm`` (the default) is a
 one-vs-rest linear SVM on the pixels standardised with the training images' mean
 image and spread (never the validation or test images'): with ``solver=lbfgs``
 all classes are solved at once in the primal
-(:class:`~bovw_vs_convnet.linear_svm.PrimalLinearSvm`, preconditioned L-BFGS: at
+(:class:`~bovw_vs_convnet.estimators.linear_svm.PrimalLinearSvm`, preconditioned L-BFGS: at
 most ``max_iter`` evaluations of two matrix products per cost), along ``C_grid``
 from the smallest cost up, each fit warm-started from the last; the cost with
 the lowest validation error is kept (the path stops at the first cost that does
@@ -34,7 +34,7 @@ import numpy as np
 
 from bovw_vs_convnet.data.imageset import ImageSet
 from bovw_vs_convnet.errors import ConfigError, DataError
-from bovw_vs_convnet.linear_svm import PrimalLinearSvm
+from bovw_vs_convnet.estimators.linear_svm import PrimalLinearSvm
 from bovw_vs_convnet.protocol import RunContext
 
 log = logging.getLogger(__name__)

@@ -1,16 +1,16 @@
 """The BoVW model bundle: the vocabulary, PCA, encoder and SVMs as arrays and JSON.
 
-``model.npz`` + ``model.json`` (:mod:`bovw_vs_convnet.estimator_state`, no pickle)
-hold what :meth:`BovwPipeline.decision_scores` reads: the fitted
-:class:`~.encoding.SpatialPyramidEncoder` (its settings, the visual words, the PCA
-and the Fisher GMM when used) and the fitted :class:`~bovw_vs_convnet.kernel_svm.KernelSvm` (its
-settings and, for the exact solver, the training codes with each class's support
-vector duals and intercept; for a feature map, the map's parameters, Nystroem
-landmarks included, and the linear SVMs' weights). The descriptors are rebuilt
-from the run's settings, which hold every parameter of the extractor and the
-pyramid. Loading rebuilds the pipeline from those settings and gives it these
-fitted parts, so an image is described, encoded and scored as the run's test
-images were.
+``model.npz`` + ``model.json`` (:mod:`bovw_vs_convnet.estimators.estimator_state`, no
+pickle) hold what :meth:`BovwPipeline.decision_scores` reads: the fitted
+:class:`~.encoding.SpatialPyramidEncoder` (its settings, the visual words, the PCA and the
+Fisher GMM when used) and the fitted
+:class:`~bovw_vs_convnet.estimators.kernel_svm.KernelSvm` (its settings and, for the exact
+solver, the training codes with each class's support vector duals and intercept; for a
+feature map, the map's parameters, Nystroem landmarks included, and the linear SVMs'
+weights). The descriptors are rebuilt from the run's settings, which hold every parameter of
+the extractor and the pyramid. Loading rebuilds the pipeline from those settings and gives
+it these fitted parts, so an image is described, encoded and scored as the run's test images
+were.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from bovw_vs_convnet.bovw.config import BovwConfig
 from bovw_vs_convnet.bovw.encoding import SpatialPyramidEncoder
 from bovw_vs_convnet.bovw.pipeline import BovwPipeline
 from bovw_vs_convnet.config import build_config
-from bovw_vs_convnet.estimator_state import fitted_files, restore_fitted
-from bovw_vs_convnet.kernel_svm import fitted_classes
+from bovw_vs_convnet.estimators.estimator_state import fitted_files, restore_fitted
+from bovw_vs_convnet.estimators.kernel_svm import fitted_classes
 from bovw_vs_convnet.protocol import RunContext
 
 CLASSES = (SpatialPyramidEncoder, PCA, GaussianMixture, *fitted_classes())

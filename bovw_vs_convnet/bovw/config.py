@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from bovw_vs_convnet.bovw.encoding import SpatialPyramidEncoder
 from bovw_vs_convnet.bovw.sift import DenseSift, KeypointSift
 from bovw_vs_convnet.errors import ConfigError
-from bovw_vs_convnet.kernel_svm import KernelSvm
-from bovw_vs_convnet.parameters import ParameterError
+from bovw_vs_convnet.estimators.kernel_svm import KernelSvm
+from bovw_vs_convnet.estimators.parameters import ParameterError
 
 if TYPE_CHECKING:
     from bovw_vs_convnet.data.imageset import ImageSet

@@ -30,7 +30,6 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from bovw_vs_convnet.bovw.descriptors import DescriptorSet
-from bovw_vs_convnet.bovw.parameters import ParameterError, at_least, positive, positive_ints
 from bovw_vs_convnet.bovw.vocabulary import (
     KMeansVocabulary,
     nearest_rows,
@@ -40,6 +39,7 @@ from bovw_vs_convnet.bovw.vocabulary import (
     sq_norms,
 )
 from bovw_vs_convnet.errors import ConfigError, DataError
+from bovw_vs_convnet.estimators.parameters import ParameterError, at_least, positive, positive_ints
 
 Method = Literal["hard", "soft", "vlad", "fisher"]
 

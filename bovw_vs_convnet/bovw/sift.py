@@ -30,7 +30,7 @@ from bovw_vs_convnet.bovw.dense_sift import (
 )
 from bovw_vs_convnet.bovw.descriptors import DescriptorSet
 from bovw_vs_convnet.errors import DataError
-from bovw_vs_convnet.parameters import ParameterError, at_least, positive, positive_ints
+from bovw_vs_convnet.estimators.parameters import ParameterError, at_least, positive, positive_ints
 
 log = logging.getLogger(__name__)
 

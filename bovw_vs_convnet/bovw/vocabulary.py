@@ -11,7 +11,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from bovw_vs_convnet.errors import ConfigError
-from bovw_vs_convnet.parameters import ParameterError, at_least
+from bovw_vs_convnet.estimators.parameters import ParameterError, at_least
 
 log = logging.getLogger(__name__)
 

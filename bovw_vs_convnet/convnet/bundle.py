@@ -28,7 +28,7 @@ from bovw_vs_convnet.convnet.config import ConvNetConfig
 from bovw_vs_convnet.convnet.models import create_model, get_model_spec
 from bovw_vs_convnet.convnet.pipeline import ConvNetPipeline
 from bovw_vs_convnet.convnet.train import Trainer
-from bovw_vs_convnet.estimator_state import StateError
+from bovw_vs_convnet.estimators.estimator_state import StateError
 from bovw_vs_convnet.protocol import RunContext
 
 WEIGHTS = "weights.safetensors"

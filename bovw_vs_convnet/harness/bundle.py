@@ -11,7 +11,7 @@ Every finished run of a pipeline whose registry entry names a bundle module
                                       header, nothing executable)
     <run>/bundle/model.json + .npz    the other pipelines' fitted state: a JSON tree and
                                       plain arrays read without pickle
-                                      (:mod:`bovw_vs_convnet.estimator_state`)
+                                      (:mod:`bovw_vs_convnet.estimators.estimator_state`)
 
 The record keeps ``bundle_files`` (file name -> sha256) and ``bundle_sha256`` (the
 sha256 of that mapping's canonical JSON). :func:`load_bundle` trusts nothing in
@@ -43,7 +43,7 @@ from typing import Any
 from bovw_vs_convnet import __version__
 from bovw_vs_convnet.data.imageset import ImageSet
 from bovw_vs_convnet.errors import DataError
-from bovw_vs_convnet.estimator_state import load_json
+from bovw_vs_convnet.estimators.estimator_state import load_json
 from bovw_vs_convnet.harness.record import RunRecord
 from bovw_vs_convnet.harness.registry import PipelineSpec, get_pipeline
 from bovw_vs_convnet.harness.store import ResultStore, canonical_json

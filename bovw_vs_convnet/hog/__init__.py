@@ -2,7 +2,7 @@
 
 :func:`~bovw_vs_convnet.hog.features.hog_features` describes a batch of images
 with scikit-image's ``hog``; :mod:`bovw_vs_convnet.hog.pipeline` is the harness's
-``hog`` pipeline: HOG, then the :class:`~bovw_vs_convnet.kernel_svm.KernelSvm` BoVW
+``hog`` pipeline: HOG, then the :class:`~bovw_vs_convnet.estimators.kernel_svm.KernelSvm` BoVW
 uses too, with C chosen on the validation images.
 """
 

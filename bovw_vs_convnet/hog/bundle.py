@@ -1,9 +1,9 @@
 """The HOG model bundle: the cell size and the kernel-mapped linear SVMs as arrays and JSON.
 
-``model.npz`` + ``model.json`` (:mod:`bovw_vs_convnet.estimator_state`, no pickle)
+``model.npz`` + ``model.json`` (:mod:`bovw_vs_convnet.estimators.estimator_state`, no pickle)
 hold what :meth:`HogPipeline.decision_scores` reads: the HOG cell chosen for the
 run's image size (``cell_``; block, orientations and normalisation are settings)
-and the fitted :class:`~bovw_vs_convnet.kernel_svm.KernelSvm` (its feature map,
+and the fitted :class:`~bovw_vs_convnet.estimators.kernel_svm.KernelSvm` (its feature map,
 the Nystroem landmarks and normalisation of the RBF map included, and the linear
 SVMs' weights). Loading rebuilds the pipeline from the run's settings and gives it
 those, so an image is described and scored as the run's test images were.
@@ -15,10 +15,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from bovw_vs_convnet.config import build_config
-from bovw_vs_convnet.estimator_state import fitted_files, restore_fitted
+from bovw_vs_convnet.estimators.estimator_state import fitted_files, restore_fitted
+from bovw_vs_convnet.estimators.kernel_svm import fitted_classes
 from bovw_vs_convnet.hog.config import HogConfig
 from bovw_vs_convnet.hog.pipeline import HogPipeline
-from bovw_vs_convnet.kernel_svm import fitted_classes
 from bovw_vs_convnet.protocol import RunContext
 
 CLASSES = fitted_classes()

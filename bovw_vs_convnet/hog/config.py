@@ -4,7 +4,7 @@ Every field is a ``--set KEY=VALUE`` key. The descriptor's defaults are Dalal an
 Triggs' (9 unsigned orientations, 2×2-cell blocks, L2-Hys) with a cell that suits
 the image size (``cell=auto``: 4 px for the 28–32 px sets, 2 px up to 16 px, the
 paper's 8 px above 32 px); the classifier is BoVW's too,
-:class:`~bovw_vs_convnet.kernel_svm.KernelSvm`, whose own checks run on
+:class:`~bovw_vs_convnet.estimators.kernel_svm.KernelSvm`, whose own checks run on
 these settings before any image is read.
 """
 
@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from bovw_vs_convnet.errors import ConfigError
+from bovw_vs_convnet.estimators.kernel_svm import KernelSvm
+from bovw_vs_convnet.estimators.parameters import ParameterError
 from bovw_vs_convnet.hog.features import BlockNorm
-from bovw_vs_convnet.kernel_svm import KernelSvm
-from bovw_vs_convnet.parameters import ParameterError
 
 # KernelSvm's parameters and the HogConfig settings they come from
 _CLASSIFIER_SETTINGS = {

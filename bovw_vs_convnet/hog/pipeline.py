@@ -3,7 +3,7 @@
 Dalal and Triggs (CVPR 2005) with the settings of
 :class:`~bovw_vs_convnet.hog.config.HogConfig`: scikit-image's ``hog`` on each
 image (:mod:`bovw_vs_convnet.hog.features`), the vectors of the training images
-into :class:`~bovw_vs_convnet.kernel_svm.KernelSvm`, as BoVW's (an explicit
+into :class:`~bovw_vs_convnet.estimators.kernel_svm.KernelSvm`, as BoVW's (an explicit
 kernel map, then one-vs-rest linear SVMs solved together by L-BFGS), the cost
 chosen on the validation images. Stages are timed like BoVW's
 (``stage_seconds``: descriptors, classifier, scoring).

@@ -42,17 +42,24 @@ _KINDS = "biufcUS"  # array dtypes admitted: bool, integers, floats, complex, te
 TAG = "$"  # the key that says what a JSON object stands for
 
 # "module:QualName" -> attributes left out: caches of a fit, never read when scoring
+_HERE = "bovw_vs_convnet.estimators"
 SKIP: dict[str, frozenset[str]] = {
     # the warm start's (mean, eigenvalues, eigenvectors): d x d floats, fit-time only
-    "bovw_vs_convnet.linear_svm:PrimalLinearSvm": frozenset({"_moments_key", "_moments_"}),
+    "bovw_vs_convnet.estimators.linear_svm:PrimalLinearSvm": frozenset(
+        {"_moments_key", "_moments_"}
+    ),
     # KernelSvm's warm-start template (its models_ hold the fitted SVMs)
-    "bovw_vs_convnet.kernel_svm:KernelSvm": frozenset({"primal_"}),
+    f"{_HERE}.kernel_svm:KernelSvm": frozenset({"primal_"}),
 }
 # "module:QualName" a state file may hold -> the class's name now: where a class lived when
 # bundles were written with it (the SVMs were BoVW's before HOG shared them)
 RENAMED: dict[str, str] = {
-    "bovw_vs_convnet.bovw.classifier:KernelSvm": "bovw_vs_convnet.kernel_svm:KernelSvm",
-    "bovw_vs_convnet.bovw.kernels:KernelFeatureMap": "bovw_vs_convnet.kernels:KernelFeatureMap",
+    "bovw_vs_convnet.bovw.classifier:KernelSvm": f"{_HERE}.kernel_svm:KernelSvm",
+    "bovw_vs_convnet.bovw.kernels:KernelFeatureMap": f"{_HERE}.kernels:KernelFeatureMap",
+    # the package-root modules that became bovw_vs_convnet.estimators
+    "bovw_vs_convnet.kernel_svm:KernelSvm": f"{_HERE}.kernel_svm:KernelSvm",
+    "bovw_vs_convnet.kernels:KernelFeatureMap": f"{_HERE}.kernels:KernelFeatureMap",
+    "bovw_vs_convnet.linear_svm:PrimalLinearSvm": f"{_HERE}.linear_svm:PrimalLinearSvm",
 }
 
 

@@ -1,6 +1,6 @@
 """One-vs-rest linear SVMs trained together in the primal: squared hinge, L2, L-BFGS.
 
-The raw-pixel baseline and :class:`~bovw_vs_convnet.kernel_svm.KernelSvm`
+The raw-pixel baseline and :class:`~bovw_vs_convnet.estimators.kernel_svm.KernelSvm`
 (for the HOG pipeline) train linear SVMs on dense features with many more
 images than features (n ≫ d). liblinear's ``LinearSVC`` solves each class on its
 own: by dual coordinate descent it took 61 s on Fashion-MNIST's pixels at one C

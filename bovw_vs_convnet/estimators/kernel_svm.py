@@ -2,8 +2,8 @@
 an explicit feature map and a linear SVM past a size threshold; C chosen on validation data.
 
 The classifier of both hand-crafted pipelines (BoVW's codes, HOG's vectors), so it
-sits below them, with its kernels (:mod:`bovw_vs_convnet.kernels`) and parameter
-checks (:mod:`bovw_vs_convnet.parameters`).
+sits below them, with its kernels (:mod:`bovw_vs_convnet.estimators.kernels`) and parameter
+checks (:mod:`bovw_vs_convnet.estimators.parameters`).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from bovw_vs_convnet.kernels import KERNELS, KernelFeatureMap, KernelName, exact_kernel
-from bovw_vs_convnet.linear_svm import PrimalLinearSvm
-from bovw_vs_convnet.parameters import ParameterError, at_least, positive
+from bovw_vs_convnet.estimators.kernels import KERNELS, KernelFeatureMap, KernelName, exact_kernel
+from bovw_vs_convnet.estimators.linear_svm import PrimalLinearSvm
+from bovw_vs_convnet.estimators.parameters import ParameterError, at_least, positive
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def fitted_classes() -> tuple[type, ...]:
 
     Itself, its feature map and the scikit-learn map inside (χ² sampler, Nystroem),
     libsvm's and liblinear's SVMs, and :class:`PrimalLinearSvm`
-    (:mod:`bovw_vs_convnet.estimator_state` rebuilds only these).
+    (:mod:`bovw_vs_convnet.estimators.estimator_state` rebuilds only these).
     """
     from sklearn.kernel_approximation import AdditiveChi2Sampler, Nystroem
     from sklearn.svm import SVC, LinearSVC
@@ -91,7 +91,7 @@ class KernelSvm(ClassifierMixin, BaseEstimator):
             convergence).
         linear_solver: the linear SVMs of ``map``: ``liblinear`` (one ``LinearSVC`` per
             class, dual coordinate descent: fast on sparse codes) or ``lbfgs`` (every class
-            at once in the primal, :class:`~bovw_vs_convnet.linear_svm.PrimalLinearSvm`,
+            at once in the primal, :class:`~bovw_vs_convnet.estimators.linear_svm.PrimalLinearSvm`,
             warm-started along ``C_grid``: fast on dense features with n ≫ d, as HOG's).
         n_jobs: classes trained in parallel (threads).
 
