@@ -166,7 +166,7 @@ def bovw(tmp: Path, n_images: int = 10_000) -> dict[str, Any]:
 
     ds = load_dataset("fashion-mnist")
     images = ds.train.subset(np.arange(n_images))
-    local = build_config(BovwConfig, {"preset": "small", "backend": "local"})
+    local = build_config(BovwConfig, {"preset": "small", "executor": "local"})
     plan = plan_for(local, images, 2)
     encoder, _, _ = learn_encoder(local, 0, images, 2, plan)  # once, for both
     t0 = time.perf_counter()
@@ -179,7 +179,7 @@ def bovw(tmp: Path, n_images: int = 10_000) -> dict[str, Any]:
         ) as cluster,
         distributed.Client(cluster),
     ):  # fmt: skip
-        on_dask = dataclasses.replace(local, backend="dask")
+        on_dask = dataclasses.replace(local, executor="dask")
         t0 = time.perf_counter()
         x_dask, _, _ = encode_images(on_dask, encoder, images, 2, plan)
         t_dask = time.perf_counter() - t0

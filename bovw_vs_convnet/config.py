@@ -6,7 +6,9 @@ from TOML), applies an optional ``preset`` first, coerces each value to the
 field's annotated type and refuses unknown keys with a message that lists the
 known ones. A float setting is refused when it is NaN or infinite (``--set lr=nan``
 would otherwise fail after training, or inside scikit-learn), unless its class
-lists it in ``ALLOW_INF`` (infinity only; NaN is never a setting).
+lists it in ``ALLOW_INF`` (infinity only; NaN is never a setting). A class may
+keep an old spelling of a renamed setting in ``ALIASES``, so that ``--set`` flags,
+suites and stored runs that use it still read.
 :func:`check_seed` is the one range check of a seed (flags, suites, the harness).
 """
 
@@ -133,12 +135,30 @@ def _coerce(name: str, value: Any, tp: Any, allow_inf: bool = False) -> Any:
     return value
 
 
+def canonical_settings(cls: type[Any], settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``settings`` with each old spelling in ``cls.ALIASES`` replaced by the setting's name.
+
+    A config class may declare ``ALIASES: ClassVar[dict[str, str]]``, old name → name,
+    for a setting renamed after runs were stored (``{"backend": "executor"}``).
+    ConfigError when a setting is given under both names.
+    """
+    aliases: Mapping[str, str] = getattr(cls, "ALIASES", {})
+    out: dict[str, Any] = {}
+    for key, value in settings.items():
+        name = aliases.get(key, key)
+        if name in out:
+            raise ConfigError(f"setting {name!r} given twice (also by its old name)", key=name)
+        out[name] = value
+    return out
+
+
 def build_config(cls: type[C], overrides: Mapping[str, Any] | None = None) -> C:
     """Build the frozen dataclass ``cls`` from defaults, an optional preset and overrides.
 
     ``cls`` may define ``PRESETS: ClassVar[dict[str, dict[str, Any]]]``; the key
     ``preset`` in ``overrides`` selects one, applied before the other overrides.
-    ``ALLOW_INF: ClassVar[frozenset[str]]`` names float settings that may be infinite.
+    ``ALLOW_INF: ClassVar[frozenset[str]]`` names float settings that may be infinite;
+    ``ALIASES`` old names of settings (:func:`canonical_settings`).
     When no preset is named and ``cls`` has a classmethod
     ``default_preset(overrides) -> str | None``, the preset it names is applied
     (e.g. the recipe a ConvNet trains well with).
@@ -147,7 +167,7 @@ def build_config(cls: type[C], overrides: Mapping[str, Any] | None = None) -> C:
     (``"preset"`` for an unknown preset; None for a check in the dataclass
     itself that names no setting).
     """
-    overrides = dict(overrides or {})
+    overrides = canonical_settings(cls, overrides or {})
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     values: dict[str, Any] = {}
@@ -193,8 +213,10 @@ def identity_settings(cls: type[Any], settings: Mapping[str, Any]) -> dict[str, 
     out of a run's identity (the store's config key, the leaderboard's grouping, a
     checkpoint's identity), so that those runs still count as the same run; any
     other value is part of it. Settings named in ``NOT_IDENTITY: ClassVar[tuple[str, ...]]``
-    (where the work runs, never what it computes) are always left out.
+    (where the work runs, never what it computes) are always left out. A setting stored
+    under an old name (``ALIASES``) counts under its name.
     """
+    settings = canonical_settings(cls, settings)
     since: Mapping[str, Any] = getattr(cls, "SETTINGS_SINCE", {})
     never = set(getattr(cls, "NOT_IDENTITY", ()))  # how work is spread, not what it computes
     return {

@@ -212,3 +212,35 @@ def test_check_seed_passes_the_range_ends() -> None:
     from bovw_vs_convnet.config import check_seed
 
     assert (check_seed(0), check_seed(2**32 - 1)) == (0, 4294967295)
+
+
+@dataclass(frozen=True)
+class Renamed:
+    ALIASES: ClassVar[dict[str, str]] = {"backend": "executor"}
+    NOT_IDENTITY: ClassVar[tuple[str, ...]] = ("executor",)
+    k: int = 1
+    executor: Literal["auto", "local", "dask"] = "auto"
+
+
+def test_an_old_name_in_aliases_sets_the_renamed_setting() -> None:
+    cfg = build_config(Renamed, parse_set_options(["backend=local"]))
+    assert cfg.executor == "local"
+    assert build_config(Renamed, {"executor": "dask"}).executor == "dask"
+
+
+def test_a_setting_given_by_both_its_names_is_refused() -> None:
+    with pytest.raises(ConfigError, match="'executor' given twice") as info:
+        build_config(Renamed, {"backend": "local", "executor": "dask"})
+    assert info.value.key == "executor"
+
+
+def test_identity_reads_a_setting_stored_under_its_old_name() -> None:
+    assert identity_settings(Renamed, {"k": 2, "backend": "dask"}) == {"k": 2}
+
+
+def test_bovw_set_backend_still_sets_the_executor() -> None:
+    from bovw_vs_convnet.bovw.config import BovwConfig
+
+    cfg = build_config(BovwConfig, parse_set_options(["backend=local"]))
+    assert cfg.executor == "local"
+    assert "backend" not in config_to_dict(cfg)

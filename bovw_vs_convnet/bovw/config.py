@@ -105,7 +105,9 @@ class BovwConfig:
     # they leave a run's identity as it was (config.identity_settings)
     SETTINGS_SINCE: ClassVar[dict[str, Any]] = {"max_side": None, "memory_mib": None}
     # how the work is spread, never what it computes: no part of a run's identity
-    NOT_IDENTITY: ClassVar[tuple[str, ...]] = ("backend",)
+    NOT_IDENTITY: ClassVar[tuple[str, ...]] = ("executor",)
+    # old names of renamed settings, still read from --set, suites and stored runs
+    ALIASES: ClassVar[dict[str, str]] = {"backend": "executor"}
     # images up to this many px on their longer side get ``small`` when no preset is
     # named, larger ones ``photo`` (preset_for_images)
     SMALL_SIDE: ClassVar[int] = 64
@@ -155,8 +157,8 @@ class BovwConfig:
     memory_mib: int | None = None  # MiB for the chunks in flight (None: 1/32 of the machine's)
     # where the chunks of the two passes run: joblib's threads here (local), or joblib's
     # Dask backend over a Dask cluster (dask); auto: dask on a Dask worker while more
-    # than one of the cluster's workers is free (bovw/streaming.py: chunk_backend)
-    backend: Literal["auto", "local", "dask"] = "auto"
+    # than one of the cluster's workers is free (bovw/streaming.py: chunk_executor)
+    executor: Literal["auto", "local", "dask"] = "auto"
     gallery_words: int = 16  # words in the visual-word gallery (0: none)
     gallery_patches: int = 8  # patches per word
 

@@ -129,8 +129,8 @@ def _stack_codes(codes: Sequence[Any]) -> Any:
     return np.concatenate(codes) if len(codes) > 1 else codes[0]
 
 
-def chunk_backend(setting: str) -> str:
-    """``local`` or ``dask``: where the chunks run, for the ``backend`` setting.
+def chunk_executor(setting: str) -> str:
+    """``local`` or ``dask``: where the chunks run, for the ``executor`` setting.
 
     ``dask`` needs a Dask client (a Dask worker has one: ``bvc bench --workers`` or
     ``--scheduler``); ``auto`` is dask on a Dask worker while more than one of the
@@ -143,7 +143,7 @@ def chunk_backend(setting: str) -> str:
     except ImportError:
         if setting == "dask":
             raise ConfigError(
-                'backend=dask needs dask.distributed: pip install -e ".[cluster]"', key="backend"
+                'executor=dask needs dask.distributed: pip install -e ".[cluster]"', key="executor"
             ) from None
         return "local"
     if setting == "dask":
@@ -151,9 +151,9 @@ def chunk_backend(setting: str) -> str:
             get_client()
         except ValueError:
             raise ConfigError(
-                "backend=dask needs a Dask cluster: run inside bvc bench --workers N or "
+                "executor=dask needs a Dask cluster: run inside bvc bench --workers N or "
                 "--scheduler ADDRESS (or with a distributed.Client in this process)",
-                key="backend",
+                key="executor",
             ) from None
         return "dask"
     try:
@@ -165,14 +165,15 @@ def chunk_backend(setting: str) -> str:
 
 
 def _run_chunks(
-    fn: Any, chunks: Sequence[np.ndarray], n_jobs: int, images: ImageSet, backend: str = "local"
+    fn: Any, chunks: Sequence[np.ndarray], n_jobs: int, images: ImageSet, cfg: Any
 ) -> Iterator[Any]:
-    """``fn(positions, images)`` for every chunk, in order: in ``n_jobs`` threads, or on Dask.
+    """``fn(positions, images)`` for every chunk, in order: in ``n_jobs`` threads, or on Dask
+    (``cfg.executor``, :func:`chunk_executor`).
 
     ``images`` is an argument, not captured by ``fn``, so that joblib's Dask backend
     sends it to each worker once (``scatter``) rather than with every chunk.
     """
-    if backend == "dask":
+    if chunk_executor(getattr(cfg, "executor", "local")) == "dask":
         with parallel_config(backend="dask", scatter=[images]):
             tasks = Parallel(return_as="generator")(delayed(fn)(c, images) for c in chunks)
             yield from tasks
@@ -215,11 +216,7 @@ def vocabulary_sample(
         return DescriptorSet.concatenate(kept).select_images(order)
 
     with threadpool_limits(limits=1, user_api="blas"):
-        parts = list(
-            _run_chunks(
-                run, chunks, n_jobs, images, chunk_backend(getattr(cfg, "backend", "local"))
-            )
-        )
+        parts = list(_run_chunks(run, chunks, n_jobs, images, cfg))
     return DescriptorSet.concatenate(parts)
 
 
@@ -247,9 +244,7 @@ def encode_pass(
 
     t0 = time.perf_counter()
     with threadpool_limits(limits=1, user_api="blas"):
-        results = _run_chunks(
-            run, chunks, n_jobs, images, chunk_backend(getattr(cfg, "backend", "local"))
-        )
+        results = _run_chunks(run, chunks, n_jobs, images, cfg)
         parts = list(track(results, total=len(chunks), desc=desc, mode=progress, unit="chunk"))
     wall = time.perf_counter() - t0
     x = _stack_codes([p[0] for p in parts])
