@@ -330,6 +330,33 @@ def dense_sift_numpy(
     ``out``, when given, is a float32 (B, n_desc, 128) array (a view is fine) to fill.
     """
     b = gray.shape[0]
+    pooled = _pooled_orientations(gray, geo)  # (B, Uy, 8, Ux)
+    cell_mag, cell_sq = _cell_sums(pooled)  # (B, Uy * Ux) each
+    weighted = _weighted_cells(pooled, geo, root)  # (B, n_weights * Uy * Ux, 8)
+    if out is None:
+        out = np.empty((b, geo.n_desc, SIFT_DIM), np.float32)
+    c = min(_POST_CHUNK, b)
+    buf = np.empty((c, geo.n_desc * 16, 8), np.float32)
+    for i in range(0, b, c):
+        j = min(i + c, b)
+        _gather_descriptors(
+            weighted[i:j],
+            cell_mag[i:j],
+            cell_sq[i:j],
+            geo,
+            contrast_threshold,
+            root,
+            buf[: j - i],
+            out[i:j],
+        )
+    return out
+
+
+def _pooled_orientations(gray: np.ndarray, geo: DenseGeometry) -> np.ndarray:
+    """Gradient magnitudes binned by orientation and pooled over the spatial-bin centres:
+    float32 (B, Uy, 8, Ux) from a batch of float32 (B, H, W) images.
+    """
+    b = gray.shape[0]
     if geo.filtered:
         gx, gy = _filtered_gradients(gray, geo)  # (B, H, W)
     else:
@@ -347,57 +374,74 @@ def dense_sift_numpy(
     p = geo.py @ o.reshape(b, geo.ha, geo.wa * 8)  # (B, Uy, Wa*8)
     # (a contiguous left operand: with the transposed view, numpy 2.4 / OpenBLAS 0.3.31
     # gave wrong products now and then when two threads ran batches of different sizes)
-    pt = np.ascontiguousarray(p.reshape(b, -1, geo.wa, 8).transpose(0, 1, 3, 2)) @ geo.px_t
-    uy, ux = pt.shape[1], pt.shape[3]
-    n_cells = uy * ux
-    # per cell: sum over orientations (in the order of numpy's pairwise sum of 8, so
-    # that contrast is unchanged) and sum of squares
-    o_ = [pt[:, :, k] for k in range(8)]
+    pooled: np.ndarray = (
+        np.ascontiguousarray(p.reshape(b, -1, geo.wa, 8).transpose(0, 1, 3, 2)) @ geo.px_t
+    )
+    return pooled
+
+
+def _cell_sums(pooled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell of the (B, Uy, 8, Ux) pooled map: the sum over orientations and the sum of
+    squares, each (B, Uy * Ux).
+    """
+    b, uy, _, ux = pooled.shape
+    # in the order of numpy's pairwise sum of 8, so that contrast is unchanged
+    o_ = [pooled[:, :, k] for k in range(8)]
     cell_mag = ((o_[0] + o_[1]) + (o_[2] + o_[3])) + ((o_[4] + o_[5]) + (o_[6] + o_[7]))
-    cell_mag = cell_mag.reshape(b, n_cells)
-    cell_sq = (_ONES8 @ (pt * pt)).reshape(b, n_cells)
-    # the pooled map, orientation last, times each distinct window weight, so that one
-    # gather gives the weighted descriptors: raw[..., k, :] = w_k * p[cell_k]. RootSIFT
-    # takes square roots after clipping, and sqrt(min(x, t)) = min(sqrt(x), sqrt(t)):
-    # with ``root`` they are taken here, on the cells (~3× fewer values than descriptors)
+    cell_sq = _ONES8 @ (pooled * pooled)
+    return cell_mag.reshape(b, uy * ux), cell_sq.reshape(b, uy * ux)
+
+
+def _weighted_cells(pooled: np.ndarray, geo: DenseGeometry, root: bool) -> np.ndarray:
+    """The pooled map, orientation last, times each distinct window weight: float32
+    (B, n_weights * Uy * Ux, 8), so that one gather (``geo.weighted_flat``) gives the
+    weighted descriptors: ``raw[..., k, :] = w_k * p[cell_k]``.
+
+    RootSIFT takes square roots after clipping, and sqrt(min(x, t)) = min(sqrt(x), sqrt(t)):
+    with ``root`` they are taken here, on the cells (~3× fewer values than descriptors).
+    """
+    b, uy, _, ux = pooled.shape
     nw = len(geo.weight_values)
-    pw = np.empty((b, nw * n_cells, 8), np.float32)
+    weighted = np.empty((b, nw * uy * ux, 8), np.float32)
     cells = np.empty((b, uy, ux, 8), np.float32)
     if root:
-        np.sqrt(pt.transpose(0, 1, 3, 2), out=cells)
+        np.sqrt(pooled.transpose(0, 1, 3, 2), out=cells)
         wv = np.sqrt(geo.weight_values)
     else:
-        cells[...] = pt.transpose(0, 1, 3, 2)
+        cells[...] = pooled.transpose(0, 1, 3, 2)
         wv = geo.weight_values
-    np.multiply(cells[:, None], wv[:, None, None, None], out=pw.reshape(b, nw, uy, ux, 8))
+    np.multiply(cells[:, None], wv[:, None, None, None], out=weighted.reshape(b, nw, uy, ux, 8))
+    return weighted
+
+
+def _gather_descriptors(
+    weighted: np.ndarray,
+    cell_mag: np.ndarray,
+    cell_sq: np.ndarray,
+    geo: DenseGeometry,
+    contrast_threshold: float,
+    root: bool,
+    buf: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """Into ``out`` (c, n_desc, 128): the descriptors of c images (at most
+    :data:`_POST_CHUNK`), gathered from their weighted cells into ``buf``, clipped and
+    normalised; norms and contrasts come from the per-cell sums.
+    """
+    c = len(out)
     flat = geo.flat.reshape(geo.n_desc, 16)
-    wflat = geo.weighted_flat  # (n_desc * 16,) into pw's cells
-    if out is None:
-        out = np.empty((b, geo.n_desc, SIFT_DIM), np.float32)
-    c = min(_POST_CHUNK, b)
-    buf = np.empty((c, geo.n_desc * 16, 8), np.float32)
-    inv_weight = 1.0 / geo.weight
     w16 = geo.bin_weight.reshape(16)
-    w16_sq = w16 * w16
-    for i in range(0, b, c):
-        j = min(i + c, b)
-        raw = buf[: j - i]
-        np.take(pw[i:j], wflat, axis=1, out=raw, mode="clip")
-        pooled_mag = np.take(cell_mag[i:j], flat, axis=1, mode="clip")  # (c, n_desc, 16)
-        contrast = (pooled_mag.reshape(-1, 16) @ w16) * inv_weight
-        norm2 = np.take(cell_sq[i:j], flat, axis=1, mode="clip").reshape(-1, 16) @ w16_sq
-        raw2 = raw.reshape(-1, SIFT_DIM)
-        if root:
-            np.minimum(raw2, np.sqrt(0.2 * np.sqrt(norm2))[:, None], out=raw2)
-            l1 = np.einsum("ij,ij->i", raw2, raw2)  # of the clipped values, before roots
-            scale = np.where(
-                contrast >= contrast_threshold, 1.0 / np.sqrt(np.maximum(l1, 1e-12)), 0.0
-            ).astype(np.float32)
-        else:
-            scale = _sift_scale(raw2, contrast, contrast_threshold, root, np.sqrt(norm2))
-        np.multiply(
-            raw.reshape(j - i, geo.n_desc, SIFT_DIM),
-            scale.reshape(j - i, geo.n_desc, 1),
-            out=out[i:j],
-        )
-    return out
+    np.take(weighted, geo.weighted_flat, axis=1, out=buf, mode="clip")
+    pooled_mag = np.take(cell_mag, flat, axis=1, mode="clip")  # (c, n_desc, 16)
+    contrast = (pooled_mag.reshape(-1, 16) @ w16) * (1.0 / geo.weight)
+    norm2 = np.take(cell_sq, flat, axis=1, mode="clip").reshape(-1, 16) @ (w16 * w16)
+    raw = buf.reshape(-1, SIFT_DIM)
+    if root:
+        np.minimum(raw, np.sqrt(0.2 * np.sqrt(norm2))[:, None], out=raw)
+        l1 = np.einsum("ij,ij->i", raw, raw)  # of the clipped values, before roots
+        scale = np.where(
+            contrast >= contrast_threshold, 1.0 / np.sqrt(np.maximum(l1, 1e-12)), 0.0
+        ).astype(np.float32)
+    else:
+        scale = _sift_scale(raw, contrast, contrast_threshold, root, np.sqrt(norm2))
+    np.multiply(buf.reshape(c, geo.n_desc, SIFT_DIM), scale.reshape(c, geo.n_desc, 1), out=out)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import numpy as np
 from joblib import Parallel, delayed
@@ -86,6 +86,18 @@ def shrink(gray: np.ndarray, max_side: int | None) -> np.ndarray:
     return out
 
 
+def _to_uint8(gray: np.ndarray) -> np.ndarray:
+    """float gray levels in [0, 1] back to uint8, as OpenCV's SIFT takes them."""
+    return np.clip(np.round(gray * 255), 0, 255).astype(np.uint8)
+
+
+def _upscaled(img: np.ndarray, upscale: float, size: tuple[int, int]) -> np.ndarray:
+    """``img`` resized to ``size`` (width, height) bilinearly, unless ``upscale`` is 1."""
+    import cv2
+
+    return cv2.resize(img, size, interpolation=cv2.INTER_LINEAR) if upscale != 1 else img
+
+
 def _opencv_dense_chunk(
     gray_u8: np.ndarray,
     upscale: float,
@@ -108,7 +120,7 @@ def _opencv_dense_chunk(
     h2, w2 = round(h * upscale), round(w * upscale)
     out = []
     for img in gray_u8:
-        big = cv2.resize(img, (w2, h2), interpolation=cv2.INTER_LINEAR) if upscale != 1 else img
+        big = _upscaled(img, upscale, (w2, h2))
         fbig = big.astype(np.float32) / 255.0
         per_size = []
         for bs in bin_sizes:
@@ -132,24 +144,33 @@ def _opencv_dense_chunk(
     return np.stack(out)
 
 
-@functools.lru_cache(maxsize=32)
-def _geometry(
-    h: int,
-    w: int,
-    upscale: float,
-    bin_size: int,
-    step: int,
-    magnif: float,
-    window: float,
-    resample: bool,
-) -> DenseGeometry:
-    """The geometry of one image size and bin size, built once: a pass builds one per
-    chunk, and for 300-px images that costs ~25 ms a bin size.
+# The geometry of one image size and bin size, built once: a pass asks for one per chunk,
+# and for 300-px images building one costs ~25 ms a bin size.
+_geometry = functools.lru_cache(maxsize=32)(DenseGeometry)
+
+
+class _StatelessTransformer(TransformerMixin, BaseEstimator):
+    """A transformer that learns nothing: ``fit`` checks the parameters, ``transform``
+    needs no ``fit``. Subclasses define ``check_params``.
     """
-    return DenseGeometry(h, w, upscale, bin_size, step, magnif, window, resample)
+
+    def check_params(self) -> None:
+        """Raise :class:`ParameterError` for a parameter out of range (``fit`` calls it)."""
+        raise NotImplementedError
+
+    def fit(self, images: Any = None, y: Any = None) -> Self:
+        """Validate the parameters (nothing is learned)."""
+        self.check_params()
+        return self
+
+    def __sklearn_tags__(self) -> Any:
+        """Stateless: ``transform`` needs no ``fit``."""
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        return tags
 
 
-class DenseSift(TransformerMixin, BaseEstimator):
+class DenseSift(_StatelessTransformer):
     """Dense SIFT on a regular grid at one or several bin sizes (VLFeat's PHOW descriptors).
 
     Parameters:
@@ -221,17 +242,6 @@ class DenseSift(TransformerMixin, BaseEstimator):
                 f"window built in), got {self.window!r}; the numpy backend takes any window",
             )
 
-    def fit(self, images: Any = None, y: Any = None) -> DenseSift:
-        """Validate the parameters (nothing is learned)."""
-        self.check_params()
-        return self
-
-    def __sklearn_tags__(self) -> Any:
-        """Stateless: ``transform`` needs no ``fit``."""
-        tags = super().__sklearn_tags__()
-        tags.requires_fit = False
-        return tags
-
     def _geometries(self, h: int, w: int) -> list[DenseGeometry]:
         return [
             _geometry(
@@ -287,7 +297,7 @@ class DenseSift(TransformerMixin, BaseEstimator):
                     delayed(run)(sl) for sl in _batches(n, batch)
                 )
         else:
-            gray_u8 = np.clip(np.round(gray * 255), 0, 255).astype(np.uint8)
+            gray_u8 = _to_uint8(gray)
             parts = Parallel(n_jobs=n_jobs)(
                 delayed(_opencv_dense_chunk)(
                     gray_u8[sl],
@@ -323,7 +333,7 @@ def _keypoint_chunk(
     h, w = gray_u8.shape[1:]
     h2, w2 = round(h * upscale), round(w * upscale)
     for img in gray_u8:
-        big = cv2.resize(img, (w2, h2), interpolation=cv2.INTER_LINEAR) if upscale != 1 else img
+        big = _upscaled(img, upscale, (w2, h2))
         kps, desc = sift.detectAndCompute(big, None)
         if desc is None or not kps:
             out.append(
@@ -337,7 +347,7 @@ def _keypoint_chunk(
     return out
 
 
-class KeypointSift(TransformerMixin, BaseEstimator):
+class KeypointSift(_StatelessTransformer):
     """OpenCV's DoG keypoints with SIFT descriptors (Lowe, IJCV 2004), via ``cv2.SIFT_create``.
 
     Small images find few keypoints (a 28×28 image ~4, often none), so they are
@@ -393,22 +403,10 @@ class KeypointSift(TransformerMixin, BaseEstimator):
         h, w = shrunk_size(h, w, self.max_side)
         return max(1, round(h * self.upscale) * round(w * self.upscale) // KEYPOINT_PIXELS)
 
-    def fit(self, images: Any = None, y: Any = None) -> KeypointSift:
-        """Validate the parameters (nothing is learned)."""
-        self.check_params()
-        return self
-
-    def __sklearn_tags__(self) -> Any:
-        """Stateless: ``transform`` needs no ``fit``."""
-        tags = super().__sklearn_tags__()
-        tags.requires_fit = False
-        return tags
-
     def transform(self, images: np.ndarray) -> DescriptorSet:
         """Detect and describe; images with no keypoint get zero descriptors."""
         self.check_params()
-        gray = shrink(to_gray(images), self.max_side)
-        gray_u8 = np.clip(np.round(gray * 255), 0, 255).astype(np.uint8)
+        gray_u8 = _to_uint8(shrink(to_gray(images), self.max_side))
         n = len(gray_u8)
         chunks = Parallel(n_jobs=self.n_jobs if n > self.batch_size else 1)(
             delayed(_keypoint_chunk)(
