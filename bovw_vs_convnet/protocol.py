@@ -27,9 +27,11 @@ images as the run scored its test images.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Self, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 
 import numpy as np
 
@@ -74,3 +76,28 @@ class RunContext:
     n_jobs: int = -1
     resume: bool = False
     progress: ProgressMode | bool = True
+
+
+def cpu_workers(n_jobs: int | None) -> int:
+    """Workers for ``n_jobs``: a positive number as it is, anything else every core."""
+    return int(n_jobs) if n_jobs is not None and n_jobs > 0 else (os.cpu_count() or 1)
+
+
+class CpuPipeline:
+    """What the pipelines that run on the CPU share: the record attributes above, set to
+    nothing yet, the context's number of workers, and time added up per stage.
+    """
+
+    def __init__(self, model_name: str, context: RunContext) -> None:
+        self.context = context
+        self.model_name = model_name
+        self.device = "cpu"
+        self.stage_seconds: dict[str, float] = {}
+        self.record_extra: dict[str, Any] = {}
+        self.n_params = 0
+        self.n_jobs = cpu_workers(context.n_jobs)
+
+    def add_seconds(self, times: Mapping[str, float]) -> None:
+        """Add ``times`` (seconds per stage) to :attr:`stage_seconds`."""
+        for stage, seconds in times.items():
+            self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + float(seconds)

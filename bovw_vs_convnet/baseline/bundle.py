@@ -17,13 +17,14 @@ from sklearn.svm import LinearSVC
 
 from bovw_vs_convnet.baseline.pipeline import BaselineConfig, BaselinePipeline, PixelStandardizer
 from bovw_vs_convnet.config import build_config
-from bovw_vs_convnet.estimators.estimator_state import fitted_files, restore_fitted
+from bovw_vs_convnet.estimators.estimator_state import FittedState
 from bovw_vs_convnet.estimators.linear_svm import PrimalLinearSvm
 from bovw_vs_convnet.protocol import RunContext
 
 CLASSES = (PixelStandardizer, PrimalLinearSvm, LinearSVC)
 FITTED = ("n_classes_", "classes_", "scaler_", "means_", "svm_", "C_")
 REQUIRED = ("n_classes_", "classes_", "scaler_")
+STATE = FittedState(FITTED, CLASSES)
 
 
 def save_bundle(pipeline: BaselinePipeline) -> tuple[dict[str, bytes], dict[str, Any]]:
@@ -37,7 +38,7 @@ def save_bundle(pipeline: BaselinePipeline) -> tuple[dict[str, bytes], dict[str,
         },
         "C": getattr(pipeline, "C_", None),
     }
-    return fitted_files(pipeline, FITTED, CLASSES), described
+    return STATE.files(pipeline), described
 
 
 def load_bundle(
@@ -47,4 +48,4 @@ def load_bundle(
     config = build_config(BaselineConfig, manifest["config"])
     pipeline = BaselinePipeline(config, seed=context.seed)
     need = (*REQUIRED, "means_" if config.method == "nearest-mean" else "svm_")
-    return restore_fitted(pipeline, files, FITTED, need, CLASSES)
+    return STATE.restore(pipeline, files, need)

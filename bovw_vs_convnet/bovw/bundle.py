@@ -25,12 +25,13 @@ from bovw_vs_convnet.bovw.config import BovwConfig
 from bovw_vs_convnet.bovw.encoding import SpatialPyramidEncoder
 from bovw_vs_convnet.bovw.pipeline import BovwPipeline
 from bovw_vs_convnet.config import build_config
-from bovw_vs_convnet.estimators.estimator_state import fitted_files, restore_fitted
+from bovw_vs_convnet.estimators.estimator_state import FittedState
 from bovw_vs_convnet.estimators.kernel_svm import fitted_classes
 from bovw_vs_convnet.protocol import RunContext
 
 CLASSES = (SpatialPyramidEncoder, PCA, GaussianMixture, *fitted_classes())
 FITTED = ("n_classes_", "encoder_", "classifier_")
+STATE = FittedState(FITTED, CLASSES)
 
 
 def save_bundle(pipeline: BovwPipeline) -> tuple[dict[str, bytes], dict[str, Any]]:
@@ -48,13 +49,11 @@ def save_bundle(pipeline: BovwPipeline) -> tuple[dict[str, bytes], dict[str, Any
         },
         "classifier": clf.description(),
     }
-    return fitted_files(pipeline, FITTED, CLASSES), described
+    return STATE.files(pipeline), described
 
 
 def load_bundle(
     files: Mapping[str, bytes], manifest: Mapping[str, Any], context: RunContext
 ) -> BovwPipeline:
     """The fitted BoVW pipeline the bundle's ``files`` hold (StateError when they are not that)."""
-    config = build_config(BovwConfig, manifest["config"])
-    pipeline = BovwPipeline(config, context)
-    return restore_fitted(pipeline, files, FITTED, FITTED, CLASSES)
+    return STATE.restore(BovwPipeline(build_config(BovwConfig, manifest["config"]), context), files)

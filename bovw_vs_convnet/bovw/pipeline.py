@@ -66,7 +66,7 @@ from bovw_vs_convnet.bovw.streaming import (
 from bovw_vs_convnet.data.imageset import ImageSet
 from bovw_vs_convnet.errors import ConfigError, DataError
 from bovw_vs_convnet.progress import ProgressMode
-from bovw_vs_convnet.protocol import RunContext
+from bovw_vs_convnet.protocol import CpuPipeline, RunContext
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +180,7 @@ def encode_images(
     return encode_pass(make_extractor(cfg, 1), encoder, images, plan, cfg, n_jobs, progress, desc)
 
 
-class BovwPipeline:
+class BovwPipeline(CpuPipeline):
     """The ``bovw`` pipeline of the harness: ``fit(train, val)`` and ``decision_scores(images)``.
 
     Attributes set while running (copied into the run record by the harness):
@@ -189,19 +189,8 @@ class BovwPipeline:
     """
 
     def __init__(self, config: BovwConfig, context: RunContext) -> None:
+        super().__init__(f"bovw-{config.preset}", context)
         self.config = config
-        self.context = context
-        self.model_name = f"bovw-{config.preset}"
-        self.device = "cpu"
-        self.stage_seconds: dict[str, float] = {}
-        self.record_extra: dict[str, Any] = {}
-        self.n_params = 0
-        n_jobs = context.n_jobs
-        if n_jobs is None or n_jobs < 1:
-            import os
-
-            n_jobs = os.cpu_count() or 1
-        self.n_jobs = int(n_jobs)
         self._cache = cache_mod.StageCache(context.cache_dir) if context.cache_dir else None
         self._planned_shapes: set[tuple[int, int, int]] = set()
 
@@ -237,10 +226,6 @@ class BovwPipeline:
         result = compute()
         self._cache.save(stage, key, to_arrays(result))
         return result, False
-
-    def _add_time(self, times: dict[str, float]) -> None:
-        for key, value in times.items():
-            self.stage_seconds[key] = self.stage_seconds.get(key, 0.0) + float(value)
 
     def _check_images(self, images: ImageSet) -> None:
         if len(images) == 0:
@@ -283,7 +268,7 @@ class BovwPipeline:
             },
             _codes_from_arrays,
         )
-        self._add_time({"encoding": time.perf_counter() - t0} if hit else times)
+        self.add_seconds({"encoding": time.perf_counter() - t0} if hit else times)
         self.record_extra[f"zero_descriptor_images_{part}"] = int((counts == 0).sum())
         self.record_extra[f"descriptors_per_image_{part}"] = float(counts.mean())
         return x
@@ -319,7 +304,7 @@ class BovwPipeline:
             },
             _encoder_from_arrays,
         )
-        self._add_time({"vocabulary": time.perf_counter() - t0} if hit else times)
+        self.add_seconds({"vocabulary": time.perf_counter() - t0} if hit else times)
         self.encoder_ = encoder
         self._gallery = (train, idx[:GALLERY_IMAGES])
         x_train = self._encode(train, "train")
@@ -328,7 +313,7 @@ class BovwPipeline:
         self.classifier_ = make_classifier(cfg, train.n_classes, self.n_jobs).fit(
             x_train, train.labels, x_val, None if val is None else val.labels
         )
-        self._add_time({"classifier": time.perf_counter() - t0})
+        self.add_seconds({"classifier": time.perf_counter() - t0})
         clf = self.classifier_
         self.record_extra.update(
             {
@@ -365,7 +350,7 @@ class BovwPipeline:
         x = self._encode(images, "test")
         t0 = time.perf_counter()
         scores = self.classifier_.decision_function(x)
-        self._add_time({"scoring": time.perf_counter() - t0})
+        self.add_seconds({"scoring": time.perf_counter() - t0})
         return np.asarray(scores, dtype=np.float64)
 
     def save_artifacts(self, run_dir: Path) -> None:

@@ -30,12 +30,15 @@ import json
 import math
 import zipfile
 from collections.abc import Iterable, Mapping
-from typing import Any, cast
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import scipy.sparse as sp
 
 from bovw_vs_convnet.errors import DataError
+
+T = TypeVar("T")
 
 FORMAT = 1  # of the JSON tree; written into it and checked on reading
 _KINDS = "biufcUS"  # array dtypes admitted: bool, integers, floats, complex, text (never objects)
@@ -341,3 +344,26 @@ def restore_fitted(
     for key, value in state.items():
         setattr(obj, key, value)
     return obj
+
+
+@dataclass(frozen=True)
+class FittedState:
+    """Which fitted attributes of a pipeline its bundle keeps, and the classes they may hold:
+    :func:`fitted_files` and :func:`restore_fitted` with those two fixed.
+    """
+
+    names: tuple[str, ...]
+    classes: tuple[type, ...]
+
+    def files(self, obj: Any) -> dict[str, bytes]:
+        """The bundle files of ``obj``'s fitted attributes."""
+        return fitted_files(obj, self.names, self.classes)
+
+    def restore(
+        self, obj: T, files: Mapping[str, bytes], required: Iterable[str] | None = None
+    ) -> T:
+        """``obj`` given the fitted attributes ``files`` hold; StateError unless they hold
+        every one of ``required`` (None: every one of :attr:`names`).
+        """
+        need = self.names if required is None else required
+        return cast(T, restore_fitted(obj, files, self.names, need, self.classes))

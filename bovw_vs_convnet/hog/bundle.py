@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bovw_vs_convnet.config import build_config
-from bovw_vs_convnet.estimators.estimator_state import fitted_files, restore_fitted
+from bovw_vs_convnet.estimators.estimator_state import FittedState
 from bovw_vs_convnet.estimators.kernel_svm import fitted_classes
 from bovw_vs_convnet.hog.config import HogConfig
 from bovw_vs_convnet.hog.pipeline import HogPipeline
@@ -23,6 +23,7 @@ from bovw_vs_convnet.protocol import RunContext
 
 CLASSES = fitted_classes()
 FITTED = ("cell_", "classifier_")
+STATE = FittedState(FITTED, CLASSES)
 
 
 def save_bundle(pipeline: HogPipeline) -> tuple[dict[str, bytes], dict[str, Any]]:
@@ -38,13 +39,11 @@ def save_bundle(pipeline: HogPipeline) -> tuple[dict[str, bytes], dict[str, Any]
         },
         "classifier": pipeline.classifier_.description(),
     }
-    return fitted_files(pipeline, FITTED, CLASSES), described
+    return STATE.files(pipeline), described
 
 
 def load_bundle(
     files: Mapping[str, bytes], manifest: Mapping[str, Any], context: RunContext
 ) -> HogPipeline:
     """The fitted HOG pipeline the bundle's ``files`` hold (StateError when they are not that)."""
-    config = build_config(HogConfig, manifest["config"])
-    pipeline = HogPipeline(config, context)
-    return restore_fitted(pipeline, files, FITTED, FITTED, CLASSES)
+    return STATE.restore(HogPipeline(build_config(HogConfig, manifest["config"]), context), files)

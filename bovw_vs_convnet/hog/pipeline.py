@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import time
-from typing import Any
 
 import numpy as np
 
@@ -29,7 +27,7 @@ from bovw_vs_convnet.errors import ConfigError, DataError
 from bovw_vs_convnet.hog.config import HogConfig, make_classifier
 from bovw_vs_convnet.hog.features import hog_features
 from bovw_vs_convnet.progress import ProgressMode, track
-from bovw_vs_convnet.protocol import RunContext
+from bovw_vs_convnet.protocol import CpuPipeline, RunContext
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +38,7 @@ def scale_gamma(x: np.ndarray) -> float:
     return 1.0 / (x.shape[1] * var) if var > 0 else 1.0
 
 
-class HogPipeline:
+class HogPipeline(CpuPipeline):
     """The ``hog`` pipeline of the harness: ``fit(train, val)`` and ``decision_scores(images)``.
 
     Attributes set while running (copied into the run record by the harness):
@@ -48,18 +46,8 @@ class HogPipeline:
     """
 
     def __init__(self, config: HogConfig, context: RunContext) -> None:
+        super().__init__(f"hog-{config.preset}", context)
         self.config = config
-        self.context = context
-        self.model_name = f"hog-{config.preset}"
-        self.device = "cpu"
-        self.stage_seconds: dict[str, float] = {}
-        self.record_extra: dict[str, Any] = {}
-        self.n_params = 0
-        n_jobs = context.n_jobs
-        self.n_jobs = int(n_jobs) if n_jobs and n_jobs > 0 else (os.cpu_count() or 1)
-
-    def _add_time(self, stage: str, seconds: float) -> None:
-        self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
 
     def _describe(self, images: ImageSet, part: str) -> np.ndarray:
         """HOG vectors of ``images``, chunk by chunk (timed as ``descriptors``)."""
@@ -85,7 +73,7 @@ class HogPipeline:
             )
             for s in track(starts, total=len(starts), desc=f"hog: {part}", mode=mode, unit="chunk")
         ]
-        self._add_time("descriptors", time.perf_counter() - t0)
+        self.add_seconds({"descriptors": time.perf_counter() - t0})
         return np.concatenate(parts)
 
     def fit(self, train: ImageSet, val: ImageSet | None) -> HogPipeline:
@@ -101,7 +89,7 @@ class HogPipeline:
         self.classifier_ = make_classifier(cfg, train.n_classes, gamma, self.n_jobs).fit(
             x_train, train.labels, x_val, None if val is None else val.labels
         )
-        self._add_time("classifier", time.perf_counter() - t0)
+        self.add_seconds({"classifier": time.perf_counter() - t0})
         clf = self.classifier_
         self.record_extra.update(
             {
@@ -135,7 +123,7 @@ class HogPipeline:
         x = self._describe(images, "test")
         t0 = time.perf_counter()
         scores = self.classifier_.decision_function(x)
-        self._add_time("scoring", time.perf_counter() - t0)
+        self.add_seconds({"scoring": time.perf_counter() - t0})
         return np.asarray(scores, dtype=np.float64)
 
 
