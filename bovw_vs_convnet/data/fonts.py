@@ -39,6 +39,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bovw_vs_convnet.data.locate import file_sha256
 from bovw_vs_convnet.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -182,14 +183,6 @@ def folder_font_files(folders: Sequence[str | Path]) -> list[tuple[str, Path]]:
     return out
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _names(font: object) -> tuple[str, str]:
     """(family, style) from the name table: typographic names first (IDs 16, 17), then 1, 2."""
     table = font["name"]  # type: ignore[index]
@@ -279,7 +272,7 @@ def scan_fonts(
     for package, path in files:
         n_files += 1
         real = path.resolve()
-        sha = _file_sha256(real)
+        sha = file_sha256(real)
         if sha in by_sha:
             skipped.append((str(path), f"same file as {by_sha[sha][1]}"))
             continue
@@ -306,8 +299,6 @@ def scan_fonts(
         else:
             by_outline[digest] = face
             faces.append(face)
-    log.info(
-        "fonts: %d files, %d faces count, in %d families", n_files, len(faces),
-        len({f.family for f in faces}),
-    )  # fmt: skip
+    n_families = len({f.family for f in faces})
+    log.info("fonts: %d files, %d faces count, in %d families", n_files, len(faces), n_families)
     return FontScan(faces=tuple(faces), skipped=tuple(skipped), n_files=n_files)

@@ -91,6 +91,15 @@ def locate_or_raise(manifest: Manifest, data_dir: str | Path | None = None) -> d
     return found
 
 
+def file_sha256(path: Path) -> str:
+    """The sha256 hex digest of a file, read in blocks of 1 MiB (never whole in memory)."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def read_bytes(path: Path) -> bytes:
     """The file's content, decompressed when its name ends in ``.gz``."""
     try:
