@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from bovw_vs_convnet.errors import ConfigError
-from bovw_vs_convnet.harness.leaderboard import CSV_COLUMNS, build_tables, latex_escape, render
+from bovw_vs_convnet.harness.formatting import latex_escape
+from bovw_vs_convnet.harness.leaderboard import build_tables
+from bovw_vs_convnet.harness.leaderboard_formats import CSV_COLUMNS, render
 
 
 def _run(run_id, pipeline, model, top1, top5, *, seed=0, fp=None, config=None, **extra):

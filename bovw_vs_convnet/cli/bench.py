@@ -154,7 +154,8 @@ def bench(
         )
 
     from bovw_vs_convnet.harness.analysis import ablation_table, crossover_statements
-    from bovw_vs_convnet.harness.leaderboard import build_tables, render
+    from bovw_vs_convnet.harness.leaderboard import build_tables
+    from bovw_vs_convnet.harness.leaderboard_formats import render
     from bovw_vs_convnet.harness.suite_runner import run_suite
 
     parsed = load_suite(suite)

@@ -34,7 +34,8 @@ def leaderboard(
     runs_dir: Path,
 ) -> None:
     """Rank the stored runs; only runs on the same split fingerprints share a table."""
-    from bovw_vs_convnet.harness.leaderboard import build_tables, render
+    from bovw_vs_convnet.harness.leaderboard import build_tables
+    from bovw_vs_convnet.harness.leaderboard_formats import render
     from bovw_vs_convnet.harness.store import ResultStore
 
     if dataset is not None:

@@ -11,7 +11,7 @@ import click
 
 from bovw_vs_convnet.data.split import SHORT_CLASSES
 from bovw_vs_convnet.harness import formatting
-from bovw_vs_convnet.harness.leaderboard import FORMATS, STYLES
+from bovw_vs_convnet.harness.leaderboard_formats import FORMATS, STYLES
 from bovw_vs_convnet.progress import PROGRESS_MODES, ProgressMode
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -163,7 +163,8 @@ def run(
         else:
             click.echo(summary(record))
     if len(records) > 1 and not as_json:
-        from bovw_vs_convnet.harness.leaderboard import build_tables, render
+        from bovw_vs_convnet.harness.leaderboard import build_tables
+        from bovw_vs_convnet.harness.leaderboard_formats import render
 
         click.echo("")
         click.echo(render(build_tables(records), "md", ci=True).rstrip("\n"))

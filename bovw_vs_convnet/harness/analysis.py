@@ -27,13 +27,11 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypedDict
 
-from bovw_vs_convnet.errors import DataError
-from bovw_vs_convnet.harness.comparison import compare_runs
 from bovw_vs_convnet.harness.crossover import Crossover, estimate_crossover
 from bovw_vs_convnet.harness.formatting import number, percent
 from bovw_vs_convnet.harness.leaderboard import LeaderboardTable, build_tables, row_name
 from bovw_vs_convnet.harness.record import RunRecord
-from bovw_vs_convnet.harness.store import canonical_json
+from bovw_vs_convnet.harness.record_json import canonical_json
 
 CONVNET_PIPELINES = ("convnet",)
 BOVW_PIPELINES = ("bovw",)
@@ -219,7 +217,7 @@ def ablation_table(records: Iterable[RunRecord]) -> str:
 def family_answer(table: LeaderboardTable) -> str | None:
     """BoVW against ConvNets on one table: the best row of each family and the test's verdict.
 
-    The test is :func:`~bovw_vs_convnet.harness.comparison.compare_runs`'s on top-1
+    The test is :meth:`~bovw_vs_convnet.harness.leaderboard.LeaderboardTable.top1_test`'s
     (exact McNemar on one run each, a paired t-test over 2+ matched seeds). None
     when the table lacks one of the families.
     """
@@ -229,23 +227,14 @@ def family_answer(table: LeaderboardTable) -> str | None:
         return None
     n_train = f"{number(bovw.n_train)} training images, " if bovw.n_train else ""
     where = f"BoVW against ConvNets on {table.dataset} ({n_train}split {table.table_id})"
-    try:
-        comparison = compare_runs(
-            table.row_runs(bovw),
-            table.row_runs(convnet),
-            name_a=bovw.name,
-            name_b=convnet.name,
-            metrics=("top1",),
-        )
-    except DataError:
-        comparison = None
-    test = comparison.test_of("top1") if comparison else None
-    if comparison is None or test is None:
+    found = table.top1_test(bovw, convnet)
+    if found is None:
         return (
             f"{where}: {bovw.name} {percent(bovw.top1_err, unit=' %')} against {convnet.name} "
             f"{percent(convnet.top1_err, unit=' %')} top-1 error; untested (no stored test "
             "scores, or fewer than 2 matched seeds)."
         )
+    comparison, test = found
     return f"{where}: {comparison.verdict(test)}."
 
 

@@ -33,7 +33,8 @@ from bovw_vs_convnet.harness.analysis import (
     recipe_command,
 )
 from bovw_vs_convnet.harness.formatting import MISSING, percent
-from bovw_vs_convnet.harness.leaderboard import build_tables, render, row_name
+from bovw_vs_convnet.harness.leaderboard import build_tables, row_name
+from bovw_vs_convnet.harness.leaderboard_formats import render
 from bovw_vs_convnet.harness.record import RunRecord
 from bovw_vs_convnet.harness.report_figures import FigureWriter, dataset_figures, slug
 from bovw_vs_convnet.harness.store import ResultStore
