@@ -4,7 +4,7 @@ import pytest
 
 from bovw_vs_convnet.errors import ConfigError
 from bovw_vs_convnet.harness.suite import builtin_suites, load_suite, parse_suite
-from bovw_vs_convnet.harness.toml_lines import locate_key
+from bovw_vs_convnet.toml_lines import locate_key
 
 GOOD = """\
 description = "two pipelines, two sizes, two seeds"

@@ -2,7 +2,11 @@
 
 tomllib gives values, not positions; :func:`locate_key` finds the line of a key
 path by a small search of the text (headers cut it into blocks, then ``KEY =``
-lines), and says None where it cannot tell honestly.
+lines), and says None where it cannot tell honestly. :func:`decode_utf8` and
+:func:`load_toml` give the line of a file that is not UTF-8 or not TOML.
+
+It sits beside the settings, below ``data/`` and ``harness/``, so that every
+reader of a TOML file (suites, dataset manifests) can share it.
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bovw_vs_convnet.errors import ConfigError
+from bovw_vs_convnet.errors import BvcError, ConfigError
 
+# where a value sits in the TOML document: ("run", 2, "set", "epochs")
 KeyPath = tuple[str | int, ...]
 
 
@@ -31,6 +36,22 @@ class TomlLines:
         return ConfigError(
             f"{self.source}:{line}: {message}" if line else f"{self.source}: {message}"
         )
+
+
+def decode_utf8(data: bytes, source: str, what: str, error: type[BvcError] = ConfigError) -> str:
+    """``data`` as text; bytes that are not UTF-8 raise ``error`` naming their line.
+
+    The message reads ``SOURCE:LINE: not UTF-8 text (byte 0xNN); WHAT is TOML,
+    which is UTF-8``, e.g. with ``what="a suite file"``.
+    """
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise error(
+            f"{source}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); "
+            f"{what} is TOML, which is UTF-8"
+        ) from None
 
 
 def load_toml(text: str, source: str) -> dict[str, Any]:
