@@ -26,7 +26,7 @@ from bovw_vs_convnet.errors import ConfigError
 C = TypeVar("C")
 
 # Seeds go to numpy (RandomState takes 0 <= seed < 2**32) and into the store's
-# INTEGER column; a larger one used to fail after the data was loaded.
+# INTEGER column: checked here, not found out after the data is loaded.
 SEED_LIMIT = 2**32
 
 

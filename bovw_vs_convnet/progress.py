@@ -8,7 +8,7 @@ it runs. The mode is chosen once per run (``bvc ... --progress auto|bar|lines|no
 - ``auto``: ``bar`` when stderr is a terminal, ``lines`` otherwise;
 - ``bar``: tqdm always; ``lines``: lines always; ``none``: nothing.
 
-``True`` and ``False`` mean ``auto`` and ``none`` (``RunContext.progress`` was a flag).
+``True`` and ``False`` mean ``auto`` and ``none``, so a flag is a mode too.
 Like tqdm, both write to stderr: progress is not a result, so stdout stays clean for
 ``--json``.
 """

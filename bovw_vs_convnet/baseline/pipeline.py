@@ -11,15 +11,12 @@ from the smallest cost up, each fit warm-started from the last; the cost with
 the lowest validation error is kept (the path stops at the first cost that does
 worse than the best so far). ``path_tol`` looser than ``tol`` runs the path
 faster and refits the kept cost to ``tol``.
-``solver=liblinear`` is the baseline as it was: scikit-learn's ``LinearSVC``
-per cost (dual coordinate descent), 61 s on Fashion-MNIST, and not finished
-after 27 min on 23 064 RGB glyphs.
+``solver=liblinear`` is scikit-learn's ``LinearSVC`` per cost (dual coordinate
+descent, one class at a time): the same objective, much slower on large sets.
 
-Expected figures (measured on the shared 2-core machine, ``benchmarks/RESULTS-baselines.md``):
-Fashion-MNIST (54 000 training images) 15.91 % top-1 error in 38 s end to end
-(the old path: 15.96 % in 61 s); scikit-learn's 8×8 digits 3.06 % in 0.2 s;
-glyphs-wild (21 514 cluttered 32×32 RGB glyphs, 62 classes) 95 % in 16 s, where
-the old path had not finished after 600 s.
+Expected error (``benchmarks/RESULTS-baselines.md`` has the runs and their time):
+Fashion-MNIST (54 000 training images) about 15.9 % top-1; scikit-learn's 8×8
+digits about 3.1 %; glyphs-wild (cluttered 32×32 RGB glyphs, 62 classes) about 95 %.
 """
 
 from __future__ import annotations
@@ -46,7 +43,7 @@ class BaselineConfig:
 
     method: Literal["nearest-mean", "linear-svm"] = "linear-svm"  # the classifier on raw pixels
     # linear-svm: lbfgs (every class at once in the primal, warm starts along C_grid)
-    # or liblinear (LinearSVC per cost: the baseline before the primal solver)
+    # or liblinear (scikit-learn's LinearSVC, one cost and one class at a time)
     solver: Literal["lbfgs", "liblinear"] = "lbfgs"
     # linear-svm: pixels less the training mean image, over the training images' spread:
     # one number (global), per pixel (pixel), or raw pixels in [0, 1] (none)
@@ -58,9 +55,9 @@ class BaselineConfig:
     C_grid: tuple[float, ...] = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0)
     max_iter: int = 300  # per cost: L-BFGS iterations (lbfgs) or liblinear's (liblinear)
     tol: float = 1e-4  # lbfgs: stop at this share of the gradient at w = 0
-    # lbfgs: tol along C_grid (None: tol), the cost kept then refit to tol. 1e-3 took
-    # Fashion-MNIST from 38 s to 17 s (15.93 % against 15.91 %), but its early-stopped
-    # models chose another C on digits' 143 validation images (3.90 % against 3.06 %)
+    # lbfgs: tol along C_grid (None: tol), the cost kept then refit to tol. Off by
+    # default: 1e-3 halved Fashion-MNIST's time, but its early-stopped models chose
+    # another C on digits (3.90 % against 3.06 %; RESULTS-baselines.md)
     path_tol: float | None = None
 
     def __post_init__(self) -> None:

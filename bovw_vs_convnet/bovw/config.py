@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from bovw_vs_convnet.bovw.encoding import SpatialPyramidEncoder
 from bovw_vs_convnet.bovw.sift import DenseSift, KeypointSift
 from bovw_vs_convnet.errors import ConfigError
-from bovw_vs_convnet.estimators.kernel_svm import KernelSvm
+from bovw_vs_convnet.estimators.kernel_svm import CONFIG_SETTINGS, KernelSvm
 from bovw_vs_convnet.estimators.parameters import ParameterError
 
 if TYPE_CHECKING:
@@ -24,21 +24,36 @@ if TYPE_CHECKING:
 # the make_* factories build the estimators from these tables, BovwConfig runs the
 # estimators' own checks with them, and the cache keys take their settings.
 _DENSE_SETTINGS = {
-    "bin_sizes": "bin_sizes", "step": "step", "upscale": "upscale", "magnif": "magnif",
-    "window": "window", "contrast_threshold": "contrast_threshold", "root": "root_sift",
-    "backend": "sift_backend", "resample": "resample", "max_side": "max_side",
-}  # fmt: skip
+    "bin_sizes": "bin_sizes",
+    "step": "step",
+    "upscale": "upscale",
+    "magnif": "magnif",
+    "window": "window",
+    "contrast_threshold": "contrast_threshold",
+    "root": "root_sift",
+    "backend": "sift_backend",
+    "resample": "resample",
+    "max_side": "max_side",
+}
 _KEYPOINT_SETTINGS = {"upscale": "upscale", "root": "root_sift", "max_side": "max_side"}
 _ENCODER_SETTINGS = {
-    "method": "encoding", "k": "k", "levels": "levels", "power": "power", "norm": "norm",
-    "knn": "knn", "sigma": "sigma", "pca_dim": "pca_dim", "max_samples": "vocab_samples",
-    "engine": "kmeans_engine", "max_iter": "kmeans_iter",
-}  # fmt: skip
+    "method": "encoding",
+    "k": "k",
+    "levels": "levels",
+    "power": "power",
+    "norm": "norm",
+    "knn": "knn",
+    "sigma": "sigma",
+    "pca_dim": "pca_dim",
+    "max_samples": "vocab_samples",
+    "engine": "kmeans_engine",
+    "max_iter": "kmeans_iter",
+}
 _CLASSIFIER_SETTINGS = {
-    "kernel": "kernel", "solver": "solver", "exact_max_train": "exact_max_train", "C": "C",
-    "C_grid": "C_grid", "map_steps": "map_steps", "n_components": "n_components",
-    "gamma": "gamma", "select_max_train": "select_max_train", "max_iter": "svm_max_iter",
-}  # fmt: skip
+    **CONFIG_SETTINGS,
+    "solver": "solver",
+    "exact_max_train": "exact_max_train",
+}
 
 # settings the cached stages depend on (changing C must not re-encode)
 DESCRIPTOR_FIELDS = ("descriptor", *_DENSE_SETTINGS.values())  # keypoint's are among them

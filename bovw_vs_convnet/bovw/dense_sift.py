@@ -19,7 +19,7 @@ own size (no resampling), are smoothed by a separable filter instead
 by differences of neighbouring pixels: O(n²·r) rather than the O(n³) of the matrix
 products, which then dominate (a 300-px photograph, each image its own size). The
 values agree with the products to float32 rounding; smaller images (Fashion-MNIST,
-CIFAR, glyphs) take the products exactly as before.
+CIFAR, glyphs) and resampled ones take the products.
 
 Differences from Lowe: no orientation assignment (dense descriptors are
 upright), and the Gaussian smoothing is ``bin_size / magnif`` as in VLFeat.
@@ -226,7 +226,7 @@ class DenseGeometry:
         # descriptor's 4 bins among them, and the pooling matrix
         self.cy, by, iy, self.py = _pool_axis(self.h_out, ha, bin_size, step)
         self.cx, bx, ix, py_x = _pool_axis(self.w_out, wa, bin_size, step)
-        self.px_t = py_x.T  # (Wa, Ux), laid out as before (Fortran order)
+        self.px_t = py_x.T  # (Wa, Ux), a transposed view (Fortran order)
         # flat index into the (Uy * Ux) pooled map, in descriptor order (ny, nx, 4y, 4x)
         self.flat = (iy[:, None, :, None] * len(bx) + ix[None, :, None, :]).astype(np.intp)
         # VLFeat's "fast" window: flat inside a bin, Gaussian weight of the bin centre

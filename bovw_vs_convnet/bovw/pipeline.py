@@ -6,13 +6,11 @@ order, each costly stage cached on disk as arrays (:mod:`~bovw_vs_convnet.bovw.c
 under a key of everything its result depends on (:func:`stage_cache_key`), and a
 ``tiny`` preset for a quick run.
 
-Expected figures (measured, see the README and ``benchmarks/RESULTS-bovw.md``):
-``bvc run bovw --dataset fashion-mnist`` (the ``small`` preset, 54 000 training
-images, nothing cached) gives 8.28 % top-1 and 0.21 % top-5 with a 2.78 GiB peak
-(340 s wall on the shared 2-core machine; the code before, 8.46 % in 1 min 59 s
-idle); a Caltech-101-shaped folder of 9 144 JPEGs (the ``photo`` preset, chosen by
-the image size) peaks at 1.1 GiB, as one of 2 000 does; digits with ``tiny``: 3.9 %
-top-1 in seconds.
+Expected error (``benchmarks/RESULTS-bovw.md`` has the runs, their time and memory):
+``bvc run bovw --dataset fashion-mnist`` (the ``small`` preset) about 8.3 % top-1
+and 0.2 % top-5; scikit-learn's digits with ``tiny`` about 4 % top-1. Memory does
+not grow with the number of images: a folder of photographs (the ``photo`` preset,
+chosen by the image size) peaks the same for 2 000 images as for 9 000.
 
 Stages, each pass over the images chunk by chunk in bytes (:mod:`~bovw_vs_convnet.bovw.memory`,
 :mod:`~bovw_vs_convnet.bovw.streaming`), so that memory does not grow with the

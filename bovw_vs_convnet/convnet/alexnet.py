@@ -265,9 +265,12 @@ class AlexNetSmall(nn.Module):
 
 
 @register_model(
-    "alexnet", input_size=224, fit="resize", fixed_channels=3,
+    "alexnet",
+    input_size=224,
+    fit="resize",
+    fixed_channels=3,
     description="torchvision's alexnet (grayscale replicated to RGB)",
-)  # fmt: skip
+)
 def alexnet(*, num_classes: int = 1000, in_channels: int = 3) -> nn.Module:
     """torchvision's ``alexnet`` untrained (61 100 840 parameters for 1000 classes)."""
     del in_channels  # fixed at 3: grayscale images are replicated by the pipeline

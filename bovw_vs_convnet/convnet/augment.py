@@ -81,9 +81,12 @@ class InputAdapter(nn.Module):
             x = out  # (B, C, S, S)
         elif self.mode == "resize":
             x = F.interpolate(
-                x, size=(self.size, self.size), mode="bilinear", align_corners=False,
+                x,
+                size=(self.size, self.size),
+                mode="bilinear",
+                align_corners=False,
                 antialias=x.shape[-1] > self.size,
-            )  # fmt: skip
+            )
         if self.out_channels != self.in_channels:
             x = x.expand(-1, self.out_channels, -1, -1)  # (B, 3, S, S)
         return x
@@ -163,6 +166,6 @@ class BatchAugment:
         theta = torch.stack(
             [torch.stack([cos, -sin + shear, torch.zeros_like(cos)], 1),
              torch.stack([sin, cos, torch.zeros_like(cos)], 1)], 1,
-        )  # fmt: skip  # (B, 2, 3)
+        )  # fmt: skip  # (B, 2, 3): kept as the matrix's two rows
         grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

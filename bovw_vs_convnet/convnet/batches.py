@@ -151,10 +151,14 @@ class LoaderBatches:
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """(uint8 images, labels) batches moved to the device."""
         loader = torch.utils.data.DataLoader(
-            self.dataset, batch_size=batch_size, shuffle=generator is not None,
-            generator=generator, num_workers=self.workers, drop_last=drop_last,
+            self.dataset,
+            batch_size=batch_size,
+            shuffle=generator is not None,
+            generator=generator,
+            num_workers=self.workers,
+            drop_last=drop_last,
             pin_memory=self.device.type == "cuda",
-        )  # fmt: skip
+        )
         for xb, yb in loader:
             yield xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
 

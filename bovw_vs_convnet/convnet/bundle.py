@@ -123,9 +123,16 @@ def load_bundle(
         raise StateError(f"{WEIGHTS} does not hold the weights of {name!r} ({line})") from None
     device = torch.device("cpu")
     pipeline.trainer = Trainer(
-        model, adapter, None, config, device, seed=context.seed, identity={},
-        checkpoint_path=None, progress=False,
-    )  # fmt: skip
+        model,
+        adapter,
+        None,
+        config,
+        device,
+        seed=context.seed,
+        identity={},
+        checkpoint_path=None,
+        progress=False,
+    )
     pipeline.device = str(device)
     pipeline.tta_flip = tta_flip
     pipeline.n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -61,8 +61,10 @@ class ConvNetConfig:
     # (recipe="auto" is not: it changes what the defaults mean, so its runs get new keys)
     # (init: stored alexnet-2012 runs had the paper's, and get new keys as they should)
     SETTINGS_SINCE: ClassVar[dict[str, Any]] = {
-        "mirror": "auto", "recipe": "fixed", "init": "auto",
-    }  # fmt: skip
+        "mirror": "auto",
+        "recipe": "fixed",
+        "init": "auto",
+    }
     # what the hardware adds to a run's identity (device type, autocast dtype), resolved at
     # run time by the harness as "module:attribute" (this module imports no torch)
     RUNTIME_IDENTITY: ClassVar[str] = "bovw_vs_convnet.convnet.device:run_identity"
@@ -121,14 +123,23 @@ class ConvNetConfig:
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         # The paper's recipe (section 5): SGD 0.01, momentum 0.9, wd 5e-4, batch 128, lr/10 steps.
         "alexnet-paper": {
-            "optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "nesterov": False,
-            "weight_decay": 5e-4, "batch_size": 128, "schedule": "step", "step_epochs": 30,
+            "optimizer": "sgd",
+            "lr": 0.01,
+            "momentum": 0.9,
+            "nesterov": False,
+            "weight_decay": 5e-4,
+            "batch_size": 128,
+            "schedule": "step",
+            "step_epochs": 30,
         },
         # A short AdamW recipe that suits small nets on 28–32 px images.
         "adamw": {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 5e-2, "schedule": "onecycle"},
         # The 1998 net (60 000 weights, RBF output) underfits with decay and shifts.
         "lenet5-1998": {
-            "optimizer": "adamw", "lr": 2e-3, "weight_decay": 0.0, "schedule": "onecycle",
+            "optimizer": "adamw",
+            "lr": 2e-3,
+            "weight_decay": 0.0,
+            "schedule": "onecycle",
             "augment": ("flip",),
         },
         # The auto recipe's optimisers (benchmarks/sweep_recipes.py); no schedule, epochs
@@ -139,7 +150,10 @@ class ConvNetConfig:
         # the 1998 net underfits with shifts: on Fashion-MNIST (15 epochs) 13.47 % with
         # translate + flip, 11.76 % with flip alone (benchmarks/RESULTS-convnet.md)
         "auto-lenet5-1998": {
-            "optimizer": "adamw", "lr": 2e-3, "weight_decay": 0.0, "augment": ("flip",),
+            "optimizer": "adamw",
+            "lr": 2e-3,
+            "weight_decay": 0.0,
+            "augment": ("flip",),
         },
         "auto-alexnet": {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 5e-2},
         # The 2012 net (61 M weights, Kaiming init): AdamW at 3e-4 left chance in 30 steps
@@ -148,10 +162,14 @@ class ConvNetConfig:
         # of 20-27 are clipped to 5; warm-up and length come from the auto recipe
         # (benchmarks/RESULTS-convnet.md, "alexnet-2012 that learns").
         "auto-alexnet-2012": {
-            "optimizer": "adamw", "lr": 4e-4, "weight_decay": 5e-2, "batch_size": 64,
-            "clip_grad": 5.0, "eval_batch_size": 256,
+            "optimizer": "adamw",
+            "lr": 4e-4,
+            "weight_decay": 5e-2,
+            "batch_size": 64,
+            "clip_grad": 5.0,
+            "eval_batch_size": 256,
         },
-    }  # fmt: skip
+    }
     # The preset a model gets when none is named, with recipe="fixed": with the SGD
     # defaults, lenet5-1998 stays at 52.8 % and alexnet-small at chance on Fashion-MNIST
     # (benchmarks/RESULTS-convnet.md).

@@ -12,7 +12,8 @@ from torch import nn
 
 from bovw_vs_convnet.convnet.registry import register_model
 
-# Table I of the paper: the S2 feature maps (0-5) each C3 feature map (0-15) is connected to.
+# Table I of the paper: the S2 feature maps (0-5) each C3 feature map (0-15) is connected to
+# (fmt: skip keeps the paper's rows: 6 maps of 3 neighbours, 6 of 4, 3 of 4 others, 1 of all)
 C3_TABLE: tuple[tuple[int, ...], ...] = (
     (0, 1, 2), (1, 2, 3), (2, 3, 4), (3, 4, 5), (4, 5, 0), (5, 0, 1),
     (0, 1, 2, 3), (1, 2, 3, 4), (2, 3, 4, 5), (3, 4, 5, 0), (4, 5, 0, 1), (5, 0, 1, 2),
@@ -194,18 +195,22 @@ class LeNet5(nn.Module):
 
 
 @register_model(
-    "lenet5-1998", input_size=32, fit="pad",
+    "lenet5-1998",
+    input_size=32,
+    fit="pad",
     description="LeCun et al. 1998 as published: C3 table, trainable subsampling, RBF output",
-)  # fmt: skip
+)
 def lenet5_1998(*, num_classes: int = 10, in_channels: int = 1) -> LeNet5_1998:
     """LeNet-5 as published (60 000 trainable parameters for one channel)."""
     return LeNet5_1998(num_classes=num_classes, in_channels=in_channels)
 
 
 @register_model(
-    "lenet5", input_size=32, fit="pad",
+    "lenet5",
+    input_size=32,
+    fit="pad",
     description="modern LeNet-5: ReLU, max pooling, full C3, linear output",
-)  # fmt: skip
+)
 def lenet5(*, num_classes: int = 10, in_channels: int = 1) -> LeNet5:
     """The modern LeNet-5 (61 706 trainable parameters for 10 classes, one channel)."""
     return LeNet5(num_classes=num_classes, in_channels=in_channels)

@@ -260,8 +260,11 @@ class _Decoder:
         parts = [self.array(v.get(n)) for n in ("data", "indices", "indptr")]
         if parts[1].dtype.kind not in "iu" or parts[2].dtype.kind not in "iu":
             raise StateError("sparse indices of the state are not integers")
-        make = {"csr": sp.csr_matrix, "csc": sp.csc_matrix}[fmt] if v.get("matrix", True) else {
-            "csr": sp.csr_array, "csc": sp.csc_array}[fmt]  # fmt: skip
+        make = (
+            {"csr": sp.csr_matrix, "csc": sp.csc_matrix}[fmt]
+            if v.get("matrix", True)
+            else {"csr": sp.csr_array, "csc": sp.csc_array}[fmt]
+        )
         try:
             m = make((parts[0], parts[1], parts[2]), shape=tuple(shape))
             m.check_format(full_check=True)  # every index in range, rows in order

@@ -26,6 +26,20 @@ from bovw_vs_convnet.estimators.parameters import ParameterError, at_least, posi
 
 log = logging.getLogger(__name__)
 
+# KernelSvm's parameters that the hand-crafted pipelines' configs (BoVW, HOG) set, and
+# the names of those settings: the configs build the SVM from it and report its
+# parameter errors under the setting's name
+CONFIG_SETTINGS = {
+    "kernel": "kernel",
+    "C": "C",
+    "C_grid": "C_grid",
+    "map_steps": "map_steps",
+    "n_components": "n_components",
+    "gamma": "gamma",
+    "select_max_train": "select_max_train",
+    "max_iter": "svm_max_iter",
+}
+
 
 def _fit_binary_exact(k_train: np.ndarray, target: np.ndarray, c: float, max_iter: int) -> Any:
     from sklearn.svm import SVC

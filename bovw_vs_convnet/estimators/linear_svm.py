@@ -3,9 +3,8 @@
 The raw-pixel baseline and :class:`~bovw_vs_convnet.estimators.kernel_svm.KernelSvm`
 (for the HOG pipeline) train linear SVMs on dense features with many more
 images than features (n ≫ d). liblinear's ``LinearSVC`` solves each class on its
-own: by dual coordinate descent it took 61 s on Fashion-MNIST's pixels at one C
-and did not finish in 27 min on 23 064 RGB glyphs; its primal Newton solver took
-292 s on Fashion-MNIST (``benchmarks/RESULTS-baselines.md``). Here the
+own, by dual coordinate descent or a primal Newton method, both slow at this size
+(``benchmarks/RESULTS-baselines.md``). Here the
 objectives of all classes are summed and minimised at once by scipy's L-BFGS,
 as the primal suits n ≫ d (Chapelle 2007, "Training a support vector machine in
 the primal"): one evaluation is two BLAS products over the training rows
@@ -21,8 +20,7 @@ class k with ``y_ik = +1`` if image i is of class k and −1 otherwise::
 except that the intercepts ``b_k`` are not penalised (liblinear penalises its
 intercept as a feature of constant value).
 
-Correlated features (neighbouring pixels) make this badly conditioned: plain
-L-BFGS had not converged after 300 iterations on Fashion-MNIST. The solver
+Correlated features (neighbouring pixels) make this badly conditioned. The solver
 works in the eigenbasis of the training features' covariance, each coordinate
 scaled by the inverse square root of the Hessian's estimate there (1 + 2·C·n·ρ·λ,
 ρ the share of each class's images inside the margin), which is a change of
@@ -209,8 +207,8 @@ class PrimalLinearSvm(ClassifierMixin, BaseEstimator):
             if last_grad[0] <= threshold:
                 raise StopIteration
 
-        # L-BFGS-B's own vector steps on one BLAS thread: threaded, on the shared
-        # 2-core machine, they took 87 ms a step for 13 000 unknowns instead of 1 ms
+        # L-BFGS-B's own vector steps on one BLAS thread: threaded, on 2 busy cores,
+        # they took 87 ms a step for 13 000 unknowns instead of 1 ms
         with blas.limit(limits=1, user_api="blas"):
             result = minimize(
                 objective,

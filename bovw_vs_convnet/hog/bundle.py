@@ -28,15 +28,8 @@ STATE = FittedState(FITTED, CLASSES)
 
 def save_bundle(pipeline: HogPipeline) -> tuple[dict[str, bytes], dict[str, Any]]:
     """The files of the fitted ``pipeline``'s bundle and what its manifest says of it."""
-    cfg = pipeline.config
     described = {
-        "preprocessing": {
-            "cell": pipeline.cell_,
-            "block": cfg.block,
-            "orientations": cfg.orientations,
-            "block_norm": cfg.block_norm,
-            "transform_sqrt": cfg.transform_sqrt,
-        },
+        "preprocessing": pipeline.config.descriptor_params(pipeline.cell_),
         "classifier": pipeline.classifier_.description(),
     }
     return STATE.files(pipeline), described

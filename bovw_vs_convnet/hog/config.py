@@ -14,16 +14,12 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from bovw_vs_convnet.errors import ConfigError
-from bovw_vs_convnet.estimators.kernel_svm import KernelSvm
+from bovw_vs_convnet.estimators.kernel_svm import CONFIG_SETTINGS, KernelSvm
 from bovw_vs_convnet.estimators.parameters import ParameterError
 from bovw_vs_convnet.hog.features import BlockNorm
 
 # KernelSvm's parameters and the HogConfig settings they come from
-_CLASSIFIER_SETTINGS = {
-    "kernel": "kernel", "C": "C", "C_grid": "C_grid", "map_steps": "map_steps",
-    "n_components": "n_components", "gamma": "gamma", "select_max_train": "select_max_train",
-    "max_iter": "svm_max_iter", "linear_solver": "linear_solver",
-}  # fmt: skip
+_CLASSIFIER_SETTINGS = {**CONFIG_SETTINGS, "linear_solver": "linear_solver"}
 
 
 def auto_cell(side: int) -> int:
@@ -88,6 +84,18 @@ class HogConfig:
     def cell_for(self, shape: tuple[int, int]) -> int:
         """The cell side for (H, W) images: ``cell``, or :func:`auto_cell`."""
         return auto_cell(min(shape)) if self.cell == "auto" else int(self.cell)
+
+    def descriptor_params(self, cell: int) -> dict[str, Any]:
+        """The HOG descriptor's parameters with this ``cell`` side (``hog_features``'
+        keywords, and what a model bundle says of its preprocessing).
+        """
+        return {
+            "cell": cell,
+            "block": self.block,
+            "orientations": self.orientations,
+            "block_norm": self.block_norm,
+            "transform_sqrt": self.transform_sqrt,
+        }
 
 
 def make_classifier(
