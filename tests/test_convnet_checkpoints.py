@@ -18,9 +18,9 @@ from test_convnet_train import config, context, tiny_set
 
 from bovw_vs_convnet.cli import main
 from bovw_vs_convnet.config import build_config
+from bovw_vs_convnet.convnet.checkpoint import load_checkpoint
 from bovw_vs_convnet.convnet.config import ConvNetConfig
 from bovw_vs_convnet.convnet.pipeline import CHECKPOINT_NAME, build_pipeline
-from bovw_vs_convnet.convnet.train import load_checkpoint
 from bovw_vs_convnet.errors import ConfigError, StorageError
 from bovw_vs_convnet.harness.run import load_split, run_config_key
 

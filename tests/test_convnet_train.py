@@ -16,13 +16,15 @@ from bovw_vs_convnet.convnet.augment import InputAdapter
 from bovw_vs_convnet.convnet.batches import ResidentBatches
 from bovw_vs_convnet.convnet.config import ConvNetConfig
 from bovw_vs_convnet.convnet.models import create_model
+from bovw_vs_convnet.convnet.optim import build_optimizer
 from bovw_vs_convnet.convnet.pipeline import (
     CHECKPOINT_NAME,
+    CURVE_ARTIFACT,
+    FILTERS_ARTIFACT,
     _check_learned,
     augmentations,
     build_pipeline,
 )
-from bovw_vs_convnet.convnet.train import build_optimizer
 from bovw_vs_convnet.data.imageset import ImageSet
 from bovw_vs_convnet.errors import ConfigError
 from bovw_vs_convnet.progress import ProgressMode
@@ -51,9 +53,14 @@ def tiny_set(
 def context(run_dir: Path, resume: bool = False, progress: bool = False) -> RunContext:
     run_dir.mkdir(parents=True, exist_ok=True)
     return RunContext(
-        run_dir=run_dir, cache_dir=None, split_fingerprint="f" * 64, seed=3,
-        device="cpu", resume=resume, progress=progress,
-    )  # fmt: skip
+        run_dir=run_dir,
+        cache_dir=None,
+        split_fingerprint="f" * 64,
+        seed=3,
+        device="cpu",
+        resume=resume,
+        progress=progress,
+    )
 
 
 def config(**overrides: str) -> ConvNetConfig:
@@ -83,7 +90,7 @@ def test_one_optimiser_step_lowers_the_loss() -> None:
     model = create_model("lenet5", num_classes=4, in_channels=1)
     x = torch.randn(16, 1, 32, 32)  # (B, C, H, W)
     y = torch.arange(16) % 4
-    opt = build_optimizer(model, config(optimizer="sgd", lr="0.05"), torch.device("cpu"))
+    opt = build_optimizer(model, config(optimizer="sgd", lr="0.05"))
     before = F.cross_entropy(model(x), y)
     opt.zero_grad()
     before.backward()
@@ -95,14 +102,25 @@ def test_one_optimiser_step_lowers_the_loss() -> None:
 def test_clip_grad_bounds_the_size_of_one_sgd_step() -> None:
     torch.manual_seed(0)
     cfg = config(
-        optimizer="sgd", lr="1", momentum="0", weight_decay="0", schedule="constant",
+        optimizer="sgd",
+        lr="1",
+        momentum="0",
+        weight_decay="0",
+        schedule="constant",
         clip_grad="0.001",
-    )  # fmt: skip
+    )
     adapter = InputAdapter((28, 28), 1, 32, "pad", 1, mean=[0.5], std=[0.25])
     trainer = train_module.Trainer(
-        create_model("lenet5", num_classes=4, in_channels=1), adapter, None, cfg,
-        torch.device("cpu"), seed=0, identity={}, checkpoint_path=None, progress=False,
-    )  # fmt: skip
+        create_model("lenet5", num_classes=4, in_channels=1),
+        adapter,
+        None,
+        cfg,
+        torch.device("cpu"),
+        seed=0,
+        identity={},
+        checkpoint_path=None,
+        progress=False,
+    )
     source = ResidentBatches(tiny_set(16), torch.device("cpu"))
     trainer.setup(source)
     before = torch.cat([p.detach().flatten().clone() for p in trainer.model.parameters()])
@@ -115,6 +133,30 @@ def test_clip_grad_bounds_the_size_of_one_sgd_step() -> None:
 def test_negative_clip_grad_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"setting 'clip_grad' must be >= 0, got -1\.0"):
         config(clip_grad="-1")
+
+
+def test_save_artifacts_leaves_the_kept_filters_and_the_learning_curve(tmp_path: Path) -> None:
+    pipe = build_pipeline(config(), context(tmp_path / "run")).fit(tiny_set(), tiny_set(16, seed=1))
+    pipe.save_artifacts(tmp_path)
+    filters = np.load(tmp_path / FILTERS_ARTIFACT, allow_pickle=False)
+    assert pipe.trainer is not None
+    kept = pipe.trainer.model.state_dict()["features.0.weight"]  # restored from the best epoch
+    assert filters.shape == (6, 1, 5, 5) and filters.dtype == np.float32
+    assert np.array_equal(filters, kept.numpy())
+    curve = pipe.record_extra["learning_curve"]
+    lines = (tmp_path / CURVE_ARTIFACT).read_text().splitlines()
+    assert lines[0] == "epoch,train_loss,val_error"
+    assert [float(x) for x in lines[1].split(",")] == [
+        1,
+        curve["train_loss"][0],
+        curve["val_error"][0],
+    ]
+    assert len(lines) == 1 + 3
+
+
+def test_an_unfitted_pipeline_saves_no_artefact(tmp_path: Path) -> None:
+    build_pipeline(config(), context(tmp_path / "run")).save_artifacts(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
 
 def test_fit_records_learning_curves_and_scores_logits(tmp_path: Path) -> None:
@@ -216,9 +258,12 @@ def test_lazy_image_sets_train_through_a_dataloader(tmp_path: Path) -> None:
         paths.append(tmp_path / f"{i}.png")
         cv2.imwrite(str(paths[-1]), img[:, :, 0])
     lazy = ImageSet(
-        images=LazyImages(paths, (28, 28), 1), labels=eager.labels, ids=eager.ids,
-        class_names=eager.class_names, name="tiny",
-    )  # fmt: skip
+        images=LazyImages(paths, (28, 28), 1),
+        labels=eager.labels,
+        ids=eager.ids,
+        class_names=eager.class_names,
+        name="tiny",
+    )
     pipe = build_pipeline(config(epochs="1", workers="0"), context(tmp_path / "run"))
     pipe.fit(lazy, None)
     assert pipe.record_extra["data_path"] == "dataloader"
@@ -320,10 +365,16 @@ def test_no_progress_prints_nothing(
     cfg = config(epochs="1")
     adapter = InputAdapter((28, 28), 1, 32, "pad", 1, mean=[0.5], std=[0.25])
     trainer = train_module.Trainer(
-        create_model("lenet5", num_classes=4, in_channels=1), adapter, None, cfg,
-        torch.device("cpu"), seed=0, identity={}, checkpoint_path=None,
+        create_model("lenet5", num_classes=4, in_channels=1),
+        adapter,
+        None,
+        cfg,
+        torch.device("cpu"),
+        seed=0,
+        identity={},
+        checkpoint_path=None,
         progress=progress,
-    )  # fmt: skip
+    )
     source = ResidentBatches(tiny_set(), torch.device("cpu"))
     trainer.setup(source)
     trainer.train_epoch(source, 1)

@@ -23,6 +23,7 @@ from bovw_vs_convnet.cli import main
 from bovw_vs_convnet.config import build_config, config_to_dict, identity_settings
 from bovw_vs_convnet.convnet import device as device_module
 from bovw_vs_convnet.convnet.alexnet import AdaptiveAvgPool2d, _lrn_by_slices, _paper_lrn
+from bovw_vs_convnet.convnet.checkpoint import load_checkpoint
 from bovw_vs_convnet.convnet.config import ConvNetConfig
 from bovw_vs_convnet.convnet.device import (
     Runtime,
@@ -38,7 +39,6 @@ from bovw_vs_convnet.convnet.pipeline import (
     build_pipeline,
     checkpoint_identity,
 )
-from bovw_vs_convnet.convnet.train import load_checkpoint
 from bovw_vs_convnet.errors import ConfigError
 from bovw_vs_convnet.harness import provenance
 from bovw_vs_convnet.harness.run import run_config_key, run_pipeline

@@ -16,9 +16,10 @@ from bovw_vs_convnet.convnet.batches import ResidentBatches
 from bovw_vs_convnet.convnet.config import FIXED_DEFAULTS, ConvNetConfig
 from bovw_vs_convnet.convnet.device import run_identity
 from bovw_vs_convnet.convnet.models import create_model
+from bovw_vs_convnet.convnet.optim import build_optimizer, build_scheduler
 from bovw_vs_convnet.convnet.pipeline import build_pipeline
 from bovw_vs_convnet.convnet.recipes import DataShape, choose_batch, choose_epochs, choose_recipe
-from bovw_vs_convnet.convnet.train import Trainer, build_optimizer, build_scheduler
+from bovw_vs_convnet.convnet.train import Trainer
 from bovw_vs_convnet.data.imageset import ImageSet
 from bovw_vs_convnet.protocol import RunContext
 
@@ -128,7 +129,7 @@ def test_an_auto_runs_identity_names_the_recipes_revision_and_a_fixed_ones_does_
 def test_warmup_cosine_rises_linearly_then_decays_to_zero() -> None:
     model = torch.nn.Linear(2, 2)
     cfg = auto(epochs="1", schedule="warmup-cosine", warmup_fraction="0.2", lr="1")
-    opt = build_optimizer(model, cfg, torch.device("cpu"))
+    opt = build_optimizer(model, cfg)
     sched = build_scheduler(opt, cfg, steps_per_epoch=10)
     lrs = []
     for _ in range(10):

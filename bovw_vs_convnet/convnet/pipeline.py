@@ -5,7 +5,9 @@
 channels, adapts the input (pad/resize, grayscale replication, normalisation),
 trains with checkpoints every epoch in ``context.run_dir``, keeps the epoch with the
 lowest validation error, and records learning curves; ``decision_scores`` returns
-logits. Example::
+logits; ``save_artifacts`` leaves the first-layer filters and the learning curve in the
+run folder, for the report. Whether other processes train beside this one (torchrun)
+is decided once, at the start of ``fit`` (:mod:`.distributed`). Example::
 
     cfg = build_config(ConvNetConfig, {"model": "lenet5", "epochs": "3"})
     pipe = build_pipeline(cfg, context).fit(split_train, split_val)
@@ -22,6 +24,8 @@ import dataclasses
 import logging
 import os
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
@@ -31,6 +35,7 @@ from bovw_vs_convnet.config import config_to_dict, identity_settings
 from bovw_vs_convnet.convnet import distributed
 from bovw_vs_convnet.convnet.augment import BatchAugment, InputAdapter
 from bovw_vs_convnet.convnet.batches import aspect_record, make_batches
+from bovw_vs_convnet.convnet.checkpoint import load_checkpoint
 from bovw_vs_convnet.convnet.config import AUTO, ConvNetConfig
 from bovw_vs_convnet.convnet.device import Runtime, resolve_runtime
 from bovw_vs_convnet.convnet.models import (
@@ -40,7 +45,7 @@ from bovw_vs_convnet.convnet.models import (
     resolve_ablation,
 )
 from bovw_vs_convnet.convnet.recipes import DataShape, choose_recipe
-from bovw_vs_convnet.convnet.train import Trainer, load_checkpoint
+from bovw_vs_convnet.convnet.train import History, Trainer
 from bovw_vs_convnet.data.imageset import ImageSet
 from bovw_vs_convnet.errors import ConfigError, DataError
 from bovw_vs_convnet.protocol import RunContext
@@ -48,6 +53,9 @@ from bovw_vs_convnet.protocol import RunContext
 log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "checkpoint.pt"
+# the run's artefacts (save_artifacts), which the report draws; it knows these names
+FILTERS_ARTIFACT = "first_layer_filters.npy"
+CURVE_ARTIFACT = "learning_curve.csv"
 
 
 def mirror_allowed(cfg: ConvNetConfig, train: ImageSet) -> bool:
@@ -78,6 +86,24 @@ def channel_stats(images: np.ndarray, limit: int = 10_000) -> tuple[list[float],
     return [float(m) for m in mean], [float(max(s, 1e-3)) for s in std]
 
 
+def stats_sample(train: ImageSet, limit: int = 2000) -> np.ndarray:
+    """The images :func:`channel_stats` reads: all of a resident set, about ``limit`` of a lazy one.
+
+    A lazy set (an ImageFolder) is read from its files, so only every k-th image is.
+    """
+    if not train.is_lazy:
+        return train.array()
+    return train.subset(np.arange(0, len(train), max(1, len(train) // limit))).array()
+
+
+def check_sets(train: ImageSet, val: ImageSet | None) -> None:
+    """DataError unless ``train`` has images and ``val`` (if any) has its classes and channels."""
+    if len(train) == 0:
+        raise DataError("cannot train a ConvNet on an empty training set")
+    if val is not None and (val.n_classes != train.n_classes or val.channels != train.channels):
+        raise DataError("validation set has different classes or channels from training set")
+
+
 def checkpoint_identity(
     model_name: str, cfg: ConvNetConfig, train: ImageSet, ctx: RunContext, runtime: Runtime
 ) -> dict[str, Any]:
@@ -103,6 +129,17 @@ def checkpoint_identity(
         },
         **runtime.identity(),
     }
+
+
+@dataclass
+class TrainingPlan:
+    """What ``fit`` builds before the epochs: the trainer and what the record says of it."""
+
+    trainer: Trainer
+    settings: ConvNetConfig  # the run's settings, "auto" replaced by the recipe's choice
+    adapter: InputAdapter
+    recipe: dict[str, Any]  # the recipe's choices and reasons, for the record
+    augment: list[str]  # the augmentations trained with
 
 
 class ConvNetPipeline:
@@ -159,27 +196,46 @@ class ConvNetPipeline:
 
     def fit(self, train: ImageSet, val: ImageSet | None) -> Self:
         """Train on ``train``; ``val`` selects the best epoch and gives the learning curve."""
-        cfg, ctx = self.config, self.context
-        if len(train) == 0:
-            raise DataError("cannot train a ConvNet on an empty training set")
-        if val is not None and (val.n_classes != train.n_classes or val.channels != train.channels):
-            raise DataError("validation set has different classes or channels from training set")
-        runtime = resolve_runtime(ctx.device, cfg.amp)  # the same call as the run's config key
-        runtime = distributed.local_runtime(runtime)  # torchrun: this rank's GPU, the group
+        check_sets(train, val)
+        cfg = self.config
+        # the one decision about other processes: alone, or one rank of a torchrun job
+        strategy = distributed.choose_strategy()
+        runtime = resolve_runtime(self.context.device, cfg.amp)  # as the run's config key
+        runtime = strategy.runtime(runtime)
         device = runtime.device
         self.device = str(device)
         self._setup_torch(device)
         t_setup = time.perf_counter()
+        plan = self._plan(train, runtime)
+        train_src = strategy.shard(make_batches(train, device, cfg.workers, train=True))
+        val_src = make_batches(val, device, cfg.workers) if val is not None and len(val) else None
+        if plan.settings.lr == AUTO:
+            self._find_lr(plan, train_src)
+        resumed_from = self._resume(plan.trainer, train_src)
+        self.stage_seconds["setup"] = time.perf_counter() - t_setup
+        self.record_extra.update(strategy.wrap(plan.trainer, train_src))
+        history = plan.trainer.fit(train_src, val_src, val.labels if val is not None else None)
+        self.trainer = plan.trainer
+        self._finish_recipe(plan, history, val_src, val)
+        self.stage_seconds.update(plan.trainer.stage_seconds)
+        if val is not None and history.val_error:
+            self.record_extra["beat_majority_class"] = _check_learned(
+                self.model_name, history.val_error, val.labels
+            )
+        self.record_extra.update(self._record(plan, history, runtime, train, resumed_from))
+        return self
+
+    def _plan(self, train: ImageSet, runtime: Runtime) -> TrainingPlan:
+        """The model (seeded), its input adaptation, the recipe for ``train`` and the trainer."""
+        cfg, ctx = self.config, self.context
         spec = get_model_spec(self.model_name)
         torch.manual_seed(ctx.seed)  # weight initialisation
         model = create_model(
-            self.model_name, num_classes=train.n_classes, in_channels=train.channels,
-            init=cfg.init,
-        )  # fmt: skip
+            self.model_name, num_classes=train.n_classes, in_channels=train.channels, init=cfg.init
+        )
         self.n_params = count_parameters(model)
         h, w, c = train.image_shape
-        mean, std = channel_stats(train.array() if not train.is_lazy else train.subset(
-            np.arange(0, len(train), max(1, len(train) // 2000))).array())  # fmt: skip
+        mean, std = channel_stats(stats_sample(train))
         adapter = InputAdapter(
             (h, w), c, spec.input_size, spec.fit, spec.fixed_channels or c, mean, std
         )
@@ -187,77 +243,96 @@ class ConvNetPipeline:
         resolved, recipe = choose_recipe(cfg, DataShape(len(train), (h, w), c, mirror))
         kinds = augmentations(resolved, train)
         augment = BatchAugment(kinds, max_shift=cfg.max_shift) if kinds else None
-        identity = checkpoint_identity(self.model_name, cfg, train, ctx, runtime)
-        ckpt_path = ctx.run_dir / CHECKPOINT_NAME
         trainer = Trainer(
-            model, adapter, augment, resolved, device, seed=ctx.seed, identity=identity,
-            checkpoint_path=ckpt_path, progress=ctx.progress, runtime=runtime,
-        )  # fmt: skip
-        train_src = distributed.shard(make_batches(train, device, cfg.workers, train=True))
-        val_src = make_batches(val, device, cfg.workers) if val is not None and len(val) else None
-        if resolved.lr == AUTO:
-            # seeded: a resumed run finds the same rate (on the CPU, the same bits)
-            found = trainer.find_lr(train_src)
-            trainer.cfg = dataclasses.replace(resolved, lr=found["lr"])
-            recipe["lr_finder"] = found
-            recipe["chosen"]["lr"] = found["lr"]
-            recipe["why"]["lr"] = "learning-rate finder (Smith 2017): lowest smoothed loss / 10"
-        resumed_from = 0
-        if ckpt_path.exists():
-            if not ctx.resume:
-                raise ConfigError(
-                    f"{ctx.run_dir} already holds a checkpoint; resume it or use a new run folder"
-                )
-            ckpt = load_checkpoint(ckpt_path, identity)
-            trainer.load_state(ckpt, train_src)
-            resumed_from = len(trainer.history.train_loss)
-            log.info("resuming %s after epoch %d", self.model_name, resumed_from)
-        self.stage_seconds["setup"] = time.perf_counter() - t_setup
-        self.record_extra.update(distributed.wrap(trainer, train_src))  # torchrun: DDP
-        history = trainer.fit(train_src, val_src, val.labels if val is not None else None)
-        self.trainer = trainer
+            model,
+            adapter,
+            augment,
+            resolved,
+            runtime.device,
+            seed=ctx.seed,
+            identity=checkpoint_identity(self.model_name, cfg, train, ctx, runtime),
+            checkpoint_path=ctx.run_dir / CHECKPOINT_NAME,
+            progress=ctx.progress,
+            runtime=runtime,
+        )
+        return TrainingPlan(trainer, resolved, adapter, recipe, kinds)
+
+    @staticmethod
+    def _find_lr(plan: TrainingPlan, train_src: Any) -> None:
+        """``lr=auto``: the finder's rate, into the trainer's settings and the recipe."""
+        # seeded: a resumed run finds the same rate (on the CPU, the same bits)
+        found = plan.trainer.find_lr(train_src)
+        plan.trainer.cfg = dataclasses.replace(plan.settings, lr=found["lr"])
+        plan.recipe["lr_finder"] = found
+        plan.recipe["chosen"]["lr"] = found["lr"]
+        plan.recipe["why"]["lr"] = "learning-rate finder (Smith 2017): lowest smoothed loss / 10"
+
+    def _resume(self, trainer: Trainer, train_src: Any) -> int:
+        """Load the run folder's checkpoint, if any (``resume`` must allow it); its epochs."""
+        ctx = self.context
+        path = trainer.checkpoint_path
+        if path is None or not path.exists():
+            return 0
+        if not ctx.resume:
+            raise ConfigError(
+                f"{ctx.run_dir} already holds a checkpoint; resume it or use a new run folder"
+            )
+        trainer.load_state(load_checkpoint(path, trainer.identity), train_src)
+        resumed_from = len(trainer.history.train_loss)
+        log.info("resuming %s after epoch %d", self.model_name, resumed_from)
+        return resumed_from
+
+    def _finish_recipe(
+        self, plan: TrainingPlan, history: History, val_src: Any, val: ImageSet | None
+    ) -> None:
+        """What the epochs decided (how many, why they stopped) and the test-time flip."""
+        recipe = plan.recipe
         recipe["epochs_run"] = len(history.train_loss)
         recipe["stop_reason"] = history.stop_reason
         recipe["steps_run"] = recipe["steps_per_epoch"] * len(history.train_loss)
-        if resolved.tta_flip == AUTO:
-            self.tta_flip, recipe["tta_val_error"] = self._choose_tta(trainer, val_src, val)
+        if plan.settings.tta_flip == AUTO:
+            self.tta_flip, recipe["tta_val_error"] = self._choose_tta(plan.trainer, val_src, val)
             recipe["chosen"]["tta_flip"] = self.tta_flip
         else:
-            self.tta_flip = bool(resolved.tta_flip)
-        self.stage_seconds.update(trainer.stage_seconds)
-        if val is not None and history.val_error:
-            self.record_extra["beat_majority_class"] = _check_learned(
-                self.model_name, history.val_error, val.labels
-            )
+            self.tta_flip = bool(plan.settings.tta_flip)
+
+    def _record(
+        self,
+        plan: TrainingPlan,
+        history: History,
+        runtime: Runtime,
+        train: ImageSet,
+        resumed_from: int,
+    ) -> dict[str, Any]:
+        """What the run record keeps of the training (``extra``): curves, recipe, runtime."""
+        trainer = plan.trainer
         n_epochs = len(history.train_loss)
-        self.record_extra.update(
-            {
-                "learning_curve": {
-                    "epoch": list(range(1, n_epochs + 1)),
-                    "train_loss": history.train_loss,
-                    "val_error": history.val_error,
-                },
-                "epoch_seconds": history.epoch_seconds,
-                "best_epoch": history.best_epoch,
-                "epochs_run": n_epochs,
-                "resumed_from_epoch": resumed_from,
-                "train_images_per_s": float(
-                    sum(history.images_per_s[resumed_from:]) / max(1, n_epochs - resumed_from)
-                ) if n_epochs > resumed_from else None,
-                "input": adapter.describe(),
-                "augment": kinds,
-                "recipe": recipe,
-                "tta_flip": self.tta_flip,
-                **_runtime_record(runtime),
-                "compiled": trainer.compiled,
-                "compile_error": trainer.compile_error,
-                "channels_last": trainer.channels_last,
-                "data_path": "resident" if not train.is_lazy else "dataloader",
-                **aspect_record(train),  # images of mixed sizes: the crops
-                "torch": torch.__version__,
-            }
-        )  # fmt: skip
-        return self
+        fresh = history.images_per_s[resumed_from:]  # the epochs this process ran
+        return {
+            "learning_curve": {
+                "epoch": list(range(1, n_epochs + 1)),
+                "train_loss": history.train_loss,
+                "val_error": history.val_error,
+            },
+            "epoch_seconds": history.epoch_seconds,
+            "best_epoch": history.best_epoch,
+            "epochs_run": n_epochs,
+            "resumed_from_epoch": resumed_from,
+            "train_images_per_s": float(sum(fresh) / max(1, n_epochs - resumed_from))
+            if n_epochs > resumed_from
+            else None,
+            "input": plan.adapter.describe(),
+            "augment": plan.augment,
+            "recipe": plan.recipe,
+            "tta_flip": self.tta_flip,
+            **_runtime_record(runtime),
+            "compiled": trainer.compiled,
+            "compile_error": trainer.compile_error,
+            "channels_last": trainer.channels_last,
+            "data_path": "resident" if not train.is_lazy else "dataloader",
+            **aspect_record(train),  # images of mixed sizes: the crops
+            "torch": torch.__version__,
+        }
 
     def decision_scores(self, images: ImageSet) -> np.ndarray:
         """Logits of shape (len(images), n_classes), float32."""
@@ -272,6 +347,24 @@ class ConvNetPipeline:
             self.stage_seconds.get("scoring", 0.0) + time.perf_counter() - t0
         )
         return scores.numpy().astype(np.float32, copy=False)
+
+    def save_artifacts(self, run_dir: Path) -> None:
+        """Write what the report shows of the run: the first-layer filters and the curves.
+
+        ``first_layer_filters.npy`` holds the kept weights' first convolution, float32
+        (out, in, kh, kw) (the weights validation selected, or the last epoch's);
+        ``learning_curve.csv`` has one row per epoch (``epoch, train_loss, val_error``,
+        the error blank without a validation set). Nothing before ``fit``.
+        """
+        if self.trainer is None:
+            return
+        run_dir = Path(run_dir)
+        filters = first_conv_weights(self.trainer.model)
+        if filters is not None:
+            np.save(run_dir / FILTERS_ARTIFACT, filters, allow_pickle=False)
+        curve = self.record_extra.get("learning_curve")
+        if curve:
+            write_learning_curve(curve, run_dir / CURVE_ARTIFACT)
 
     @staticmethod
     def _choose_tta(
@@ -289,6 +382,24 @@ class ConvNetPipeline:
             for name, flip in (("plain", False), ("flip", True))
         }
         return errors["flip"] <= errors["plain"], errors
+
+
+def first_conv_weights(model: torch.nn.Module) -> np.ndarray | None:
+    """The first 4-d weight, (out, in, kh, kw), of ``model`` as float32 numpy; None if none."""
+    for name, tensor in model.state_dict().items():
+        if name.endswith("weight") and tensor.ndim == 4:
+            return np.asarray(tensor.detach().float().cpu().numpy())
+    return None
+
+
+def write_learning_curve(curve: dict[str, list[Any]], path: Path) -> None:
+    """``curve`` (``epoch``, ``train_loss``, ``val_error`` lists) as CSV, one row per epoch."""
+    val_error = curve.get("val_error") or []
+    rows = ["epoch,train_loss,val_error"]
+    for i, (epoch, loss) in enumerate(zip(curve["epoch"], curve["train_loss"], strict=True)):
+        err = repr(float(val_error[i])) if i < len(val_error) else ""
+        rows.append(f"{epoch},{float(loss)!r},{err}")
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
 
 
 def _runtime_record(runtime: Runtime) -> dict[str, Any]:
@@ -309,8 +420,10 @@ def _check_learned(model: str, val_error: list[float], val_labels: np.ndarray) -
     log.warning(
         "%s did not learn: best validation error %.1f%% is no better than always answering "
         "the most frequent class (%.1f%%); try another recipe (--set preset=...)",
-        model, 100 * best, 100 * majority_err,
-    )  # fmt: skip
+        model,
+        100 * best,
+        100 * majority_err,
+    )
     return False
 
 

@@ -11,8 +11,8 @@ run resumed from the checkpoint of epoch e repeats epochs e+1... as an uninterru
 run would: exactly (the same bits) on the CPU, and on CUDA with ``deterministic=true``
 on the same GPU model and software; otherwise on CUDA ``cudnn.benchmark`` picks the
 convolution algorithms anew in each process, and the resumed epochs agree only to
-rounding. Also here: the optimiser and schedule builders, and checkpoints, which hold
-tensors and plain values only and load with ``torch.load(weights_only=True)``.
+rounding. The optimiser and schedule come from :mod:`~bovw_vs_convnet.convnet.optim`;
+checkpoints are written and read by :mod:`~bovw_vs_convnet.convnet.checkpoint`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ import copy
 import dataclasses
 import logging
 import math
-import os
-import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,14 +35,19 @@ from torch import nn
 
 from bovw_vs_convnet.convnet.augment import BatchAugment, InputAdapter
 from bovw_vs_convnet.convnet.batches import BatchSource
+from bovw_vs_convnet.convnet.checkpoint import CHECKPOINT_FORMAT, write_checkpoint
 from bovw_vs_convnet.convnet.config import ConvNetConfig
 from bovw_vs_convnet.convnet.device import Runtime, resolve_runtime
-from bovw_vs_convnet.errors import ConfigError, StorageError
+from bovw_vs_convnet.convnet.optim import (
+    build_optimizer,
+    build_scheduler,
+    lr_range_scheduler,
+    require_chosen,
+)
+from bovw_vs_convnet.errors import ConfigError
 from bovw_vs_convnet.progress import Progress, ProgressMode
 
 log = logging.getLogger(__name__)
-
-CHECKPOINT_FORMAT = 1
 
 
 def epoch_seed(seed: int, epoch: int, stream: int = 0) -> int:
@@ -52,86 +55,10 @@ def epoch_seed(seed: int, epoch: int, stream: int = 0) -> int:
     return (seed * 1_000_003 + epoch * 7919 + stream * 104_729) % (2**63 - 1)
 
 
-def build_optimizer(
-    model: nn.Module, cfg: ConvNetConfig, device: torch.device
-) -> torch.optim.Optimizer:
-    """SGD (momentum, optionally Nesterov) or AdamW; no weight decay on biases or 1-d parameters."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
-    groups = [
-        {"params": decay, "weight_decay": cfg.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-    # Fused kernels: one launch per step instead of one per parameter (CPU and CUDA).
-    fused = cfg.fused_optimizer
-    foreach = None if fused else True
-    lr = chosen(cfg.lr, "lr")
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(
-            groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
-            fused=fused, foreach=foreach,
-        )  # fmt: skip
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, fused=fused, foreach=foreach)
-    raise ConfigError(f"unknown optimizer {cfg.optimizer!r}; use sgd or adamw")
-
-
-def build_scheduler(
-    optimizer: torch.optim.Optimizer, cfg: ConvNetConfig, steps_per_epoch: int
-) -> torch.optim.lr_scheduler.LRScheduler:
-    """A per-step schedule: one-cycle, warm-up + cosine, cosine, step (×gamma) or constant.
-
-    ``warmup-cosine`` rises linearly to ``lr`` over ``warmup_fraction`` of the steps, then
-    decays to 0 along a half cosine (Goyal et al. 2017; Loshchilov and Hutter 2017).
-    """
-    if cfg.schedule == "auto":
-        raise ConfigError("the schedule must be chosen (convnet/recipes.py) before training")
-    total = max(1, int(chosen(cfg.epochs, "epochs")) * steps_per_epoch)
-    if cfg.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=chosen(cfg.lr, "lr"), total_steps=total,
-            pct_start=cfg.warmup_fraction,
-            cycle_momentum=False,
-        )  # fmt: skip
-    if cfg.schedule == "warmup-cosine":
-        warm = max(1, round(cfg.warmup_fraction * total))
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, partial(_warmup_cosine, warm, total))
-    if cfg.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
-    if cfg.schedule == "step":
-        return torch.optim.lr_scheduler.StepLR(
-            optimizer, step_size=max(1, cfg.step_epochs * steps_per_epoch), gamma=cfg.step_gamma
-        )
-    if cfg.schedule == "constant":
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-    raise ConfigError(f"unknown schedule {cfg.schedule!r}")
-
-
-def chosen(value: float | str, name: str) -> float:
-    """A setting's number once the recipe (or the lr finder) has chosen it; ConfigError if not."""
-    if isinstance(value, str):
-        raise ConfigError(
-            f"setting {name!r} is still {value!r}: choose it before training", key=name
-        )
-    return value
-
-
 def _unresolved(cfg: ConvNetConfig) -> bool:
     """Whether a setting the recipe chooses is still "auto" (``tta_flip`` is the pipeline's)."""
     names = ("epochs", "batch_size", "schedule", "label_smoothing", "patience")
     return any(getattr(cfg, n) == "auto" for n in names) or cfg.augment == ("auto",)
-
-
-def _ramp(ratio: float, step: int) -> float:
-    """The lr multiplier of the finder's exponential ramp at ``step``."""
-    return float(ratio**step)
-
-
-def _warmup_cosine(warm: int, total: int, step: int) -> float:
-    """The lr multiplier at ``step``: linear to 1 over ``warm`` steps, then cosine to 0."""
-    if step < warm:
-        return (step + 1) / warm
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
 
 
 @dataclass
@@ -252,7 +179,7 @@ class Trainer:
             loss = F.cross_entropy(
                 logits.float(),
                 yb,
-                label_smoothing=chosen(self.cfg.label_smoothing, "label_smoothing"),
+                label_smoothing=require_chosen(self.cfg.label_smoothing, "label_smoothing"),
             )
         self.optimizer.zero_grad(set_to_none=True)
         (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
@@ -284,7 +211,7 @@ class Trainer:
     @property
     def batch_size(self) -> int:
         """Images per optimiser step (the recipe has chosen it: the constructor checks)."""
-        return int(chosen(self.cfg.batch_size, "batch_size"))
+        return int(require_chosen(self.cfg.batch_size, "batch_size"))
 
     def _drop_last(self, source: BatchSource) -> bool:
         # Compiled graphs are specialised to the batch shape; a short last batch would recompile.
@@ -293,7 +220,7 @@ class Trainer:
     def setup(self, source: BatchSource) -> None:
         """Create the optimiser and schedule for ``source``'s number of batches per epoch."""
         steps = source.n_batches(self.batch_size, self._drop_last(source))
-        self.optimizer = build_optimizer(self.model, self.cfg, self.device)
+        self.optimizer = build_optimizer(self.model, self.cfg)
         self.scheduler = build_scheduler(self.optimizer, self.cfg, steps)
 
     def warmup(self, source: BatchSource) -> float:
@@ -345,9 +272,9 @@ class Trainer:
         probe = copy.copy(self)
         probe.cfg = dataclasses.replace(self.cfg, lr=start)
         saved = copy.deepcopy(self.model.state_dict())
-        probe.optimizer = build_optimizer(self.model, probe.cfg, self.device)
+        probe.optimizer = build_optimizer(self.model, probe.cfg)
         ratio = (end / start) ** (1 / max(1, steps - 1))
-        probe.scheduler = torch.optim.lr_scheduler.LambdaLR(probe.optimizer, partial(_ramp, ratio))
+        probe.scheduler = lr_range_scheduler(probe.optimizer, ratio)
         gen, lrs, losses = self._aug_generator(-2), [], []
         avg, best, i = 0.0, float("inf"), 0
         self.model.train()
@@ -377,9 +304,13 @@ class Trainer:
         pick = max(start, at_min / 10)
         log.info("lr finder: lowest loss at lr %.3g, picked %.3g", at_min, pick)
         return {
-            "lr": pick, "ramp": [start, end], "steps_run": len(lrs), "min_loss_lr": at_min,
-            "lrs": lrs, "losses": losses,
-        }  # fmt: skip
+            "lr": pick,
+            "ramp": [start, end],
+            "steps_run": len(lrs),
+            "min_loss_lr": at_min,
+            "lrs": lrs,
+            "losses": losses,
+        }
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
@@ -433,8 +364,8 @@ class Trainer:
         cfg = self.cfg
         if self.optimizer is None:
             self.setup(train)
-        epochs = int(chosen(cfg.epochs, "epochs"))
-        patience = int(chosen(cfg.patience, "patience"))
+        epochs = int(require_chosen(cfg.epochs, "epochs"))
+        patience = int(require_chosen(cfg.patience, "patience"))
         start = len(self.history.train_loss) + 1
         if self.history.stop_reason:  # a finished checkpoint: nothing left to run
             start = epochs + 1
@@ -483,7 +414,8 @@ class Trainer:
         """Everything needed to continue: weights, optimiser, schedule, curves, identity.
 
         Tensors and plain values only (state dicts, numbers, strings, lists, dicts), so
-        that :func:`load_checkpoint` can read it with ``weights_only=True``.
+        that :func:`~bovw_vs_convnet.convnet.checkpoint.load_checkpoint` can read it with
+        ``weights_only=True``.
         """
         assert self.optimizer is not None and self.scheduler is not None
         return {
@@ -499,25 +431,10 @@ class Trainer:
         }
 
     def save_checkpoint(self, finished: bool) -> None:
-        """Write the checkpoint atomically (a crash mid-write leaves the previous one).
-
-        A write that fails (a full disk, a read-only folder) removes its temporary file,
-        which would otherwise keep the disk full, and ends in a one-line StorageError.
-        """
+        """Write :meth:`state` to the checkpoint path, atomically; nothing without a path."""
         if self.checkpoint_path is None:
             return
-        tmp = self.checkpoint_path.with_suffix(".tmp")
-        try:
-            torch.save(self.state(finished), tmp)
-            os.replace(tmp, self.checkpoint_path)
-        except BaseException as exc:
-            tmp.unlink(missing_ok=True)
-            if isinstance(exc, OSError):
-                raise StorageError(
-                    f"cannot write a checkpoint in {self.checkpoint_path.parent}: "
-                    f"{exc.strerror or exc}"
-                ) from exc
-            raise
+        write_checkpoint(self.state(finished), self.checkpoint_path)
 
     def load_state(self, ckpt: dict[str, Any], train: BatchSource) -> None:
         """Restore a checkpoint written by :meth:`save_checkpoint` (identity already checked)."""
@@ -530,38 +447,3 @@ class Trainer:
             self.scaler.load_state_dict(ckpt["scaler"])
         self.history = History(**ckpt["history"])
         self.best_state = ckpt["best_state"]
-
-
-def load_checkpoint(path: Path, identity: dict[str, Any]) -> dict[str, Any]:
-    """Read a checkpoint; refuse it (ConfigError, one line) unless the same setup made it.
-
-    It is read with ``torch.load(weights_only=True)``: tensors and plain values only, so
-    a planted file (a runs folder is shared, config keys are predictable) cannot run
-    code; one that needs more is refused, unread. ``identity`` holds the model name,
-    classes, channels, split fingerprint, seed, every setting that changes the result
-    and, on CUDA, the device type and autocast dtype; the first mismatch is named.
-    """
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:  # what the weights-only unpickler raises for any other object
-        raise ConfigError(
-            f"refusing checkpoint {path}: it holds more than tensors and plain values "
-            "(loading it could run code); delete it to start the run afresh"
-        ) from None
-    except Exception as exc:  # a truncated or foreign file
-        raise ConfigError(f"cannot read checkpoint {path}: {exc}".splitlines()[0]) from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ConfigError(f"{path} is not a bvc convnet checkpoint")
-    theirs = ckpt.get("identity", {})
-    if theirs.get("model") != identity.get("model"):
-        raise ConfigError(
-            f"checkpoint {path} is for model {theirs.get('model')!r}, not {identity.get('model')!r}"
-        )
-    for key in sorted(set(identity) | set(theirs)):
-        if theirs.get(key) != identity.get(key):
-            # an absent device_type / amp_dtype is a CPU checkpoint (Runtime.identity)
-            raise ConfigError(
-                f"checkpoint {path} was made with {key}={theirs.get(key, 'unset')!r}, "
-                f"this run has {key}={identity.get(key, 'unset')!r}"
-            )
-    return ckpt
