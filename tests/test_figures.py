@@ -73,12 +73,3 @@ def test_conv_filters_one_panel_per_filter() -> None:
     assert len(fig.axes) == 6
     assert np.asarray(fig.axes[0].get_images()[0].get_array()).shape == (5, 5)
 
-
-def test_first_conv_weights_reads_the_kept_weights_of_a_checkpoint(tmp_path: Path) -> None:
-    torch = pytest.importorskip("torch")
-    conv = torch.nn.Conv2d(3, 4, 3)
-    path = tmp_path / "checkpoint.pt"
-    torch.save({"model": {"fc.weight": torch.zeros(2, 2)}, "best_state": conv.state_dict()}, path)
-    weights = figures.first_conv_weights(path)
-    assert weights.shape == (4, 3, 3, 3)
-    assert np.allclose(weights, conv.weight.detach().numpy())

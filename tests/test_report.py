@@ -1,8 +1,11 @@
 """The HTML report, built from hand-made records and from a store."""
 
 import re
+import shutil
 from pathlib import Path
 
+import numpy as np
+import pytest
 from report_records import crossover_records, fake_record
 
 from bovw_vs_convnet.baseline.pipeline import BaselineConfig
@@ -16,7 +19,10 @@ from bovw_vs_convnet.harness.analysis import (
     training_size_curves,
 )
 from bovw_vs_convnet.harness.report import build_report, write_report
+from bovw_vs_convnet.harness.report_figures import FILTERS_ARTIFACT
 from bovw_vs_convnet.harness.store import ResultStore
+
+LEGACY_RUNS = Path(__file__).parent / "fixtures" / "runs-b9fbd1e"
 
 
 def test_curves_group_seeds_by_size() -> None:
@@ -59,21 +65,43 @@ def test_report_is_one_self_contained_page(tmp_path: Path) -> None:
 
 
 def test_report_embeds_pipeline_pngs_and_filters_from_run_folders(tmp_path: Path) -> None:
-    torch = __import__("pytest").importorskip("torch")
     bovw = fake_record("bovw", "tiny", n_train=100, seed=0, top1=0.2)
     conv = fake_record("convnet", "lenet5", n_train=100, seed=0, top1=0.3)
     for rec in (bovw, conv):
         (tmp_path / rec["run_id"]).mkdir()
         rec["run_dir"] = str(tmp_path / rec["run_id"])
     (tmp_path / bovw["run_id"] / "vocabulary_gallery.png").write_bytes(b"\x89PNG\r\n\x1a\nfake")
-    torch.save(
-        {"model": torch.nn.Conv2d(1, 6, 5).state_dict()},
-        tmp_path / conv["run_id"] / "checkpoint.pt",
-    )
+    filters = np.random.default_rng(0).normal(size=(6, 1, 5, 5)).astype(np.float32)
+    np.save(tmp_path / conv["run_id"] / FILTERS_ARTIFACT, filters)
     text = write_report([bovw, conv], tmp_path / "out").read_text()
     assert text.count('<img src="data:image/png;base64,') == 1
     assert "bovw/tiny: vocabulary gallery" in text
-    assert "6 filters of 5×5 from checkpoint.pt" in text
+    assert f"6 filters of 5×5 saved by run {conv['run_id']}" in text
+
+
+def test_a_filters_file_that_does_not_read_costs_its_figure_only(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    curve = {"epoch": [1, 2], "train_loss": [1.0, 0.5], "val_error": [0.4, 0.3]}
+    conv = fake_record(
+        "convnet", "lenet5", n_train=100, seed=0, top1=0.3, extra={"learning_curve": curve}
+    )
+    (tmp_path / conv["run_id"]).mkdir()
+    conv["run_dir"] = str(tmp_path / conv["run_id"])
+    (tmp_path / conv["run_id"] / FILTERS_ARTIFACT).write_bytes(b"half an array")
+    text = write_report([conv], tmp_path / "out").read_text()
+    assert "Learning curves of convnet/lenet5" in text
+    assert "First-layer filters" not in text
+    assert f"no filters from {tmp_path / conv['run_id'] / FILTERS_ARTIFACT}" in caplog.text
+
+
+def test_runs_stored_before_the_filters_artefact_report_without_it(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    shutil.copytree(LEGACY_RUNS, runs)
+    text = build_report(runs, tmp_path / "out").read_text()
+    assert "Learning curves of convnet/lenet5" in text
+    assert "First-layer filters" not in text
+    assert "bovw" in text and "visual words" in text
 
 
 def test_build_report_reads_the_store(tmp_path: Path) -> None:

@@ -10,6 +10,9 @@ matplotlib ``Figure``; :func:`save_figure` writes it as ``STEM.png`` and
 - :func:`learning_curves_figure`: a ConvNet's loss and error per epoch.
 - :func:`error_vs_time_figure`: error against training time with the Pareto front.
 - :func:`conv_filters_figure`: the first-layer convolution filters of a ConvNet.
+
+Nothing here reads a pipeline's internals: the filters come from the array the ConvNet
+pipeline saves in its run folder (``first_layer_filters.npy``), the curves from its record.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
@@ -124,10 +126,8 @@ def confusion_matrix_figure(
                 if v == 0:
                     continue  # blank cells read faster than a grid of zeros
                 text = f"{v:.2f}" if normalize else f"{int(v)}"
-                ax.text(
-                    j, i, text, ha="center", va="center", fontsize=6,
-                    color="white" if v > 0.5 * (cm.max() or 1) else "black",
-                )  # fmt: skip
+                color = "white" if v > 0.5 * (cm.max() or 1) else "black"
+                ax.text(j, i, text, ha="center", va="center", fontsize=6, color=color)
     fig.tight_layout()
     return fig
 
@@ -229,23 +229,3 @@ def conv_filters_figure(weights: np.ndarray, *, title: str = "First-layer filter
         ax.set_axis_off()
     fig.suptitle(title)
     return fig
-
-
-def first_conv_weights(checkpoint: Path | str) -> np.ndarray:
-    """The first 4-d weight tensor (out, in, kh, kw) of a trainer checkpoint, as numpy.
-
-    The trainer's checkpoints (``convnet/train.py``) hold the weights validation
-    kept under ``best_state`` (None when no epoch was selected) and the last
-    epoch's under ``model``; the kept ones are shown when there are any.
-    Raises ValueError when neither holds a convolution weight.
-    """
-    import torch
-
-    ckpt: Any = torch.load(Path(checkpoint), map_location="cpu", weights_only=True)
-    state = (ckpt.get("best_state") or ckpt.get("model")) if isinstance(ckpt, Mapping) else None
-    if not isinstance(state, Mapping):
-        raise ValueError(f"{checkpoint}: not a trainer checkpoint (no best_state or model)")
-    for name, tensor in state.items():
-        if str(name).endswith("weight") and getattr(tensor, "ndim", 0) == 4:
-            return np.asarray(tensor.detach().float().cpu().numpy())
-    raise ValueError(f"{checkpoint}: no convolution weight found")

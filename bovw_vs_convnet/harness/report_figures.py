@@ -3,8 +3,9 @@
 :func:`dataset_figures` picks the numbers (from :mod:`~bovw_vs_convnet.harness.analysis`
 and the leaderboard tables), :mod:`~bovw_vs_convnet.harness.figures` draws them,
 and :class:`FigureWriter` writes each as PNG and SVG under ``figures/`` and keeps
-the SVG for the page to embed. Images a pipeline saved in its run folder (the BoVW
-galleries) are embedded as they are.
+the SVG for the page to embed. Figures come from records and from the artefacts a
+pipeline saved in its run folder: the BoVW galleries are embedded as they are, the
+ConvNet's first-layer filters (an array) are drawn.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from bovw_vs_convnet.harness.record import RunRecord
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
+# the array of first-layer filters a ConvNet run leaves (convnet/pipeline.py: save_artifacts)
+FILTERS_ARTIFACT = "first_layer_filters.npy"
 
 
 @dataclass
@@ -185,7 +187,7 @@ def _confusion_figure(
 def _convnet_figures(
     row: LeaderboardRow, r: RunRecord, writer: FigureWriter, dataset: str
 ) -> list[Figure]:
-    """A ConvNet run's learning curves and the first-layer filters of its checkpoint."""
+    """A ConvNet run's learning curves (its record) and the first-layer filters it saved."""
     out: list[Figure] = []
     history = learning_history(r)
     if history:
@@ -198,12 +200,8 @@ def _convnet_figures(
                 f"Run {r['run_id']}, per epoch.",
             )
         )
-    for ckpt in _files(r, CHECKPOINT_SUFFIXES)[:1]:
-        try:
-            weights = figures.first_conv_weights(ckpt)
-        except Exception as exc:  # a checkpoint we cannot read costs one figure only
-            log.warning("no filters from %s: %s", ckpt, exc)
-            continue
+    weights = saved_filters(r)
+    if weights is not None:
         fig = figures.conv_filters_figure(weights, title=f"{row.name}: first-layer filters")
         out.append(
             writer.add(
@@ -211,10 +209,31 @@ def _convnet_figures(
                 f"{dataset}-filters-{row.name}",
                 f"First-layer filters of {row.name}",
                 f"{weights.shape[0]} filters of {weights.shape[2]}×{weights.shape[3]} "
-                f"from {ckpt.name} of run {r['run_id']}.",
+                f"saved by run {r['run_id']}.",
             )
         )
     return out
+
+
+def saved_filters(record: RunRecord) -> np.ndarray | None:
+    """The first-layer filters a ConvNet run saved, (out, in, kh, kw); None without them.
+
+    Runs stored before the pipeline saved them have none, and a file that does not
+    read as a 4-d array costs its figure only (with a warning), never the report.
+    """
+    run_dir = record.get("run_dir")
+    path = Path(run_dir) / FILTERS_ARTIFACT if run_dir else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        weights = np.load(path, allow_pickle=False)
+    except Exception as exc:  # truncated, foreign, pickled: one figure less
+        log.warning("no filters from %s: %s", path, exc)
+        return None
+    if weights.ndim != 4:
+        log.warning("no filters from %s: shape %s is not (out, in, kh, kw)", path, weights.shape)
+        return None
+    return np.asarray(weights)
 
 
 def _pipeline_images(row: LeaderboardRow, r: RunRecord, dataset: str) -> list[Figure]:
