@@ -25,7 +25,8 @@ from click.testing import CliRunner  # noqa: E402
 from bovw_vs_convnet.cli import main  # noqa: E402
 from bovw_vs_convnet.harness.cluster import run_on_worker  # noqa: E402
 from bovw_vs_convnet.harness.run import load_split  # noqa: E402
-from bovw_vs_convnet.harness.store import PARTIAL_DIR, ResultStore  # noqa: E402
+from bovw_vs_convnet.harness.run_folder import PARTIAL_DIR  # noqa: E402
+from bovw_vs_convnet.harness.store import ResultStore  # noqa: E402
 from bovw_vs_convnet.harness.suite import parse_suite  # noqa: E402
 from bovw_vs_convnet.harness.suite_runner import run_suite  # noqa: E402
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from bovw_vs_convnet.errors import DataError
-from bovw_vs_convnet.harness.store import ResultStore, config_key
+from bovw_vs_convnet.harness.record_json import config_key
+from bovw_vs_convnet.harness.store import ResultStore
 
 
 def _record(run_id: str, **extra):
@@ -184,7 +185,7 @@ def test_commit_removes_the_claim_file_of_its_staging_folder(tmp_path):
     ],
 )
 def test_check_record_says_why_a_record_cannot_be_a_row(change, reason):
-    from bovw_vs_convnet.harness.store import check_record
+    from bovw_vs_convnet.harness.record_json import check_record
 
     assert check_record(_record("r1")) is None
     assert check_record({**_record("r1"), **change}).startswith(reason)

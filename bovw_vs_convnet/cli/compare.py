@@ -191,7 +191,8 @@ def compare(
     paired test over them. Runs on different test images are refused (exit code 2).
     """
     from bovw_vs_convnet.harness.comparison import compare_runs
-    from bovw_vs_convnet.harness.store import ResultStore, to_jsonable
+    from bovw_vs_convnet.harness.record_json import to_jsonable
+    from bovw_vs_convnet.harness.store import ResultStore
 
     store = ResultStore(runs_dir)
     store.recover()

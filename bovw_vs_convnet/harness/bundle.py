@@ -45,8 +45,9 @@ from bovw_vs_convnet.data.imageset import ImageSet
 from bovw_vs_convnet.errors import DataError
 from bovw_vs_convnet.estimators.estimator_state import load_json
 from bovw_vs_convnet.harness.record import RunRecord
+from bovw_vs_convnet.harness.record_json import canonical_json
 from bovw_vs_convnet.harness.registry import PipelineSpec, get_pipeline
-from bovw_vs_convnet.harness.store import ResultStore, canonical_json
+from bovw_vs_convnet.harness.store import ResultStore
 from bovw_vs_convnet.protocol import Pipeline, RunContext
 
 log = logging.getLogger(__name__)

@@ -8,8 +8,8 @@ what the coordinator does with its result. The rules:
   once, for its fingerprint), skips the runs already stored, and submits the others,
   one Dask task per run (:func:`run_on_worker`), with the split fingerprint it
   expects.
-- A worker runs :func:`~bovw_vs_convnet.harness.run.run_pipeline` through a
-  :class:`~bovw_vs_convnet.harness.staging.StagingStore`: it checks that its split
+- A worker runs :func:`~bovw_vs_convnet.harness.run.run_pipeline` into a
+  :class:`~bovw_vs_convnet.harness.sinks.WorkerStaging`: it checks that its split
   fingerprint is the coordinator's before training (different data on one node must
   not pollute a table), works in a staging folder under the runs folder (so the runs
   folder must be on storage every worker shares: a worker that cannot see it fails
@@ -48,18 +48,22 @@ from bovw_vs_convnet.errors import (
     storage_error,
 )
 from bovw_vs_convnet.harness import provenance
-from bovw_vs_convnet.harness.outcome import RunOutcome, SuiteOptions
-from bovw_vs_convnet.harness.record import RunRecord
+from bovw_vs_convnet.harness.outcome import (
+    RunOutcome,
+    SuiteOptions,
+    failed_outcome,
+    spec_failure_record,
+)
 from bovw_vs_convnet.harness.run import (
     checked_config,
-    early_failure_record,
     error_line,
     load_split,
     plan_run,
     run_pipeline,
 )
-from bovw_vs_convnet.harness.staging import StagingStore
-from bovw_vs_convnet.harness.store import PARTIAL_DIR, ResultStore
+from bovw_vs_convnet.harness.run_folder import PARTIAL_DIR, write_failure
+from bovw_vs_convnet.harness.sinks import WorkerStaging
+from bovw_vs_convnet.harness.store import ResultStore
 from bovw_vs_convnet.harness.suite import RunSpec, Suite
 
 log = logging.getLogger(__name__)
@@ -131,7 +135,7 @@ def run_on_worker(task: dict[str, Any]) -> dict[str, Any]:
             error=f"runs folder {runs_dir} is not visible on worker {worker} "
             "(put it on storage every worker shares)",
         )
-    store = StagingStore(runs_dir)
+    sink = WorkerStaging(ResultStore(runs_dir))
     try:
         record = run_pipeline(
             task["pipeline"],
@@ -146,7 +150,7 @@ def run_on_worker(task: dict[str, Any]) -> dict[str, Any]:
             resume=not task["force"],
             progress="none",
             skip_existing=not task["force"],
-            store=store,
+            sink=sink,
             expect_fingerprint=task["fingerprint"],
             split_options=task.get("split_options"),
         )
@@ -158,7 +162,7 @@ def run_on_worker(task: dict[str, Any]) -> dict[str, Any]:
         full = storage_error(exc.__cause__)
         if full is not None:
             return done("storage", error=str(full))
-        staged = store.staged.get(str(exc.record["run_id"]))
+        staged = sink.staged.get(str(exc.record["run_id"]))
         return done(
             "failed",
             record=exc.record,
@@ -167,7 +171,7 @@ def run_on_worker(task: dict[str, Any]) -> dict[str, Any]:
         )
     except Exception as exc:  # before run_pipeline made its record (the fingerprint check too)
         return done("failed", error=error_line(exc))
-    staged = store.staged.get(str(record["run_id"]))
+    staged = sink.staged.get(str(record["run_id"]))
     if staged is None:  # stored meanwhile (another coordinator): skip_existing returned it
         return done("skipped", record=record)
     return done("ran", record=record, staging=str(staged))
@@ -249,51 +253,115 @@ def dask_client(
                 cluster.close()
 
 
-def _land(
-    store: ResultStore, spec: RunSpec, result: dict[str, Any], key: str
-) -> tuple[str, RunRecord | None, str | None]:
-    """Commit one worker's result in ``store``: (status, stored record, error)."""
+def _land(store: ResultStore, spec: RunSpec, result: dict[str, Any], key: str) -> RunOutcome:
+    """Commit one worker's ``result`` (or a failure before submitting) in ``store``."""
     status, record = result["status"], result.get("record")
     staging = Path(result["staging"]) if result.get("staging") else None
+    seconds, worker = float(result.get("seconds") or 0.0), result.get("worker")
     if status == "too-large":
-        return status, None, result["error"]
+        return RunOutcome(spec, status, None, result["error"], seconds, worker=worker)
     if status == "skipped":
-        return status, record, None
+        return RunOutcome(spec, status, record, None, seconds, worker=worker)
     if status == "ran" and record is not None and staging is not None:
         if record.get("config_key") != key:  # both plan_run's: the worker has another WORLD_SIZE
             log.warning("run %s: its config key differs from the planned one", spec.describe())
-        store._claim(staging)  # the worker released it; commit releases it again
+        store.claim(staging)  # the worker released it; commit releases it again
         stored = store.commit(record, staging)
         store.supersede(stored.get("config_key") or "", stored["run_id"])
-        return "ran", stored, None
+        return RunOutcome(spec, "ran", stored, None, seconds, worker=worker)
     # failed: the worker's own record, or one made here (worker died, folder not visible)
     if record is None:
-        record = early_failure_record(
-            spec.pipeline,
-            spec.dataset,
-            overrides=spec.settings,
-            seed=spec.seed,
-            train_size=spec.train_size,
-        )
+        record = spec_failure_record(spec)
         record.update(
-            {
-                "status": "failed",
-                "error": result["error"],
-                "provenance": provenance.collect(),
-            }
+            {"status": "failed", "error": result["error"], "provenance": provenance.collect()}
         )
         if key:  # the planned key: a repeated failure replaces this one
             record["config_key"] = key
     try:
         if staging is not None:
-            store._claim(staging)
+            store.claim(staging)
         failed = store.record_failure(record, staging)
     except BvcError as exc:
         log.warning("could not store the failed run %s: %s", record.get("run_id"), exc)
         failed = record
-    store.supersede(failed.get("config_key") or "", failed["run_id"], "failed")
-    log.warning("run %s failed: %s", spec.describe(), failed.get("error"))
-    return "failed", failed, failed.get("error")
+    return failed_outcome(store, spec, failed, seconds, worker=worker)
+
+
+def _plan_runs(
+    specs: list[RunSpec],
+    store: ResultStore,
+    options: SuiteOptions,
+    finish: Callable[[int, RunOutcome], None],
+) -> dict[int, tuple[str, str]]:
+    """(config key, split fingerprint) of each spec to submit, by index; the others finished.
+
+    A spec already stored is skipped (unless ``options.force``); one whose settings or
+    data fail, or whose training size is too large, is finished here, never submitted.
+    """
+    plans: dict[int, tuple[str, str]] = {}
+    splits: dict[tuple[Any, ...], tuple[str, Any]] = {}  # the workers load their own
+    for index, spec in enumerate(specs):
+        t0 = time.perf_counter()
+        try:
+            key, fingerprint = plan_key(
+                spec, data_dir=options.data_dir, device=options.device, splits=splits
+            )
+        except TrainSizeTooLarge as exc:
+            finish(index, RunOutcome(spec, "too-large", None, str(exc), time.perf_counter() - t0))
+            continue
+        except Exception as exc:  # bad settings or data: stored as failed, never submitted
+            failure = {"status": "failed", "error": error_line(exc)}
+            finish(index, _land(store, spec, {**failure, "seconds": time.perf_counter() - t0}, ""))
+            continue
+        done = [] if options.force else store.list_runs(config_key=key)
+        if done:
+            finish(index, RunOutcome(spec, "skipped", done[-1], None, time.perf_counter() - t0))
+        else:
+            plans[index] = (key, fingerprint)
+    return plans
+
+
+def _task(
+    spec: RunSpec, options: SuiteOptions, fingerprint: str, marker: str, threads: int
+) -> dict[str, Any]:
+    """What :func:`run_on_worker` is given for ``spec``: plain values a worker can unpickle."""
+    return {
+        "pipeline": spec.pipeline,
+        "dataset": spec.dataset,
+        "settings": dict(spec.settings),
+        "seed": spec.seed,
+        "train_size": spec.train_size,
+        "split_options": spec.split_options,
+        "runs_dir": str(options.runs_dir.resolve()),
+        "marker": marker,
+        "fingerprint": fingerprint,
+        "data_dir": str(options.data_dir) if options.data_dir else None,
+        "device": options.device,
+        "n_jobs": threads if threads and options.n_jobs == -1 else options.n_jobs,
+        "force": options.force,
+    }
+
+
+def _land_as_completed(
+    futures: dict[Any, int],
+    specs: list[RunSpec],
+    plans: dict[int, tuple[str, str]],
+    store: ResultStore,
+    finish: Callable[[int, RunOutcome], None],
+) -> None:
+    """Commit each run as its future completes; a runs folder a worker cannot write stops all."""
+    distributed = require_distributed()
+    for future in distributed.as_completed(list(futures)):
+        index = futures.pop(future)
+        try:
+            result = future.result()
+        except Exception as exc:  # KilledWorker: died twice; or a lost scheduler
+            result = {"status": "failed", "error": error_line(exc), "worker": None, "seconds": 0.0}
+        if result["status"] == "storage":
+            raise StorageError(result["error"])
+        outcome = _land(store, specs[index], result, plans[index][0])
+        future.release()  # landed: a worker lost now must not recompute it
+        finish(index, outcome)
 
 
 def run_suite_dask(
@@ -326,41 +394,16 @@ def run_suite_dask(
         if on_done is not None:
             on_done(index, len(specs), outcome)
 
-    plans: dict[int, tuple[str, str]] = {}
-    splits: dict[tuple[Any, ...], tuple[str, Any]] = {}
-    for index, spec in enumerate(specs):
-        t0 = time.perf_counter()
-        try:
-            key, fingerprint = plan_key(
-                spec, data_dir=options.data_dir, device=options.device, splits=splits
-            )
-        except TrainSizeTooLarge as exc:
-            finish(index, RunOutcome(spec, "too-large", None, str(exc), time.perf_counter() - t0))
-            continue
-        except Exception as exc:  # bad settings or data: stored as failed, never submitted
-            status, record, error = _land(
-                store, spec, {"status": "failed", "error": error_line(exc)}, ""
-            )
-            finish(index, RunOutcome(spec, status, record, error, time.perf_counter() - t0))
-            continue
-        done = [] if options.force else store.list_runs(config_key=key)
-        if done:
-            finish(index, RunOutcome(spec, "skipped", done[-1], None, time.perf_counter() - t0))
-        else:
-            plans[index] = (key, fingerprint)
-    splits.clear()  # the workers load their own
+    plans = _plan_runs(specs, store, options, finish)
     if not plans:
         return [o for o in outcomes if o is not None]
-
-    cores = usable_cores()
-    threads = max(1, cores // workers) if workers else 0
+    threads = max(1, usable_cores() // workers) if workers else 0
     marker_name = f"{MARKER_PREFIX}{uuid.uuid4().hex[:8]}"
     marker = runs_dir / PARTIAL_DIR / marker_name
     try:
         marker.write_text(datetime.now(UTC).isoformat(timespec="seconds") + "\n")
     except OSError as exc:
-        raise store.storage_error(exc) from None
-    distributed = require_distributed()
+        raise write_failure(runs_dir, exc) from None
     try:
         with dask_client(workers, scheduler, threads) as (client, n_workers):
             where = scheduler or f"a local cluster, {threads} thread(s) each"
@@ -369,45 +412,11 @@ def run_suite_dask(
                 info(f"dask dashboard: {client.dashboard_link}")
             futures: dict[Any, int] = {}
             for index, (key, fingerprint) in plans.items():
-                spec = specs[index]
-                task = {
-                    "pipeline": spec.pipeline,
-                    "dataset": spec.dataset,
-                    "settings": dict(spec.settings),
-                    "seed": spec.seed,
-                    "train_size": spec.train_size,
-                    "split_options": spec.split_options,
-                    "runs_dir": str(runs_dir),
-                    "marker": marker_name,
-                    "fingerprint": fingerprint,
-                    "data_dir": str(options.data_dir) if options.data_dir else None,
-                    "device": options.device,
-                    "n_jobs": threads if workers and options.n_jobs == -1 else options.n_jobs,
-                    "force": options.force,
-                }
-                future = client.submit(
-                    run_on_worker, task, key=f"bvc-run-{index}-{key[:12]}-{uuid.uuid4().hex[:6]}",
-                    retries=1, pure=False,
-                )  # fmt: skip
-                futures[future] = index
+                task = _task(specs[index], options, fingerprint, marker_name, threads)
+                name = f"bvc-run-{index}-{key[:12]}-{uuid.uuid4().hex[:6]}"
+                futures[client.submit(run_on_worker, task, key=name, retries=1, pure=False)] = index
             try:
-                for future in distributed.as_completed(list(futures)):
-                    index = futures.pop(future)
-                    spec = specs[index]
-                    try:
-                        result = future.result()
-                    except Exception as exc:  # KilledWorker: died twice; or a lost scheduler
-                        result = {"status": "failed", "error": error_line(exc), "worker": None}
-                        result["seconds"] = 0.0
-                    if result["status"] == "storage":
-                        raise StorageError(result["error"])
-                    status, record, error = _land(store, spec, result, plans[index][0])
-                    outcome = RunOutcome(
-                        spec, status, record, error, float(result.get("seconds") or 0.0),
-                        worker=result.get("worker"),
-                    )  # fmt: skip
-                    future.release()  # landed: a worker lost now must not recompute it
-                    finish(index, outcome)
+                _land_as_completed(futures, specs, plans, store, finish)
             except BaseException:  # KeyboardInterrupt, a full runs folder: stop the others
                 client.cancel(list(futures), force=True)
                 raise

@@ -1,10 +1,12 @@
 """One run: data and split, config, fit (timed), score the test set (timed), metrics, store.
 
 :func:`run_pipeline` is what ``bvc run`` and the suite runner call. It never
-prints; it returns the stored run record (a :class:`RunRecord`, a JSON-ready
-dict). Every record, failed ones included, is built here: :func:`store_failure`
-and :func:`early_failure_record` are what the suite runner uses for a run that
-failed before :func:`run_pipeline` could make its record.
+prints; it returns the record its sink stored (a :class:`RunRecord`, a JSON-ready
+dict). Its steps, in order: :func:`checked_config`, :func:`plan_run` (data, split and
+store key), :func:`planned_record`, :func:`fit_score_and_store` (with
+:func:`result_fields`), and on failure :func:`store_failure`, which the suite runner
+also uses for a run that failed before :func:`run_pipeline` could make its record.
+Where the results go is the sink's business (:mod:`~bovw_vs_convnet.harness.sinks`).
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ from bovw_vs_convnet.harness import metrics as metrics_mod
 from bovw_vs_convnet.harness import provenance
 from bovw_vs_convnet.harness.bundle import remove_bundle, write_bundle
 from bovw_vs_convnet.harness.record import RunRecord
+from bovw_vs_convnet.harness.record_json import config_key, new_run_id
 from bovw_vs_convnet.harness.registry import PipelineSpec, get_pipeline
-from bovw_vs_convnet.harness.staging import RankStore, process_rank
-from bovw_vs_convnet.harness.store import ResultStore, config_key, new_run_id
+from bovw_vs_convnet.harness.run_folder import ScoreArrays
+from bovw_vs_convnet.harness.sinks import RunSink, sink_for_process
 from bovw_vs_convnet.progress import ProgressMode
 from bovw_vs_convnet.protocol import RunContext
 
@@ -62,9 +65,13 @@ def load_split(
 
     ds = load_dataset(dataset, data_dir=data_dir, lazy=lazy)
     split = make_split(
-        ds, seed=seed, train_size=train_size, val_fraction=val_fraction,
-        test_fraction=test_fraction, **dict(split_options or {}),
-    )  # fmt: skip
+        ds,
+        seed=seed,
+        train_size=train_size,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        **dict(split_options or {}),
+    )
     return ds.name, split
 
 
@@ -204,41 +211,10 @@ def error_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".splitlines()[0]
 
 
-def early_failure_record(
-    pipeline: str,
-    dataset: str,
-    *,
-    overrides: Mapping[str, Any] | None = None,
-    seed: int = 0,
-    train_size: int | None = None,
-) -> RunRecord:
-    """The record of a run that failed before :func:`run_pipeline` made its own.
-
-    A bad config or a dataset that will not load leaves no split and no config
-    to record; this record keeps what was asked (the overrides as given, the
-    train size) so that a suite can list the run as failed. Store it with
-    :func:`store_failure`.
-    """
-    settings = dict(overrides or {})
-    return {
-        "run_id": new_run_id(pipeline),
-        "status": "failed",
-        "error": None,
-        "pipeline": pipeline,
-        "model": model_name(pipeline, settings),
-        "dataset": dataset,
-        "seed": seed,
-        "train_size": train_size,
-        "config": settings,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "bvc_version": __version__,
-    }
-
-
 def store_failure(
-    store: ResultStore, record: RunRecord, exc: BaseException, staging: Path | None = None
+    sink: RunSink, record: RunRecord, exc: BaseException, staging: Path | None = None
 ) -> RunRecord:
-    """Mark ``record`` failed with ``exc``'s one-line error, store it, return the stored record.
+    """Mark ``record`` failed with ``exc``'s one-line error, hand it to ``sink``; return that.
 
     Should storing fail too, that is logged and the record returned unstored:
     the run's own error matters more than the failed bookkeeping.
@@ -251,7 +227,7 @@ def store_failure(
         }
     )
     try:
-        return store.record_failure(record, staging)
+        return sink.fail(record, staging)
     except BvcError as exc:  # a full or read-only runs folder: one line, no traceback
         log.warning("could not store the failed run %s: %s", record.get("run_id"), exc)
         return record
@@ -276,49 +252,36 @@ def run_pipeline(
     resume: bool = False,
     progress: ProgressMode | bool = True,
     skip_existing: bool = False,
-    store: ResultStore | None = None,
+    sink: RunSink | None = None,
     expect_fingerprint: str | None = None,
     split_options: Mapping[str, Any] | None = None,
 ) -> RunRecord:
     """Run ``pipeline`` on ``dataset`` once and store the record; return the stored record.
 
-    Args:
-        pipeline: a registered pipeline name (``baseline``, ``bovw``, ``convnet``).
-        dataset: a manifest name or an ImageFolder path.
-        overrides: settings for the pipeline's config (strings or typed values).
-        seed: seeds the split and the pipeline.
-        train_size: class-balanced training subset size (None: all).
-        val_fraction, test_fraction: passed to the split.
-        split_options: the per-class protocol and split index, passed to the split
-            (:func:`load_split`).
-        runs_dir: the results store's folder.
-        data_dir: where datasets are looked for.
-        device, n_jobs, resume, progress: handed to the pipeline in its RunContext.
-        skip_existing: return the stored record of an identical finished run
-            (same config key) instead of running again.
-        store: the store written through (default: ``runs_dir``'s; under torchrun, on
-            ranks other than 0, a :class:`~.staging.RankStore` that writes nothing and
-            the run returns unscored after training). A Dask worker passes a
-            :class:`~.staging.StagingStore`: the run stays staged for the coordinator.
-        expect_fingerprint: the split fingerprint the caller computed (a cluster's
-            coordinator); a different one here raises DataError before training.
+    ``pipeline`` is a registered name (``baseline``, ``bovw``, ``convnet``), ``dataset`` a
+    manifest name or an ImageFolder path, ``overrides`` settings of the pipeline's config
+    (strings or typed values), and ``seed`` seeds the split and the pipeline. The split
+    is made from ``train_size`` (a class-balanced subset; None: all), ``val_fraction``,
+    ``test_fraction`` and ``split_options`` (the per-class protocol and split index) on
+    the data in ``data_dir`` (:func:`load_split`). ``device``, ``n_jobs``, ``resume`` and
+    ``progress`` go to the pipeline in its RunContext. ``skip_existing`` returns the
+    stored record of an identical finished run (same config key) instead of running.
+    ``sink`` says where the results go (:mod:`~bovw_vs_convnet.harness.sinks`): by
+    default ``runs_dir``'s store, or under torchrun on ranks other than 0 a RankSink
+    (the run returns unscored after training). ``expect_fingerprint``: the split
+    fingerprint a cluster's coordinator computed; a different one raises DataError.
 
-    Raises:
-        RunFailed: fitting or scoring raised; the run is stored as ``failed``,
-            the exception carries that record and its ``__cause__`` is the
-            original error (a :class:`BvcError` for bad input).
-        BvcError: bad input found before the run starts (an unknown pipeline or
-            setting, a dataset that will not load, a train size larger than
-            the data); nothing is stored.
-
-    A KeyboardInterrupt stores nothing and leaves the staging folder for ``resume``.
+    Raises RunFailed when fitting or scoring raised: the run is stored as ``failed``, the
+    exception carries that record and its ``__cause__`` is the original error (a
+    :class:`BvcError` for bad input). Raises BvcError for bad input found before the run
+    starts (an unknown pipeline or setting, a dataset that will not load, a train size
+    larger than the data): nothing is stored. A KeyboardInterrupt stores nothing and
+    leaves the staging folder for ``resume``.
     """
     seed = check_seed(seed)
     spec, config = checked_config(pipeline, overrides)
-    if store is None:  # only rank 0 of a torchrun job writes the store
-        store = ResultStore(runs_dir) if process_rank() == 0 else RankStore(runs_dir)
-    store.check_writable()  # a read-only or full runs folder, before any work is spent
-    store.recover()
+    sink = sink if sink is not None else sink_for_process(runs_dir)
+    sink.prepare()  # a read-only or full runs folder is refused before any work is spent
     plan = plan_run(
         pipeline,
         config,
@@ -333,33 +296,37 @@ def run_pipeline(
         split_options=split_options,
         expect_fingerprint=expect_fingerprint,
     )
-    config, dataset_name, data, key = plan.config, plan.dataset, plan.split, plan.key
-    config_dict = config_to_dict(config)
-    if skip_existing:
-        done = store.list_runs(config_key=key)
-        if done:
-            log.info("run %s already stored with key %s", done[-1]["run_id"], key[:12])
-            return done[-1]
-
+    if skip_existing and (done := sink.stored(plan.key)) is not None:
+        log.info("run %s already stored with key %s", done["run_id"], plan.key[:12])
+        return done
     run_id = new_run_id(pipeline)
-    staging = store.start_run(key, run_id, resume=resume)
+    staging = sink.start(plan.key, run_id, resume=resume)
     context = RunContext(
         run_dir=staging,
         cache_dir=cache_dir_for(Path(runs_dir)),
-        split_fingerprint=data.fingerprint,
+        split_fingerprint=plan.split.fingerprint,
         seed=seed,
         device=device,
         n_jobs=n_jobs,
         resume=resume,
         progress=progress,
     )
-    record: RunRecord = {
+    record = planned_record(run_id, pipeline, plan, seed=seed, device=device)
+    return fit_score_and_store(spec, plan, context, record, sink)
+
+
+def planned_record(
+    run_id: str, pipeline: str, plan: RunPlan, *, seed: int, device: str
+) -> RunRecord:
+    """A run's record before it trains: what runs, on what data; status ``ok`` until it fails."""
+    data = plan.split
+    return {
         "run_id": run_id,
         "status": "ok",
         "error": None,
         "pipeline": pipeline,
-        "model": model_name(pipeline, config),
-        "dataset": dataset_name,
+        "model": model_name(pipeline, plan.config),
+        "dataset": plan.dataset,
         "split_fingerprint": data.fingerprint,
         "split": data.params,
         "seed": seed,
@@ -368,71 +335,93 @@ def run_pipeline(
         "n_test": len(data.test),
         "n_classes": data.test.n_classes,
         "class_names": list(data.test.class_names),
-        "config": config_dict,
-        "config_key": key,
+        "config": config_to_dict(plan.config),
+        "config_key": plan.key,
         "device": device,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "bvc_version": __version__,
     }
+
+
+def fit_score_and_store(
+    spec: PipelineSpec, plan: RunPlan, context: RunContext, record: RunRecord, sink: RunSink
+) -> RunRecord:
+    """Fit the planned run in ``context.run_dir``, score its test set, hand both to ``sink``.
+
+    A sink that does not score (a torchrun rank > 0) gets the folder back after fitting,
+    and the record is returned as planned. What fitting or scoring raises is handed to
+    the sink as a failed run and raised as :class:`RunFailed`.
+    """
+    staging, test = context.run_dir, plan.split.test
     try:
-        model = spec.build(config, context)
+        model = spec.build(plan.config, context)
         t0 = time.perf_counter()
-        model.fit(data.train, data.val)
+        model.fit(plan.split.train, plan.split.val)
         train_seconds = time.perf_counter() - t0
-        if isinstance(store, RankStore):  # torchrun, rank > 0: rank 0 scores and stores
-            store.release(staging)
+        if not sink.scores_runs:  # torchrun, rank > 0: rank 0 scores and stores
+            sink.leave(staging)
             return record
         t0 = time.perf_counter()
-        scores = np.asarray(model.decision_scores(data.test))
+        scores = np.asarray(model.decision_scores(test))
         infer_seconds = time.perf_counter() - t0
-        result = metrics_mod.evaluate(scores, data.test.labels)
+        result = metrics_mod.evaluate(scores, test.labels)
         if hasattr(model, "save_artifacts"):
             model.save_artifacts(staging)
         # the model bundle (harness/bundle.py), in the staging folder: it is renamed with the run
-        bundle_keys = write_bundle(spec, model, staging, record, data.train)
+        bundle_keys = write_bundle(spec, model, staging, record, plan.split.train)
     except KeyboardInterrupt:
-        store.release(staging)  # the folder stays for --resume; another process may take it
+        sink.leave(staging)  # the folder stays for --resume; another process may take it
         raise
     except Exception as exc:
-        raise RunFailed(store_failure(store, record, exc, staging)) from exc
-
-    run_device = str(getattr(model, "device", None) or ("cpu" if device == "auto" else device))
-    record.update(
-        {
-            "model": model_name(pipeline, config, model),
-            "top1_err": result.top1_err,
-            "top5_err": result.top5_err,
-            "top5_k": result.top5_k,
-            "per_class_err": {
-                name: float(e)
-                for name, e in zip(data.test.class_names, result.per_class_err, strict=True)
-            },
-            "per_class_top5_err": {
-                name: float(e)
-                for name, e in zip(data.test.class_names, result.per_class_top5_err, strict=True)
-            },
-            "mpc_err": result.mpc_err,
-            "mpc_top5_err": result.mpc_top5_err,
-            "top1_ci": list(result.top1_ci) if result.top1_ci else None,
-            "top5_ci": list(result.top5_ci) if result.top5_ci else None,
-            "mpc_ci": list(result.mpc_ci) if result.mpc_ci else None,
-            "mpc_top5_ci": list(result.mpc_top5_ci) if result.mpc_top5_ci else None,
-            "confusion": result.confusion.tolist(),
-            "train_seconds": train_seconds,
-            "infer_seconds": infer_seconds,
-            "infer_images_per_s": len(data.test) / infer_seconds if infer_seconds > 0 else None,
-            "n_params": getattr(model, "n_params", None),
-            "device": run_device,
-            "stage_seconds": dict(getattr(model, "stage_seconds", None) or {}),
-            "extra": dict(getattr(model, "record_extra", None) or {}),
-            "provenance": provenance.collect(device=run_device),
-            **bundle_keys,
-        }
-    )
+        raise RunFailed(store_failure(sink, record, exc, staging)) from exc
+    scored = result_fields(record, plan, model, result, train_seconds, infer_seconds)
+    record.update({**scored, **bundle_keys})  # the bundle's keys last, as records always had them
     try:
-        return store.commit(
-            record, staging, scores=scores, labels=data.test.labels, ids=data.test.ids
-        )
+        return sink.finish(record, staging, ScoreArrays(scores, test.labels, test.ids))
     except BvcError:  # a full disk: the staging folder keeps nothing a failed commit wrote
         remove_bundle(staging)
         raise
+
+
+def result_fields(
+    record: RunRecord,
+    plan: RunPlan,
+    model: Any,
+    result: metrics_mod.Metrics,
+    train_seconds: float,
+    infer_seconds: float,
+) -> RunRecord:
+    """The record's keys a scored run adds: errors, intervals, times, size, provenance."""
+    device = str(record.get("device"))
+    run_device = str(getattr(model, "device", None) or ("cpu" if device == "auto" else device))
+    test = plan.split.test
+    names = test.class_names
+
+    def interval(ci: Any) -> list[float] | None:
+        return list(ci) if ci else None
+
+    return {
+        "model": model_name(str(record["pipeline"]), plan.config, model),
+        "top1_err": result.top1_err,
+        "top5_err": result.top5_err,
+        "top5_k": result.top5_k,
+        "per_class_err": {n: float(e) for n, e in zip(names, result.per_class_err, strict=True)},
+        "per_class_top5_err": {
+            n: float(e) for n, e in zip(names, result.per_class_top5_err, strict=True)
+        },
+        "mpc_err": result.mpc_err,
+        "mpc_top5_err": result.mpc_top5_err,
+        "top1_ci": interval(result.top1_ci),
+        "top5_ci": interval(result.top5_ci),
+        "mpc_ci": interval(result.mpc_ci),
+        "mpc_top5_ci": interval(result.mpc_top5_ci),
+        "confusion": result.confusion.tolist(),
+        "train_seconds": train_seconds,
+        "infer_seconds": infer_seconds,
+        "infer_images_per_s": len(test) / infer_seconds if infer_seconds > 0 else None,
+        "n_params": getattr(model, "n_params", None),
+        "device": run_device,
+        "stage_seconds": dict(getattr(model, "stage_seconds", None) or {}),
+        "extra": dict(getattr(model, "record_extra", None) or {}),
+        "provenance": provenance.collect(device=run_device),
+    }

@@ -14,20 +14,23 @@ store and the outcomes are the same.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from bovw_vs_convnet.errors import RunFailed, StorageError, TrainSizeTooLarge, storage_error
-from bovw_vs_convnet.harness.outcome import RunOutcome, SuiteOptions
-from bovw_vs_convnet.harness.run import early_failure_record, run_pipeline, store_failure
+from bovw_vs_convnet.harness.outcome import (
+    RunOutcome,
+    SuiteOptions,
+    failed_outcome,
+    spec_failure_record,
+)
+from bovw_vs_convnet.harness.run import run_pipeline, store_failure
+from bovw_vs_convnet.harness.sinks import StoreSink
 from bovw_vs_convnet.harness.store import ResultStore
 from bovw_vs_convnet.harness.suite import RunSpec, Suite
 from bovw_vs_convnet.progress import ProgressMode
-
-log = logging.getLogger(__name__)
 
 
 def run_suite(
@@ -136,22 +139,11 @@ def _run_one(
             raise full from exc
         failed = exc.record
     except Exception as exc:  # before run_pipeline made its record: bad data, bad config
-        early = early_failure_record(
-            spec.pipeline,
-            spec.dataset,
-            overrides=spec.settings,
-            seed=spec.seed,
-            train_size=spec.train_size,
-        )
-        failed = store_failure(store, early, exc)
+        failed = store_failure(StoreSink(store), spec_failure_record(spec), exc)
     else:
         skipped = record["run_id"] in known
         if not skipped:
             store.supersede(record.get("config_key") or "", record["run_id"])
         status = "skipped" if skipped else "ran"
         return RunOutcome(spec, status, record, None, time.perf_counter() - t0)
-
-    # a repeated failure replaces the earlier one; it never hides a result
-    store.supersede(failed.get("config_key") or "", failed["run_id"], "failed")
-    log.warning("run %s failed: %s", spec.describe(), failed.get("error"))
-    return RunOutcome(spec, "failed", failed, failed.get("error"), time.perf_counter() - t0)
+    return failed_outcome(store, spec, failed, time.perf_counter() - t0)
