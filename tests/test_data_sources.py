@@ -190,7 +190,8 @@ def test_flat_imagefolder_of_mixed_sizes_keeps_their_aspect_in_grayscale(tmp_pat
 
 
 def test_flat_imagefolder_squashed_to_median_size_with_aspect_squash(tmp_path: Path) -> None:
-    from bovw_vs_convnet.data.imagefolder import load_tree, scan_tree
+    from bovw_vs_convnet.data.folder_tree import scan_tree
+    from bovw_vs_convnet.data.imagefolder import load_tree
 
     _write_tree(tmp_path, {"a": [(8, 8), (10, 6)], "b": [(12, 10)]}, color=False)
     parts, size, channels = load_tree(scan_tree(tmp_path), aspect="squash")

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from bovw_vs_convnet.data import imagefolder
+from bovw_vs_convnet.data.folder_tree import scan_tree
 from bovw_vs_convnet.data.imagefolder import (
     decoded_bytes,
     fits_in_memory,
     load_tree,
     resident_budget,
-    scan_tree,
 )
 from bovw_vs_convnet.errors import DataError
 

@@ -165,7 +165,8 @@ def load_caltech(
     Labels index the manifest's classes (the class folders, sorted); sample ids are paths
     relative to the tree (``accordion/image_0001.jpg``). ``lazy`` as for an image folder.
     """
-    from bovw_vs_convnet.data.imagefolder import FolderTree, load_tree, scan_tree
+    from bovw_vs_convnet.data.folder_tree import FolderTree, scan_tree
+    from bovw_vs_convnet.data.imagefolder import load_tree
 
     tree = scan_tree(locate_tree(manifest, data_dir))
     exclude = {str(c) for c in manifest.params.get("exclude", [])}
@@ -182,19 +183,27 @@ def load_caltech(
     files = [(p, relabel[y]) for p, y in tree.parts["all"] if y in relabel]
     kept_tree = FolderTree(tree.root, kept, {"all": files})
     parts, _, _ = load_tree(
-        kept_tree, channels=manifest.channels, lazy=lazy, name=manifest.name,
+        kept_tree,
+        channels=manifest.channels,
+        lazy=lazy,
+        name=manifest.name,
         mirror_ok=manifest.mirror_ok,
-    )  # fmt: skip
+    )
     images = parts["all"]
     if manifest.n_train is not None and len(images) != manifest.n_train:
         raise DataError(
             f"dataset {manifest.name!r}: the tree {tree.root} has {len(images)} images of its "
             f"classes, the manifest says {manifest.n_train}"
         )
+    per_class = np.bincount(images.labels)
     log.info(
-        "caltech %s: %d images of %d classes (%d to %d a class)", manifest.name, len(images),
-        len(kept), *(lambda c: (int(c.min()), int(c.max())))(np.bincount(images.labels)),
-    )  # fmt: skip
+        "caltech %s: %d images of %d classes (%d to %d a class)",
+        manifest.name,
+        len(images),
+        len(kept),
+        int(per_class.min()),
+        int(per_class.max()),
+    )
     return images
 
 

@@ -11,8 +11,8 @@ the ImageSet's ``native`` reads every image at its own size (BoVW describes it s
 its longer side at most ``max_side``), and its array view is one common frame that
 each image covers and is centre-cropped to (torchvision's ``Resize`` of the shorter
 side, then ``CenterCrop``): the manifest's ``image_size`` when given, else a square
-of the median shorter side. Nothing is stretched. ``aspect="squash"`` is the old
-way: every image resized to the median height and median width (or ``image_size``).
+of the median shorter side. Nothing is stretched. ``aspect="squash"`` resizes
+every image to the median height and median width (or ``image_size``).
 Channels: 1 when every image is grayscale, else 3.
 A tree whose decoded pixels fit the memory budget (:func:`resident_budget`: default
 :data:`DEFAULT_RESIDENT_BYTES`, ``$BVC_RESIDENT_MB`` or the ``resident_bytes``
@@ -24,18 +24,13 @@ the files' paths, sizes and modification times and the common format, so the nex
 skips the decoding; a changed, added or removed file changes the key. Sample ids are
 POSIX paths relative to ``root``. A file that cannot be decoded raises DataError naming it.
 
-A tree may come from anywhere, so:
-
-- symbolic links are followed only while they stay inside ``root``; a link that
-  leads out of it is skipped, and the number skipped is logged (a warning). Each
-  file is read once, by its resolved path, and belongs to the class folder it
-  really lies in: a loop (``a/loop -> ..``) or a link into another class or
-  part adds no image and mislabels none;
-- every image's header is read before any pixel (about 20 µs a PNG or JPEG),
-  and an image of more than the pixel limit (:func:`pixel_limit`: default
-  :data:`DEFAULT_MAX_PIXELS`, 40 megapixels; ``$BVC_MAX_PIXELS`` or the
-  ``max_pixels`` argument change it, 0 turns it off) is refused with a
-  DataError naming the file, before a decompression bomb is decoded.
+A tree may come from anywhere, so its files are found as :mod:`.folder_tree` says
+(symbolic links followed only inside ``root``, each file once, in the class folder it
+really lies in), and every image's header is read before any pixel (a header costs
+little next to a decode): an image of more than the pixel limit (:func:`pixel_limit`:
+default :data:`DEFAULT_MAX_PIXELS`, 40 megapixels; ``$BVC_MAX_PIXELS`` or the
+``max_pixels`` argument change it, 0 turns it off) is refused with a DataError naming
+the file, before a decompression bomb is decoded.
 """
 
 from __future__ import annotations
@@ -47,12 +42,11 @@ import os
 import re
 import tempfile
 import warnings
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from bovw_vs_convnet.data.folder_tree import FolderTree
 from bovw_vs_convnet.data.imageset import ImageSet, LazyImages
 from bovw_vs_convnet.errors import DataError
 from bovw_vs_convnet.progress import ProgressMode, track
@@ -69,12 +63,20 @@ CACHE_FORMAT = 1
 ASPECTS = ("kept", "squash")
 PROGRESS_THRESHOLD = 1_000  # images; a quicker read shows no progress
 HEADER_SAMPLE = 2_000  # image headers read to choose the common size of a large tree
-EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 MAX_PIXELS_ENV = "BVC_MAX_PIXELS"
 # 40 megapixels: above any photograph a classifier is trained on (a 7952x5304 camera
 # frame is 42 MP), far below what a decoder can be made to allocate (a 20000x20000
 # PNG of a few kilobytes decodes to 1.2 GB).
 DEFAULT_MAX_PIXELS = 40_000_000
+
+
+def _env_number(name: str) -> tuple[str, float]:
+    """``$name``'s text (stripped; "" when unset) and its value (-1.0 when not a number)."""
+    text = os.environ.get(name, "").strip()
+    try:
+        return text, float(text)
+    except ValueError:
+        return text, -1.0
 
 
 def pixel_limit(value: int | None = None) -> int:
@@ -84,13 +86,9 @@ def pixel_limit(value: int | None = None) -> int:
     still applies and is reported the same way). A bad ``$BVC_MAX_PIXELS`` is a DataError.
     """
     if value is None:
-        text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+        text, number = _env_number(MAX_PIXELS_ENV)
         if not text:
             return DEFAULT_MAX_PIXELS
-        try:
-            number = float(text)
-        except ValueError:
-            number = -1.0
         if not (number >= 0 and number.is_integer()):
             raise DataError(f"${MAX_PIXELS_ENV} must be a whole number of pixels, got {text!r}")
         value = int(number)
@@ -107,13 +105,9 @@ def resident_budget(value: int | None = None) -> int:
         if value < 0:
             raise DataError(f"the resident memory budget must be >= 0 bytes, got {value}")
         return int(value)
-    text = os.environ.get(RESIDENT_ENV, "").strip()
+    text, mb = _env_number(RESIDENT_ENV)
     if not text:
         return DEFAULT_RESIDENT_BYTES
-    try:
-        mb = float(text)
-    except ValueError:
-        mb = -1.0
     if not (mb >= 0 and math.isfinite(mb)):
         raise DataError(f"${RESIDENT_ENV} must be a number of mebibytes >= 0, got {text!r}")
     return int(mb * 1024**2)
@@ -196,155 +190,6 @@ def read_cached(
     except OSError as exc:
         log.warning("cannot write the decoded cache in %s: %s", cache_dir, exc)
     return arr
-
-
-@dataclass(frozen=True)
-class FolderTree:
-    """The files of an ImageFolder tree, before any pixel is read."""
-
-    root: Path
-    classes: tuple[str, ...]
-    parts: dict[str, list[tuple[Path, int]]]  # "train"/"test" (or "all") -> [(file, label)]
-
-
-def _inside(path: str, root: str) -> bool:
-    """Whether the resolved ``path`` is ``root`` or lies under it."""
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
-
-
-class _Walk:
-    """What walking one tree found: where each file really is, and what was skipped."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = os.path.realpath(root)
-        self.outside: list[str] = []  # links leading out of the root, not followed
-        self.seen: set[str] = set()  # resolved paths of the files kept so far
-        self.duplicates = 0  # other paths to a file already kept
-
-    def class_dirs(self, folder: Path) -> list[str]:
-        """Class subfolders of ``folder`` (not hidden; a link out of the root is skipped)."""
-        out = []
-        for d in folder.iterdir():
-            if d.name.startswith(".") or not d.is_dir():
-                continue
-            if not _inside(os.path.realpath(d), self.root):
-                self.outside.append(str(d))
-                continue
-            out.append(d.name)
-        return sorted(out)
-
-    def files(self, class_dir: Path, homes: dict[str, str], home: str) -> Iterator[Path]:
-        """Image files under ``class_dir``, recursively, as torchvision's ``make_dataset``.
-
-        Links are followed while they stay inside the root, each directory once (a
-        loop ends there). A file is yielded only where it really lies: ``homes``
-        maps the resolved class folders of the tree to their ``part/class`` names,
-        and a file whose resolved path is inside another one than ``home`` belongs
-        to that one (it is found there); each file once.
-        """
-        walked: set[str] = set()
-        for dirpath, dirs, names in os.walk(class_dir, followlinks=True):
-            real_dir = os.path.realpath(dirpath)
-            if not _inside(real_dir, self.root):
-                self.outside.append(dirpath)
-                dirs[:] = []
-                continue
-            if real_dir in walked:  # a loop, or a second way into one folder
-                dirs[:] = []
-                continue
-            walked.add(real_dir)
-            dirs.sort()
-            for fname in sorted(names):
-                if not fname.lower().endswith(EXTENSIONS):
-                    continue
-                path = Path(dirpath) / fname
-                # one lstat, not realpath's one per component, for the files that are no links
-                real = (
-                    os.path.realpath(path) if path.is_symlink() else os.path.join(real_dir, fname)
-                )
-                if not _inside(real, self.root):
-                    self.outside.append(str(path))
-                elif _home(real, homes) not in (home, None) or real in self.seen:
-                    self.duplicates += 1
-                else:
-                    self.seen.add(real)
-                    yield path
-
-
-def _home(real: str, homes: dict[str, str]) -> str | None:
-    """The ``part/class`` whose resolved folder holds ``real`` (the deepest), or None."""
-    folder = os.path.dirname(real)
-    while folder not in homes:
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            return None
-        folder = parent
-    return homes[folder]
-
-
-def _files(
-    walk: _Walk, parts: dict[str, tuple[Path, tuple[str, ...]]]
-) -> dict[str, list[tuple[Path, int]]]:
-    """``part -> [(file, label)]`` for ``parts`` (``part -> (folder, classes)``), each file once.
-
-    Written here rather than imported: ``torchvision.datasets.folder`` imports torch
-    (seconds), which a BoVW run on a folder never needs.
-    """
-    homes: dict[str, str] = {}
-    for part, (folder, classes) in parts.items():
-        for cls in classes:  # a class folder linked to another: the first name keeps it
-            homes.setdefault(os.path.realpath(folder / cls), f"{part}/{cls}")
-    out: dict[str, list[tuple[Path, int]]] = {}
-    for part, (folder, classes) in parts.items():
-        found: list[tuple[Path, int]] = []
-        for label, cls in enumerate(classes):
-            class_dir = folder / cls
-            if class_dir.is_dir():
-                found += [(p, label) for p in walk.files(class_dir, homes, f"{part}/{cls}")]
-        out[part] = sorted(found)
-    return out
-
-
-def scan_tree(root: str | Path) -> FolderTree:
-    """Find the classes and files of an ImageFolder tree (with or without train/test)."""
-    root = Path(root).expanduser().resolve()
-    if not root.is_dir():
-        raise DataError(f"image folder {root} does not exist")
-    walk = _Walk(root)
-    train, test = root / "train", root / "test"
-    probe = _Walk(root)  # whether train/ and test/ hold classes, before counting anything
-    train_classes = probe.class_dirs(train) if train.is_dir() else []
-    test_classes = probe.class_dirs(test) if test.is_dir() else []
-    if train_classes and test_classes:
-        classes = tuple(walk.class_dirs(train))
-        extra = sorted(set(walk.class_dirs(test)) - set(classes))
-        if extra:
-            raise DataError(f"image folder {root}: test class {extra[0]!r} is not in train/")
-        parts = _files(walk, {"train": (train, classes), "test": (test, classes)})
-    else:
-        classes = tuple(walk.class_dirs(root))
-        parts = _files(walk, {"all": (root, classes)})
-    skipped = ""
-    if walk.outside:
-        skipped = f" ({len(walk.outside)} links leading out of it skipped)"
-        log.warning(
-            "image folder %s: %d symbolic links lead out of it and were skipped (first: %s)",
-            root,
-            len(walk.outside),
-            walk.outside[0],
-        )
-    if walk.duplicates:
-        log.info("image folder %s: %d more paths to files already read", root, walk.duplicates)
-    if len(classes) < 2:
-        raise DataError(
-            f"image folder {root}: needs at least 2 class subfolders, found {len(classes)}"
-            + skipped
-        )
-    for part, files in parts.items():
-        if not files:
-            where = part if part != "all" else "it"
-            raise DataError(f"image folder {root}: no images in {where}{skipped}")
-    return FolderTree(root, classes, parts)
 
 
 def _too_large(path: Path, pixels: float, limit: int) -> DataError:
@@ -505,10 +350,9 @@ def load_tree(
     native_of = {p: (h, w) for p, (h, w, _) in zip(all_paths, headers, strict=True)}
     if lazy is None:
         lazy = not fits_in_memory(len(all_paths), size, channels, resident_bytes)
-        log.info(
-            "image folder %s: %.0f MB decoded, %s", tree.root,
-            decoded_bytes(len(all_paths), size, channels) / 1e6, "lazy" if lazy else "resident",
-        )  # fmt: skip
+        mb = decoded_bytes(len(all_paths), size, channels) / 1e6
+        how = "lazy" if lazy else "resident"
+        log.info("image folder %s: %.0f MB decoded, %s", tree.root, mb, how)
     cache: Path | None = None
     if cache_dir is True:
         cache = decoded_cache_dir() if len(all_paths) >= CACHE_MIN_FILES else None
@@ -522,8 +366,8 @@ def load_tree(
         images: np.ndarray | LazyImages = files_view if lazy else read_cached(files_view, cache)
         labels = np.array([y for _, y in files], dtype=np.int64)
         ids = np.array([p.relative_to(tree.root).as_posix() for p in paths])
+        native = files_view if mixed else None
         out[part] = ImageSet(
-            images, labels, ids, tree.classes, name, mirror_ok=mirror_ok,
-            native=files_view if mixed else None,
-        )  # fmt: skip
+            images, labels, ids, tree.classes, name, mirror_ok=mirror_ok, native=native
+        )
     return out, size, channels

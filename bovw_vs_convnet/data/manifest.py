@@ -59,8 +59,15 @@ from typing import Any
 from bovw_vs_convnet.errors import DataError
 
 FORMATS = (
-    "idx", "cifar10", "cifar100", "sklearn-digits", "synthetic", "imagefolder", "glyphs", "caltech",
-)  # fmt: skip
+    "idx",
+    "cifar10",
+    "cifar100",
+    "sklearn-digits",
+    "synthetic",
+    "imagefolder",
+    "glyphs",
+    "caltech",
+)
 PARTS = ("train", "test", "meta")
 MANIFESTS_ENV = "BVC_MANIFESTS_DIR"
 

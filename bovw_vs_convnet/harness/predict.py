@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from bovw_vs_convnet.data.imagefolder import EXTENSIONS, read_headers
+from bovw_vs_convnet.data.folder_tree import EXTENSIONS
+from bovw_vs_convnet.data.imagefolder import read_headers
 from bovw_vs_convnet.data.imageset import ImageSet, LazyImages
 from bovw_vs_convnet.errors import DataError
 from bovw_vs_convnet.harness.bundle import Bundle
