@@ -121,7 +121,8 @@ def load_imagefolder(
     ``mirror_ok`` (may training mirror the images?) defaults to true, as for photographs;
     a folder of digits or letters says false here or with the ConvNet's ``mirror=no``.
     """
-    from bovw_vs_convnet.data.imagefolder import load_tree, scan_tree
+    from bovw_vs_convnet.data.folder_tree import scan_tree
+    from bovw_vs_convnet.data.imagefolder import load_tree
 
     tree = scan_tree(root)
     name = name or f"{IMAGEFOLDER_PREFIX}{tree.root}"
@@ -182,42 +183,9 @@ def load_from_manifest(
 
         train, test = load_digits_set(manifest), None
     elif fmt == "synthetic":
-        from bovw_vs_convnet.data.synthetic import synthetic_imageset
-
-        p = dict(manifest.params)
-        seed, size = int(p.get("seed", 0)), manifest.image_size[0]
-        noise, classes = float(p.get("noise", 10.0)), manifest.classes
-        train = synthetic_imageset(
-            int(p.get("train_per_class", 200)),
-            part="train",
-            seed=seed,
-            size=size,
-            noise=noise,
-            classes=classes,
-            name=manifest.name,
-        )
-        test = synthetic_imageset(
-            int(p.get("test_per_class", 100)),
-            part="test",
-            seed=int(p.get("test_seed", seed + 1)),
-            size=size,
-            noise=noise,
-            classes=classes,
-            name=manifest.name,
-        )
+        train, test = _synthetic_parts(manifest)
     elif fmt == "imagefolder":
-        folder = resolve_data_dir(data_dir) / manifest.subdir
-        common = manifest.image_size if manifest.params.get("resize", True) else None
-        ds = load_imagefolder(
-            folder, image_size=common, channels=manifest.channels, name=manifest.name,
-            mirror_ok=manifest.mirror_ok,
-        )  # fmt: skip
-        train, test = ds.train, ds.test
-        if ds.manifest.classes != manifest.classes:
-            raise DataError(
-                f"dataset {manifest.name!r}: folder classes {list(ds.manifest.classes)[:5]}... "
-                f"differ from the manifest's"
-            )
+        train, test = _manifest_folder_parts(manifest, data_dir)
     elif fmt == "glyphs":
         from bovw_vs_convnet.data.glyphs import load_glyphs
 
@@ -235,6 +203,61 @@ def load_from_manifest(
         "no" if test is None else len(test),
         "x".join(map(str, (*manifest.image_size, manifest.channels))),
     )
+    _check_part_sizes(manifest, train, test)
+    return Dataset(manifest.name, train, test, manifest)
+
+
+def _synthetic_parts(manifest: Manifest) -> tuple[ImageSet, ImageSet]:
+    """The synthetic set's train and test parts, generated from the manifest's params."""
+    from bovw_vs_convnet.data.synthetic import synthetic_imageset
+
+    p = dict(manifest.params)
+    seed, size = int(p.get("seed", 0)), manifest.image_size[0]
+    noise, classes = float(p.get("noise", 10.0)), manifest.classes
+    train = synthetic_imageset(
+        int(p.get("train_per_class", 200)),
+        part="train",
+        seed=seed,
+        size=size,
+        noise=noise,
+        classes=classes,
+        name=manifest.name,
+    )
+    test = synthetic_imageset(
+        int(p.get("test_per_class", 100)),
+        part="test",
+        seed=int(p.get("test_seed", seed + 1)),
+        size=size,
+        noise=noise,
+        classes=classes,
+        name=manifest.name,
+    )
+    return train, test
+
+
+def _manifest_folder_parts(
+    manifest: Manifest, data_dir: str | Path | None
+) -> tuple[ImageSet, ImageSet | None]:
+    """An ``imagefolder`` manifest's tree under the data directory, its classes checked."""
+    folder = resolve_data_dir(data_dir) / manifest.subdir
+    common = manifest.image_size if manifest.params.get("resize", True) else None
+    ds = load_imagefolder(
+        folder,
+        image_size=common,
+        channels=manifest.channels,
+        name=manifest.name,
+        mirror_ok=manifest.mirror_ok,
+    )
+    if ds.manifest.classes != manifest.classes:
+        raise DataError(
+            f"dataset {manifest.name!r}: folder classes {list(ds.manifest.classes)[:5]}... "
+            f"differ from the manifest's"
+        )
+    return ds.train, ds.test
+
+
+def _check_part_sizes(manifest: Manifest, train: ImageSet, test: ImageSet | None) -> None:
+    """Refuse parts whose sizes differ from the sizes the manifest gives."""
     for part, n_expected, got in (
         ("train", manifest.n_train, train),
         ("test", manifest.n_test, test),
@@ -244,7 +267,6 @@ def load_from_manifest(
                 f"dataset {manifest.name!r}: {part} part has {len(got)} images, "
                 f"manifest says {n_expected}"
             )
-    return Dataset(manifest.name, train, test, manifest)
 
 
 def load_dataset(
