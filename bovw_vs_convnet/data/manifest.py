@@ -51,7 +51,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -206,21 +206,16 @@ def check_relative_path(where: str, path: str) -> str:
     return str(p)
 
 
-def parse_manifest(raw: Mapping[str, Any], origin: str = "<manifest>") -> Manifest:
-    """Validate a manifest's parsed TOML and build a :class:`Manifest`.
-
-    Raises :class:`DataError` naming ``origin`` for an unknown key, a missing field,
-    a value of the wrong type, a bad checksum string or a file path that escapes
-    the data directory.
-    """
-    _check_keys(origin, raw, _TOP_KEYS)
+def _name_and_where(raw: Mapping[str, Any], origin: str) -> tuple[str, str]:
+    """The manifest's name, and how errors name the manifest."""
     name = _expect(origin, "name", raw["name"], str)
     if not _NAME_RE.match(name):
         raise DataError(f"{origin}: name {name!r} must be lower-case letters, digits, '.-_'")
-    where = f"manifest {name!r} ({origin})" if origin != name else f"manifest {name!r}"
-    fmt = _expect(where, "format", raw["format"], str)
-    if fmt not in FORMATS:
-        raise DataError(f"{where}: unknown format {fmt!r}; known: {', '.join(FORMATS)}")
+    return name, f"manifest {name!r} ({origin})" if origin != name else f"manifest {name!r}"
+
+
+def _classes(where: str, raw: Mapping[str, Any], fmt: str) -> tuple[str, ...]:
+    """Distinct non-empty class names, at least 2 (an image folder's may come later)."""
     classes = _expect(where, "classes", raw["classes"], list)
     if not all(isinstance(c, str) and c for c in classes):
         raise DataError(f"{where}: 'classes' must be a list of non-empty strings")
@@ -228,6 +223,11 @@ def parse_manifest(raw: Mapping[str, Any], origin: str = "<manifest>") -> Manife
         raise DataError(f"{where}: 'classes' has duplicate names")
     if fmt != "imagefolder" and len(classes) < 2:
         raise DataError(f"{where}: a dataset needs at least 2 classes, got {len(classes)}")
+    return tuple(classes)
+
+
+def _image_format(where: str, raw: Mapping[str, Any]) -> tuple[tuple[int, int], int]:
+    """``image_size`` as (height, width) and ``channels`` (1 or 3)."""
     size = _expect(where, "image_size", raw["image_size"], list)
     if len(size) != 2 or not all(
         isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size
@@ -236,8 +236,11 @@ def parse_manifest(raw: Mapping[str, Any], origin: str = "<manifest>") -> Manife
     channels = _expect(where, "channels", raw["channels"], int)
     if channels not in (1, 3):
         raise DataError(f"{where}: 'channels' must be 1 or 3, got {channels}")
-    mirror_ok = _expect(where, "mirror_ok", raw.get("mirror_ok", False), bool)
+    return (int(size[0]), int(size[1])), channels
 
+
+def _source(where: str, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``[source]`` table: how to obtain the files, and where they lie."""
     source = _expect(where, "source", raw["source"], dict)
     _check_keys(f"{where} [source]", source, _SOURCE_KEYS)
     _expect(where, "source.how", source["how"], str)
@@ -249,7 +252,11 @@ def parse_manifest(raw: Mapping[str, Any], origin: str = "<manifest>") -> Manife
         dirs = _expect(where, "source.system_dirs", source["system_dirs"], list)
         if not all(isinstance(d, str) for d in dirs):
             raise DataError(f"{where}: 'source.system_dirs' must be a list of strings")
+    return dict(source)
 
+
+def _split(where: str, raw: Mapping[str, Any]) -> tuple[bool, int | None, int | None]:
+    """The ``[split]`` table: (official, train size, test size)."""
     split = _expect(where, "split", raw["split"], dict)
     _check_keys(f"{where} [split]", split, _SPLIT_KEYS)
     official = _expect(where, "split.official", split["official"], bool)
@@ -260,61 +267,100 @@ def parse_manifest(raw: Mapping[str, Any], origin: str = "<manifest>") -> Manife
             raise DataError(f"{where}: {key!r} must be positive, got {n}")
     if n_test is not None and not official:
         raise DataError(f"{where}: 'split.test' given but 'split.official' is false")
+    return official, n_train, n_test
 
-    files: list[FileEntry] = []
+
+def _file_entry(fwhere: str, entry: Any, seen: set[str]) -> FileEntry:
+    """One ``[[files]]`` entry: a relative path not listed before, a part, a checksum."""
+    _expect(fwhere, "files[]", entry, dict)
+    _check_keys(fwhere, entry, _FILE_KEYS)
+    path = check_relative_path(fwhere, _expect(fwhere, "path", entry["path"], str))
+    if path in seen:
+        raise DataError(f"{fwhere}: file {path!r} listed twice")
+    seen.add(path)
+    part = _expect(fwhere, "part", entry["part"], str)
+    if part not in PARTS:
+        raise DataError(f"{fwhere}: 'part' must be one of {', '.join(PARTS)}, got {part!r}")
+    for key in ("sha256", "md5", "download_md5"):
+        if key in entry:
+            value = _expect(fwhere, key, entry[key], str).lower()
+            if not _HEX_RE["sha256" if key == "sha256" else "md5"].match(value):
+                raise DataError(f"{fwhere}: {key!r} is not a hex digest: {entry[key]!r}")
+    if not any(k in entry for k in ("sha256", "md5", "download_md5")):
+        raise DataError(f"{fwhere}: file {path!r} has no checksum (sha256, md5 or download_md5)")
+    fsize = entry.get("size")
+    if fsize is not None and _expect(fwhere, "size", fsize, int) <= 0:
+        raise DataError(f"{fwhere}: 'size' must be positive")
+    return FileEntry(
+        path=path,
+        part=part,
+        role=str(entry.get("role", "")),
+        size=fsize,
+        sha256=entry.get("sha256", "").lower() or None,
+        md5=entry.get("md5", "").lower() or None,
+        download_md5=entry.get("download_md5", "").lower() or None,
+    )
+
+
+def parse_manifest(raw: Mapping[str, Any], origin: str = "<manifest>") -> Manifest:
+    """Validate a manifest's parsed TOML and build a :class:`Manifest`.
+
+    Raises :class:`DataError` naming ``origin`` for an unknown key, a missing field,
+    a value of the wrong type, a bad checksum string or a file path that escapes
+    the data directory.
+    """
+    _check_keys(origin, raw, _TOP_KEYS)
+    name, where = _name_and_where(raw, origin)
+    fmt = _expect(where, "format", raw["format"], str)
+    if fmt not in FORMATS:
+        raise DataError(f"{where}: unknown format {fmt!r}; known: {', '.join(FORMATS)}")
+    classes = _classes(where, raw, fmt)
+    image_size, channels = _image_format(where, raw)
+    mirror_ok = _expect(where, "mirror_ok", raw.get("mirror_ok", False), bool)
+    source = _source(where, raw)
+    official, n_train, n_test = _split(where, raw)
     seen: set[str] = set()
-    for i, entry in enumerate(_expect(where, "files", raw.get("files", []), list)):
-        fwhere = f"{where} files[{i}]"
-        _expect(fwhere, "files[]", entry, dict)
-        _check_keys(fwhere, entry, _FILE_KEYS)
-        path = check_relative_path(fwhere, _expect(fwhere, "path", entry["path"], str))
-        if path in seen:
-            raise DataError(f"{fwhere}: file {path!r} listed twice")
-        seen.add(path)
-        part = _expect(fwhere, "part", entry["part"], str)
-        if part not in PARTS:
-            raise DataError(f"{fwhere}: 'part' must be one of {', '.join(PARTS)}, got {part!r}")
-        for key in ("sha256", "md5", "download_md5"):
-            if key in entry:
-                value = _expect(fwhere, key, entry[key], str).lower()
-                if not _HEX_RE["sha256" if key == "sha256" else "md5"].match(value):
-                    raise DataError(f"{fwhere}: {key!r} is not a hex digest: {entry[key]!r}")
-        if not any(k in entry for k in ("sha256", "md5", "download_md5")):
-            raise DataError(
-                f"{fwhere}: file {path!r} has no checksum (sha256, md5 or download_md5)"
-            )
-        fsize = entry.get("size")
-        if fsize is not None and _expect(fwhere, "size", fsize, int) <= 0:
-            raise DataError(f"{fwhere}: 'size' must be positive")
-        files.append(
-            FileEntry(
-                path=path,
-                part=part,
-                role=str(entry.get("role", "")),
-                size=fsize,
-                sha256=entry.get("sha256", "").lower() or None,
-                md5=entry.get("md5", "").lower() or None,
-                download_md5=entry.get("download_md5", "").lower() or None,
-            )
-        )
+    files = [
+        _file_entry(f"{where} files[{i}]", entry, seen)
+        for i, entry in enumerate(_expect(where, "files", raw.get("files", []), list))
+    ]
     params = _expect(where, "params", raw.get("params", {}), dict)
     return Manifest(
         name=name,
         description=_expect(where, "description", raw["description"], str),
         format=fmt,
-        classes=tuple(classes),
-        image_size=(int(size[0]), int(size[1])),
+        classes=classes,
+        image_size=image_size,
         channels=channels,
         licence=_expect(where, "licence", raw["licence"], str),
         citation=_expect(where, "citation", raw.get("citation", ""), str),
         mirror_ok=mirror_ok,
-        source=dict(source),
+        source=source,
         official_split=official,
         n_train=n_train,
         n_test=n_test,
         files=tuple(files),
         params=dict(params),
     )
+
+
+def utf8_text(
+    data: bytes, where: str, what: str, error: Callable[[str], Exception] = DataError
+) -> str:
+    """``data`` decoded as UTF-8; else ``error`` naming the line and the byte at fault.
+
+    ``where`` names the file (``manifest data_manifests/x.toml``) and ``what`` the kind
+    of file (``a manifest``): the message reads ``WHERE:LINE: not UTF-8 text (byte
+    0x..); WHAT is TOML, which is UTF-8``.
+    """
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise error(
+            f"{where}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); "
+            f"{what} is TOML, which is UTF-8"
+        ) from None
 
 
 def load_manifest(path: str | Path) -> Manifest:
@@ -326,14 +372,9 @@ def load_manifest(path: str | Path) -> Manifest:
         raise DataError(f"manifest file {path} not found") from None
     except OSError as exc:  # a folder, no permission
         raise DataError(f"manifest file {path} cannot be read: {exc.strerror}") from None
+    text = utf8_text(data, f"manifest {path}", "a manifest")
     try:
-        raw = tomllib.loads(data.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise DataError(
-            f"manifest {path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); "
-            "a manifest is TOML, which is UTF-8"
-        ) from None
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise DataError(f"manifest {path}: invalid TOML: {exc}") from None
     manifest = parse_manifest(raw, origin=str(path))
