@@ -118,6 +118,19 @@ def read_batch(path: Path, entry: FileEntry | None = None) -> tuple[np.ndarray, 
     return parse_batch(content, path)
 
 
+def _check_labels(manifest: Manifest, labels: np.ndarray, part: str) -> None:
+    """Refuse labels outside the manifest's classes."""
+    if labels.size and not (labels.min() >= 0 and labels.max() < manifest.n_classes):
+        raise DataError(
+            f"dataset {manifest.name!r}: {part} labels outside 0..{manifest.n_classes - 1}"
+        )
+
+
+def _part_ids(part: str, n: int) -> np.ndarray:
+    """Sample ids ``<part>/00042`` of a part's ``n`` images, in file order."""
+    return np.char.add(f"{part}/", np.char.zfill(np.arange(n).astype(str), 5))
+
+
 def _part(manifest: Manifest, found: dict[str, Path], part: str) -> ImageSet:
     entries = [e for e in manifest.files if e.part == part]
     if not entries:
@@ -125,12 +138,8 @@ def _part(manifest: Manifest, found: dict[str, Path], part: str) -> ImageSet:
     batches = [read_batch(found[e.path], e) for e in entries]
     images = np.concatenate([b[0] for b in batches])
     labels = np.concatenate([b[1] for b in batches])
-    if labels.size and not (labels.min() >= 0 and labels.max() < manifest.n_classes):
-        raise DataError(
-            f"dataset {manifest.name!r}: {part} labels outside 0..{manifest.n_classes - 1}"
-        )
-    ids = np.char.add(f"{part}/", np.char.zfill(np.arange(len(labels)).astype(str), 5))
-    return ImageSet(images, labels, ids, manifest.classes, manifest.name)
+    _check_labels(manifest, labels, part)
+    return ImageSet(images, labels, _part_ids(part, len(labels)), manifest.classes, manifest.name)
 
 
 def load_cifar10(
@@ -174,10 +183,7 @@ def _cifar100_part(manifest: Manifest, path: Path, entry: FileEntry, part: str) 
     if "fine_labels" not in batch:
         raise DataError(f"cannot read CIFAR-100 file {path}: no 'fine_labels'")
     images, labels = batch_arrays(batch, path)
-    if labels.size and not (labels.min() >= 0 and labels.max() < manifest.n_classes):
-        raise DataError(
-            f"dataset {manifest.name!r}: {part} labels outside 0..{manifest.n_classes - 1}"
-        )
+    _check_labels(manifest, labels, part)
     raw = batch.get("coarse_labels")
     if not isinstance(raw, list) or len(raw) != len(labels):
         raise DataError(f"cannot read CIFAR-100 file {path}: no coarse label for each image")
@@ -189,8 +195,7 @@ def _cifar100_part(manifest: Manifest, path: Path, entry: FileEntry, part: str) 
             f"dataset {manifest.name!r}: {part} image {i} ({manifest.classes[labels[i]]!r}) has "
             f"coarse label {raw[i]}, the manifest says {coarse_names[coarse_of[labels[i]]]!r}"
         )
-    ids = np.char.add(f"{part}/", np.char.zfill(np.arange(len(labels)).astype(str), 5))
-    return ImageSet(images, labels, ids, manifest.classes, manifest.name)
+    return ImageSet(images, labels, _part_ids(part, len(labels)), manifest.classes, manifest.name)
 
 
 def load_cifar100(
