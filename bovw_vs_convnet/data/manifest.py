@@ -51,12 +51,13 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from bovw_vs_convnet.errors import DataError
+from bovw_vs_convnet.toml_lines import decode_utf8
 
 FORMATS = (
     "idx",
@@ -344,25 +345,6 @@ def parse_manifest(raw: Mapping[str, Any], origin: str = "<manifest>") -> Manife
     )
 
 
-def utf8_text(
-    data: bytes, where: str, what: str, error: Callable[[str], Exception] = DataError
-) -> str:
-    """``data`` decoded as UTF-8; else ``error`` naming the line and the byte at fault.
-
-    ``where`` names the file (``manifest data_manifests/x.toml``) and ``what`` the kind
-    of file (``a manifest``): the message reads ``WHERE:LINE: not UTF-8 text (byte
-    0x..); WHAT is TOML, which is UTF-8``.
-    """
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise error(
-            f"{where}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); "
-            f"{what} is TOML, which is UTF-8"
-        ) from None
-
-
 def load_manifest(path: str | Path) -> Manifest:
     """Read and validate one manifest TOML file; errors name the file."""
     path = Path(path)
@@ -372,7 +354,7 @@ def load_manifest(path: str | Path) -> Manifest:
         raise DataError(f"manifest file {path} not found") from None
     except OSError as exc:  # a folder, no permission
         raise DataError(f"manifest file {path} cannot be read: {exc.strerror}") from None
-    text = utf8_text(data, f"manifest {path}", "a manifest")
+    text = decode_utf8(data, f"manifest {path}", "a manifest", DataError)
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
