@@ -120,18 +120,15 @@ def split_fingerprint(
     return h.hexdigest()
 
 
-def _check_arguments(
+def _check_numbers(
     ds: Dataset,
     seed: int,
     train_size: int | None,
     val_fraction: float,
     test_fraction: float,
-    train_per_class: int | None,
-    test_per_class: int | None,
-    short_classes: str,
     split_index: int,
-) -> bool:
-    """Refuse what :func:`make_split` cannot take; True for the per-class protocol."""
+) -> None:
+    """Refuse a seed, train size, fraction or split index out of range."""
     if not 0.0 <= val_fraction < 1.0:
         raise DataError(f"val_fraction must be in [0, 1), got {val_fraction}")
     if ds.test is None and not 0.0 < test_fraction < 1.0:
@@ -142,14 +139,29 @@ def _check_arguments(
         raise DataError(f"train size must be a positive integer, got {train_size!r}")
     if split_index is None or isinstance(split_index, bool) or split_index < 0:
         raise DataError(f"split index must be a non-negative integer, got {split_index!r}")
+
+
+def _check_protocol(
+    ds: Dataset,
+    protocol: dict[str, Any],
+    train_size: int | None,
+    val_fraction: float,
+    split_index: int,
+) -> bool:
+    """Refuse per-class settings that do not fit; True for the per-class protocol.
+
+    ``protocol``: ``train_per_class``, ``test_per_class`` and ``short_classes``.
+    """
+    short_classes = protocol["short_classes"]
     if short_classes not in SHORT_CLASSES:
         raise DataError(
             f"short_classes must be one of {', '.join(SHORT_CLASSES)}, got {short_classes!r}"
         )
-    for what, n in (("train", train_per_class), ("test", test_per_class)):
+    for what in ("train", "test"):
+        n = protocol[f"{what}_per_class"]
         if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1):
             raise DataError(f"--{what}-per-class must be a positive integer, got {n!r}")
-    per_class = train_per_class is not None or test_per_class is not None
+    per_class = protocol["train_per_class"] is not None or protocol["test_per_class"] is not None
     if per_class and train_size is not None:
         raise DataError("give a train size or a number of training images per class, not both")
     whole_train = ds.test is not None and train_size is None and val_fraction == 0
@@ -212,17 +224,11 @@ def make_split(
         DataError: fewer than 2 classes, a class with fewer images than the split
             needs, fractions out of range.
     """
-    per_class = _check_arguments(
-        ds,
-        seed,
-        train_size,
-        val_fraction,
-        test_fraction,
-        train_per_class,
-        test_per_class,
-        short_classes,
-        split_index,
+    protocol = dict(
+        train_per_class=train_per_class, test_per_class=test_per_class, short_classes=short_classes
     )
+    _check_numbers(ds, seed, train_size, val_fraction, test_fraction, split_index)
+    per_class = _check_protocol(ds, protocol, train_size, val_fraction, split_index)
     index = int(split_index)
     if per_class:
         train_pos, val_pos, test = per_class_parts(
@@ -242,9 +248,6 @@ def make_split(
     train = ds.train.subset(train_pos)
     val = ds.train.subset(val_pos) if len(val_pos) else None
     fingerprint = split_fingerprint(train.ids, val.ids if val is not None else None, test.ids)
-    protocol = dict(
-        train_per_class=train_per_class, test_per_class=test_per_class, short_classes=short_classes
-    )
     params = _split_params(
         ds, seed, train_size, val_fraction, test_fraction, protocol if per_class else None, index
     )

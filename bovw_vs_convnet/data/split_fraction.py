@@ -7,19 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from bovw_vs_convnet.data import split_draws as draws
 from bovw_vs_convnet.data.datasets import Dataset
 from bovw_vs_convnet.data.imageset import ImageSet
-from bovw_vs_convnet.data.split_draws import (
-    STREAM_CLASS_ORDER,
-    STREAM_POOL,
-    STREAM_TEST,
-    STREAM_TEST_GROUPS,
-    STREAM_VAL_GROUPS,
-    STREAM_VAL_POOL,
-    class_positions,
-    group_mask,
-    stream_rng,
-)
 from bovw_vs_convnet.errors import DataError, TrainSizeTooLarge
 
 _EMPTY = np.empty(0, dtype=np.int64)
@@ -32,7 +22,7 @@ def _hold_out_test(
     """(pool positions, test positions): a stratified, seeded ``test_fraction`` of ``part``."""
     pool, test = [], []
     for c in range(len(classes)):
-        pos = class_positions(part.ids, part.labels, c)
+        pos = draws.class_positions(part.ids, part.labels, c)
         n = len(pos)
         if n == 0:
             continue
@@ -42,7 +32,7 @@ def _hold_out_test(
                 f"class {classes[c]!r} has {n} image(s): too few to hold out a test "
                 f"fraction of {test_fraction} and still train"
             )
-        perm = pos[stream_rng(seed, STREAM_TEST, c, index).permutation(n)]
+        perm = pos[draws.stream_rng(seed, draws.STREAM_TEST, c, index).permutation(n)]
         test.append(perm[:k])
         pool.append(perm[k:])
     return np.sort(np.concatenate(pool)), np.sort(np.concatenate(test))
@@ -55,8 +45,8 @@ def _pool_and_test(
     held-out share of the groups (with groups) or of each class."""
     source = ds.train
     if ds.test is None and source.groups is not None:
-        in_test = group_mask(
-            source.groups, test_fraction, stream_rng(seed, STREAM_TEST_GROUPS, 0, index)
+        in_test = draws.group_mask(
+            source.groups, test_fraction, draws.stream_rng(seed, draws.STREAM_TEST_GROUPS, 0, index)
         )
         return np.flatnonzero(~in_test), source.subset(np.flatnonzero(in_test))
     if ds.test is None:
@@ -68,7 +58,7 @@ def _pool_and_test(
 def _train_counts(n_train: int, present: list[int], seed: int, index: int = 0) -> dict[int, int]:
     """Per-class train counts for ``n_train`` images: even, remainder to a seeded class order."""
     base, extra = divmod(n_train, len(present))
-    rng = stream_rng(seed, STREAM_CLASS_ORDER, 0, index)
+    rng = draws.stream_rng(seed, draws.STREAM_CLASS_ORDER, 0, index)
     order = [present[i] for i in rng.permutation(len(present))]
     return {c: base + (1 if rank < extra else 0) for rank, c in enumerate(order)}
 
@@ -112,7 +102,7 @@ def _group_val(
     """
     if val_fraction == 0 or len(val_pos) == 0:
         return _EMPTY
-    pos = val_pos[class_positions(source.ids[val_pos], source.labels[val_pos], c)]
+    pos = val_pos[draws.class_positions(source.ids[val_pos], source.labels[val_pos], c)]
     if wanted is None:
         return pos
     v = max(1, round(t * val_fraction / (1.0 - val_fraction)))
@@ -121,7 +111,7 @@ def _group_val(
             f"class {source.class_names[c]!r} has {len(pos)} image(s) in validation's "
             f"groups; {t} training images need {v}"
         )
-    return pos[stream_rng(seed, STREAM_VAL_POOL, c, index).permutation(len(pos))][:v]
+    return pos[draws.stream_rng(seed, draws.STREAM_VAL_POOL, c, index).permutation(len(pos))][:v]
 
 
 def _grouped_class(
@@ -187,8 +177,8 @@ def fraction_parts(
     pool_pos, test = _pool_and_test(ds, seed, index, test_fraction)
     val_pos = _EMPTY
     if source.groups is not None and val_fraction > 0:  # validation's groups leave the pool
-        rng = stream_rng(seed, STREAM_VAL_GROUPS, 0, index)
-        in_val = group_mask(source.groups[pool_pos], val_fraction, rng)
+        rng = draws.stream_rng(seed, draws.STREAM_VAL_GROUPS, 0, index)
+        in_val = draws.group_mask(source.groups[pool_pos], val_fraction, rng)
         pool_pos, val_pos = pool_pos[~in_val], pool_pos[in_val]
     pool_labels = source.labels[pool_pos]
     present = [c for c in range(len(classes)) if np.any(pool_labels == c)]
@@ -202,8 +192,8 @@ def fraction_parts(
         counts = _checked_counts(ds, len(pool_pos), present, train_size, seed, index)
     train_parts, val_parts = [], []
     for c in present:
-        pos = pool_pos[class_positions(source.ids[pool_pos], pool_labels, c)]
-        perm = pos[stream_rng(seed, STREAM_POOL, c, index).permutation(len(pos))]
+        pos = pool_pos[draws.class_positions(source.ids[pool_pos], pool_labels, c)]
+        perm = pos[draws.stream_rng(seed, draws.STREAM_POOL, c, index).permutation(len(pos))]
         wanted = counts[c] if train_size is not None else None
         if source.groups is not None:
             train, val = _grouped_class(

@@ -8,18 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from bovw_vs_convnet.data import split_draws as draws
 from bovw_vs_convnet.data.datasets import Dataset
 from bovw_vs_convnet.data.imageset import ImageSet
-from bovw_vs_convnet.data.split_draws import (
-    STREAM_PC_POOL,
-    STREAM_PC_TEST,
-    STREAM_TEST_GROUPS,
-    STREAM_VAL_GROUPS,
-    STREAM_VAL_POOL,
-    class_positions,
-    group_mask,
-    stream_rng,
-)
 from bovw_vs_convnet.errors import DataError
 
 _TAKE_REST_HINT = " (--short-classes take-rest gives its test what is left)"
@@ -62,14 +53,14 @@ def _official_test(
     hint = "" if take_rest else _TAKE_REST_HINT
     test_parts: list[np.ndarray] = []
     for c, name in enumerate(classes):
-        pos = class_positions(test_source.ids, test_source.labels, c)
+        pos = draws.class_positions(test_source.ids, test_source.labels, c)
         n = len(pos)
         if n_test is None:
             test_parts.append(pos)
             continue
         if (n < n_test and not take_rest) or n == 0:
             raise _short(name, n, n_test, " in the test part", hint if n else "")
-        perm = pos[stream_rng(seed, STREAM_PC_TEST, c, index).permutation(n)]
+        perm = pos[draws.stream_rng(seed, draws.STREAM_PC_TEST, c, index).permutation(n)]
         test_parts.append(perm[:n_test])
     return test_source.subset(np.sort(np.concatenate(test_parts)))
 
@@ -101,9 +92,9 @@ def per_class_parts(
     val_parts: list[np.ndarray] = []
     test_parts: list[np.ndarray] = []
     for c, name in enumerate(classes):
-        pos = class_positions(source.ids, source.labels, c)
+        pos = draws.class_positions(source.ids, source.labels, c)
         n = len(pos)
-        perm = pos[stream_rng(seed, STREAM_PC_POOL, c, index).permutation(n)]
+        perm = pos[draws.stream_rng(seed, draws.STREAM_PC_POOL, c, index).permutation(n)]
         if ds.test is not None:  # the official parts: train from one, test from the other
             if n_train is not None and n < n_train:
                 raise _short(name, n, n_train, " in the training part")
@@ -136,8 +127,8 @@ def _group_pools(
     assert source.groups is not None
     all_pos = np.arange(len(source))
     if ds.test is None:
-        in_test = group_mask(
-            source.groups, test_fraction, stream_rng(seed, STREAM_TEST_GROUPS, 0, index)
+        in_test = draws.group_mask(
+            source.groups, test_fraction, draws.stream_rng(seed, draws.STREAM_TEST_GROUPS, 0, index)
         )
         pool, test_pool = all_pos[~in_test], all_pos[in_test]
         test_set, test_in = source, test_pool
@@ -146,8 +137,10 @@ def _group_pools(
         test_set, test_in = ds.test, np.arange(len(ds.test))
     val_pool = np.empty(0, dtype=np.int64)
     if val_fraction > 0:
-        in_val = group_mask(
-            source.groups[pool], val_fraction, stream_rng(seed, STREAM_VAL_GROUPS, 0, index)
+        in_val = draws.group_mask(
+            source.groups[pool],
+            val_fraction,
+            draws.stream_rng(seed, draws.STREAM_VAL_GROUPS, 0, index),
         )
         pool, val_pool = pool[~in_val], pool[in_val]
     return pool, val_pool, test_set, test_in
@@ -177,12 +170,12 @@ def _per_class_groups(
     pool, val_pool, test_set, test_in = _group_pools(ds, seed, index, val_fraction, test_fraction)
 
     def ordered(where: np.ndarray, part: ImageSet, c: int, stream: int) -> np.ndarray:
-        pos = where[class_positions(part.ids[where], part.labels[where], c)]
-        return pos[stream_rng(seed, stream, c, index).permutation(len(pos))]
+        pos = where[draws.class_positions(part.ids[where], part.labels[where], c)]
+        return pos[draws.stream_rng(seed, stream, c, index).permutation(len(pos))]
 
     train_parts, val_parts, test_parts = [], [], []
     for c, name in enumerate(ds.manifest.classes):
-        test_c = ordered(test_in, test_set, c, STREAM_PC_TEST)
+        test_c = ordered(test_in, test_set, c, draws.STREAM_PC_TEST)
         if n_test is None:
             test_parts.append(test_c)
         elif len(test_c) >= n_test or (take_rest and len(test_c) > 0):
@@ -191,8 +184,8 @@ def _per_class_groups(
             raise _short(
                 name, len(test_c), n_test, " in the test part's groups", hint if len(test_c) else ""
             )
-        train_c = ordered(pool, source, c, STREAM_PC_POOL)
-        val_c = ordered(val_pool, source, c, STREAM_VAL_POOL)
+        train_c = ordered(pool, source, c, draws.STREAM_PC_POOL)
+        val_c = ordered(val_pool, source, c, draws.STREAM_VAL_POOL)
         if n_train is None:
             train_parts.append(train_c)
             val_parts.append(val_c)
