@@ -4,30 +4,29 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from bovw_vs_convnet.cli.options import (
-    ci_option,
-    data_dir_option,
-    device_option,
-    format_option,
-    jobs_option,
-    json_option,
+    compute_options,
     percent,
     progress_mode,
     progress_options,
     protocol_options,
-    runs_dir_option,
-    style_option,
+    run_folder_options,
+    size_and_seed_options,
+    table_options,
 )
 
 if TYPE_CHECKING:
     from bovw_vs_convnet.harness.record import RunRecord
-    from bovw_vs_convnet.harness.suite import RunSpec
+    from bovw_vs_convnet.harness.suite import RunSpec, Suite
     from bovw_vs_convnet.harness.suite_runner import RunOutcome
+
+Say = Callable[[str], None]
 
 
 def _outcome_json(outcome: RunOutcome) -> dict[str, Any]:
@@ -53,6 +52,168 @@ def _outcome_json(outcome: RunOutcome) -> dict[str, Any]:
     }
 
 
+def _check_flags(seeds: tuple[int, ...], workers: int | None, scheduler: str | None) -> None:
+    """Refuse a seed outside [0, 2**32) and both ways to a cluster at once."""
+    from bovw_vs_convnet.config import check_seed
+
+    for seed in seeds:
+        check_seed(seed, "--seed")
+    if workers and scheduler:
+        raise click.UsageError("give --workers (a local cluster) or --scheduler, not both")
+
+
+def _load_suite(suite: str | None, *, on_cluster: bool) -> Suite:
+    """The suite named or given as a file; on a cluster, the hint before any data is loaded."""
+    from bovw_vs_convnet.harness.suite import load_suite
+
+    if suite is None:
+        raise click.UsageError(
+            "give a suite name or file (bvc bench --list shows the built-in ones)"
+        )
+    parsed = load_suite(suite)
+    if on_cluster:
+        from bovw_vs_convnet.harness.cluster import require_distributed
+
+        require_distributed()
+    return parsed
+
+
+def _list_suites(as_json: bool) -> None:
+    """Print the built-in suites with their descriptions (``--list``)."""
+    from bovw_vs_convnet.harness.suite import builtin_suites
+
+    suites = builtin_suites()
+    if as_json:
+        click.echo(json.dumps(suites))
+        return
+    width = max(len(n) for n in suites)
+    for name, description in suites.items():
+        click.echo(f"{name:<{width}}  {description}")
+
+
+def _protocol(
+    train_per_class: tuple[int, ...],
+    test_per_class: int | None,
+    short_classes: str | None,
+    splits: int | None,
+) -> dict[str, Any]:
+    """The protocol flags as :func:`~bovw_vs_convnet.harness.suite_runner.run_suite` takes them."""
+    if short_classes and not (train_per_class or test_per_class):
+        raise click.UsageError("--short-classes goes with --train-per-class/--test-per-class")
+    return {
+        "train_per_class": train_per_class or None,
+        "test_per_class": test_per_class,
+        "short_classes": short_classes,
+        "splits": splits,
+    }
+
+
+def _outcome_text(outcome: RunOutcome, *, on_cluster: bool) -> str:
+    """What became of one run, in a few words; on a cluster the line is shorter."""
+    record: RunRecord = outcome.record or {}
+    top1 = percent(record.get("top1_err"))
+    if outcome.status == "ran":
+        if on_cluster:
+            return f"top-1 {top1}"
+        top5 = percent(record.get("top5_err"))
+        return f"done in {outcome.seconds:.1f} s: top-1 {top1}, top-5 {top5}"
+    if outcome.status == "skipped":
+        stored = f"already stored ({record.get('run_id')})"
+        return stored if on_cluster else f"{stored}: top-1 {top1}"
+    if outcome.status == "too-large":
+        return f"not run: {outcome.error}"
+    return f"FAILED: {outcome.error}"
+
+
+class _SuiteProgress:
+    """The ``on_start`` and ``on_done`` lines of a suite run, printed through ``say``.
+
+    Locally an indented line under each run's start line when it ends; on a cluster,
+    where runs end in any order, one whole line per run as it finishes, naming its worker.
+    """
+
+    def __init__(self, say: Say, *, on_cluster: bool) -> None:
+        self.say = say
+        self.on_cluster = on_cluster
+
+    def on_start(self, index: int, total: int, spec: RunSpec) -> None:
+        """``[i/n] what ...`` as a run starts."""
+        self.say(f"[{index + 1}/{total}] {spec.describe()} ...")
+
+    def on_done(self, index: int, total: int, outcome: RunOutcome) -> None:
+        """What became of a run, as it ends."""
+        text = _outcome_text(outcome, on_cluster=self.on_cluster)
+        if not self.on_cluster:
+            self.say(f"    {text}")
+            return
+        where = f" on {outcome.worker}" if outcome.worker else ""
+        self.say(
+            f"[{index + 1}/{total}] {outcome.spec.describe()}: {text}, "
+            f"{outcome.seconds:.1f} s{where}"
+        )
+
+
+def _run_suite(parsed: Suite, progress_lines: _SuiteProgress, **options: Any) -> list[RunOutcome]:
+    """:func:`~bovw_vs_convnet.harness.suite_runner.run_suite`; Ctrl-C exits 130, runs kept."""
+    from bovw_vs_convnet.harness.suite_runner import run_suite
+
+    try:
+        return run_suite(
+            parsed, on_start=progress_lines.on_start, on_done=progress_lines.on_done, **options
+        )
+    except KeyboardInterrupt:
+        click.echo(
+            "interrupted: finished runs are stored; run the same command again to continue",
+            err=True,
+        )
+        raise SystemExit(130) from None
+
+
+def _print_results(
+    parsed: Suite,
+    outcomes: list[RunOutcome],
+    wall: float,
+    *,
+    fmt: str,
+    style: str,
+    ci: bool,
+    as_json: bool,
+) -> None:
+    """The suite's leaderboard, ablation and crossover (or all as JSON); exit 1 if a run failed."""
+    from bovw_vs_convnet.harness.analysis import ablation_table, crossover_statements
+    from bovw_vs_convnet.harness.leaderboard import build_tables
+    from bovw_vs_convnet.harness.leaderboard_formats import render
+
+    records = [o.record for o in outcomes if o.record and o.status in ("ran", "skipped")]
+    tables = build_tables(records)
+    failed = [o for o in outcomes if o.status == "failed"]
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("ran", "skipped", "failed")}
+    if as_json:
+        summary = {
+            "suite": parsed.name,
+            "wall_seconds": round(wall, 3),
+            "runs": [_outcome_json(o) for o in outcomes],
+            "leaderboard": json.loads(render(tables, "json")),
+            "crossover": crossover_statements(records),
+        }
+        click.echo(json.dumps(summary, allow_nan=False))
+    else:
+        click.echo(
+            f"\nsuite {parsed.name}: {counts['ran']} ran, {counts['skipped']} already stored, "
+            f"{counts['failed']} failed in {wall:.1f} s\n"
+        )
+        if tables:
+            click.echo(render(tables, fmt, style=style, ci=ci).rstrip("\n"))
+        ablation = ablation_table(records)
+        if ablation:
+            click.echo("\n" + ablation.rstrip("\n"))
+        for statement in crossover_statements(records):
+            click.echo("\n" + statement)
+    if failed:
+        click.echo(f"{len(failed)} run(s) failed; their errors are stored with them", err=True)
+        raise SystemExit(1)
+
+
 @click.command("bench")
 @click.argument("suite", required=False)
 @click.option("--list", "list_only", is_flag=True, help="List the built-in suites and exit.")
@@ -61,21 +222,7 @@ def _outcome_json(outcome: RunOutcome) -> dict[str, Any]:
     default=None,
     help="Run every entry on this dataset instead (a manifest name or an ImageFolder path).",
 )
-@click.option(
-    "--train-size",
-    "train_sizes",
-    type=click.IntRange(min=1),
-    multiple=True,
-    help="Run every entry at this training-set size instead (repeatable).",
-)
-@click.option(
-    "--seed",
-    "seeds",
-    type=int,
-    multiple=True,
-    help="Run every entry with this seed instead (0 to 2**32 - 1; repeatable; several give "
-    "mean ± std).",
-)
+@size_and_seed_options(several=True)
 @protocol_options(several_sizes=True)
 @click.option("--force", is_flag=True, help="Rerun runs that are already stored.")
 @click.option(
@@ -92,15 +239,10 @@ def _outcome_json(outcome: RunOutcome) -> dict[str, Any]:
     help="Run the suite on an existing Dask scheduler (tcp://HOST:8786); the runs folder "
     "must be on storage every worker shares.",
 )
-@device_option
-@jobs_option
+@compute_options
 @progress_options
-@format_option
-@style_option
-@ci_option
-@json_option
-@runs_dir_option
-@data_dir_option
+@table_options
+@run_folder_options
 def bench(
     suite: str | None,
     list_only: bool,
@@ -131,139 +273,32 @@ def bench(
     interrupted suite continues where it stopped; a failed run is stored with its
     error and the suite goes on (exit code 1 at the end).
     """
-    from bovw_vs_convnet.config import check_seed
-    from bovw_vs_convnet.harness.suite import builtin_suites, load_suite
-
-    for seed in seeds:
-        check_seed(seed, "--seed")
-    if workers and scheduler:
-        raise click.UsageError("give --workers (a local cluster) or --scheduler, not both")
-
+    _check_flags(seeds, workers, scheduler)
     if list_only:
-        suites = builtin_suites()
-        if as_json:
-            click.echo(json.dumps(suites))
-        else:
-            width = max(len(n) for n in suites)
-            for name, description in suites.items():
-                click.echo(f"{name:<{width}}  {description}")
+        _list_suites(as_json)
         return
-    if suite is None:
-        raise click.UsageError(
-            "give a suite name or file (bvc bench --list shows the built-in ones)"
-        )
-
-    from bovw_vs_convnet.harness.analysis import ablation_table, crossover_statements
-    from bovw_vs_convnet.harness.leaderboard import build_tables
-    from bovw_vs_convnet.harness.leaderboard_formats import render
-    from bovw_vs_convnet.harness.suite_runner import run_suite
-
-    parsed = load_suite(suite)
-    if workers or scheduler:  # the hint before any data is loaded
-        from bovw_vs_convnet.harness.cluster import require_distributed
-
-        require_distributed()
-    if short_classes and not (train_per_class or test_per_class):
-        raise click.UsageError("--short-classes goes with --train-per-class/--test-per-class")
-    protocol: dict[str, Any] = {
-        "train_per_class": train_per_class or None,
-        "test_per_class": test_per_class,
-        "short_classes": short_classes,
-        "splits": splits,
-    }
+    parsed = _load_suite(suite, on_cluster=bool(workers or scheduler))
+    protocol = _protocol(train_per_class, test_per_class, short_classes, splits)
     n_specs = len(parsed.specs(dataset, train_sizes=train_sizes, seeds=seeds, **protocol))
-    say = (lambda text: click.echo(text, err=True)) if as_json else click.echo
+    say: Say = (lambda text: click.echo(text, err=True)) if as_json else click.echo
     say(f"suite {parsed.name}: {n_specs} runs, results in {runs_dir}")
-
-    def on_start(index: int, total: int, spec: RunSpec) -> None:
-        say(f"[{index + 1}/{total}] {spec.describe()} ...")
-
-    def on_done(index: int, total: int, outcome: RunOutcome) -> None:
-        record: RunRecord = outcome.record or {}
-        if workers or scheduler:  # in finishing order: one line per run, with its worker
-            if outcome.status == "ran":
-                text = f"top-1 {percent(record.get('top1_err'))}"
-            elif outcome.status == "skipped":
-                text = f"already stored ({record.get('run_id')})"
-            elif outcome.status == "too-large":
-                text = f"not run: {outcome.error}"
-            else:
-                text = f"FAILED: {outcome.error}"
-            where = f" on {outcome.worker}" if outcome.worker else ""
-            say(f"[{index + 1}/{total}] {outcome.spec.describe()}: {text}, "
-                f"{outcome.seconds:.1f} s{where}")  # fmt: skip
-            return
-        if outcome.status == "skipped":
-            top1 = percent(record.get("top1_err"))
-            text = f"already stored ({record.get('run_id')}): top-1 {top1}"
-        elif outcome.status == "ran":
-            text = (
-                f"done in {outcome.seconds:.1f} s: top-1 {percent(record.get('top1_err'))}, "
-                f"top-5 {percent(record.get('top5_err'))}"
-            )
-        elif outcome.status == "too-large":
-            text = f"not run: {outcome.error}"
-        else:
-            text = f"FAILED: {outcome.error}"
-        say(f"    {text}")
-
     t0 = time.perf_counter()
-    try:
-        outcomes = run_suite(
-            parsed,
-            runs_dir=runs_dir,
-            dataset=dataset,
-            train_sizes=train_sizes or None,
-            seeds=seeds or None,
-            data_dir=data_dir,
-            device=device,
-            force=force,
-            n_jobs=n_jobs,
-            progress="none" if as_json else progress_mode(progress, no_progress),
-            on_start=on_start,
-            on_done=on_done,
-            workers=workers,
-            scheduler=scheduler,
-            on_info=say,
-            protocol=protocol,
-        )
-    except KeyboardInterrupt:
-        click.echo(
-            "interrupted: finished runs are stored; run the same command again to continue",
-            err=True,
-        )
-        raise SystemExit(130) from None
+    outcomes = _run_suite(
+        parsed,
+        _SuiteProgress(say, on_cluster=bool(workers or scheduler)),
+        runs_dir=runs_dir,
+        dataset=dataset,
+        train_sizes=train_sizes or None,
+        seeds=seeds or None,
+        data_dir=data_dir,
+        device=device,
+        force=force,
+        n_jobs=n_jobs,
+        progress="none" if as_json else progress_mode(progress, no_progress),
+        workers=workers,
+        scheduler=scheduler,
+        on_info=say,
+        protocol=protocol,
+    )
     wall = time.perf_counter() - t0
-
-    records = [o.record for o in outcomes if o.record and o.status in ("ran", "skipped")]
-    tables = build_tables(records)
-    failed = [o for o in outcomes if o.status == "failed"]
-    counts = {s: sum(o.status == s for o in outcomes) for s in ("ran", "skipped", "failed")}
-    if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "suite": parsed.name,
-                    "wall_seconds": round(wall, 3),
-                    "runs": [_outcome_json(o) for o in outcomes],
-                    "leaderboard": json.loads(render(tables, "json")),
-                    "crossover": crossover_statements(records),
-                },
-                allow_nan=False,
-            )
-        )
-    else:
-        click.echo(
-            f"\nsuite {parsed.name}: {counts['ran']} ran, {counts['skipped']} already stored, "
-            f"{counts['failed']} failed in {wall:.1f} s\n"
-        )
-        if tables:
-            click.echo(render(tables, fmt, style=style, ci=ci).rstrip("\n"))
-        ablation = ablation_table(records)
-        if ablation:
-            click.echo("\n" + ablation.rstrip("\n"))
-        for statement in crossover_statements(records):
-            click.echo("\n" + statement)
-    if failed:
-        click.echo(f"{len(failed)} run(s) failed; their errors are stored with them", err=True)
-        raise SystemExit(1)
+    _print_results(parsed, outcomes, wall, fmt=fmt, style=style, ci=ci, as_json=as_json)

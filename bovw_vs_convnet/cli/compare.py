@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from bovw_vs_convnet.cli.options import json_option, percent, runs_dir_option
+from bovw_vs_convnet.cli.options import choice_option, json_option, percent, runs_dir_option
 from bovw_vs_convnet.errors import DataError
 
 if TYPE_CHECKING:
@@ -157,13 +157,12 @@ def _runs(n: int) -> str:
     help="For row names: the leaderboard table, by its split id as `bvc leaderboard` shows it.",
 )
 @click.option("--dataset", default=None, help="For row names: only this dataset's runs.")
-@click.option(
+@choice_option(
     "--test",
-    "method",
-    type=click.Choice(["t", "wilcoxon"]),
-    default="t",
-    show_default=True,
-    help="The paired test over matched seeds: Student's paired t or Wilcoxon signed-rank.",
+    ["t", "wilcoxon"],
+    "t",
+    "The paired test over matched seeds: Student's paired t or Wilcoxon signed-rank.",
+    dest="method",
 )
 @click.option(
     "--alpha",

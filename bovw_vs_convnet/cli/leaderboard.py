@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from bovw_vs_convnet.cli.options import ci_option, format_option, runs_dir_option, style_option
+from bovw_vs_convnet.cli.options import runs_dir_option, table_options
 
 
 @click.command("leaderboard")
@@ -14,9 +14,7 @@ from bovw_vs_convnet.cli.options import ci_option, format_option, runs_dir_optio
     "--dataset", default=None, help="Only runs on this dataset (a name or an ImageFolder path)."
 )
 @click.option("--pipeline", default=None, help="Only runs of this pipeline.")
-@format_option
-@style_option
-@ci_option
+@table_options
 @click.option(
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),

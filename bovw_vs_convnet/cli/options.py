@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -15,6 +15,27 @@ from bovw_vs_convnet.harness.leaderboard_formats import FORMATS, STYLES
 from bovw_vs_convnet.progress import PROGRESS_MODES, ProgressMode
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def together(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    """One decorator applying ``decorators`` as if stacked in this order (and so listed in help)."""
+
+    def decorate(command: F) -> F:
+        for decorator in reversed(decorators):
+            command = decorator(command)
+        return command
+
+    return decorate
+
+
+def choice_option(
+    flag: str, choices: Sequence[str], default: str, help: str, *, dest: str | None = None
+) -> Callable[[F], F]:
+    """``flag`` taking one of ``choices``, its default shown in ``--help``."""
+    names = (flag, dest) if dest else (flag,)
+    return click.option(
+        *names, type=click.Choice(choices), default=default, show_default=True, help=help
+    )
 
 
 def percent(value: float | None) -> str:
@@ -76,12 +97,11 @@ def progress_options(command: F) -> F:
     command = click.option("--no-progress", is_flag=True, help="The same as --progress none.")(
         command
     )
-    return click.option(
+    return choice_option(
         "--progress",
-        type=click.Choice(PROGRESS_MODES),
-        default="auto",
-        show_default=True,
-        help="auto: a bar on a terminal, else one line per epoch or stage (logs, CI, | tee).",
+        PROGRESS_MODES,
+        "auto",
+        "auto: a bar on a terminal, else one line per epoch or stage (logs, CI, | tee).",
     )(command)
 
 
@@ -90,21 +110,13 @@ def progress_mode(progress: str, no_progress: bool) -> ProgressMode:
     return "none" if no_progress else cast(ProgressMode, progress)
 
 
-format_option = click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(FORMATS),
-    default="md",
-    show_default=True,
-    help="Format of the leaderboard.",
-)
+format_option = choice_option("--format", FORMATS, "md", "Format of the leaderboard.", dest="fmt")
 
-style_option = click.option(
+style_option = choice_option(
     "--style",
-    type=click.Choice(STYLES),
-    default="default",
-    show_default=True,
-    help="default: timm-like columns; ilsvrc: Rank, Name, Error rate (top-5), Description.",
+    STYLES,
+    "default",
+    "default: timm-like columns; ilsvrc: Rank, Name, Error rate (top-5), Description.",
 )
 
 ci_option = click.option(
@@ -112,6 +124,51 @@ ci_option = click.option(
     is_flag=True,
     help="Show each error's 95 % interval in md, html and latex tables (csv and json: always).",
 )
+
+# the leaderboard's format, style and intervals (bvc leaderboard, bvc bench)
+table_options = together(format_option, style_option, ci_option)
+# where ConvNets run and how many CPU workers the others use (bvc run, bvc bench)
+compute_options = together(device_option, jobs_option)
+# the JSON switch, the runs folder and the data folder of a command that runs pipelines
+run_folder_options = together(json_option, runs_dir_option, data_dir_option)
+
+
+def size_and_seed_options(*, several: bool = False) -> Callable[[F], F]:
+    """``--train-size N`` and ``--seed S``, one of each for ``bvc run``.
+
+    ``several``: both repeatable, each replacing what a suite's entries say
+    (``bvc bench``), passed on as ``train_sizes`` and ``seeds``.
+    """
+    if several:
+        size_help = "Run every entry at this training-set size instead (repeatable)."
+        seed_help = (
+            "Run every entry with this seed instead (0 to 2**32 - 1; repeatable; several give "
+            "mean ± std)."
+        )
+    else:
+        size_help = (
+            "Class-balanced training subset of N images (nested across sizes). [default: all]"
+        )
+        seed_help = "Seeds the split and the pipeline (0 to 2**32 - 1)."
+    return together(
+        click.option(
+            "--train-size",
+            "train_sizes" if several else "train_size",
+            type=click.IntRange(min=1),
+            multiple=several,
+            default=None,
+            help=size_help,
+        ),
+        click.option(
+            "--seed",
+            "seeds" if several else "seed",
+            type=int,
+            multiple=several,
+            default=None if several else 0,
+            show_default=not several,
+            help=seed_help,
+        ),
+    )
 
 
 def protocol_options(*, several_sizes: bool = False, splits: bool = True) -> Callable[[F], F]:

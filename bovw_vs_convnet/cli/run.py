@@ -9,15 +9,13 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from bovw_vs_convnet.cli.options import (
-    data_dir_option,
-    device_option,
-    jobs_option,
-    json_option,
+    compute_options,
     percent,
     progress_mode,
     progress_options,
     protocol_options,
-    runs_dir_option,
+    run_folder_options,
+    size_and_seed_options,
     split_options,
 )
 from bovw_vs_convnet.config import check_seed, parse_set_options
@@ -51,19 +49,7 @@ def summary(record: RunRecord) -> str:
 @click.command("run")
 @click.argument("pipeline")
 @click.option("--dataset", required=True, help="Manifest name or path of an ImageFolder tree.")
-@click.option(
-    "--train-size",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Class-balanced training subset of N images (nested across sizes). [default: all]",
-)
-@click.option(
-    "--seed",
-    type=int,
-    default=0,
-    show_default=True,
-    help="Seeds the split and the pipeline (0 to 2**32 - 1).",
-)
+@size_and_seed_options()
 @click.option(
     "--val-fraction",
     type=click.FloatRange(0.0, 1.0, max_open=True),
@@ -90,15 +76,12 @@ def summary(record: RunRecord) -> str:
 @click.option(
     "--epochs", type=click.IntRange(min=1), default=None, help="Shorthand for --set epochs=E."
 )
-@device_option
-@jobs_option
+@compute_options
 @click.option(
     "--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint."
 )
 @progress_options
-@json_option
-@runs_dir_option
-@data_dir_option
+@run_folder_options
 def run(
     pipeline: str,
     dataset: str,

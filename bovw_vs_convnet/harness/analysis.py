@@ -269,7 +269,7 @@ def recipe_command(record: RunRecord) -> str:
     Settings are compared with the pipeline's defaults, or with its preset's
     values when the record names a preset; ``model`` becomes ``--model``.
     """
-    from bovw_vs_convnet.config import build_config, config_to_dict
+    from bovw_vs_convnet.config import build_config, canonical_settings, config_to_dict
     from bovw_vs_convnet.harness.registry import get_pipeline
 
     pipeline = str(record.get("pipeline"))
@@ -296,6 +296,7 @@ def recipe_command(record: RunRecord) -> str:
     since: dict[str, Any] = {}
     try:
         cls = get_pipeline(pipeline).config_class()
+        config = canonical_settings(cls, config)  # a renamed setting under its name
         # a setting added later, absent from an older record, had its old value
         # (ConvNet recipe=fixed: the old defaults are then the base, not the new ones)
         since = dict(getattr(cls, "SETTINGS_SINCE", {}))

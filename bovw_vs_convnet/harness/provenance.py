@@ -91,26 +91,20 @@ def thread_count() -> dict[str, int | str | None]:
     return out
 
 
+def _git(args: list[str], where: Path, timeout: float) -> str:
+    """The stripped output of ``git ARGS`` run in ``where``."""
+    done = subprocess.run(
+        ["git", *args], cwd=where, capture_output=True, text=True, timeout=timeout, check=True
+    )
+    return done.stdout.strip()
+
+
 def git_revision(path: Path | None = None) -> dict[str, Any] | None:
     """``{"commit": sha, "dirty": bool}`` of the git checkout holding ``path``; None outside git."""
     where = path or Path(__file__).resolve().parent
     try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=where,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=where,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
+        sha = _git(["rev-parse", "HEAD"], where, timeout=5)
+        dirty = _git(["status", "--porcelain", "--untracked-files=no"], where, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
     return {"commit": sha, "dirty": bool(dirty)} if sha else None

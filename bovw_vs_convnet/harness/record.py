@@ -13,7 +13,7 @@ where a key may be missing.
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, TypedDict, cast
 
 
 class RunRecord(TypedDict, total=False):
@@ -77,40 +77,28 @@ class RunRecord(TypedDict, total=False):
 ERROR_METRICS = ("top1", "top5", "mpc", "mpc_top5")
 
 
+def _known(metric: str) -> str:
+    """``metric`` itself, once it is checked to be one of :data:`ERROR_METRICS`."""
+    if metric not in ERROR_METRICS:
+        raise ValueError(f"unknown error {metric!r}; known: {', '.join(ERROR_METRICS)}")
+    return metric
+
+
 def error_value(record: RunRecord, metric: str) -> float | None:
     """The record's ``<metric>_err``; None where it is missing.
 
     Records stored before the mean per-class error existed get ``mpc`` from their
     ``per_class_err`` (the same arithmetic: the mean over classes with a test image).
     """
-    value: float | None
-    if metric == "top1":
-        value = record.get("top1_err")
-    elif metric == "top5":
-        value = record.get("top5_err")
-    elif metric == "mpc":
-        value = record.get("mpc_err")
-        if value is None and record.get("per_class_err"):
-            per_class = [v for v in (record.get("per_class_err") or {}).values() if v is not None]
-            value = sum(per_class) / len(per_class) if per_class else None
-    elif metric == "mpc_top5":
-        value = record.get("mpc_top5_err")
-    else:
-        raise ValueError(f"unknown error {metric!r}; known: {', '.join(ERROR_METRICS)}")
+    # every <metric>_err key of RunRecord is a float; mypy cannot see it through the f-string
+    value = cast("float | None", record.get(f"{_known(metric)}_err"))
+    if value is None and metric == "mpc" and record.get("per_class_err"):
+        per_class = [v for v in (record.get("per_class_err") or {}).values() if v is not None]
+        value = sum(per_class) / len(per_class) if per_class else None
     return None if value is None else float(value)
 
 
 def error_interval(record: RunRecord, metric: str) -> list[float] | None:
     """The record's stored 95 % interval ``<metric>_ci`` as [low, high]; None where missing."""
-    ci: list[float] | None
-    if metric == "top1":
-        ci = record.get("top1_ci")
-    elif metric == "top5":
-        ci = record.get("top5_ci")
-    elif metric == "mpc":
-        ci = record.get("mpc_ci")
-    elif metric == "mpc_top5":
-        ci = record.get("mpc_top5_ci")
-    else:
-        raise ValueError(f"unknown error {metric!r}; known: {', '.join(ERROR_METRICS)}")
+    ci = cast("list[float] | None", record.get(f"{_known(metric)}_ci"))
     return [float(ci[0]), float(ci[1])] if ci else None

@@ -156,60 +156,19 @@ def write_report(
     all_records = list(records)
     ok = [r for r in all_records if r.get("status", "ok") == "ok"]
     failed = [r for r in all_records if r.get("status") == "failed"]
-    datasets = sorted({str(r.get("dataset")) for r in all_records})
 
-    parts: list[str] = []
+    parts: list[str] = []  # the page's sections, one block of HTML each
     toc: list[str] = []
-    for ds in datasets:
-        recs = [r for r in ok if str(r.get("dataset")) == ds]
+    for ds in sorted({str(r.get("dataset")) for r in all_records}):
         anchor = slug(f"dataset-{ds}")
         toc.append(f'<li><a href="#{anchor}">{html.escape(ds)}</a></li>')
-        parts.append(f'<section id="{anchor}"><h2>{html.escape(ds)}</h2>')
-        if not recs:
-            parts.append("<p>No finished run.</p></section>")
-            continue
-        tables = build_tables(recs)
-        parts.append("<h3>Leaderboard</h3>")
-        parts.append(
-            "<p>Errors in percent, mean ± standard deviation over seeds, with their 95 % "
-            "intervals; mpc: the mean per-class error (1 − mean per-class recall). Rows in one "
-            "table share their split fingerprints; the note under each table names the test "
-            "of each row against the best.</p>"
-        )
-        parts.append(render(tables, "html", ci=True))
-        for answer in family_answers(tables):
-            parts.append(f'<p class="statement answer">{html.escape(answer)}</p>')
-        parts.append("<h3>ILSVRC-2012 style (top-5 error)</h3>")
-        parts.append(render(tables, "html", style="ilsvrc"))
-        ablation = _ablation_html(recs)
-        if ablation:
-            parts.append("<h3>Depth ablation</h3>")
-            parts.append(ablation)
-        figs, statements = dataset_figures(recs, writer, ds)
-        for s in statements:
-            parts.append(f'<p class="statement">{html.escape(s)}</p>')
-        if figs:
-            parts.append("<h3>Figures</h3>")
-            parts.extend(f.to_html() for f in figs)
-        parts.append("</section>")
-
+        recs = [r for r in ok if str(r.get("dataset")) == ds]
+        parts += _dataset_section(ds, anchor, recs, writer)
     toc.append('<li><a href="#provenance">Provenance</a></li>')
-    parts.append('<section id="provenance"><h2>Provenance</h2>')
-    parts.append(
-        "<p>Every stored run: its split fingerprint, git revision, hardware and full record.</p>"
-    )
-    parts.append(_provenance_rows(all_records) if all_records else "<p>No run is stored.</p>")
-    parts.append("</section>")
+    parts += _provenance_section(all_records)
     if failed:
         toc.append('<li><a href="#failed">Failed runs</a></li>')
-        parts.append('<section id="failed"><h2>Failed runs</h2><ul>')
-        for r in failed:
-            parts.append(
-                f"<li><code>{html.escape(r['run_id'])}</code> {html.escape(row_name(r))} "
-                f"on {html.escape(str(r.get('dataset')))} (seed {r.get('seed')}): "
-                f"{html.escape(str(r.get('error')))}</li>"
-            )
-        parts.append("</ul></section>")
+        parts += _failed_section(failed)
 
     now = datetime.now(UTC).isoformat(timespec="seconds")
     summary = (
@@ -217,13 +176,72 @@ def write_report(
         + (f" from <code>{html.escape(source)}</code>" if source else "")
         + f"; generated {now}."
     )
-    page = (
+    path = output / REPORT_NAME
+    path.write_text(_page(title, summary, toc, parts), encoding="utf-8")
+    return path
+
+
+def _dataset_section(
+    dataset: str, anchor: str, records: list[RunRecord], writer: FigureWriter
+) -> list[str]:
+    """One dataset's section: its tables, the family answers, the ablation and the figures."""
+    parts = [f'<section id="{anchor}"><h2>{html.escape(dataset)}</h2>']
+    if not records:
+        return [*parts, "<p>No finished run.</p></section>"]
+    tables = build_tables(records)
+    parts.append("<h3>Leaderboard</h3>")
+    parts.append(
+        "<p>Errors in percent, mean ± standard deviation over seeds, with their 95 % "
+        "intervals; mpc: the mean per-class error (1 − mean per-class recall). Rows in one "
+        "table share their split fingerprints; the note under each table names the test "
+        "of each row against the best.</p>"
+    )
+    parts.append(render(tables, "html", ci=True))
+    for answer in family_answers(tables):
+        parts.append(f'<p class="statement answer">{html.escape(answer)}</p>')
+    parts.append("<h3>ILSVRC-2012 style (top-5 error)</h3>")
+    parts.append(render(tables, "html", style="ilsvrc"))
+    ablation = _ablation_html(records)
+    if ablation:
+        parts.append("<h3>Depth ablation</h3>")
+        parts.append(ablation)
+    figs, statements = dataset_figures(records, writer, dataset)
+    for s in statements:
+        parts.append(f'<p class="statement">{html.escape(s)}</p>')
+    if figs:
+        parts.append("<h3>Figures</h3>")
+        parts.extend(f.to_html() for f in figs)
+    parts.append("</section>")
+    return parts
+
+
+def _provenance_section(records: list[RunRecord]) -> list[str]:
+    """Every stored run's provenance (:func:`_provenance_rows`), or a line saying there is none."""
+    return [
+        '<section id="provenance"><h2>Provenance</h2>',
+        "<p>Every stored run: its split fingerprint, git revision, hardware and full record.</p>",
+        _provenance_rows(records) if records else "<p>No run is stored.</p>",
+        "</section>",
+    ]
+
+
+def _failed_section(failed: list[RunRecord]) -> list[str]:
+    """The failed runs, each with its row name, dataset, seed and error."""
+    items = [
+        f"<li><code>{html.escape(r['run_id'])}</code> {html.escape(row_name(r))} "
+        f"on {html.escape(str(r.get('dataset')))} (seed {r.get('seed')}): "
+        f"{html.escape(str(r.get('error')))}</li>"
+        for r in failed
+    ]
+    return ['<section id="failed"><h2>Failed runs</h2><ul>', *items, "</ul></section>"]
+
+
+def _page(title: str, summary: str, toc: list[str], parts: list[str]) -> str:
+    """The whole HTML document: head with the inline style, title, summary, contents, sections."""
+    return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{html.escape(title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
         f'<h1>{html.escape(title)}</h1>\n<p>{summary}</p>\n<ul class="toc">{"".join(toc)}</ul>\n'
         + "\n".join(parts)
         + "\n</body>\n</html>\n"
     )
-    path = output / REPORT_NAME
-    path.write_text(page, encoding="utf-8")
-    return path
