@@ -57,12 +57,19 @@ def crossover_records() -> list[dict[str, Any]]:
         out.append(fake_record("convnet", "lenet5", n_train=100, seed=seed, top1=0.30))
         out.append(
             fake_record(
-                "convnet", "lenet5", n_train=10000, seed=seed, top1=0.0, train_seconds=5.0,
+                "convnet",
+                "lenet5",
+                n_train=10000,
+                seed=seed,
+                top1=0.0,
+                train_seconds=5.0,
                 extra={
                     "learning_curve": {
-                        "epoch": [1, 2], "train_loss": [1.0, 0.5], "val_error": [0.4, 0.3],
+                        "epoch": [1, 2],
+                        "train_loss": [1.0, 0.5],
+                        "val_error": [0.4, 0.3],
                     },
                 },  # as the ConvNet pipeline records it
             )
-        )  # fmt: skip
+        )
     return out

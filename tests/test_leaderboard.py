@@ -156,11 +156,27 @@ def test_a_setting_added_later_at_its_old_value_keeps_old_runs_in_the_row():
     # a run stored before convnet's `mirror` setting existed, and one after, at its default
     runs = [
         _run("old", "convnet", "lenet5", 0.10, 0.0, config={"model": "lenet5", "epochs": 10}),
-        _run("new", "convnet", "lenet5", 0.20, 0.0, seed=1, fp="fp0",
-             config={"model": "lenet5", "epochs": 10, "mirror": "auto"}),
-        _run("no", "convnet", "lenet5", 0.30, 0.0, seed=2, fp="fp0",
-             config={"model": "lenet5", "epochs": 10, "mirror": "no"}),
-    ]  # fmt: skip
+        _run(
+            "new",
+            "convnet",
+            "lenet5",
+            0.20,
+            0.0,
+            seed=1,
+            fp="fp0",
+            config={"model": "lenet5", "epochs": 10, "mirror": "auto"},
+        ),
+        _run(
+            "no",
+            "convnet",
+            "lenet5",
+            0.30,
+            0.0,
+            seed=2,
+            fp="fp0",
+            config={"model": "lenet5", "epochs": 10, "mirror": "no"},
+        ),
+    ]
     (table,) = build_tables(runs)
     assert [(r.run_ids, r.config) for r in table.rows] == [
         (["old", "new"], {"model": "lenet5", "epochs": 10}),
@@ -209,10 +225,23 @@ def test_ci_puts_the_interval_in_md_cells_and_says_how_it_was_made():
 
 def test_csv_keeps_its_columns_and_appends_intervals_and_the_test():
     assert CSV_COLUMNS[:16] == (
-        "rank", "pipeline", "model", "top1_err", "top5_err", "n_params", "n_train",
-        "train_seconds", "infer_images_per_s", "top1_err_std", "top5_err_std", "n_runs",
-        "seeds", "dataset", "table", "variant",
-    )  # fmt: skip
+        "rank",
+        "pipeline",
+        "model",
+        "top1_err",
+        "top5_err",
+        "n_params",
+        "n_train",
+        "train_seconds",
+        "infer_images_per_s",
+        "top1_err_std",
+        "top5_err_std",
+        "n_runs",
+        "seeds",
+        "dataset",
+        "table",
+        "variant",
+    )
     (row,) = list(csv.DictReader(io.StringIO(render(build_tables(RUNS[4:]), "csv"))))
     assert (row["top1_ci_low"], row["top1_ci_high"], row["vs_best"]) == (
         "0.254977",

@@ -59,10 +59,16 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
         )
     )
     flags = [
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run",
-        f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000",
-    ]  # fmt: skip
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=5000",
+    ]
     dom = subprocess.run(
         [browser, *flags, "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120
     ).stdout

@@ -30,9 +30,15 @@ def test_list_shows_the_built_in_suites() -> None:
     assert result.exit_code == 0
     names = [line.split()[0] for line in result.output.splitlines()]
     assert names == [
-        "alexnet-ablation-glyphs", "alexnet-ablation", "crossover-auto", "crossover-glyphs",
-        "crossover", "fashion-mnist", "glyphs", "quick",
-    ]  # fmt: skip
+        "alexnet-ablation-glyphs",
+        "alexnet-ablation",
+        "crossover-auto",
+        "crossover-glyphs",
+        "crossover",
+        "fashion-mnist",
+        "glyphs",
+        "quick",
+    ]
 
 
 def test_unknown_suite_is_a_one_line_usage_error() -> None:

@@ -61,6 +61,9 @@ def test_glyphs_ablation_runs_four_depths_of_alexnet_small_over_three_seeds() ->
     specs = load_suite("alexnet-ablation-glyphs").specs()
     assert {s.seed for s in specs} == {0, 1, 2} and {s.dataset for s in specs} == {"glyphs"}
     assert sorted({str(s.settings["ablate"]) for s in specs}) == [
-        "conv3-conv4-fc6-fc7", "fc6-fc7", "fc7", "none",
-    ]  # fmt: skip
+        "conv3-conv4-fc6-fc7",
+        "fc6-fc7",
+        "fc7",
+        "none",
+    ]
     assert len(specs) == 12 and {s.settings["epochs"] for s in specs} == {8}

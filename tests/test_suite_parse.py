@@ -185,8 +185,11 @@ def test_bad_grid_value_points_at_the_grid_line() -> None:
 def test_ablation_suite_resolves_to_the_four_depths() -> None:
     suite = load_suite("alexnet-ablation")
     assert [dict(e.overrides)["ablate"] for e in suite.entries] == [
-        "none", "fc7", "fc6-fc7", "conv3-conv4-fc6-fc7",
-    ]  # fmt: skip
+        "none",
+        "fc7",
+        "fc6-fc7",
+        "conv3-conv4-fc6-fc7",
+    ]
 
 
 def test_default_label_names_the_model_and_the_entry_settings() -> None:

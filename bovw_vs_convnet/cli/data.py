@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from bovw_vs_convnet.cli.options import (
+    count_option,
     data_dir_option,
     json_option,
     protocol_options,
@@ -185,13 +186,7 @@ def _verify_glyphs(name: str, data_dir: Path | None) -> None:
     help="Held-out test share (datasets without an official test part).",
 )
 @protocol_options(splits=False)
-@click.option(
-    "--split-index",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="Which seeded resampling (split k of bvc run --splits).",
-)
+@count_option("--split-index", 0, "Which seeded resampling (split k of bvc run --splits).", low=0)
 @data_dir_option
 @json_option
 def split(

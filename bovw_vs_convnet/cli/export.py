@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from bovw_vs_convnet.cli.options import json_option, runs_dir_option
+from bovw_vs_convnet.cli.options import choice_option, json_option, runs_dir_option
 from bovw_vs_convnet.errors import ConfigError
 
 HINT = "ONNX export needs the onnx extra: pip install -e '.[onnx]' (onnx, onnxscript, onnxruntime)"
@@ -60,10 +60,14 @@ def _onnxruntime_gap(path: Path, bundle: Any, info: dict[str, Any]) -> float | N
 
 @click.command("export")
 @click.argument("run_id")
-@click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True,
-              help="The file format.")  # fmt: skip
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="The file written (default: RUN_ID.onnx here).")  # fmt: skip
+@choice_option("--format", ["onnx"], "onnx", "The file format.", dest="fmt")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The file written (default: RUN_ID.onnx here).",
+)
 @json_option
 @runs_dir_option
 def export(run_id: str, fmt: str, output: Path | None, as_json: bool, runs_dir: Path) -> None:
@@ -80,11 +84,13 @@ def export(run_id: str, fmt: str, output: Path | None, as_json: bool, runs_dir: 
         info = write(bundle.pipeline, path)
     gap = _onnxruntime_gap(path, bundle, info)
     if as_json:
-        click.echo(json.dumps({"run_id": run_id, "format": fmt, "path": str(path), **info,
-                               "onnxruntime_max_abs_diff": gap}))  # fmt: skip
+        summary = {"run_id": run_id, "format": fmt, "path": str(path), **info}
+        click.echo(json.dumps({**summary, "onnxruntime_max_abs_diff": gap}))
         return
     shape = "x".join(str(v) for v in info["input"]["shape"])
     click.echo(f"wrote {path} ({path.stat().st_size:,} bytes): pixels {shape} (0-255) -> logits")
     if gap is not None:
-        click.echo(f"onnxruntime agrees with PyTorch to {gap:.2g} (largest logit difference, "
-                   "4 random images)")  # fmt: skip
+        click.echo(
+            f"onnxruntime agrees with PyTorch to {gap:.2g} (largest logit difference, "
+            "4 random images)"
+        )

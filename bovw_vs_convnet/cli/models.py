@@ -6,7 +6,7 @@ import json
 
 import click
 
-from bovw_vs_convnet.cli.options import json_option
+from bovw_vs_convnet.cli.options import count_option, json_option
 
 
 def model_table(num_classes: int, channels: int) -> list[dict[str, object]]:
@@ -39,10 +39,8 @@ def model_table(num_classes: int, channels: int) -> list[dict[str, object]]:
 
 
 @click.command("models")
-@click.option("--num-classes", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Number of output classes the models are built for.")  # fmt: skip
-@click.option("--channels", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Image channels (1 grayscale, 3 RGB); RGB-only models replicate.")  # fmt: skip
+@count_option("--num-classes", 10, "Number of output classes the models are built for.")
+@count_option("--channels", 1, "Image channels (1 grayscale, 3 RGB); RGB-only models replicate.")
 @json_option
 def models(num_classes: int, channels: int, as_json: bool) -> None:
     """List the registered ConvNets with their trainable parameter counts."""

@@ -92,6 +92,13 @@ jobs_option = click.option(
 )
 
 
+def count_option(flag: str, default: int, help: str, *, low: int = 1) -> Callable[[F], F]:
+    """``flag`` taking a whole number of at least ``low``, its default shown in ``--help``."""
+    return click.option(
+        flag, type=click.IntRange(min=low), default=default, show_default=True, help=help
+    )
+
+
 def progress_options(command: F) -> F:
     """``--progress auto|bar|lines|none``; ``--no-progress`` is ``--progress none``."""
     command = click.option("--no-progress", is_flag=True, help="The same as --progress none.")(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from bovw_vs_convnet.cli.options import json_option, runs_dir_option
+from bovw_vs_convnet.cli.options import count_option, json_option, runs_dir_option
 
 
 def _score(value: float) -> str:
@@ -23,8 +23,7 @@ def _score(value: float) -> str:
 @click.command("predict")
 @click.argument("run_id")
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--top", "top", type=click.IntRange(min=1), default=5, show_default=True,
-              help="Classes shown per image, best first (at most the run's classes).")  # fmt: skip
+@count_option("--top", 5, "Classes shown per image, best first (at most the run's classes).")
 @json_option
 @runs_dir_option
 def predict(run_id: str, images: tuple[Path, ...], top: int, as_json: bool, runs_dir: Path) -> None:
