@@ -72,4 +72,3 @@ def test_conv_filters_one_panel_per_filter() -> None:
     fig = figures.conv_filters_figure(weights)
     assert len(fig.axes) == 6
     assert np.asarray(fig.axes[0].get_images()[0].get_array()).shape == (5, 5)
-

@@ -41,8 +41,8 @@ from bovw_vs_convnet.convnet.pipeline import (
 )
 from bovw_vs_convnet.errors import ConfigError
 from bovw_vs_convnet.harness import provenance
+from bovw_vs_convnet.harness.record_json import config_key
 from bovw_vs_convnet.harness.run import run_config_key, run_pipeline
-from bovw_vs_convnet.harness.store import config_key
 
 WHEEL_ARCHS = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]  # a CUDA 13 wheel
 
