@@ -6,7 +6,11 @@ from TOML), applies an optional ``preset`` first, coerces each value to the
 field's annotated type and refuses unknown keys with a message that lists the
 known ones. A float setting is refused when it is NaN or infinite (``--set lr=nan``
 would otherwise fail after training, or inside scikit-learn), unless its class
-lists it in ``ALLOW_INF`` (infinity only; NaN is never a setting). A class may
+lists it in ``ALLOW_INF`` (infinity only; NaN is never a setting). A numeric
+setting is checked against its range when it is parsed: every integer setting lies
+within :data:`INT_LIMIT`, and a class's ``BOUNDS`` (:class:`Bound`) give the ranges
+where one is natural (``epochs`` at most 10 000, ``label_smoothing`` in [0, 1)), so
+that a setting out of range is one line before anything is read or trained. A class may
 keep an old spelling of a renamed setting in ``ALIASES``, so that ``--set`` flags,
 suites and stored runs that use it still read.
 :func:`check_seed` is the one range check of a seed (flags, suites, the harness).
@@ -19,6 +23,7 @@ import math
 import types
 import typing
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from bovw_vs_convnet.errors import ConfigError
@@ -28,6 +33,69 @@ C = TypeVar("C")
 # Seeds go to numpy (RandomState takes 0 <= seed < 2**32) and into the store's
 # INTEGER column: checked here, not found out after the data is loaded.
 SEED_LIMIT = 2**32
+# Every integer setting lies in [-INT_LIMIT, INT_LIMIT]: numpy's integers and the store's
+# INTEGER columns take 64 bits, and a setting of ``1e300`` is a typo, not a count.
+INT_LIMIT = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class Bound:
+    """The range of a numeric setting: ``low <= value <= high`` (strict where ``*_open``).
+
+    None leaves that side open. A value that is not a number (``"auto"``, None) is not
+    checked; a tuple setting has each of its numbers checked.
+    """
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # low < value, not low <= value
+    high_open: bool = False  # value < high, not value <= high
+
+    def text(self) -> str:
+        """The range as a person reads it: ``in [0, 1)``, ``>= 1``, ``<= 10000``."""
+        if self.low is not None and self.high is not None:
+            left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+            return f"in {left}{self.low:g}, {self.high:g}{right}"
+        if self.low is not None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        return f"{'<' if self.high_open else '<='} {self.high:g}"
+
+    def holds(self, value: float) -> bool:
+        """Whether ``value`` lies in the range."""
+        lo, hi = self.low, self.high
+        return not (
+            (lo is not None and (value <= lo if self.low_open else value < lo))
+            or (hi is not None and (value >= hi if self.high_open else value > hi))
+        )
+
+
+def check_bounds(name: str, value: Any, bound: Bound | None) -> None:
+    """ConfigError (one line, naming ``name``) when a number in ``value`` is out of range.
+
+    Integers are checked against :data:`INT_LIMIT` too; strings and None pass.
+    """
+    items = value if isinstance(value, tuple) else (value,)
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, (int, float)):
+            continue
+        if bound is not None and not bound.holds(item):
+            raise ConfigError(
+                f"setting {name!r} must be {bound.text()}, got {_shown(item)}", key=name
+            )
+        if isinstance(item, int) and abs(item) > INT_LIMIT:
+            raise ConfigError(
+                f"setting {name!r} must be an integer from {-INT_LIMIT} to {INT_LIMIT}, "
+                f"got {_shown(item)}",
+                key=name,
+            )
+
+
+def _shown(value: float) -> str:
+    """A number short enough for one line (``1e+300``, not its 301 digits)."""
+    try:
+        return str(value) if abs(value) < 1e15 else f"{float(value):.6g}"
+    except OverflowError:  # an int beyond any float
+        return f"an integer of {len(str(abs(int(value))))} digits"
 
 
 def check_seed(seed: Any, what: str = "seed") -> int:
@@ -158,6 +226,8 @@ def build_config(cls: type[C], overrides: Mapping[str, Any] | None = None) -> C:
     ``cls`` may define ``PRESETS: ClassVar[dict[str, dict[str, Any]]]``; the key
     ``preset`` in ``overrides`` selects one, applied before the other overrides.
     ``ALLOW_INF: ClassVar[frozenset[str]]`` names float settings that may be infinite;
+    ``BOUNDS: ClassVar[dict[str, Bound]]`` the ranges of numeric settings
+    (:func:`check_bounds`, integers within :data:`INT_LIMIT` always);
     ``ALIASES`` old names of settings (:func:`canonical_settings`).
     When no preset is named and ``cls`` has a classmethod
     ``default_preset(overrides) -> str | None``, the preset it names is applied
@@ -193,6 +263,9 @@ def build_config(cls: type[C], overrides: Mapping[str, Any] | None = None) -> C:
     values.update(overrides)
     allow_inf: frozenset[str] = frozenset(getattr(cls, "ALLOW_INF", ()))
     kwargs = {k: _coerce(k, v, hints[k], k in allow_inf) for k, v in values.items()}
+    bounds: Mapping[str, Bound] = getattr(cls, "BOUNDS", {})
+    for key, value in kwargs.items():
+        check_bounds(key, value, bounds.get(key))
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:

@@ -196,8 +196,13 @@ def test_a_boolean_is_not_a_number() -> None:
         build_config(FloatConfig, {"lr": True})
 
 
-def test_a_large_integer_is_kept_exactly() -> None:
-    assert build_config(ToyConfig, {"k": "12345678901234567891"}).k == 12345678901234567891
+def test_a_large_integer_is_kept_exactly() -> None:  # past 2**53, where a float would round
+    assert build_config(ToyConfig, {"k": "1234567890123456789"}).k == 1234567890123456789
+
+
+def test_an_integer_past_64_bits_is_refused_in_one_line() -> None:
+    with pytest.raises(ConfigError, match=r"^setting 'k' must be an integer from .* got 1e\+300$"):
+        build_config(ToyConfig, {"k": "1e300"})
 
 
 @pytest.mark.parametrize("seed", [-1, 2**32, 1.0, True, "3"])

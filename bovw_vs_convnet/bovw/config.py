@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from bovw_vs_convnet.bovw.encoding import SpatialPyramidEncoder
 from bovw_vs_convnet.bovw.sift import DenseSift, KeypointSift
+from bovw_vs_convnet.config import Bound
 from bovw_vs_convnet.errors import ConfigError
 from bovw_vs_convnet.estimators.kernel_svm import CONFIG_SETTINGS, KernelSvm
 from bovw_vs_convnet.estimators.parameters import ParameterError
@@ -123,6 +124,15 @@ class BovwConfig:
     NOT_IDENTITY: ClassVar[tuple[str, ...]] = ("executor",)
     # old names of renamed settings, still read from --set, suites and stored runs
     ALIASES: ClassVar[dict[str, str]] = {"backend": "executor"}
+    # ranges checked when a setting is parsed (config.check_bounds) that no estimator's own
+    # check covers: the lower bounds of the stages' parameters are theirs (check_params)
+    BOUNDS: ClassVar[dict[str, Bound]] = {
+        "upscale": Bound(0, 16, low_open=True),  # magnification: 16x is already 256x the pixels
+        "magnif": Bound(0),  # 0: no smoothing
+        "contrast_threshold": Bound(0),
+        "gallery_words": Bound(0, 10_000),
+        "gallery_patches": Bound(0, 1_000),
+    }
     # images up to this many px on their longer side get ``small`` when no preset is
     # named, larger ones ``photo`` (preset_for_images)
     SMALL_SIDE: ClassVar[int] = 64

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+from bovw_vs_convnet.config import Bound
 from bovw_vs_convnet.errors import ConfigError
 
 # The batch augmentations of :class:`~bovw_vs_convnet.convnet.augment.BatchAugment`.
@@ -72,6 +73,25 @@ class ConvNetConfig:
     model: str = "lenet5"  # registry name (bvc models); with ablate, a Zeiler–Fergus variant
     ablate: str = "none"  # removed layers: none | fc7 | fc6-fc7 | conv3-conv4-fc6-fc7
     # weight initialisation: auto = the model's own (for alexnet-2012 resolved to kaiming,
+    # ranges checked when a setting is parsed (config.check_bounds), before any training
+    BOUNDS: ClassVar[dict[str, Bound]] = {
+        "epochs": Bound(1, 10_000),
+        "batch_size": Bound(1, 65_536),
+        "eval_batch_size": Bound(1, 65_536),
+        "lr": Bound(0, low_open=True),
+        "momentum": Bound(0, 1, high_open=True),
+        "weight_decay": Bound(0),
+        "warmup_fraction": Bound(0, 1),  # a share of the steps (OneCycleLR's pct_start)
+        "step_epochs": Bound(1, 10_000),
+        "step_gamma": Bound(0, 1, low_open=True),
+        "label_smoothing": Bound(0, 1, high_open=True),  # 1 would make every target uniform
+        "clip_grad": Bound(0),
+        "max_shift": Bound(0, 1_024),  # pixels of padding each way
+        "patience": Bound(0, 10_000),
+        "workers": Bound(0, 1_024),
+        "warmup_steps": Bound(0, 10_000),
+        "threads": Bound(0, 4_096),
+    }
     # torchvision's scheme); paper = Krizhevsky et al.'s N(0, 0.01) with biases 1, which
     # stays at chance on 10-62 classes (benchmarks/RESULTS-convnet.md); alexnet-2012 only
     init: Literal["auto", "kaiming", "paper"] = "auto"
