@@ -4,10 +4,11 @@
     list_models("alex*")
     model = create_model("lenet5-1998", num_classes=10, in_channels=1)
 
-Layers, each importing only those below it: ``registry`` (a container) < ``lenet``,
-``alexnet`` (register themselves) < ``models`` (loads them; the look-ups);
-``config`` (settings, no torch) < ``augment``, ``batches`` < ``train`` (the Trainer)
-< ``pipeline`` (the harness's ``convnet`` pipeline).
+Layers, each importing only those below it (``pyproject.toml``'s import contract is
+the full list): ``registry`` and ``config`` (no torch) < ``lenet``, ``alexnet`` (they
+register themselves) < ``models``, ``augment``, ``batches``, ``device``, ``recipes``,
+``optim``, ``checkpoint`` < ``train`` (the Trainer) < ``distributed`` < ``pipeline`` (the
+harness's ``convnet`` pipeline) < ``bundle``.
 
 Importing this package does not import torch (``bvc run bovw`` never needs it); the
 names below load :mod:`.models` on first use.

@@ -202,10 +202,17 @@ def plan_key(
         return splits[where]
 
     plan = plan_run(
-        spec.pipeline, config, spec.dataset, overrides=spec.settings, seed=spec.seed,
-        device=device, train_size=spec.train_size, data_dir=data_dir,
-        split_options=spec.split_options, load=cached,
-    )  # fmt: skip
+        spec.pipeline,
+        config,
+        spec.dataset,
+        overrides=spec.settings,
+        seed=spec.seed,
+        device=device,
+        train_size=spec.train_size,
+        data_dir=data_dir,
+        split_options=spec.split_options,
+        load=cached,
+    )
     return plan.key, str(plan.split.fingerprint)
 
 
