@@ -68,6 +68,7 @@ def _register() -> None:
         models,
         predict,
         report,
+        results,
         run,
     )
 
@@ -80,6 +81,7 @@ def _register() -> None:
     main.add_command(compare.compare)
     main.add_command(predict.predict)
     main.add_command(export.export)
+    main.add_command(results.results)
 
 
 _register()

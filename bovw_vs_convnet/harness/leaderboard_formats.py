@@ -196,6 +196,19 @@ def _cells(
     return header, body
 
 
+def table_cells(
+    table: LeaderboardTable, style: str = "default", ci: bool = False
+) -> tuple[list[str], list[list[str]]]:
+    """Header and text cells of one table, as md, html and latex show them.
+
+    Public so that the tables rendered from ``results/*.csv``
+    (:mod:`~bovw_vs_convnet.harness.results_tables`) read exactly like ``bvc leaderboard``.
+    """
+    if style not in STYLES:
+        raise ConfigError(f"unknown style {style!r}; known: {', '.join(STYLES)}")
+    return _cells(table, style, ci)  # type: ignore[arg-type]
+
+
 def _md(tables: list[LeaderboardTable], style: Style, ci: bool) -> str:
     parts = []
     for table in tables:

@@ -1,0 +1,237 @@
+"""The docs' result tables, rendered from ``results/*.csv`` between markers.
+
+A Markdown page marks a generated table with ``<!-- results:NAME:begin -->`` and
+``<!-- results:NAME:end -->``; :func:`render_page` replaces what lies between them
+with the table of ``results/NAME.csv``, and :func:`check_pages` reports every marked
+table whose text differs from what its CSV renders (the CI's drift check).
+
+A CSV renders as a leaderboard, with ``bvc leaderboard``'s cells
+(:func:`~bovw_vs_convnet.harness.leaderboard_formats.table_cells`) and notes; columns
+with no value in any row are left out, and a ``command`` column is added when the
+rows come from different commands. When most rows (a pipeline and model each) were
+measured at several training-set sizes, the CSV renders as a crossover instead: one
+line per row, one column per size, the best error of each column in bold.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bovw_vs_convnet.errors import DataError
+from bovw_vs_convnet.harness.formatting import MISSING, number, percent
+from bovw_vs_convnet.harness.leaderboard import LeaderboardRow, LeaderboardTable
+from bovw_vs_convnet.harness.leaderboard_formats import table_cells, table_notes
+from bovw_vs_convnet.harness.record import ERROR_METRICS
+from bovw_vs_convnet.harness.results_export import RESULT_COLUMNS
+
+MARKED = re.compile(
+    r"(?P<begin><!-- results:(?P<name>[A-Za-z0-9._-]+):begin -->\n)(?P<body>.*?)"
+    r"(?P<end><!-- results:(?P=name):end -->)",
+    re.S,
+)
+_KEPT = {"rank", "pipeline", "model"}  # columns shown even when empty
+
+
+def read_results(path: Path) -> list[dict[str, str]]:
+    """The rows of one ``results/*.csv``; refuses a file without the result columns."""
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            missing = [c for c in RESULT_COLUMNS if c not in (reader.fieldnames or ())]
+            rows = list(reader)
+    except FileNotFoundError:
+        raise DataError(f"no results file {path}") from None
+    if missing:
+        raise DataError(f"{path}: missing columns {', '.join(missing)}")
+    if not rows:
+        raise DataError(f"{path}: no rows")
+    return rows
+
+
+def _float(text: str) -> float | None:
+    return float(text) if text.strip() else None
+
+
+def _int(text: str) -> int | None:
+    return int(float(text)) if text.strip() else None
+
+
+def _interval(row: dict[str, str], metric: str) -> list[float] | None:
+    low, high = _float(row[f"{metric}_ci_low"]), _float(row[f"{metric}_ci_high"])
+    return None if low is None or high is None else [low, high]
+
+
+def leaderboard_row(row: dict[str, str]) -> LeaderboardRow:
+    """One CSV row back as the leaderboard row it was written from (what tables show)."""
+    seeds = [int(s) for s in row["seeds"].split()]
+    return LeaderboardRow(
+        rank=_int(row["rank"]) or 0,
+        pipeline=row["pipeline"],
+        model=row["model"],
+        description="",
+        config={},
+        top1_err=_float(row["top1_err"]),
+        top1_err_std=_float(row["top1_err_std"]),
+        top5_err=_float(row["top5_err"]),
+        top5_err_std=_float(row["top5_err_std"]),
+        n_params=_int(row["n_params"]),
+        n_train=_int(row["n_train"]),
+        n_test=None,
+        train_seconds=_float(row["train_seconds"]),
+        train_seconds_std=None,
+        infer_images_per_s=_float(row["infer_images_per_s"]),
+        n_runs=_int(row["n_runs"]) or max(len(seeds), 1),
+        seeds=seeds,
+        run_ids=[],
+        variant=row["variant"],
+        mpc_err=_float(row["mpc_err"]),
+        mpc_err_std=_float(row["mpc_err_std"]),
+        mpc_top5_err=_float(row["mpc_top5_err"]),
+        mpc_top5_err_std=_float(row["mpc_top5_err_std"]),
+        **{f"{m}_ci": _interval(row, m) for m in ERROR_METRICS},
+        ci_method=row["ci_method"],
+        vs_best=row["vs_best"] or None,
+        p_vs_best=_float(row["p_vs_best"]),
+        test_vs_best=row["test_vs_best"] or None,
+    )
+
+
+@dataclass
+class _Part:
+    """One table of a CSV (its ``table`` column) with the commands of its rows."""
+
+    table: LeaderboardTable
+    commands: list[str]
+
+
+def _parts(rows: Sequence[dict[str, str]]) -> list[_Part]:
+    parts: dict[str, _Part] = {}
+    for row in rows:
+        key = row["table"] or "-"
+        if key not in parts:
+            parts[key] = _Part(LeaderboardTable(row["dataset"], {}, []), [])
+        parts[key].table.rows.append(leaderboard_row(row))
+        parts[key].commands.append(row["command"])
+    return list(parts.values())
+
+
+def _md_lines(header: list[str], body: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |"]
+    lines.append("|" + "|".join("---:" if h.lower() == "rank" else "---" for h in header) + "|")
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body]
+    return lines
+
+
+def _leaderboard_md(part: _Part) -> list[str]:
+    header, body = table_cells(part.table)
+    keep = [i for i, h in enumerate(header) if h in _KEPT or any(r[i] != MISSING for r in body)]
+    header, body = [header[i] for i in keep], [[r[i] for i in keep] for r in body]
+    if len(set(part.commands)) > 1:
+        header.append("command")
+        for cells, command in zip(body, part.commands, strict=True):
+            cells.append(f"`{command}`")
+    lines = _md_lines(header, body)
+    tested = "vs best" in header
+    for note in table_notes(part.table):
+        if tested or not note.startswith("vs best"):
+            lines += ["", note]
+    return lines
+
+
+def _is_crossover(rows: Sequence[LeaderboardRow]) -> bool:
+    sizes: dict[tuple[str, str, str], set[int | None]] = {}
+    for row in rows:
+        sizes.setdefault((row.pipeline, row.model, row.variant), set()).add(row.n_train)
+    return 2 * sum(len(s) > 1 for s in sizes.values()) > len(sizes)  # most rows: several sizes
+
+
+def _bold_best(cells: dict[tuple[str, int], float | None]) -> set[tuple[str, int]]:
+    best: dict[int, float] = {}
+    for (_, size), value in cells.items():
+        if value is not None:
+            best[size] = min(value, best.get(size, value))
+    return {k for k, v in cells.items() if v is not None and v == best[k[1]]}
+
+
+def _crossover_md(rows: Sequence[LeaderboardRow]) -> list[str]:
+    """One line per pipeline and model, one column per training-set size."""
+    sizes = sorted({r.n_train for r in rows if r.n_train is not None})
+    names = list(dict.fromkeys(r.model + (f" ({r.variant})" if r.variant else "") for r in rows))
+    top1: dict[tuple[str, int], float | None] = {}
+    top5: dict[tuple[str, int], float | None] = {}
+    for r in rows:
+        if r.n_train is not None:
+            key = (r.model + (f" ({r.variant})" if r.variant else ""), r.n_train)
+            top1[key], top5[key] = r.top1_err, r.top5_err
+    both = any(v is not None for v in top5.values())
+    bold1, bold5 = _bold_best(top1), _bold_best(top5)
+
+    def cell(key: tuple[str, int]) -> str:
+        if key not in top1:
+            return MISSING
+        text = percent(top1[key])
+        text = f"**{text}**" if key in bold1 else text
+        if both:
+            five = percent(top5[key])
+            text += " / " + (f"**{five}**" if key in bold5 else five)
+        return text
+
+    what = "top-1 / top-5 err (%)" if both else "top-1 err (%)"
+    header = [f"{what} by training images", *(number(s) for s in sizes)]
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * len(sizes)]
+    lines += ["| " + " | ".join([n, *(cell((n, s)) for s in sizes)]) + " |" for n in names]
+    return lines
+
+
+def render_results(rows: Sequence[dict[str, str]]) -> str:
+    """The Markdown a marked block holds for these CSV rows (see the module's docstring)."""
+    parts = _parts(rows)
+    if _is_crossover([r for p in parts for r in p.table.rows]):
+        return "\n".join(_crossover_md([r for p in parts for r in p.table.rows])) + "\n"
+    blocks = []
+    for part in parts:
+        lines = _leaderboard_md(part)
+        if len(parts) > 1:
+            sizes = {r.n_train for r in part.table.rows}
+            size = sizes.pop() if len(sizes) == 1 else None
+            lines = [f"*{number(size)} training images:*", "", *lines]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
+
+
+def render_page(text: str, results_dir: Path) -> tuple[str, list[str]]:
+    """``text`` with every marked table rendered from ``results_dir/NAME.csv``.
+
+    Returns the new text and the names of the tables whose text changed.
+    """
+    changed: list[str] = []
+
+    def fill(match: re.Match[str]) -> str:
+        name = match["name"]
+        body = render_results(read_results(results_dir / f"{name}.csv"))
+        if body != match["body"]:
+            changed.append(name)
+        return match["begin"] + body + match["end"]
+
+    return MARKED.sub(fill, text), changed
+
+
+def marked_names(text: str) -> list[str]:
+    """The names of the marked tables in ``text``, in order."""
+    return [m["name"] for m in MARKED.finditer(text)]
+
+
+def check_pages(pages: Sequence[Path], results_dir: Path, *, write: bool = False) -> list[str]:
+    """``page: NAME`` for every marked table that differs from its CSV; ``write`` rewrites them."""
+    drift = []
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        new, changed = render_page(text, results_dir)
+        drift += [f"{page}: {name}" for name in changed]
+        if write and changed:
+            page.write_text(new, encoding="utf-8")
+    return drift

@@ -1,0 +1,141 @@
+"""results/*.csv: written from a runs folder, rendered into the docs, and checked against them."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from click.testing import CliRunner
+from report_records import fake_record
+
+from bovw_vs_convnet.cli import main
+from bovw_vs_convnet.harness.leaderboard import build_tables
+from bovw_vs_convnet.harness.results_export import (
+    RESULT_COLUMNS,
+    result_rows,
+    suite_records,
+    write_results,
+)
+from bovw_vs_convnet.harness.results_tables import (
+    check_pages,
+    marked_names,
+    read_results,
+    render_results,
+)
+from bovw_vs_convnet.harness.suite import parse_suite
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+SUITE = parse_suite(
+    'datasets = ["digits"]\nseeds = [0]\n[[run]]\npipeline = "bovw"\nset = { k = 50 }\n'
+    '[[run]]\npipeline = "convnet"\nset = { model = "lenet5", preset = "adamw" }\n',
+    name="tiny",
+)
+
+
+def _record(pipeline: str, model: str, top1: float, **config: object) -> dict[str, object]:
+    record = fake_record(pipeline, model, n_train=100, seed=0, top1=top1)
+    record["split"] = {"dataset": "digits", "seed": 0, "train_size": None}
+    record["config"] = {"model": model, **config}
+    return record
+
+
+def test_every_marked_table_in_the_docs_matches_its_csv() -> None:
+    assert check_pages(PAGES, ROOT / "results") == []
+
+
+def test_every_results_csv_is_shown_in_the_docs_and_every_table_has_one() -> None:
+    marked = {name for page in PAGES for name in marked_names(page.read_text(encoding="utf-8"))}
+    files = {p.stem for p in (ROOT / "results").glob("*.csv")}
+    assert marked == files
+    assert "quick-digits" in marked_names((ROOT / "README.md").read_text(encoding="utf-8"))
+
+
+def test_a_changed_cell_is_drift(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    first_row = next(line for line in text.splitlines() if line.startswith("| 1 |"))
+    page.write_text(text.replace(first_row, first_row.replace("| 1 |", "| 9 |")), "utf-8")
+    assert check_pages([page], ROOT / "results") == [f"{page}: quick-digits"]
+    result = CliRunner().invoke(
+        main, ["results", "render", "--check", "--results", str(ROOT / "results"), str(page)]
+    )
+    assert result.exit_code == 1
+    assert f"differs from its CSV: {page}: quick-digits" in result.output
+    assert check_pages([page], ROOT / "results", write=True) == [f"{page}: quick-digits"]
+    assert check_pages([page], ROOT / "results") == []
+
+
+def test_a_marker_without_its_csv_is_refused(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text("<!-- results:nowhere:begin -->\n<!-- results:nowhere:end -->\n", "utf-8")
+    result = CliRunner().invoke(main, ["results", "render", "--results", str(tmp_path), str(page)])
+    assert result.exit_code == 2
+    assert result.output.strip() == f"error: no results file {tmp_path / 'nowhere.csv'}"
+
+
+def test_a_suite_takes_the_runs_its_entries_asked_for() -> None:
+    chosen = _record("bovw", "bovw-small", 0.1, k=50)
+    other_k = _record("bovw", "bovw-small", 0.2, k=100)
+    convnet = _record("convnet", "lenet5", 0.3, optimizer="adamw")  # preset: not a config key
+    other_seed = {**_record("bovw", "bovw-small", 0.1, k=50), "seed": 1}
+    got = suite_records(SUITE, [chosen, other_k, convnet, other_seed])
+    assert [r["top1_err"] for r in got] == [0.1, 0.3]
+
+
+def test_exported_rows_carry_command_version_device_and_date(tmp_path: Path) -> None:
+    records = [_record("bovw", "bovw-small", 0.1, k=50), _record("convnet", "lenet5", 0.3)]
+    for record in records:
+        record["bvc_version"] = "0.1.0"
+        record["provenance"] = {"cpu": "test cpu", "threads": {"usable_cpus": 2}}
+    path = write_results(tmp_path / "tiny-digits.csv", result_rows(build_tables(records), "bvc"))
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert tuple(rows[0]) == RESULT_COLUMNS
+    assert [(r["model"], r["top1_err"]) for r in rows] == [("bovw-small", "0.1"), ("lenet5", "0.3")]
+    assert rows[1]["command"] == "bvc"
+    assert rows[1]["bvc_version"] == "0.1.0"
+    assert rows[1]["device"] == "cpu (test cpu, 2 cores)"
+    assert rows[1]["date"] == "2026-11-26"
+    assert rows[1]["source"] == "bvc results export"
+
+
+def test_bvc_results_export_writes_one_csv_per_dataset(tmp_path: Path) -> None:
+    suite = tmp_path / "one.toml"
+    suite.write_text('datasets = ["digits"]\nseeds = [0]\n[[run]]\npipeline = "baseline"\n')
+    runs = tmp_path / "runs"
+    runner = CliRunner()
+    ran = runner.invoke(main, ["bench", str(suite), "--runs-dir", str(runs), "--no-progress"])
+    assert ran.exit_code == 0, ran.output
+    out = tmp_path / "results"
+    result = runner.invoke(
+        main, ["results", "export", str(suite), "--runs-dir", str(runs), "--output", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output == f"wrote {out / 'one-digits.csv'}\n"
+    (row,) = read_results(out / "one-digits.csv")
+    assert (row["pipeline"], row["n_train"]) == ("baseline", "1295")
+    assert row["command"] == "bvc bench one"
+
+
+def test_export_without_runs_is_one_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["results", "export", "quick", "--runs-dir", str(tmp_path / "none")]
+    )
+    assert result.exit_code == 2
+    assert "no finished run in" in result.output
+    assert "run `bvc bench quick` with this runs folder first" in result.output
+
+
+def test_rows_at_several_sizes_render_as_a_crossover(tmp_path: Path) -> None:
+    records = []
+    for size, (bovw, lenet) in {100: (0.25, 0.5), 1000: (0.15, 0.1)}.items():
+        for pipeline, model, top1 in (("bovw", "bovw-small", bovw), ("convnet", "lenet5", lenet)):
+            records.append(fake_record(pipeline, model, n_train=size, seed=0, top1=top1))
+    path = write_results(tmp_path / "x.csv", result_rows(build_tables(records), "bvc"))
+    assert render_results(read_results(path)).splitlines() == [
+        "| top-1 / top-5 err (%) by training images | 100 | 1,000 |",
+        "|---|---:|---:|",
+        "| bovw-small | **25.00** / **0.00** | 15.00 / **0.00** |",
+        "| lenet5 | 50.00 / **0.00** | **10.00** / **0.00** |",
+    ]
