@@ -49,16 +49,20 @@ _ENCODER_SETTINGS = {
     "max_samples": "vocab_samples",
     "engine": "kmeans_engine",
     "max_iter": "kmeans_iter",
+    "intra": "vlad_intra",
+    "gmm_samples": "gmm_samples",
+    "gmm_iter": "gmm_iter",
 }
 _CLASSIFIER_SETTINGS = {
     **CONFIG_SETTINGS,
     "solver": "solver",
     "exact_max_train": "exact_max_train",
+    "linear_solver": "linear_solver",
 }
 
 # settings the cached stages depend on (changing C must not re-encode)
 DESCRIPTOR_FIELDS = ("descriptor", *_DENSE_SETTINGS.values())  # keypoint's are among them
-ENCODER_FIELDS = (*DESCRIPTOR_FIELDS, *_ENCODER_SETTINGS.values(), "vocab_images")
+ENCODER_FIELDS = (*DESCRIPTOR_FIELDS, *_ENCODER_SETTINGS.values(), "vocab_images", "k_auto")
 
 
 # VLFeat apps/phow_caltech101.m: PHOW (dense SIFT at 4 sizes, step 3), 600 words,
@@ -84,6 +88,30 @@ _PHOW: dict[str, Any] = {
 }
 
 
+# The 2012 runner-up's encodings as Chatfield et al. (BMVC 2011) and VLFeat build
+# them: dense multi-scale RootSIFT (16- and 24-px patches every 2 px of the ×2 image),
+# PCA to 64 dimensions, 1×1 + 2×2 regions, power (signed square root) and L2
+# normalisation, one-vs-rest linear SVMs (primal, float32: the codes are dense). k
+# follows the descriptors per image (k_auto; vocabulary.k_for_images), at most 256.
+_ENCODINGS_2012: dict[str, Any] = {
+    "bin_sizes": (4, 6),
+    "step": 2,
+    "upscale": 2.0,
+    "root_sift": True,
+    "pca_dim": 64,
+    "k": 256,
+    "k_auto": True,
+    "levels": (1, 2),
+    "power": 0.5,
+    "norm": "l2",
+    "kernel": "linear",
+    "solver": "map",
+    "linear_solver": "lbfgs",
+    "C_grid": (1.0, 3.0, 10.0, 30.0),
+    "max_side": 300,
+}
+
+
 @dataclass(frozen=True)
 class BovwConfig:
     """Every setting of the BoVW pipeline; each is overridable with ``--set KEY=VALUE``."""
@@ -99,6 +127,10 @@ class BovwConfig:
         "photo": {**_PHOW, "step": 4, "max_side": 300, "vocab_images": 500},
         # VLFeat apps/phow_caltech101.m (see _PHOW)
         "phow": _PHOW,
+        # improved Fisher vectors (Perronnin, Sánchez and Mensink 2010) on a diagonal GMM
+        "fisher": {**_ENCODINGS_2012, "encoding": "fisher"},
+        # VLAD (Jégou et al. 2010), intra-normalised (Arandjelović and Zisserman 2013)
+        "vlad": {**_ENCODINGS_2012, "encoding": "vlad", "vlad_intra": True},
         # a smoke test: seconds on scikit-learn's digits
         "tiny": {
             "bin_sizes": (2,),
@@ -119,7 +151,15 @@ class BovwConfig:
 
     # settings added after runs were stored, with the value those runs had: at that value
     # they leave a run's identity as it was (config.identity_settings)
-    SETTINGS_SINCE: ClassVar[dict[str, Any]] = {"max_side": None, "memory_mib": None}
+    SETTINGS_SINCE: ClassVar[dict[str, Any]] = {
+        "max_side": None,
+        "memory_mib": None,
+        "k_auto": False,
+        "vlad_intra": False,
+        "gmm_samples": 50_000,
+        "gmm_iter": 30,
+        "linear_solver": "liblinear",
+    }
     # how the work is spread, never what it computes: no part of a run's identity
     NOT_IDENTITY: ClassVar[tuple[str, ...]] = ("executor",)
     # old names of renamed settings, still read from --set, suites and stored runs
@@ -155,7 +195,10 @@ class BovwConfig:
     max_side: int | None = None  # px: a longer image side is shrunk to this first (None: never)
     # vocabulary and encoding
     encoding: Literal["hard", "soft", "vlad", "fisher"] = "soft"
-    k: int = 256  # visual words (Gaussians for fisher)
+    k: int = 256  # visual words (Gaussians for fisher); at most this many with k_auto
+    # k from the descriptors per image of the largest image (vocabulary.k_for_images):
+    # fewer Gaussians (words) for small images, stated in the run record
+    k_auto: bool = False
     levels: tuple[int, ...] = (1, 2, 4)  # spatial pyramid grids
     power: float = 1.0  # power applied to the code before norm (0.5: square root)
     norm: Literal["l1", "l2", "none"] = "l1"
@@ -166,10 +209,16 @@ class BovwConfig:
     vocab_samples: int = 100_000  # descriptors clustered at most
     kmeans_engine: Literal["minibatch", "kmeans", "faiss"] = "minibatch"
     kmeans_iter: int = 20  # k-means iterations (epochs for minibatch)
+    vlad_intra: bool = False  # vlad: L2-normalise each word's residual sum (intra-normalisation)
+    gmm_samples: int = 50_000  # fisher: descriptors of the vocabulary sample the GMM is fitted on
+    gmm_iter: int = 30  # fisher: EM iterations from the k-means centres
     # classifier
     kernel: Literal["chi2", "intersection", "rbf", "hellinger", "linear"] = "hellinger"
     solver: Literal["auto", "exact", "map"] = "auto"  # exact kernel SVM or feature map
     exact_max_train: int = 5000  # auto: exact kernel up to this many training images
+    # map: one liblinear LinearSVC per class (float64 copy), or all classes at once by
+    # L-BFGS in the primal on float32 (dense VLAD / Fisher codes)
+    linear_solver: Literal["liblinear", "lbfgs"] = "liblinear"
     C: float | None = None  # SVM cost (None: best of C_grid on the validation images)
     C_grid: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0)
     select_max_train: int | None = 10_000  # choose C on this many training images, then refit

@@ -6,9 +6,12 @@ Methods:
 - ``soft``: kernel codebook (van Gemert et al. 2010), localised to the ``knn``
   nearest words (Liu et al. 2011): each descriptor spreads a unit of mass over
   them with Gaussian weights ``exp(-d² / 2σ²)``.
-- ``vlad``: sums of residuals to the nearest word (Jégou et al. 2010).
-- ``fisher``: improved Fisher vectors on a diagonal GMM, gradients with respect to
-  means and variances (Perronnin et al. 2010).
+- ``vlad``: sums of residuals to the nearest word (Jégou et al. 2010), each word's
+  block L2-normalised first with ``intra`` (Arandjelović and Zisserman 2013).
+- ``fisher``: Fisher vectors on a diagonal GMM, gradients with respect to means and
+  variances (Perronnin et al. 2010); ``power=0.5, norm="l2"`` makes them "improved".
+
+VLAD and Fisher follow VLFeat's ``vl_vlad`` and ``vl_fisher`` (:mod:`.aggregate`).
 
 Every method is computed per spatial-pyramid cell (Lazebnik et al. 2006; levels
 ``(1, 2, 4)`` mean 1×1, 2×2 and 4×4 grids) and the cells are concatenated,
@@ -29,6 +32,12 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from bovw_vs_convnet.bovw.aggregate import (
+    fisher_from_moments,
+    gmm_posteriors,
+    pyramid_moments,
+    vlad_from_moments,
+)
 from bovw_vs_convnet.bovw.descriptors import DescriptorSet
 from bovw_vs_convnet.bovw.vocabulary import (
     KMeansVocabulary,
@@ -109,6 +118,9 @@ class SpatialPyramidEncoder(TransformerMixin, BaseEstimator):
         pca_dim: project descriptors on this many principal components first (None: no PCA).
         max_samples: descriptors sampled to learn PCA and the vocabulary.
         engine, max_iter: k-means engine and iterations (see :class:`KMeansVocabulary`).
+        intra: ``vlad``: L2-normalise each word's residual sum before ``power`` and ``norm``.
+        gmm_samples, gmm_iter: ``fisher``: descriptors of the sample the GMM is fitted
+            on (drawn from it at random) and its EM iterations, from the k-means centres.
         random_state: seed of the sample, k-means and the GMM.
 
     Attributes:
@@ -133,6 +145,9 @@ class SpatialPyramidEncoder(TransformerMixin, BaseEstimator):
         max_samples: int = 100_000,
         engine: Literal["minibatch", "kmeans", "faiss"] = "minibatch",
         max_iter: int = 50,
+        intra: bool = False,
+        gmm_samples: int = 50_000,
+        gmm_iter: int = 30,
         random_state: Any = 0,
     ) -> None:
         self.method = method
@@ -146,6 +161,9 @@ class SpatialPyramidEncoder(TransformerMixin, BaseEstimator):
         self.max_samples = max_samples
         self.engine = engine
         self.max_iter = max_iter
+        self.intra = intra
+        self.gmm_samples = gmm_samples
+        self.gmm_iter = gmm_iter
         self.random_state = random_state
 
     # -- fitting -----------------------------------------------------------------
@@ -167,6 +185,8 @@ class SpatialPyramidEncoder(TransformerMixin, BaseEstimator):
             positive("sigma", self.sigma)
         if self.pca_dim is not None:
             at_least("pca_dim", self.pca_dim, 1)
+        at_least("gmm_samples", self.gmm_samples, 1)
+        at_least("gmm_iter", self.gmm_iter, 1)
         self._vocabulary(self.max_samples, self.random_state).check_params()
 
     def _vocabulary(self, max_samples: int, random_state: Any) -> KMeansVocabulary:
@@ -203,22 +223,7 @@ class SpatialPyramidEncoder(TransformerMixin, BaseEstimator):
             d = sq_distances(x[:20000], self.vocabulary_, self.word_sq_)
             self.sigma_ = float(np.sqrt(np.median(d.min(axis=1))) + 1e-6)
         if self.method == "fisher":
-            import warnings
-
-            from sklearn.exceptions import ConvergenceWarning
-            from sklearn.mixture import GaussianMixture
-
-            with warnings.catch_warnings():
-                # 30 EM steps from the k-means centres are enough for an encoding
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                self.gmm_ = GaussianMixture(
-                    self.k,
-                    covariance_type="diag",
-                    means_init=self.vocabulary_,
-                    max_iter=30,
-                    reg_covar=1e-4,
-                    random_state=seed,
-                ).fit(x[:50000])
+            self.gmm_ = fit_gmm(self.vocabulary_, x, self.gmm_samples, self.gmm_iter, seed)
             self.vocabulary_ = self.gmm_.means_.astype(np.float32)
         self.dim_per_cell_ = self._dim_per_cell(x.shape[1])
         self.n_features_out_ = self.dim_per_cell_ * n_cells(self.levels)
@@ -318,51 +323,45 @@ class SpatialPyramidEncoder(TransformerMixin, BaseEstimator):
             return sp.csr_matrix((n, width), dtype=np.float32)
         return sp.vstack(blocks, format="csr")
 
-    def _group_matrix(
-        self, cells: np.ndarray, img: np.ndarray, n: int, n_cell: int
-    ) -> sp.csr_matrix:
-        """(n * n_cell, M) 0/1 matrix: which descriptors fall in each (image, cell)."""
-        n_lev = cells.shape[1]
-        rows = (img[:, None] * n_cell + cells).reshape(-1)
-        cols = np.repeat(np.arange(len(img)), n_lev)
-        return sp.csr_matrix(
-            (np.ones(len(rows), np.float32), (rows, cols)), shape=(n * n_cell, len(img))
-        )
-
     def _vlad(
         self, x: np.ndarray, cells: np.ndarray, img: np.ndarray, n: int, n_cell: int
     ) -> np.ndarray:
-        k, d = self.vocabulary_.shape
-        words = nearest_word(x, self.vocabulary_, self.word_sq_)
-        resid = x - self.vocabulary_[words]  # (M, D)
-        # scatter each residual into its word's block: (M, k*D) sparse, then pool by group
-        cols = (words[:, None] * d + np.arange(d)[None, :]).reshape(-1)
-        r = sp.csr_matrix(
-            (resid.reshape(-1), cols, np.arange(len(x) + 1) * d), shape=(len(x), k * d)
-        )
-        g = self._group_matrix(cells, img, n, n_cell)
-        out = (g @ r).toarray().astype(np.float32)  # (n * n_cell, k*D)
-        return out.reshape(n, n_cell * k * d)
+        k = len(self.vocabulary_)
+        q = np.zeros((len(x), k), np.float32)
+        q[np.arange(len(x)), nearest_word(x, self.vocabulary_, self.word_sq_)] = 1.0
+        s0, s1, _, _ = pyramid_moments(x, q, cells, img, n, n_cell, second=False)
+        return vlad_from_moments(s0, s1, self.vocabulary_, bool(self.intra)).reshape(n, -1)
 
     def _fisher(
         self, x: np.ndarray, cells: np.ndarray, img: np.ndarray, n: int, n_cell: int
     ) -> np.ndarray:
         gmm = self.gmm_
-        k, d = self.vocabulary_.shape
-        means = gmm.means_.astype(np.float32)
-        sd = np.sqrt(gmm.covariances_).astype(np.float32)  # (k, D)
-        prior = gmm.weights_.astype(np.float32)
-        gamma = gmm.predict_proba(x).astype(np.float32)  # (M, k)
-        g = self._group_matrix(cells, img, n, n_cell)
-        s0 = np.asarray(g @ gamma)  # (G, k)
-        out = np.empty((n * n_cell, 2, k, d), np.float32)
-        for j in range(k):
-            z = (x - means[j]) / sd[j]  # (M, D)
-            gz = gamma[:, j : j + 1] * z
-            out[:, 0, j] = np.asarray(g @ gz)
-            out[:, 1, j] = np.asarray(g @ (gz * z)) - s0[:, j : j + 1]
-        counts = np.asarray(g.sum(axis=1)).reshape(-1, 1, 1, 1)
-        scale = 1.0 / np.maximum(counts, 1.0)
-        out[:, 0] *= scale[:, 0] / np.sqrt(prior)[None, :, None]
-        out[:, 1] *= scale[:, 0] / np.sqrt(2 * prior)[None, :, None]
-        return out.reshape(n, n_cell * 2 * k * d)
+        q = gmm_posteriors(x, gmm.weights_, gmm.means_, gmm.covariances_)
+        s0, s1, s2, counts = pyramid_moments(x, q, cells, img, n, n_cell, second=True)
+        assert s2 is not None
+        return fisher_from_moments(s0, s1, s2, counts, gmm).reshape(n, -1)
+
+
+def fit_gmm(centres: np.ndarray, x: np.ndarray, max_samples: int, max_iter: int, seed: int) -> Any:
+    """A diagonal GMM on at most ``max_samples`` rows of ``x`` (drawn with ``seed``),
+    ``max_iter`` EM steps from the k-means ``centres``, with one BLAS thread: bounded
+    in memory and time like the k-means vocabulary (and as fast on a busy machine).
+    """
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.mixture import GaussianMixture
+    from threadpoolctl import threadpool_limits
+
+    sample = sample_rows(x, int(max_samples), seed)
+    with warnings.catch_warnings(), threadpool_limits(limits=1):
+        # a few tens of EM steps from the k-means centres are enough for an encoding
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return GaussianMixture(
+            len(centres),
+            covariance_type="diag",
+            means_init=centres,
+            max_iter=int(max_iter),
+            reg_covar=1e-4,
+            random_state=seed,
+        ).fit(sample)

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from bovw_vs_convnet.bovw.aggregate import CELL_BLOCK
 from bovw_vs_convnet.bovw.dense_sift import SIFT_DIM
 from bovw_vs_convnet.bovw.encoding import HISTOGRAM_BLOCK, n_cells
 from bovw_vs_convnet.bovw.sift import BATCH_BYTES
@@ -83,15 +84,17 @@ def encoder_bytes_per_descriptor(cfg: Any) -> int:
     Hard and soft: pyramid cells, image index, words (``knn`` for soft, with their
     weights), and the (cell, word) column, row and weight of every entry (8 + 8 + 4
     bytes, plus a transient 8 while the columns are formed and 4 of the block's
-    flat index) per level and neighbour. VLAD holds a residual and its sparse
-    scatter (~5 × 512 bytes), Fisher the posteriors of every Gaussian (float64,
-    with log-likelihood temporaries) and two standardised copies.
+    flat index) per level and neighbour. VLAD and Fisher (:mod:`.aggregate`) hold
+    the projected descriptor and its copy sorted by cell, and the assignments: a
+    float32 one-hot row and its sorted copy (VLAD), float64 posteriors and their
+    sorted copy (Fisher); their padded blocks are bounded (``CELL_BLOCK``).
     """
     levels = len(cfg.levels)
+    d = int(cfg.pca_dim or SIFT_DIM)
     if cfg.encoding == "vlad":
-        return 8 + 8 * levels + 5 * SIFT_DIM * 4
+        return 8 + 8 * levels + 8 * d + 8 * int(cfg.k)
     if cfg.encoding == "fisher":
-        return 8 + 8 * levels + 32 * int(cfg.k) + 2 * SIFT_DIM * 4
+        return 8 + 8 * levels + 8 * d + 16 * int(cfg.k)
     m = int(cfg.knn) if cfg.encoding == "soft" else 1
     return 24 + 8 * levels + 12 * m + 32 * levels * m
 
@@ -109,6 +112,8 @@ def worker_fixed_bytes(cfg: Any) -> int:
     their partition and its indices) and one dense-SIFT batch.
     """
     distances = NEAREST_ELEMENTS * 4 * (3 if cfg.encoding == "soft" else 1)
+    if cfg.encoding in ("vlad", "fisher"):  # padded cell blocks (float64, a few copies)
+        distances = max(distances, 3 * CELL_BLOCK * 8)
     return int(distances + BATCH_BYTES)
 
 
@@ -218,7 +223,7 @@ def plan_memory(
     images_per_chunk = int(min(max(capacity // per_image, 1), cfg.chunk_images))
     vocab = int(cfg.vocab_samples)
     # the sample, and MiniBatchKMeans's float32 view of it with its norms and labels
-    vocab_bytes = vocab * (DESCRIPTOR_BYTES + SIFT_DIM * 4 + 16)
+    vocab_bytes = vocab * (DESCRIPTOR_BYTES + SIFT_DIM * 4 + 16) + gmm_bytes(cfg)
     if vocab_bytes > machine:
         raise ConfigError(
             f"vocab_samples={vocab:,} needs ~{fmt_bytes(vocab_bytes)} for the vocabulary "
@@ -250,6 +255,16 @@ def plan_memory(
     )
 
 
+def gmm_bytes(cfg: Any) -> int:
+    """The GMM fit's memory (fisher): its float64 sample of ``gmm_samples`` projected
+    descriptors and EM's responsibilities and log-densities (3 float64 per Gaussian).
+    """
+    if cfg.encoding != "fisher":
+        return 0
+    n = min(int(cfg.gmm_samples), int(cfg.vocab_samples))
+    return n * (8 * int(cfg.pca_dim or SIFT_DIM) + 24 * int(cfg.k))
+
+
 def image_bytes(cfg: Any, extractor: Any, shape: tuple[int, int, int]) -> int:
     """Working bytes of one image of ``shape`` (H, W, C) in a chunk: its descriptors with
     the encoder's temporaries, its pixels (uint8, gray float32, shrunk copy) and its
@@ -258,7 +273,10 @@ def image_bytes(cfg: Any, extractor: Any, shape: tuple[int, int, int]) -> int:
     h, w, c = shape
     n_desc = int(extractor.n_descriptors(h, w))
     per_desc = DESCRIPTOR_BYTES + encoder_bytes_per_descriptor(cfg)
-    block_row = code_width(cfg) * 12 if cfg.encoding in ("hard", "soft") else 0
-    if block_row and code_width(cfg) > HISTOGRAM_BLOCK:
-        block_row = HISTOGRAM_BLOCK * 12  # one image per block at most
+    if cfg.encoding in ("hard", "soft"):
+        block_row = min(code_width(cfg), HISTOGRAM_BLOCK) * 12  # one image per block at most
+    else:
+        # the moments (float64: S1, and S2 for fisher), the code built from them, its
+        # normalised copy and the float32 result: 40 bytes per entry (VLAD: 32)
+        block_row = code_width(cfg) * (40 if cfg.encoding == "fisher" else 32)
     return int(n_desc * per_desc + h * w * (c + 8) + block_row)

@@ -61,12 +61,16 @@ from bovw_vs_convnet.bovw.streaming import (
     read_images,
     vocabulary_sample,
 )
+from bovw_vs_convnet.bovw.vocabulary import DESCRIPTORS_PER_COMPONENT, K_AUTO_MIN, k_for_images
 from bovw_vs_convnet.data.imageset import ImageSet
 from bovw_vs_convnet.errors import ConfigError, DataError
 from bovw_vs_convnet.progress import ProgressMode
 from bovw_vs_convnet.protocol import CpuPipeline, RunContext
 
 log = logging.getLogger(__name__)
+
+# encoder settings added after cache entries were made: left out of a key at their old value
+NEWER_ENCODER_FIELDS = ("k_auto", "vlad_intra", "gmm_samples", "gmm_iter")
 
 # visual-word gallery: at most this many images, and descriptors drawn from them
 GALLERY_IMAGES = 500
@@ -117,9 +121,13 @@ def stage_cache_key(
     squashed to one size are not read back; a set of one size keeps its keys).
     """
     ids = hashlib.sha256("\n".join(map(str, images.ids)).encode()).hexdigest()
+    settings = cfg.subset(ENCODER_FIELDS)
+    for name in NEWER_ENCODER_FIELDS:  # at the value of the entries made before them: as then
+        if settings[name] == BovwConfig.SETTINGS_SINCE[name]:
+            del settings[name]
     parts = {
         "stage": stage,
-        "settings": cfg.subset(ENCODER_FIELDS),
+        "settings": settings,
         "split_fingerprint": split_fingerprint,
         "seed": seed,
         "images": [images.name, len(images), ids],
@@ -280,6 +288,9 @@ class BovwPipeline(CpuPipeline):
     def fit(self, train: ImageSet, val: ImageSet | None) -> BovwPipeline:
         """Learn the vocabulary on ``train``, encode it, train the SVMs (C chosen on ``val``)."""
         self._check_images(train)
+        if self.config.k_auto:
+            self.config = resolve_k(self.config, train, val)
+            self.record_extra["k_rule"] = k_rule_record(self.config, train, val)
         cfg = self.config
         if cfg.descriptor == "dense" and train.image_shape[0] * cfg.upscale < 4 * min(
             cfg.bin_sizes
@@ -387,6 +398,36 @@ class BovwPipeline(CpuPipeline):
             upscale=cfg.upscale,
         )
         save_gallery(grid, Path(run_dir) / "visual_words.png")
+
+
+def _largest_descriptor_count(cfg: BovwConfig, *sets: ImageSet | None) -> int:
+    """Descriptors of the largest image of these sets as ``cfg`` describes them."""
+    extractor = make_extractor(cfg, 1)
+    shapes = {
+        s for images in sets if images is not None for s in image_shapes(images, cfg.max_side)
+    }
+    return max(int(extractor.n_descriptors(h, w)) for h, w, _ in shapes)
+
+
+def resolve_k(cfg: BovwConfig, *sets: ImageSet | None) -> BovwConfig:
+    """``cfg`` with ``k`` set by the ``k_auto`` rule (:func:`k_for_images`) for these images."""
+    n_desc = _largest_descriptor_count(cfg, *sets)
+    return dataclasses.replace(cfg, k=k_for_images(n_desc, cfg.encoding, cfg.k))
+
+
+def k_rule_record(cfg: BovwConfig, *sets: ImageSet | None) -> dict[str, Any]:
+    """What the ``k_auto`` rule chose and why, for the run record (``extra.k_rule``)."""
+    per = DESCRIPTORS_PER_COMPONENT.get(cfg.encoding)
+    return {
+        "k": int(cfg.k),
+        "descriptors_per_image": _largest_descriptor_count(cfg, *sets),
+        "rule": (
+            f"power of two at or below descriptors per image / {per}, "
+            f"between {K_AUTO_MIN} and the k setting"
+            if per
+            else "the k setting (histogram encodings)"
+        ),
+    }
 
 
 def aspect_record(cfg: BovwConfig, *sets: ImageSet | None) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, Literal
 
 import numpy as np
@@ -200,3 +201,27 @@ class KMeansVocabulary(BaseEstimator):
         check_is_fitted(self)
         x: np.ndarray = validate_data(self, descriptors, dtype=np.float32, reset=False)
         return x
+
+
+# descriptors per image for each Gaussian (fisher) or word (vlad) under k_auto: a
+# Fisher block is twice as long as a VLAD one, so both rules give codes of one length
+DESCRIPTORS_PER_COMPONENT = {"fisher": 32, "vlad": 16}
+K_AUTO_MIN = 16
+
+
+def k_for_images(n_descriptors: int, encoding: str, k_max: int) -> int:
+    """The ``k_auto`` rule: the power of two at or below ``n_descriptors`` /
+    :data:`DESCRIPTORS_PER_COMPONENT` (32 per Gaussian, 16 per VLAD word), between
+    :data:`K_AUTO_MIN` and ``k_max``.
+
+    Why: a component's gradient in one image is an average over the descriptors it
+    takes, so a small image (28 px: ~730 dense descriptors) gets 16 Gaussians and a
+    photograph (thousands of descriptors) the 256 of Chatfield et al.; the code
+    length, and so the memory of the codes, follows the image size too. Histogram
+    encodings keep ``k_max``.
+    """
+    per = DESCRIPTORS_PER_COMPONENT.get(encoding)
+    if per is None:
+        return int(k_max)
+    k = 1 << max(math.floor(math.log2(max(n_descriptors / per, 1.0))), 0)
+    return int(min(k_max, max(K_AUTO_MIN, k)))
