@@ -20,6 +20,7 @@ import pytest
 from bundle_runs import RUNS, Plant, invoke, one_line, stored_runs
 
 from bovw_vs_convnet.estimators.estimator_state import StateError, decode, encode, state_files
+from bovw_vs_convnet.estimators.state_checks import kernel_svm
 from bovw_vs_convnet.harness.bundle import BUNDLE_DIR, files_digest, sha256_bytes
 from bovw_vs_convnet.harness.record import RunRecord
 from bovw_vs_convnet.harness.run import run_pipeline
@@ -332,4 +333,7 @@ def test_every_kernel_svm_variant_scores_the_same_after_its_bundle_state(
     svm = KernelSvm(C_grid=(0.1, 1.0), **params).fit(x[:60], y[:60], x[60:75], y[60:75])
     back = read_state(state_files({"classifier_": svm}, CLASSES), CLASSES)["classifier_"]
     assert type(back) is KernelSvm and back.solver_ == params["solver"]
+    kernel_svm(back, "classifier_", n_features=12, n_classes=3)  # its checks pass it
     np.testing.assert_array_equal(back.decision_function(x[75:]), svm.decision_function(x[75:]))
+    with pytest.raises(StateError, match=r"^classifier_.n_features_in_ is 12, outside \[13, 13\]$"):
+        kernel_svm(back, "classifier_", n_features=13, n_classes=3)

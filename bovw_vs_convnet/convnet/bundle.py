@@ -7,7 +7,11 @@ feed it: the registered model, its classes and input channels, and the run's inp
 adaptation (:class:`~.augment.InputAdapter`: the data's image size, the model's input
 size, pad or resize, channel replication, the per-channel normalisation mean and std
 of the training images) and whether scores average the mirror image (test-time
-flip). Loading builds the model from the registry, loads the weights strictly (every
+flip). Loading checks the adaptation against the model and the manifest's input (the
+image size and channels, the model's input size and channels, one finite mean and one
+finite, positive std per channel), builds the model on PyTorch's meta device to
+compare every weight's shape before any memory is taken, refuses weights that are not
+finite, then builds the model from the registry, loads the weights strictly (every
 tensor, every shape), and scores through the run's own
 :class:`~.pipeline.ConvNetPipeline` and :class:`~.train.Trainer` on the CPU in fp32.
 A run trained on a GPU under autocast (bf16) therefore predicts with logits a little
@@ -112,10 +116,10 @@ def load_bundle(
         raise StateError(f"the bundle's input adaptation is not valid ({exc})") from None
     if name != pipeline.model_name:
         raise StateError(f"the bundle holds {name!r}, its settings name {pipeline.model_name!r}")
-    spec = get_model_spec(name)
-    if adapter.mode != pre.get("resize") or adapter.size != spec.input_size:
-        raise StateError(f"the bundle's input adaptation does not fit model {name!r}")
-    model = create_model(name, num_classes=len(manifest["class_names"]), in_channels=in_channels)
+    _check_adapter(adapter, name, pre, manifest)
+    n_classes = len(manifest["class_names"])
+    _check_weights(tensors, name, n_classes, in_channels)
+    model = create_model(name, num_classes=n_classes, in_channels=in_channels)
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
@@ -137,6 +141,57 @@ def load_bundle(
     pipeline.tta_flip = tta_flip
     pipeline.n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return pipeline
+
+
+def _check_adapter(
+    adapter: InputAdapter, name: str, pre: Mapping[str, Any], manifest: Mapping[str, Any]
+) -> None:
+    """StateError unless the input adaptation is the one model ``name`` takes from the
+    manifest's input: its image size and channels, the model's input size, fit and
+    channels, one finite mean and one finite, positive std per channel.
+    """
+    spec = get_model_spec(name)
+    size = tuple(int(v) for v in manifest["input"]["size"])
+    channels = int(manifest["input"]["channels"])
+    if tuple(adapter.image_hw) != size or adapter.in_channels != channels:
+        raise StateError(f"the bundle's input adaptation does not take its {size} input")
+    if (
+        adapter.mode != pre.get("resize")
+        or adapter.size != spec.input_size
+        or adapter.fit != spec.fit
+        or adapter.out_channels != (spec.fixed_channels or channels)
+    ):
+        raise StateError(f"the bundle's input adaptation does not fit model {name!r}")
+    mean, std = adapter.mean.flatten(), adapter.std.flatten()
+    if len(mean) != channels or len(std) != channels:
+        raise StateError("the bundle's mean and std do not give one value per channel")
+    if not (torch.isfinite(mean).all() and torch.isfinite(std).all() and (std > 0).all()):
+        raise StateError("the bundle's mean and std are not finite, positive numbers")
+
+
+def _check_weights(
+    tensors: Mapping[str, torch.Tensor], name: str, n_classes: int, in_channels: int
+) -> None:
+    """StateError unless ``tensors`` are finite and have the names and shapes of model
+    ``name`` (built on the meta device: no memory taken, whatever the class count).
+    """
+    with torch.device("meta"):
+        shapes = {
+            k: tuple(v.shape)
+            for k, v in create_model(name, num_classes=n_classes, in_channels=in_channels)
+            .state_dict()
+            .items()
+        }
+    got = {k: tuple(v.shape) for k, v in tensors.items()}
+    if got != shapes:
+        wrong = sorted(set(got) ^ set(shapes)) or sorted(k for k in got if got[k] != shapes[k])
+        raise StateError(
+            f"{WEIGHTS} does not hold the weights of {name!r} for {n_classes} classes "
+            f"({wrong[0][:60]!r})"
+        )
+    for key, tensor in tensors.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise StateError(f"{WEIGHTS}: {key!r} holds values that are not finite")
 
 
 class _Scorer(torch.nn.Module):

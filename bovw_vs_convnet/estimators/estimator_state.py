@@ -9,7 +9,14 @@ makes them the two files of a model bundle (``<name>.json`` and ``<name>.npz``,
 
 Reading runs no code of the files: the arrays are read with
 ``numpy.load(allow_pickle=False)`` and no object dtype is accepted; the JSON is
-strict (no NaN or Infinity literals); an object is rebuilt only for a class the
+strict (no NaN or Infinity literals). Nothing is parsed before it is bounded: a JSON
+file of more than :data:`MAX_JSON_BYTES` or nested deeper than :data:`MAX_DEPTH` is
+refused before ``json.loads`` sees it, and each ``.npz`` member's header (dtype and
+shape) is read and checked against the member's stored size before the member is
+read, so an archive cannot inflate (its members are stored, not compressed, as
+``numpy.savez`` writes them). An attribute may not take the name of a method or
+property of its class (a number in place of ``decision_function``), and a state read
+from a bundle holds only finite floating arrays. An object is rebuilt only for a class the
 caller allows (``allowed``, by ``"module:QualName"``), made with
 ``object.__new__`` and given its attributes, so neither ``__init__`` nor
 ``__setstate__`` nor any function the file names runs. Anything else in the
@@ -25,9 +32,11 @@ are left out by class (:data:`SKIP`): they are large and scoring never reads the
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import math
+import re
 import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -64,6 +73,12 @@ RENAMED: dict[str, str] = {
     "bovw_vs_convnet.kernels:KernelFeatureMap": f"{_HERE}.kernels:KernelFeatureMap",
     "bovw_vs_convnet.linear_svm:PrimalLinearSvm": f"{_HERE}.linear_svm:PrimalLinearSvm",
 }
+
+
+MAX_JSON_BYTES = 64 * 1024**2  # a state's or manifest's JSON: ours are kilobytes
+MAX_DEPTH = 64  # nesting of a JSON text: a fitted pipeline's tree is about 12 deep
+MAX_MEMBERS = 100_000  # arrays in one .npz
+_NPY_HEADER_BYTES = 10_000  # numpy's own bound on an .npy header
 
 
 class StateError(DataError):
@@ -162,24 +177,89 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not strict JSON")
 
 
+def json_depth(data: bytes) -> int:
+    """How deep the arrays and objects of JSON text ``data`` nest (strings skipped).
+
+    Counted without parsing (vectorised over the bytes), so that a text of 100 000
+    brackets is measured, not recursed into.
+    """
+    # string literals out first: a bracket inside a string nests nothing
+    text = re.sub(rb'"(?:[^"\\]|\\.)*"', b'""', data)
+    codes = np.frombuffer(text, dtype=np.uint8)
+    step = np.isin(codes, (ord("["), ord("{"))).astype(np.int64)
+    step -= np.isin(codes, (ord("]"), ord("}")))
+    return int(np.cumsum(step).max(initial=0))
+
+
 def load_json(data: bytes, what: str) -> Any:
-    """Strict JSON from bytes (no NaN or Infinity); StateError naming ``what`` otherwise."""
+    """Strict JSON from bytes (no NaN or Infinity); StateError naming ``what`` otherwise.
+
+    Bounded before it is parsed: at most :data:`MAX_JSON_BYTES`, nested at most
+    :data:`MAX_DEPTH` deep.
+    """
+    if len(data) > MAX_JSON_BYTES:
+        raise StateError(f"{what} is larger than {MAX_JSON_BYTES // 1024**2} MiB")
+    depth = json_depth(data)
+    if depth > MAX_DEPTH:
+        raise StateError(f"{what} nests {depth} deep (at most {MAX_DEPTH})")
     try:
         return json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise StateError(f"{what} is not valid JSON ({exc})") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise StateError(f"{what} is not valid JSON ({str(exc)[:200]})") from None
+
+
+def _member_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, what: str) -> None:
+    """Check one ``.npz`` member by its ``.npy`` header, before any of its data is read.
+
+    Stored (not compressed), its dtype admitted, and its declared shape and dtype
+    exactly the member's size: what is read afterwards is what the header says.
+    """
+    name = info.filename[:80]
+    if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
+        raise StateError(f"{what}: array {name!r} is compressed (bundle arrays are stored plainly)")
+    try:
+        with archive.open(info) as fh:
+            version = np.lib.format.read_magic(fh)
+            read = {
+                (1, 0): np.lib.format.read_array_header_1_0,
+                (2, 0): np.lib.format.read_array_header_2_0,
+            }.get(version)
+            if read is None:
+                raise ValueError(f"npy format {version}")
+            shape, _, dtype = read(fh, max_header_size=_NPY_HEADER_BYTES)
+            header = fh.tell()
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, SyntaxError) as exc:
+        raise StateError(f"{what}: array {name!r} has no valid header ({exc})") from None
+    if dtype.kind not in _KINDS or dtype.hasobject:
+        raise StateError(f"{what}: array {name!r} has dtype {dtype}")
+    size = math.prod(int(d) for d in shape) * dtype.itemsize
+    if header + size != info.file_size:
+        raise StateError(
+            f"{what}: array {name!r} declares {size} bytes in a member of {info.file_size}"
+        )
 
 
 def load_arrays(data: bytes, what: str) -> dict[str, np.ndarray]:
-    """The arrays of an ``.npz`` held in ``data``, read without pickle; StateError otherwise."""
+    """The arrays of an ``.npz`` held in ``data``, read without pickle; StateError otherwise.
+
+    Every member's header is checked (:func:`_member_header`) before any array is read.
+    """
     if not zipfile.is_zipfile(io.BytesIO(data)):
         raise StateError(f"{what} is not an npz archive")
     try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+            if len(members) > MAX_MEMBERS:
+                raise StateError(f"{what} holds {len(members)} arrays (at most {MAX_MEMBERS})")
+            for info in members:
+                _member_header(archive, info, what)
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             arrays = {name: z[name] for name in z.files}
+    except StateError:
+        raise
     except Exception as exc:  # a pickled or object array, a truncated member: never trusted
         raise StateError(
-            f"{what} cannot be read as plain arrays ({type(exc).__name__}: {exc})"
+            f"{what} cannot be read as plain arrays ({type(exc).__name__}: {str(exc)[:200]})"
         ) from None
     for name, a in arrays.items():
         if a.dtype.kind not in _KINDS:
@@ -281,10 +361,32 @@ class _Decoder:
             raise StateError(f"the {path} of the state has no attributes")
         obj: Any = object.__new__(cls)  # no __init__, no __setstate__: attributes only
         for key, x in state.items():
-            if not isinstance(key, str) or not key.isidentifier():
+            if not isinstance(key, str) or not key.isidentifier() or key.startswith("__"):
                 raise StateError(f"bad attribute name {str(key)[:40]!r} in the state")
+            if _behaviour(cls, key):
+                raise StateError(f"the state gives {path}.{key}, a method of its class, a value")
             obj.__dict__[key] = self.value(x)
         return obj
+
+
+def _behaviour(cls: type, name: str) -> bool:
+    """Whether ``name`` is code of ``cls`` (a method, property or other descriptor), which an
+    instance attribute of that name would shadow: the allowlist admits data there, never code.
+    """
+    try:
+        found = inspect.getattr_static(cls, name)
+    except AttributeError:
+        return False
+    return callable(found) or hasattr(found, "__get__")
+
+
+def finite_arrays(arrays: Mapping[str, np.ndarray], what: str) -> None:
+    """StateError when a floating (or complex) array holds NaN or infinity: a model's
+    weights that are not finite score nothing but NaN.
+    """
+    for name, a in arrays.items():
+        if a.dtype.kind in "fc" and not np.isfinite(a).all():
+            raise StateError(f"{what}: array {name!r} holds values that are not finite")
 
 
 def decode(tree: Any, arrays: dict[str, np.ndarray], allowed: Iterable[type]) -> Any:
@@ -310,6 +412,7 @@ def read_state(files: Mapping[str, bytes], allowed: Iterable[type], name: str = 
             raise StateError(f"the bundle has no {name}{suffix}")
     tree = load_json(files[f"{name}.json"], f"{name}.json")
     arrays = load_arrays(files[f"{name}.npz"], f"{name}.npz")
+    finite_arrays(arrays, f"{name}.npz")
     return decode(tree, arrays, allowed)
 
 

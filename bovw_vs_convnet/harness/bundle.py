@@ -20,7 +20,14 @@ recorded files, each with its recorded sha256; each file is read once, and what
 was hashed is what is parsed (no second read after the check); then the
 pipeline's loader rebuilds the fitted pipeline from those bytes, refusing a file
 that is not what it should be (a pickle in place of the safetensors or the npz).
-Every refusal is a :class:`DataError`: one line, exit code 2.
+Before anything is computed, the bundle is validated field by field: the manifest's
+class names (at most :data:`MAX_CLASSES`, the record's own), its input size (within
+the pixel limit of image files) and channels, its settings (through the same bounds
+as ``--set``), and then, by the pipeline's bundle module, every array's shape and
+dtype against those, the weights finite. Last, the fitted pipeline scores one blank
+image of its input (:func:`probe`), which must give one finite score per class name.
+Every refusal is a :class:`DataError`: one line, exit code 2; whatever a bundle holds,
+loading it never ends in a traceback.
 
 The bundle is written inside the run's staging folder, so it appears with the run
 in the store's one atomic rename, or not at all.
@@ -40,9 +47,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bovw_vs_convnet import __version__
 from bovw_vs_convnet.data.imageset import ImageSet
-from bovw_vs_convnet.errors import DataError
+from bovw_vs_convnet.errors import BvcError, DataError
 from bovw_vs_convnet.estimators.estimator_state import load_json
 from bovw_vs_convnet.harness.record import RunRecord
 from bovw_vs_convnet.harness.record_json import canonical_json
@@ -56,6 +65,8 @@ BUNDLE_DIR = "bundle"
 MANIFEST = "bundle.json"
 FORMAT = 1
 MAX_FILE_BYTES = 4 * 1024**3  # a bundle file larger than this is not one we wrote
+MAX_CLASSES = 100_000  # class names in a bundle (ImageNet-21k has 21 841)
+MAX_NAME_CHARS = 1_000  # characters of one class name
 # how an image file becomes the run's input: what the ImageFolder reader does
 READ = {
     "resized": "OpenCV imread (grayscale when channels = 1, else RGB), resized to size "
@@ -242,16 +253,7 @@ def load_bundle(store: ResultStore, run_id: str, *, n_jobs: int = 1) -> Bundle:
     for key in ("run_id", "pipeline"):
         if manifest.get(key) != record.get(key):
             raise DataError(f"run {run_id}: the bundle's {key} is {manifest.get(key)!r}")
-    try:
-        h, w = (int(v) for v in manifest["input"]["size"])
-        channels = int(manifest["input"]["channels"])
-        n_classes = len(manifest["class_names"])
-    except (KeyError, TypeError, ValueError):
-        raise DataError(f"run {run_id}: {MANIFEST} has no valid input or class names") from None
-    if manifest["input"].get("aspect", "resized") not in READ:
-        raise DataError(f"run {run_id}: {MANIFEST} gives an unknown aspect")
-    if min(h, w) < 1 or channels not in (1, 3) or n_classes < 1:
-        raise DataError(f"run {run_id}: {MANIFEST} gives input {h}x{w}x{channels}")
+    check_manifest(manifest, record, f"run {run_id}: {MANIFEST}")
     spec = get_pipeline(str(record["pipeline"]))
     if not spec.bundle:
         raise DataError(f"pipeline {spec.name!r} keeps no model bundles")
@@ -264,8 +266,90 @@ def load_bundle(store: ResultStore, run_id: str, *, n_jobs: int = 1) -> Bundle:
         n_jobs=n_jobs,
         progress=False,
     )
-    pipeline = _module(spec).load_bundle(files, manifest, context)
-    return Bundle(str(run_id), pipeline, manifest, record)
+    try:
+        pipeline = _module(spec).load_bundle(files, manifest, context)
+        bundle = Bundle(str(run_id), pipeline, manifest, record)
+        probe(bundle)
+    except BvcError as exc:
+        raise DataError(f"run {run_id}: its bundle is refused: {exc}") from None
+    except Exception as exc:  # foreign bytes: whatever they make fail is one line
+        raise DataError(
+            f"run {run_id}: its bundle is not a fitted {spec.name} model "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})"
+        ) from None
+    return bundle
+
+
+def _count(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise DataError(f"{where} is not an integer")
+    return value
+
+
+def check_manifest(manifest: Mapping[str, Any], record: RunRecord, what: str) -> None:
+    """DataError unless the manifest's class names and input are ones a run could have.
+
+    Class names: a list of 1 to :data:`MAX_CLASSES` strings, the record's own where it
+    keeps them. Input: a size of two integers within the pixel limit of image files
+    (:func:`~bovw_vs_convnet.data.imagefolder.pixel_limit`), 1 or 3 channels, a known
+    aspect. The settings must be a mapping (the pipeline's config parses them).
+    """
+    from bovw_vs_convnet.data.imagefolder import pixel_limit
+
+    names = manifest.get("class_names")
+    if (
+        not isinstance(names, list)
+        or not 1 <= len(names) <= MAX_CLASSES
+        or not all(isinstance(c, str) and len(c) <= MAX_NAME_CHARS for c in names)
+    ):
+        raise DataError(f"{what}: class_names is not a list of 1 to {MAX_CLASSES} names")
+    if record.get("class_names") not in (None, names):
+        raise DataError(f"{what}: its {len(names)} class names are not the run's")
+    if record.get("n_classes") not in (None, len(names)):
+        raise DataError(f"{what}: {len(names)} class names for a run of {record.get('n_classes')}")
+    given = manifest.get("input")
+    size = given.get("size") if isinstance(given, dict) else None
+    if not isinstance(given, dict) or not isinstance(size, list) or len(size) != 2:
+        raise DataError(f"{what} has no valid input")
+    h, w = (_count(v, f"{what}: input size") for v in size)
+    channels = given.get("channels")
+    if given.get("aspect", "resized") not in READ:
+        raise DataError(f"{what} gives an unknown aspect")
+    if min(h, w) < 1 or channels not in (1, 3) or isinstance(channels, bool):
+        raise DataError(f"{what} gives input {h}x{w}x{channels}")
+    limit = pixel_limit()
+    if limit and h * w > limit:
+        raise DataError(
+            f"{what} gives input {h}x{w}, above the pixel limit of {limit / 1e6:g} megapixels"
+        )
+    if not isinstance(manifest.get("config"), dict):
+        raise DataError(f"{what} has no settings")
+
+
+def probe(bundle: Bundle) -> None:
+    """Score one blank image of the bundle's input; DataError unless that gives one
+    score per class name, none NaN or +infinity. The bundle module's ``PROBE_SIDE``
+    (BoVW's) caps the image's sides: describing it costs what the image's size does,
+    whatever the bundle holds.
+    """
+    h, w = bundle.image_size
+    side = getattr(_module(get_pipeline(str(bundle.record["pipeline"]))), "PROBE_SIDE", None)
+    if side is not None:
+        h, w = min(h, side), min(w, side)
+    blank = ImageSet(
+        images=np.zeros((1, h, w, bundle.channels), np.uint8),
+        labels=np.zeros(1, np.int64),
+        ids=np.array(["probe"]),
+        class_names=tuple(bundle.class_names),
+        name=f"probe:{bundle.run_id}",
+    )
+    scores = np.asarray(bundle.pipeline.decision_scores(blank))
+    if scores.shape != (1, len(bundle.class_names)):
+        raise DataError(
+            f"it gives scores of shape {scores.shape} for {len(bundle.class_names)} classes"
+        )
+    if np.isnan(scores).any() or np.isposinf(scores).any():  # -inf: a class never seen
+        raise DataError("it scores a blank image with NaN or infinity")
 
 
 EXPORT_FORMATS = ("onnx",)
