@@ -43,6 +43,7 @@ from bovw_vs_convnet.data.imageset import ImageSet
 from bovw_vs_convnet.data.locate import FileCheck, resolve_data_dir
 from bovw_vs_convnet.data.manifest import Manifest
 from bovw_vs_convnet.errors import DataError
+from bovw_vs_convnet.printable import printable
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,28 @@ def extract_archive(manifest: Manifest, archive: Path) -> Path:
     return dest / name
 
 
+def _check_inside(manifest: Manifest, tree: Path) -> None:
+    """DataError, before anything is walked, when ``tree`` resolves outside the folder it
+    was found in (a link to ``/`` would be walked whole) or its class folders are not the
+    manifest's (the top level only: one listing, not a walk).
+    """
+    real, home = os.path.realpath(tree), os.path.realpath(tree.parent)
+    if not real.startswith(home.rstrip(os.sep) + os.sep):
+        raise DataError(
+            f"dataset {manifest.name!r}: its tree {printable(tree)} resolves to "
+            f"{printable(real)}, outside {printable(home)}; refusing to read it (put the "
+            "tree itself there)"
+        )
+    found = {d.name for d in Path(real).iterdir() if d.is_dir() and not d.name.startswith(".")}
+    missing = sorted(set(manifest.classes) - found)
+    if missing:
+        raise DataError(
+            f"dataset {manifest.name!r}: the tree {printable(tree)} lacks class "
+            f"{printable(missing[0])!r} of the manifest's {manifest.n_classes} (a different "
+            "version of the dataset?)"
+        )
+
+
 def locate_tree(manifest: Manifest, data_dir: str | Path | None = None) -> Path:
     """The extracted tree; an archive found instead is verified and unpacked first.
 
@@ -145,6 +168,7 @@ def locate_tree(manifest: Manifest, data_dir: str | Path | None = None) -> Path:
     """
     tree = find_tree(manifest, data_dir)
     if tree is not None:
+        _check_inside(manifest, tree)
         return tree
     archive = find_archive(manifest, data_dir)
     if archive is None:

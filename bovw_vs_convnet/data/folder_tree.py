@@ -7,21 +7,76 @@ they stay inside ``root``; a link that leads out of it is skipped, and the numbe
 skipped is logged (a warning). Each file is read once, by its resolved path, and
 belongs to the class folder it really lies in: a loop (``a/loop -> ..``) or a link
 into another class or part adds no image and mislabels none. No pixel is read here.
+
+Only regular files are images: a FIFO, socket or device named ``x.png`` would block
+or never end when read, so it is skipped (:func:`image_file_problem`), and so is a
+file whose name is not valid UTF-8 (sample ids are text; OpenCV cannot open such a
+name); each kind is counted in one warning. :func:`open_image_file` is how every
+image file is opened: without blocking, refused unless it is a regular file.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from bovw_vs_convnet.errors import DataError
+from bovw_vs_convnet.printable import printable
 
 log = logging.getLogger(__name__)
 
+NOT_UTF8 = "a name that is not UTF-8"
+# image_file_problem's reasons, as a warning counts the files skipped for them
+SKIPPED = {
+    "not a regular file": "files that are not regular files (FIFOs, sockets, devices)",
+    "a name that is not UTF-8": "files or folders whose names are not UTF-8",
+    "missing": "links to nothing",
+}
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+
+def image_file_problem(path: str | Path) -> str | None:
+    """Why ``path`` is not read as an image file (None: it may be).
+
+    ``"not a regular file"`` (a FIFO, socket, device, folder, or a link to one: reading
+    it could block or never end), ``"a name that is not UTF-8"`` (sample ids and the
+    store are text), ``"missing"``.
+    """
+    name = os.fspath(path)
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes, kept by Python as lone surrogates
+        return NOT_UTF8
+    try:
+        mode = os.stat(name).st_mode
+    except OSError:
+        return "missing"
+    return None if stat.S_ISREG(mode) else "not a regular file"
+
+
+def open_image_file(path: str | Path) -> BinaryIO:
+    """``path`` opened for reading; DataError unless it is a regular file.
+
+    Opened without blocking (``O_NONBLOCK``: a FIFO does not wait for a writer), then
+    checked on the open descriptor (``fstat``), so nothing swapped in between is read.
+    Works for any file name, UTF-8 or not (the name goes to the system as bytes).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except OSError as exc:
+        raise DataError(
+            f"cannot read image {printable(os.fspath(path))} ({exc.strerror})"
+        ) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise DataError(f"image {printable(os.fspath(path))} is not a regular file")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
 
 
 @dataclass(frozen=True)
@@ -46,12 +101,16 @@ class _Walk:
         self.outside: list[str] = []  # links leading out of the root, not followed
         self.seen: set[str] = set()  # resolved paths of the files kept so far
         self.duplicates = 0  # other paths to a file already kept
+        self.skipped: dict[str, list[str]] = {}  # why -> files not read (image_file_problem)
 
     def class_dirs(self, folder: Path) -> list[str]:
         """Class subfolders of ``folder`` (not hidden; a link out of the root is skipped)."""
         out = []
         for d in folder.iterdir():
             if d.name.startswith(".") or not d.is_dir():
+                continue
+            if image_file_problem(d) == NOT_UTF8:  # a class name is text
+                self.skipped.setdefault(NOT_UTF8, []).append(printable(str(d)))
                 continue
             if not _inside(os.path.realpath(d), self.root):
                 self.outside.append(str(d))
@@ -84,6 +143,10 @@ class _Walk:
                 if not fname.lower().endswith(EXTENSIONS):
                     continue
                 path = Path(dirpath) / fname
+                problem = image_file_problem(path)
+                if problem is not None:
+                    self.skipped.setdefault(problem, []).append(printable(os.fspath(path)))
+                    continue
                 # one lstat, not realpath's one per component, for the files that are no links
                 real = (
                     os.path.realpath(path) if path.is_symlink() else os.path.join(real_dir, fname)
@@ -158,6 +221,14 @@ def scan_tree(root: str | Path) -> FolderTree:
             root,
             len(walk.outside),
             walk.outside[0],
+        )
+    for why, paths in walk.skipped.items():
+        log.warning(
+            "image folder %s: %d %s skipped (first: %s)",
+            printable(root),
+            len(paths),
+            SKIPPED[why],
+            paths[0],
         )
     if walk.duplicates:
         log.info("image folder %s: %d more paths to files already read", root, walk.duplicates)

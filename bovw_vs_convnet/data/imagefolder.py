@@ -46,9 +46,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bovw_vs_convnet.data.folder_tree import FolderTree
+from bovw_vs_convnet.data.folder_tree import FolderTree, open_image_file
 from bovw_vs_convnet.data.imageset import ImageSet, LazyImages
 from bovw_vs_convnet.errors import DataError
+from bovw_vs_convnet.printable import printable
 from bovw_vs_convnet.progress import ProgressMode, track
 
 log = logging.getLogger(__name__)
@@ -194,7 +195,7 @@ def read_cached(
 
 def _too_large(path: Path, pixels: float, limit: int) -> DataError:
     return DataError(
-        f"image {path} has {pixels / 1e6:.1f} megapixels, above the limit of "
+        f"image {printable(path)} has {pixels / 1e6:.1f} megapixels, above the limit of "
         f"{limit / 1e6:g} (${MAX_PIXELS_ENV} sets it; 0: no limit)"
     )
 
@@ -212,7 +213,7 @@ def _header(path: Path, limit: int = 0) -> tuple[int, int, bool]:
         with warnings.catch_warnings():
             # Pillow warns from 89 megapixels; the limit is checked here, in one line
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with open_image_file(path) as fh, Image.open(fh) as im:  # a regular file only
                 w, h = im.size
                 gray = im.mode in ("1", "L", "I", "I;16", "F", "LA")
     except Image.DecompressionBombError as exc:
@@ -220,7 +221,9 @@ def _header(path: Path, limit: int = 0) -> tuple[int, int, bool]:
         pixels = float(found.group(1)) if found else float("nan")
         raise _too_large(path, pixels, limit or 2 * (Image.MAX_IMAGE_PIXELS or 0)) from None
     except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise DataError(f"cannot read image {path} (corrupt or not an image: {exc})") from None
+        raise DataError(
+            f"cannot read image {printable(path)} (corrupt or not an image: {exc})"
+        ) from None
     if limit and h * w > limit:
         raise _too_large(path, h * w, limit)
     return h, w, gray

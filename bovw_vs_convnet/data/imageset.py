@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bovw_vs_convnet.data.folder_tree import open_image_file
 from bovw_vs_convnet.errors import DataError
+from bovw_vs_convnet.printable import printable
 
 
 def cover_crop(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -92,9 +94,13 @@ class LazyImages:
 
         path = self.paths[i]
         flag = cv2.IMREAD_GRAYSCALE if self.channels == 1 else cv2.IMREAD_COLOR
-        img = cv2.imread(str(path), flag)
+        # read through Python, decoded from the bytes: only a regular file is opened, never
+        # blocking, and a name that is not UTF-8 never reaches OpenCV (imread crashes on it)
+        with open_image_file(path) as fh:
+            data = np.frombuffer(fh.read(), np.uint8)
+        img = cv2.imdecode(data, flag) if data.size else None
         if img is None:
-            raise DataError(f"cannot read image {path} (missing or corrupt)")
+            raise DataError(f"cannot read image {printable(path)} (missing or corrupt)")
         if self.channels == 3:
             img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
         return img
