@@ -90,8 +90,10 @@ def test_bvc_run_resume_refuses_a_checkpoint_planted_in_its_staging_folder(
 def test_every_recipes_checkpoint_loads_weights_only(
     tmp_path: Path, optimizer: str, schedule: str
 ) -> None:
-    cfg = config(epochs="1", optimizer=optimizer, schedule=schedule)
-    build_pipeline(cfg, context(tmp_path)).fit(tiny_set(), tiny_set(8, seed=1))
+    # a rate and sets at which one epoch leaves chance, so that a best epoch is kept
+    lr = "0.2" if optimizer == "sgd" else "0.01"
+    cfg = config(epochs="1", optimizer=optimizer, schedule=schedule, lr=lr)
+    build_pipeline(cfg, context(tmp_path)).fit(tiny_set(96), tiny_set(48, seed=1))
     ckpt = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)
     assert ckpt["finished"] is True
     assert ckpt["history"]["best_epoch"] == 1

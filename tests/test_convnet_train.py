@@ -21,10 +21,10 @@ from bovw_vs_convnet.convnet.pipeline import (
     CHECKPOINT_NAME,
     CURVE_ARTIFACT,
     FILTERS_ARTIFACT,
-    _check_learned,
     augmentations,
     build_pipeline,
 )
+from bovw_vs_convnet.convnet.stopping import learned_record
 from bovw_vs_convnet.data.imageset import ImageSet
 from bovw_vs_convnet.errors import ConfigError
 from bovw_vs_convnet.progress import ProgressMode
@@ -172,15 +172,19 @@ def test_fit_records_learning_curves_and_scores_logits(tmp_path: Path) -> None:
     assert {"warmup", "epochs", "scoring"} <= set(pipe.stage_seconds)
 
 
-def test_a_model_left_at_majority_class_error_is_flagged(
+def test_a_model_left_at_chance_is_flagged_by_the_binomial_test(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    labels = np.array([0, 0, 0, 0, 1, 1, 2, 3])  # answering 0 always: 50 % error
-    assert _check_learned("lenet5", [0.625, 0.375], labels) is True
-    assert _check_learned("alexnet-2012", [0.75, 0.5], labels) is False
+    labels = np.arange(64) % 2  # two balanced classes: chance is 50 % error
+    # 20 of 64 wrong (31.25 %): p = 0.0018 < 0.01; 24 wrong (37.5 %): p = 0.030, noise
+    assert learned_record("lenet5", [0.5, 20 / 64], 2, labels)["learned"] is True
+    record = learned_record("alexnet-2012", [0.5, 24 / 64], 2, labels)
+    assert (record["learned"], record["beat_majority_class"]) == (False, False)
+    assert record["chance_test"]["p_value"] == pytest.approx(0.02997, abs=1e-5)
     assert caplog.messages == [
-        "alexnet-2012 did not learn: best validation error 50.0% is no better than always "
-        "answering the most frequent class (50.0%); try another recipe (--set preset=...)"
+        "alexnet-2012 did not learn: validation error 37.5% is not significantly below "
+        "chance (50.0%, the most frequent class; binomial p = 0.03); try another recipe "
+        "(--set preset=...)"
     ]
 
 

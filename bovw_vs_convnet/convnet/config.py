@@ -39,7 +39,9 @@ INIT_MODELS = ("alexnet-2012",)
 # what an auto run trains. It is part of an auto run's identity (convnet/device.py:
 # run_identity), so that a runs folder does not return a run of an older recipe for
 # today's. 1: the runs before the number (lenet5 on SGD; batch 128 at every size).
-RECIPE_VERSION = 2
+# 3: patience counts from learning (convnet/stopping.py), rescues, mirroring decided
+# from the data for folders.
+RECIPE_VERSION = 3
 # What recipe="fixed" puts in place of a setting left at "auto": the defaults of every
 # run stored before the auto recipe, so that those runs keep their config keys.
 FIXED_DEFAULTS: dict[str, Any] = {
@@ -65,6 +67,7 @@ class ConvNetConfig:
         "mirror": "auto",
         "recipe": "fixed",
         "init": "auto",
+        "rescues": "auto",  # a fixed run resolves it to 0 (no rescue), as runs before it had
     }
     # what the hardware adds to a run's identity (device type, autocast dtype), resolved at
     # run time by the harness as "module:attribute" (this module imports no torch)
@@ -125,6 +128,9 @@ class ConvNetConfig:
     patience: int | Literal["auto"] = (
         "auto"  # stop after this many epochs without val gain; 0 never
     )
+    # fresh starts at a third of the rate for a run still at chance when its warm-up ends
+    # (convnet/stopping.py); auto: 2 (convnet/recipes.py), 0 with recipe=fixed
+    rescues: int | Literal["auto"] = "auto"
     # average logits of each test image and its mirror; auto: where mirroring is allowed
     # and it does not raise the validation error
     tta_flip: bool | Literal["auto"] = "auto"
@@ -238,6 +244,8 @@ class ConvNetConfig:
             raise ConfigError(
                 "augment=auto cannot be combined with other augmentations", key="augment"
             )
+        if not isinstance(self.rescues, str) and self.rescues < 0:
+            raise ConfigError(f"setting 'rescues' must be >= 0, got {self.rescues}", key="rescues")
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if getattr(self, name) != AUTO and getattr(self, name) < 1:
                 raise ConfigError(

@@ -38,6 +38,7 @@ from bovw_vs_convnet.convnet.batches import aspect_record, make_batches
 from bovw_vs_convnet.convnet.checkpoint import load_checkpoint
 from bovw_vs_convnet.convnet.config import AUTO, ConvNetConfig
 from bovw_vs_convnet.convnet.device import Runtime, resolve_runtime
+from bovw_vs_convnet.convnet.mirror_check import decide_mirroring
 from bovw_vs_convnet.convnet.models import (
     count_parameters,
     create_model,
@@ -45,7 +46,8 @@ from bovw_vs_convnet.convnet.models import (
     resolve_ablation,
 )
 from bovw_vs_convnet.convnet.recipes import DataShape, choose_recipe
-from bovw_vs_convnet.convnet.train import History, Trainer
+from bovw_vs_convnet.convnet.stopping import NOT_LEARNING, learned_record, rescue_record
+from bovw_vs_convnet.convnet.train import History, Trainer, epoch_seed
 from bovw_vs_convnet.data.imageset import ImageSet
 from bovw_vs_convnet.errors import ConfigError, DataError
 from bovw_vs_convnet.protocol import RunContext
@@ -206,6 +208,9 @@ class ConvNetPipeline:
         self.device = str(device)
         self._setup_torch(device)
         t_setup = time.perf_counter()
+        train, mirror_check = decide_mirroring(cfg, train, val)
+        if mirror_check is not None:
+            self.record_extra["mirror_check"] = mirror_check
         plan = self._plan(train, runtime)
         train_src = strategy.shard(make_batches(train, device, cfg.workers, train=True))
         val_src = make_batches(val, device, cfg.workers) if val is not None and len(val) else None
@@ -213,23 +218,52 @@ class ConvNetPipeline:
             self._find_lr(plan, train_src)
         resumed_from = self._resume(plan.trainer, train_src)
         self.stage_seconds["setup"] = time.perf_counter() - t_setup
-        self.record_extra.update(strategy.wrap(plan.trainer, train_src))
-        history = plan.trainer.fit(train_src, val_src, val.labels if val is not None else None)
+        while True:  # a run at chance when its warm-up ends starts afresh (convnet/stopping.py)
+            self.record_extra.update(strategy.wrap(plan.trainer, train_src))
+            history = plan.trainer.fit(train_src, val_src, val.labels if val is not None else None)
+            if history.stop_reason != NOT_LEARNING:
+                break
+            plan = self._rescue(plan, train, runtime)
         self.trainer = plan.trainer
         self._finish_recipe(plan, history, val_src, val)
         self.stage_seconds.update(plan.trainer.stage_seconds)
         if val is not None and history.val_error:
-            self.record_extra["beat_majority_class"] = _check_learned(
-                self.model_name, history.val_error, val.labels
+            self.record_extra.update(
+                learned_record(self.model_name, history.val_error, history.best_epoch, val.labels)
             )
+        self.record_extra["rescues"] = history.rescues
         self.record_extra.update(self._record(plan, history, runtime, train, resumed_from))
         return self
 
-    def _plan(self, train: ImageSet, runtime: Runtime) -> TrainingPlan:
-        """The model (seeded), its input adaptation, the recipe for ``train`` and the trainer."""
+    def _rescue(self, plan: TrainingPlan, train: ImageSet, runtime: Runtime) -> TrainingPlan:
+        """A fresh model at a third of the rate, for a run at chance when its warm-up ended."""
+        old = plan.trainer
+        lr = float(old.cfg.lr)
+        h = old.history
+        done = [*h.rescues, rescue_record(h.val_error, h.val_p_value, lr, lr / 3)]
+        log.warning(
+            "%s is at chance when its warm-up ends (epoch %d, validation error %.1f%%): "
+            "rescue %d, a fresh start at lr %.3g",
+            self.model_name,
+            len(h.val_error),
+            100 * h.val_error[-1],
+            len(done),
+            lr / 3,
+        )
+        new = self._plan(train, runtime, attempt=len(done))
+        new.trainer.cfg = dataclasses.replace(new.trainer.cfg, lr=lr / 3)
+        new.trainer.history.rescues = done
+        new.recipe = plan.recipe
+        return new
+
+    def _plan(self, train: ImageSet, runtime: Runtime, attempt: int = 0) -> TrainingPlan:
+        """The model (seeded), its input adaptation, the recipe for ``train`` and the trainer.
+
+        ``attempt`` > 0 (a rescue) draws a fresh initialisation from its own seed.
+        """
         cfg, ctx = self.config, self.context
         spec = get_model_spec(self.model_name)
-        torch.manual_seed(ctx.seed)  # weight initialisation
+        torch.manual_seed(ctx.seed if not attempt else epoch_seed(ctx.seed, -10, attempt))
         model = create_model(
             self.model_name, num_classes=train.n_classes, in_channels=train.channels, init=cfg.init
         )
@@ -241,6 +275,8 @@ class ConvNetPipeline:
         )
         mirror = mirror_allowed(cfg, train)
         resolved, recipe = choose_recipe(cfg, DataShape(len(train), (h, w), c, mirror))
+        if "mirror_check" in self.record_extra:
+            recipe["why"]["mirror"] = self.record_extra["mirror_check"]["why"]
         kinds = augmentations(resolved, train)
         augment = BatchAugment(kinds, max_shift=cfg.max_shift) if kinds else None
         trainer = Trainer(
@@ -255,6 +291,7 @@ class ConvNetPipeline:
             progress=ctx.progress,
             runtime=runtime,
         )
+        trainer.can_rescue = attempt < int(resolved.rescues)
         return TrainingPlan(trainer, resolved, adapter, recipe, kinds)
 
     @staticmethod
@@ -278,6 +315,9 @@ class ConvNetPipeline:
                 f"{ctx.run_dir} already holds a checkpoint; resume it or use a new run folder"
             )
         trainer.load_state(load_checkpoint(path, trainer.identity), train_src)
+        if trainer.history.rescues:  # a rescued attempt: its own rate and what is left
+            trainer.cfg = dataclasses.replace(trainer.cfg, lr=trainer.history.rescues[-1]["new_lr"])
+            trainer.can_rescue = len(trainer.history.rescues) < int(trainer.cfg.rescues)
         resumed_from = len(trainer.history.train_loss)
         log.info("resuming %s after epoch %d", self.model_name, resumed_from)
         return resumed_from
@@ -405,26 +445,6 @@ def write_learning_curve(curve: dict[str, list[Any]], path: Path) -> None:
 def _runtime_record(runtime: Runtime) -> dict[str, Any]:
     """``amp`` (fp32, bf16 or fp16), why, and the GPU's capability, for ``record_extra``."""
     return {**runtime.describe(), "grad_scaler": runtime.grad_scaler}
-
-
-def _check_learned(model: str, val_error: list[float], val_labels: np.ndarray) -> bool:
-    """Whether the best validation error beats always answering the most frequent class.
-
-    A recipe that leaves a model at that level (a diverged first step, dead ReLUs) gives
-    a run that scores like a constant; say so instead of letting the number speak alone.
-    """
-    majority_err = 1.0 - np.bincount(val_labels).max() / len(val_labels)
-    best = min(val_error)
-    if best < majority_err:
-        return True
-    log.warning(
-        "%s did not learn: best validation error %.1f%% is no better than always answering "
-        "the most frequent class (%.1f%%); try another recipe (--set preset=...)",
-        model,
-        100 * best,
-        100 * majority_err,
-    )
-    return False
 
 
 def build_pipeline(config: ConvNetConfig, context: RunContext) -> ConvNetPipeline:

@@ -31,7 +31,12 @@ The rules:
 - **Label smoothing** 0.1 (Szegedy et al. 2016, section 7).
 - **Early stopping** on the validation error, the best weights restored: patience
   ``max(5, epochs // 4)`` epochs (a safety net: under cosine decay the error mostly
-  falls to the end).
+  falls to the end), counted only from the first epoch whose validation error is
+  significantly below chance and never inside the warm-up (``convnet/stopping.py``).
+- **Rescues**: a run still at chance when its warm-up ends restarts from a fresh
+  initialisation at a third of the rate, at most :data:`RESCUES` times
+  (``convnet/pipeline.py``); a run that never leaves chance is recorded as
+  ``learned: false``.
 - **Augmentation** from the data: ``translate`` (random crop of the padded image) for
   small images (16 to 64 px a side; an 8-px digit has no pixels to spare); ``flip``
   where mirroring keeps the class (the set's ``mirror_ok``, or the ``mirror``
@@ -62,6 +67,7 @@ REFERENCE_BATCH = 128  # batch_size=auto: the batch of a large set, at which lr 
 MIN_BATCH, MIN_STEPS_PER_EPOCH = 16, 4
 MAX_EPOCHS = 100  # the same as the ceiling of the minimum: digits-sized sets stop here
 LABEL_SMOOTHING = 0.1
+RESCUES = 2  # fresh starts at lr / 3 for a run at chance when its warm-up ends
 SMALL_IMAGE = (16, 64)  # sides (px) at which translation is used: at least, at most
 
 
@@ -147,8 +153,8 @@ def choose_recipe(cfg: ConvNetConfig, data: DataShape) -> tuple[ConvNetConfig, d
     those chosen here), ``why`` (setting -> reason), ``steps_per_epoch`` and
     ``planned_steps``. ``tta_flip`` stays ``"auto"`` when mirroring is allowed (the
     validation error decides after training) and becomes false otherwise. A fixed
-    recipe has no ``"auto"`` left (but ``lr``, which the finder resolves) and comes
-    back unchanged.
+    recipe has no ``"auto"`` left (but ``lr``, which the finder resolves, and
+    ``rescues``, which becomes 0 as in the runs stored before rescues existed).
     """
     changes: dict[str, Any] = {}
     why: dict[str, str] = {}
@@ -172,9 +178,19 @@ def choose_recipe(cfg: ConvNetConfig, data: DataShape) -> tuple[ConvNetConfig, d
     if cfg.patience == AUTO:
         changes["patience"] = max(5, int(epochs) // 4) if cfg.val_select else 0
         why["patience"] = (
-            "early stopping on the validation error, max(5, epochs // 4)"
+            "early stopping on the validation error, max(5, epochs // 4), counted from "
+            "the first epoch significantly below chance, never inside the warm-up"
             if cfg.val_select
             else "val_select=false: no early stopping"
+        )
+    if cfg.rescues == AUTO and cfg.recipe == "fixed":
+        changes["rescues"] = 0
+        why["rescues"] = "recipe=fixed: no rescue, as the runs stored before it"
+    elif cfg.rescues == AUTO:
+        changes["rescues"] = RESCUES
+        why["rescues"] = (
+            "a run at chance when its warm-up ends restarts afresh at lr / 3, "
+            f"at most {RESCUES} times"
         )
     if cfg.tta_flip == AUTO and not data.mirror_ok:
         changes["tta_flip"] = False

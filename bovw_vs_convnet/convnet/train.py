@@ -44,8 +44,10 @@ from bovw_vs_convnet.convnet.optim import (
     lr_range_scheduler,
     require_chosen,
 )
+from bovw_vs_convnet.convnet.stopping import StoppingRule, check_epoch, epoch_verdict
 from bovw_vs_convnet.errors import ConfigError
 from bovw_vs_convnet.progress import Progress, ProgressMode
+from bovw_vs_convnet.significance import chance_test, majority_error
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +73,12 @@ class History:
     images_per_s: list[float] = field(default_factory=list)
     best_epoch: int = 0  # 1-based epoch whose weights are kept (0: none yet)
     best_val_error: float = float("inf")
-    stop_reason: str = ""  # "epochs" (all run), "patience" (early stop), "" (not finished)
+    # "epochs" (all run), "patience" (early stop), "not learning" (at chance when the
+    # warm-up ended, stopped for a rescue: convnet/stopping.py), "" (not finished)
+    stop_reason: str = ""
+    learning_epoch: int = 0  # the first epoch significantly below chance (0: none)
+    val_p_value: list[float] = field(default_factory=list)  # each epoch's chance test
+    rescues: list[dict[str, Any]] = field(default_factory=list)  # earlier attempts (pipeline)
 
 
 class Trainer:
@@ -134,6 +141,7 @@ class Trainer:
         self.history = History()
         self.best_state: dict[str, torch.Tensor] | None = None
         self.stage_seconds: dict[str, float] = {}
+        self.can_rescue = False  # stop at the warm-up's end when at chance (a rescue is left)
 
     # --- one batch ---------------------------------------------------------------------
     def _inputs(self, xb: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
@@ -357,15 +365,53 @@ class Trainer:
                 logits = (logits + self.forward(x.flip(3)).float()) / 2
         return logits
 
+    def stopping_rule(self) -> StoppingRule:
+        """Patience, the warm-up's end and whether to stop there at chance (convnet/stopping.py)."""
+        epochs = int(require_chosen(self.cfg.epochs, "epochs"))
+        return StoppingRule(
+            patience=int(require_chosen(self.cfg.patience, "patience")),
+            check_epoch=check_epoch(epochs, self.cfg.warmup_fraction),
+            stop_if_not_learning=self.can_rescue,
+            select=self.cfg.val_select,
+        )
+
+    def _validate(self, val: BatchSource, val_labels: np.ndarray, epoch: int, rule: Any) -> str:
+        """Score ``val`` after ``epoch``, keep a new best, and say whether to stop (and why)."""
+        h = self.history
+        pred = self.predict(val).argmax(1).numpy()
+        err = float((pred != val_labels).mean())
+        test = chance_test(err, len(val_labels), majority_error(val_labels))
+        h.val_error.append(err)
+        h.val_p_value.append(test.p_value)
+        verdict = epoch_verdict(
+            rule,
+            epoch,
+            err,
+            test.significant,
+            best_epoch=h.best_epoch,
+            best_err=h.best_val_error,
+            learning_epoch=h.learning_epoch,
+        )
+        h.learning_epoch = verdict.learning_epoch
+        if verdict.best:
+            h.best_val_error, h.best_epoch = err, epoch
+            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        log.info("epoch %d: val error %.4f (chance test p %.2g)", epoch, err, test.p_value)
+        return verdict.stop
+
     def fit(
         self, train: BatchSource, val: BatchSource | None, val_labels: np.ndarray | None
     ) -> History:
-        """Train the remaining epochs, evaluating on ``val`` and checkpointing after each."""
+        """Train the remaining epochs, evaluating on ``val`` and checkpointing after each.
+
+        Stopping follows :func:`~bovw_vs_convnet.convnet.stopping.epoch_verdict`: patience
+        counts from the first epoch significantly below chance, never inside the warm-up.
+        """
         cfg = self.cfg
         if self.optimizer is None:
             self.setup(train)
         epochs = int(require_chosen(cfg.epochs, "epochs"))
-        patience = int(require_chosen(cfg.patience, "patience"))
+        rule = self.stopping_rule()
         start = len(self.history.train_loss) + 1
         if self.history.stop_reason:  # a finished checkpoint: nothing left to run
             start = epochs + 1
@@ -382,26 +428,17 @@ class Trainer:
             h.train_loss.append(loss)
             h.epoch_seconds.append(seconds)
             h.images_per_s.append(rate)
+            log.info("epoch %d: loss %.4f (%.0f img/s)", epoch, loss, rate)
+            stop = ""
             if val is not None and val_labels is not None and len(val):
                 t0 = time.perf_counter()
-                pred = self.predict(val).argmax(1).numpy()
-                err = float((pred != val_labels).mean())
+                stop = self._validate(val, val_labels, epoch, rule)
                 val_seconds += time.perf_counter() - t0
-                h.val_error.append(err)
-                if cfg.val_select and err < h.best_val_error:
-                    h.best_val_error, h.best_epoch = err, epoch
-                    self.best_state = {
-                        k: v.detach().clone() for k, v in self.model.state_dict().items()
-                    }
-                log.info("epoch %d: loss %.4f val error %.4f (%.0f img/s)", epoch, loss, err, rate)
-            else:
-                log.info("epoch %d: loss %.4f (%.0f img/s)", epoch, loss, rate)
-            stop = bool(patience and h.best_epoch and epoch - h.best_epoch >= patience)
             if stop or epoch == epochs:
-                h.stop_reason = "patience" if stop else "epochs"
-            self.save_checkpoint(finished=epoch == epochs or stop)
+                h.stop_reason = stop or "epochs"
+            self.save_checkpoint(finished=epoch == epochs or bool(stop))
             if stop:
-                log.info("early stop at epoch %d (best %d)", epoch, h.best_epoch)
+                log.info("stopped at epoch %d (%s; best %d)", epoch, stop, h.best_epoch)
                 break
         self.stage_seconds["epochs"] = float(sum(self.history.epoch_seconds))
         self.stage_seconds["validation"] = self.stage_seconds.get("validation", 0.0) + val_seconds

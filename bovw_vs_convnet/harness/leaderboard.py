@@ -10,7 +10,11 @@ Grouping, in two steps:
 2. **Tables.** Only rows measured on exactly the same set of split fingerprints
    share a table, so every number in a table comes from the same images.
 
-Rows are ranked by mean top-1 error (then top-5 error, then name). Each error
+Rows are ranked by mean top-1 error (then top-5 error, then name). A row with a run
+that did not learn (``learned: false``: its validation error not significantly below
+chance) is never ranked: it follows the ranked rows with no rank (``None``; the
+tables mark it with a dagger), is left out of the test against the best, and its
+``vs_best`` says :data:`NOT_LEARNED`. Each error
 has a 95 % interval: one run's own (Wilson for top-1/top-5, a class-stratified
 bootstrap for the mean per-class errors, see :mod:`~bovw_vs_convnet.harness.stats`),
 or Student's t over a row's seeds.
@@ -41,7 +45,13 @@ from bovw_vs_convnet.harness.comparison import (
     MetricTest,
     compare_runs,
 )
-from bovw_vs_convnet.harness.record import ERROR_METRICS, RunRecord, error_interval, error_value
+from bovw_vs_convnet.harness.record import (
+    ERROR_METRICS,
+    RunRecord,
+    error_interval,
+    error_value,
+    is_learned,
+)
 from bovw_vs_convnet.harness.record_json import canonical_json
 
 
@@ -64,7 +74,7 @@ def row_name(record: RunRecord) -> str:
 class LeaderboardRow:
     """One (pipeline, model, config) on one split protocol, aggregated over its runs."""
 
-    rank: int
+    rank: int | None  # None: a row that did not learn (never ranked)
     pipeline: str
     model: str
     description: str
@@ -93,9 +103,11 @@ class LeaderboardRow:
     mpc_ci: list[float] | None = None
     mpc_top5_ci: list[float] | None = None
     ci_method: str = ""  # "run": the run's own intervals; "t": Student's t over the seeds
-    vs_best: str | None = None  # best | not worse | worse; None: no test possible
+    vs_best: str | None = None  # best | not worse | worse | did not learn; None: no test
     p_vs_best: float | None = None  # Holm-adjusted p-value of the test against the best row
     test_vs_best: str | None = None  # the test's name: exact McNemar test, paired t-test
+    # False: a run of the row did not learn (record key learned: false); None: unknown
+    learned: bool | None = None
 
     @property
     def name(self) -> str:
@@ -272,7 +284,9 @@ def build_tables(runs: Iterable[RunRecord], *, significance: bool = True) -> lis
             mpc_ci=intervals["mpc"][0],
             mpc_top5_ci=intervals["mpc_top5"][0],
             ci_method=intervals["top1"][1],
+            learned=_row_learned(members),
         )
+        row.vs_best = NOT_LEARNED if row.learned is False else None
         table = tables.setdefault(
             tuple(fingerprints),
             LeaderboardTable(str(first.get("dataset")), _protocol(first), fingerprints),
@@ -289,19 +303,33 @@ def build_tables(runs: Iterable[RunRecord], *, significance: bool = True) -> lis
     return out
 
 
+NOT_LEARNED = "did not learn"  # vs_best of a row with a run at chance (never compared)
+
+
+def _row_learned(members: Sequence[RunRecord]) -> bool | None:
+    """False if any run did not learn, True if every run says it did, else None (old records)."""
+    if not all(is_learned(r) for r in members):
+        return False
+    return True if all(r.get("learned") is True for r in members) else None
+
+
 def mark_against_best(table: LeaderboardTable, alpha: float = stats.ALPHA) -> None:
     """Test every row against the best (rank 1) on top-1, Holm-corrected; set ``vs_best``.
 
     The test for a row is :meth:`LeaderboardTable.top1_test`'s; a row it cannot
-    test (no stored scores) stays untested (None).
+    test (no stored scores) stays untested (None). A row that did not learn is
+    neither the best nor tested: its ``vs_best`` is :data:`NOT_LEARNED`.
     """
-    if not table.rows:
+    for row in table.rows:
+        row.vs_best = NOT_LEARNED if row.learned is False else None
+        row.p_vs_best = row.test_vs_best = None
+    ranked = [r for r in table.rows if r.learned is not False]  # a row at chance: no test
+    if not ranked:
         return
-    best, *others = table.rows
-    best.vs_best, best.p_vs_best, best.test_vs_best = "best", None, None
+    best, *others = ranked
+    best.vs_best = "best"
     tested = []
     for row in others:
-        row.vs_best = row.p_vs_best = row.test_vs_best = None
         found = table.top1_test(best, row, alpha)
         if found is not None:
             tested.append((row, found[1]))
@@ -328,14 +356,23 @@ def _mark_variants(rows: list[LeaderboardRow]) -> None:
 
 
 def rank_rows(rows: list[LeaderboardRow], by: Literal["top1_err", "top5_err"] = "top1_err") -> None:
-    """Sort ``rows`` in place, best first by mean ``by`` error (missing last), and number them."""
+    """Sort ``rows`` in place, best first by mean ``by`` error (missing last), and number them.
+
+    Rows that did not learn (``learned`` false) come after the rest, unnumbered (None).
+    """
     other = "top5_err" if by == "top1_err" else "top1_err"
 
-    def key(row: LeaderboardRow) -> tuple[float, float, str]:
+    def key(row: LeaderboardRow) -> tuple[bool, float, float, str]:
         first, second = getattr(row, by), getattr(row, other)
         inf = float("inf")
-        return (inf if first is None else first, inf if second is None else second, row.name)
+        unranked = row.learned is False
+        return (
+            unranked,
+            inf if first is None else first,
+            inf if second is None else second,
+            row.name,
+        )
 
     rows.sort(key=key)
     for i, row in enumerate(rows, start=1):
-        row.rank = i
+        row.rank = None if row.learned is False else i

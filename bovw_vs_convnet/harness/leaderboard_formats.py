@@ -11,6 +11,10 @@ the test; ``ci=True`` adds each error's 95 % interval to md, html and latex cell
 and csv and json always carry the intervals. The CSV columns are a contract
 (``results/*.csv`` are written from them): new columns are appended, never moved.
 
+A row that did not learn (``learned: false``) has a dagger for its rank (an empty
+rank in csv and null in json) and ``did not learn`` for ``vs best``, with a note
+under the table in every format that has notes.
+
 The ``ilsvrc`` style mirrors the ILSVRC-2012 results table (Rank, Name, Error
 rate, Description) with the top-5 error as the error rate, ranked by that error.
 """
@@ -34,7 +38,12 @@ from bovw_vs_convnet.harness.formatting import (
     p_value,
     percent,
 )
-from bovw_vs_convnet.harness.leaderboard import LeaderboardRow, LeaderboardTable, rank_rows
+from bovw_vs_convnet.harness.leaderboard import (
+    NOT_LEARNED,
+    LeaderboardRow,
+    LeaderboardTable,
+    rank_rows,
+)
 from bovw_vs_convnet.harness.record import ERROR_METRICS
 
 FORMATS = ("md", "csv", "html", "latex", "json")
@@ -87,7 +96,22 @@ def _title(table: LeaderboardTable) -> str:
     return f"{table.dataset}" + (f" ({extra})" if extra else "") + f", split {fps}"
 
 
+# the mark of a row that did not learn, in its rank cell, and the note that explains it
+DAGGER = "†"
+NOT_LEARNED_NOTE = (
+    f"{DAGGER} did not learn: the validation error the model kept is not significantly "
+    "below chance (a one-sided binomial test against always answering the most frequent "
+    "class, p ≥ 0.01); left unranked and out of the test against the best."
+)
+
+
+def _rank_cell(row: LeaderboardRow) -> str:
+    return DAGGER if row.rank is None else str(row.rank)
+
+
 def _vs_best_cell(row: LeaderboardRow) -> str:
+    if row.vs_best == NOT_LEARNED:
+        return f"{DAGGER} {NOT_LEARNED}"
     if row.vs_best == "best":
         return "best"
     if row.vs_best is None:
@@ -98,9 +122,10 @@ def _vs_best_cell(row: LeaderboardRow) -> str:
 
 def table_notes(table: LeaderboardTable, style: str = "default", ci: bool = False) -> list[str]:
     """The sentences under a table: which test marks the rows, what the intervals are."""
+    unlearned = [NOT_LEARNED_NOTE] if any(r.learned is False for r in table.rows) else []
     if style == "ilsvrc":
-        return []
-    notes = []
+        return unlearned
+    notes = list(unlearned)
     tested = [r for r in table.rows if r.test_vs_best]
     if tested:
         kinds = sorted({str(r.test_vs_best) for r in tested})
@@ -151,7 +176,7 @@ def _cells(
         header = ["Rank", "Name", "Error rate", "Description"]
         body = [
             [
-                str(r.rank),
+                _rank_cell(r),
                 r.name,
                 number(r.top5_err, "{:.5f}"),
                 r.description,
@@ -177,7 +202,7 @@ def _cells(
     ]
     body = [
         [
-            str(r.rank),
+            _rank_cell(r),
             r.pipeline,
             r.model + (f" ({r.variant})" if r.variant else ""),
             _error_cell(r.top1_err, r.top1_err_std, r.top1_ci, ci),

@@ -13,7 +13,10 @@ where a key may be missing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypedDict, cast
+
+import numpy as np
 
 
 class RunRecord(TypedDict, total=False):
@@ -56,6 +59,11 @@ class RunRecord(TypedDict, total=False):
     mpc_ci: list[float] | None
     mpc_top5_ci: list[float] | None
     confusion: list[list[int]]  # rows: true class, columns: predicted
+    # whether the validation error the model kept is significantly below chance (one-sided
+    # binomial test against the most frequent class, p < 0.01; bovw_vs_convnet/significance.py);
+    # absent where there is no validation score, and in records stored before the key:
+    # read with is_learned(). A run with learned false is marked and never ranked.
+    learned: bool
     # cost
     train_seconds: float
     infer_seconds: float
@@ -102,3 +110,29 @@ def error_interval(record: RunRecord, metric: str) -> list[float] | None:
     """The record's stored 95 % interval ``<metric>_ci`` as [low, high]; None where missing."""
     ci = cast("list[float] | None", record.get(f"{_known(metric)}_ci"))
     return [float(ci[0]), float(ci[1])] if ci else None
+
+
+def is_learned(record: Mapping[str, Any]) -> bool:
+    """False only for a run recorded as ``learned: false``; unknown (an old record) is True."""
+    return record.get("learned") is not False
+
+
+def learned_fields(extra: Mapping[str, Any], val_labels: np.ndarray | None) -> RunRecord:
+    """``learned`` for the record, from what the pipeline's ``extra`` says of its validation.
+
+    A ConvNet decides it itself (``extra["learned"]``: the chance test of the weights it
+    kept). A pipeline that chooses its SVM cost on the validation images
+    (``extra["val_errors_by_C"]``: BoVW, HOG, the baseline) is judged on the lowest of
+    those errors, by the same one-sided binomial test against the most frequent class of
+    the validation part; its test goes to ``extra["chance_test"]``. Without a
+    validation score nothing is said (an empty dict: the key stays absent).
+    """
+    from bovw_vs_convnet.significance import chance_test_labels
+
+    if isinstance(extra.get("learned"), bool):
+        return RunRecord(learned=extra["learned"])
+    errors = [float(e) for e in (extra.get("val_errors_by_C") or {}).values() if e is not None]
+    if not errors or val_labels is None or len(val_labels) == 0:
+        return RunRecord()
+    test = chance_test_labels(min(errors), np.asarray(val_labels))
+    return RunRecord(learned=test.significant, extra={**extra, "chance_test": test.record()})

@@ -128,6 +128,8 @@ def check_record(record: Any) -> str | None:
             return f"{key!r} is not a number"
         if not math.isfinite(value) or value < 0 or (key in _ERROR_COLUMNS and value > 1):
             return f"{key!r} is {value}, out of range"
+    if "learned" in record and not isinstance(record["learned"], bool):
+        return f"'learned' is {str(record['learned'])[:40]}, not true or false"
     try:
         json.dumps(record, allow_nan=False)
     except (TypeError, ValueError) as exc:

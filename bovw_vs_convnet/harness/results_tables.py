@@ -23,9 +23,8 @@ from pathlib import Path
 
 from bovw_vs_convnet.errors import DataError
 from bovw_vs_convnet.harness.formatting import MISSING, number, percent
-from bovw_vs_convnet.harness.leaderboard import LeaderboardRow, LeaderboardTable
+from bovw_vs_convnet.harness.leaderboard import NOT_LEARNED, LeaderboardRow, LeaderboardTable
 from bovw_vs_convnet.harness.leaderboard_formats import table_cells, table_notes
-from bovw_vs_convnet.harness.record import ERROR_METRICS
 from bovw_vs_convnet.harness.results_export import RESULT_COLUMNS
 
 MARKED = re.compile(
@@ -69,7 +68,7 @@ def leaderboard_row(row: dict[str, str]) -> LeaderboardRow:
     """One CSV row back as the leaderboard row it was written from (what tables show)."""
     seeds = [int(s) for s in row["seeds"].split()]
     return LeaderboardRow(
-        rank=_int(row["rank"]) or 0,
+        rank=_int(row["rank"]),  # empty: a row that did not learn, never ranked
         pipeline=row["pipeline"],
         model=row["model"],
         description="",
@@ -92,11 +91,15 @@ def leaderboard_row(row: dict[str, str]) -> LeaderboardRow:
         mpc_err_std=_float(row["mpc_err_std"]),
         mpc_top5_err=_float(row["mpc_top5_err"]),
         mpc_top5_err_std=_float(row["mpc_top5_err_std"]),
-        **{f"{m}_ci": _interval(row, m) for m in ERROR_METRICS},
+        top1_ci=_interval(row, "top1"),
+        top5_ci=_interval(row, "top5"),
+        mpc_ci=_interval(row, "mpc"),
+        mpc_top5_ci=_interval(row, "mpc_top5"),
         ci_method=row["ci_method"],
         vs_best=row["vs_best"] or None,
         p_vs_best=_float(row["p_vs_best"]),
         test_vs_best=row["test_vs_best"] or None,
+        learned=False if row["vs_best"] == NOT_LEARNED else None,
     )
 
 

@@ -30,7 +30,7 @@ from bovw_vs_convnet.errors import BvcError, DataError, RunFailed
 from bovw_vs_convnet.harness import metrics as metrics_mod
 from bovw_vs_convnet.harness import provenance
 from bovw_vs_convnet.harness.bundle import remove_bundle, write_bundle
-from bovw_vs_convnet.harness.record import RunRecord
+from bovw_vs_convnet.harness.record import RunRecord, learned_fields
 from bovw_vs_convnet.harness.record_json import config_key, new_run_id
 from bovw_vs_convnet.harness.registry import PipelineSpec, get_pipeline
 from bovw_vs_convnet.harness.run_folder import ScoreArrays
@@ -375,6 +375,8 @@ def fit_score_and_store(
     except Exception as exc:
         raise RunFailed(store_failure(sink, record, exc, staging)) from exc
     scored = result_fields(record, plan, model, result, train_seconds, infer_seconds)
+    val_labels = plan.split.val.labels if plan.split.val is not None else None
+    scored.update(learned_fields(scored.get("extra") or {}, val_labels))  # "learned"
     record.update({**scored, **bundle_keys})  # the bundle's keys last, as records always had them
     try:
         return sink.finish(record, staging, ScoreArrays(scores, test.labels, test.ids))
