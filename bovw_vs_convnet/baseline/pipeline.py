@@ -33,6 +33,7 @@ from bovw_vs_convnet.data.imageset import ImageSet
 from bovw_vs_convnet.errors import ConfigError, DataError
 from bovw_vs_convnet.estimators.linear_svm import PrimalLinearSvm
 from bovw_vs_convnet.protocol import RunContext
+from bovw_vs_convnet.threads import auto_blas_threads
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,7 @@ class BaselinePipeline:
         self.record_extra: dict[str, Any] = {}
         self.n_params: int | None = None
 
+    @auto_blas_threads
     def fit(self, train: ImageSet, val: ImageSet | None = None) -> Self:
         """Learn class means or linear SVMs from ``train``; choose C on ``val``."""
         if len(train) == 0:
@@ -234,6 +236,7 @@ class BaselinePipeline:
             known = np.stack([-known, known], axis=1)
         return known
 
+    @auto_blas_threads
     def decision_scores(self, images: ImageSet) -> np.ndarray:
         """(n, n_classes) scores: negated squared distance or SVM decision values."""
         t0 = time.perf_counter()

@@ -66,6 +66,7 @@ from bovw_vs_convnet.data.imageset import ImageSet
 from bovw_vs_convnet.errors import ConfigError, DataError
 from bovw_vs_convnet.progress import ProgressMode
 from bovw_vs_convnet.protocol import CpuPipeline, RunContext
+from bovw_vs_convnet.threads import auto_blas_threads
 
 log = logging.getLogger(__name__)
 
@@ -285,6 +286,7 @@ class BovwPipeline(CpuPipeline):
             return self.plan_
         return self._plan(images)
 
+    @auto_blas_threads
     def fit(self, train: ImageSet, val: ImageSet | None) -> BovwPipeline:
         """Learn the vocabulary on ``train``, encode it, train the SVMs (C chosen on ``val``)."""
         self._check_images(train)
@@ -351,6 +353,7 @@ class BovwPipeline(CpuPipeline):
                 n += int(m.dual_coef_.size + np.size(m.intercept_))
         return n
 
+    @auto_blas_threads
     def decision_scores(self, images: ImageSet) -> np.ndarray:
         """(len(images), n_classes) one-vs-rest SVM decision values."""
         if not hasattr(self, "classifier_"):

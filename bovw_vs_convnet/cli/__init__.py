@@ -19,6 +19,7 @@ import click
 
 from bovw_vs_convnet import __version__
 from bovw_vs_convnet.errors import BvcError, RunFailed, storage_error
+from bovw_vs_convnet.threads import passive_waiting
 
 
 class BvcGroup(click.Group):
@@ -54,6 +55,9 @@ def main(verbose: int) -> None:
     # cuBLAS reads this once, when CUDA starts: set before any run, so that a
     # deterministic run after an earlier GPU run in this process is deterministic too
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    # OpenMP's waiting threads sleep instead of spinning, read when torch or scikit-learn
+    # loads its OpenMP runtime, so before any run (bovw_vs_convnet/threads.py)
+    passive_waiting()
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 

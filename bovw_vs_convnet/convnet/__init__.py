@@ -18,6 +18,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from bovw_vs_convnet.threads import passive_waiting
+
+# OpenMP's idle threads sleep rather than spin (unless the user set otherwise): libgomp
+# reads this when torch loads it, so before any module of this package imports torch
+passive_waiting()
+
 __all__ = ["count_parameters", "create_model", "get_model_spec", "list_models", "register_model"]
 
 

@@ -144,7 +144,10 @@ class ConvNetConfig:
     eval_batch_size: int = 1024  # images per batch when scoring
     workers: int = 2  # DataLoader workers, only for lazy (ImageFolder) sets
     warmup_steps: int = 3  # untimed steps before epoch 1 (compilation, autotuning), undone
-    threads: int = 0  # CPU threads for torch; 0 = torch's default
+    # CPU threads for torch; auto: from the CPUs this process may use and the model's work
+    # per image, never from the load (bovw_vs_convnet/threads.py); 0 = torch's default, the
+    # value of runs stored before auto (which keep their keys: their settings say 0)
+    threads: int | Literal["auto"] = "auto"
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         # The paper's recipe (section 5): SGD 0.01, momentum 0.9, wd 5e-4, batch 128, lr/10 steps.

@@ -25,7 +25,9 @@ from typing import Any, Literal
 import torch
 
 from bovw_vs_convnet.convnet.config import AUTO, RECIPE_VERSION, ConvNetConfig
+from bovw_vs_convnet.convnet.registry import ModelSpec
 from bovw_vs_convnet.errors import ConfigError
+from bovw_vs_convnet.threads import ThreadChoice, choose_threads
 
 log = logging.getLogger(__name__)
 
@@ -220,3 +222,42 @@ def run_identity(config: ConvNetConfig, device: str) -> dict[str, Any]:
     if config.recipe == AUTO:
         identity["recipe_version"] = RECIPE_VERSION
     return identity
+
+
+def forward_macs(spec: ModelSpec, in_channels: int, n_classes: int = 10) -> int:
+    """Multiply-adds of one image through the convolutions and linear layers of ``spec``'s model.
+
+    Built and run on the ``meta`` device (shapes, no data, no random draws): milliseconds
+    even for alexnet-2012. The image is the model's input size, which the pipeline
+    resizes or pads every set to, so the count is the model's and not the data's.
+    """
+    channels = spec.fixed_channels or in_channels
+    with torch.device("meta"):
+        model = spec.builder(num_classes=n_classes, in_channels=channels)
+    total = [0]
+
+    def count(module: torch.nn.Module, _inputs: Any, output: Any) -> None:
+        if isinstance(module, torch.nn.Conv2d):
+            kh, kw = module.kernel_size
+            total[0] += output[0].numel() * (module.in_channels // module.groups) * kh * kw
+        elif isinstance(module, torch.nn.Linear):
+            total[0] += module.in_features * module.out_features
+
+    hooks = [m.register_forward_hook(count) for m in model.modules()]
+    model.eval()
+    with torch.no_grad():
+        model(torch.empty(1, channels, spec.input_size, spec.input_size, device="meta"))
+    for hook in hooks:
+        hook.remove()
+    return total[0]
+
+
+def choose_run_threads(setting: int | str, spec: ModelSpec, in_channels: int) -> ThreadChoice:
+    """The CPU threads of a ConvNet run: ``threads`` given, or auto from the model's work.
+
+    ``auto`` (:func:`bovw_vs_convnet.threads.choose_threads`) reads the CPUs this process
+    may use and :func:`forward_macs`: a LeNet's operators are too small to share, a
+    large AlexNet's share well. Only ``auto`` builds the model (on the meta device).
+    """
+    work = float(forward_macs(spec, in_channels)) if setting == AUTO else None
+    return choose_threads(setting, work=work)

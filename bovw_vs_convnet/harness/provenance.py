@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bovw_vs_convnet import __version__
+from bovw_vs_convnet.threads import affinity_cpus, cgroup_quota
 
 PACKAGES = (
     "numpy",
@@ -72,20 +73,34 @@ def gpu_model(device: str | None = None) -> str | None:
     return None
 
 
-def thread_count() -> dict[str, int | str | None]:
-    """CPU cores visible to this process, torch's intra-op threads (when imported), OMP/BLAS env."""
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        usable = os.cpu_count() or 1
+# the environment that sets thread counts and how idle OpenMP threads wait
+THREAD_ENV = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "OMP_WAIT_POLICY",
+    "GOMP_SPINCOUNT",
+    "KMP_BLOCKTIME",
+)
+
+
+def thread_count() -> dict[str, int | float | str | None]:
+    """CPUs this process may use, torch's intra-op threads (when imported), OMP/BLAS env.
+
+    ``usable_cpus`` is the affinity mask; ``cgroup_quota`` the container's CPU quota
+    (absent when unlimited), both of which ``threads=auto`` reads.
+    """
     torch = sys.modules.get("torch")
     torch_threads = int(torch.get_num_threads()) if torch is not None else None
-    out: dict[str, int | str | None] = {
+    out: dict[str, int | float | str | None] = {
         "cpu_count": os.cpu_count(),
-        "usable_cpus": usable,
+        "usable_cpus": affinity_cpus(),
         "torch_threads": torch_threads,
     }
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    quota = cgroup_quota()
+    if quota is not None:
+        out["cgroup_quota"] = quota
+    for var in THREAD_ENV:
         if var in os.environ:
             out[var] = os.environ[var]
     return out

@@ -27,6 +27,7 @@ from bovw_vs_convnet.hog.config import HogConfig, make_classifier
 from bovw_vs_convnet.hog.features import hog_features
 from bovw_vs_convnet.progress import ProgressMode, track
 from bovw_vs_convnet.protocol import CpuPipeline, RunContext
+from bovw_vs_convnet.threads import auto_blas_threads
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ class HogPipeline(CpuPipeline):
         self.add_seconds({"descriptors": time.perf_counter() - t0})
         return np.concatenate(parts)
 
+    @auto_blas_threads
     def fit(self, train: ImageSet, val: ImageSet | None) -> HogPipeline:
         """Describe ``train`` (and ``val``), train the SVMs (C chosen on ``val``)."""
         cfg = self.config
@@ -111,6 +113,7 @@ class HogPipeline(CpuPipeline):
         landmarks = getattr(feature_map, "components_", None)
         return n + (int(landmarks.size) if landmarks is not None else 0)
 
+    @auto_blas_threads
     def decision_scores(self, images: ImageSet) -> np.ndarray:
         """(len(images), n_classes) one-vs-rest SVM decision values."""
         if not hasattr(self, "classifier_"):
