@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from bovw_vs_convnet.errors import ConfigError
+from bovw_vs_convnet.errors import ConfigError, unknown_name
 
 C = TypeVar("C")
 
@@ -248,18 +248,13 @@ def build_config(cls: type[C], overrides: Mapping[str, Any] | None = None) -> C:
         preset = default_preset(overrides)
     if preset is not None:
         if preset not in presets:
-            raise ConfigError(
-                f"unknown preset {preset!r}; known: {', '.join(sorted(presets)) or 'none'}",
-                key="preset",
-            )
+            raise ConfigError(unknown_name("preset", preset, sorted(presets)), key="preset")
         values.update(presets[preset])
         if "preset" in fields:
             values["preset"] = preset
     unknown = sorted(set(overrides) - set(fields))
     if unknown:
-        raise ConfigError(
-            f"unknown setting {unknown[0]!r}; known: {', '.join(sorted(fields))}", key=unknown[0]
-        )
+        raise ConfigError(unknown_name("setting", unknown[0], sorted(fields)), key=unknown[0])
     values.update(overrides)
     allow_inf: frozenset[str] = frozenset(getattr(cls, "ALLOW_INF", ()))
     kwargs = {k: _coerce(k, v, hints[k], k in allow_inf) for k, v in values.items()}

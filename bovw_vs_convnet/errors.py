@@ -8,8 +8,10 @@ kinds of failure it was.
 
 from __future__ import annotations
 
+import difflib
 import errno
 import os
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -125,3 +127,31 @@ class RunFailed(Exception):
     def __reduce__(self) -> tuple[type, tuple[RunRecord]]:
         # pickling (joblib, dask workers) rebuilds an exception from these arguments
         return type(self), (self.record,)
+
+
+def unknown_name(
+    kind: str, name: str, known: Iterable[str], *, where: str = "", hint: str = ""
+) -> str:
+    """The one line for a name that is not one of ``known``, with the closest ones offered.
+
+    ``unknown model 'lenet' (did you mean 'lenet5' or ...?); known: ...``: up to
+    three suggestions by :func:`difflib.get_close_matches` (case ignored), closest first,
+    then every known name, so a misspelling is fixed without a second command. Every
+    refusal of a dataset, model, pipeline, suite, preset or setting name says it this way.
+
+    Args:
+        kind: what the name names (``model``, ``dataset``, ``setting``).
+        name: the name given.
+        known: the names that exist.
+        where: text right after the name, e.g. `` in [[run]]``.
+        hint: text after the list, e.g. ``(or give the path of an image folder)``.
+    """
+    names = list(dict.fromkeys(known))
+    lowered = {n.lower(): n for n in reversed(names)}
+    close = difflib.get_close_matches(str(name).lower(), list(lowered), n=3, cutoff=0.6)
+    text = f"unknown {kind} {name!r}{where}"
+    if close:
+        offered = [repr(lowered[c]) for c in close]
+        text += f" (did you mean {' or '.join(offered)}?)"
+    text += f"; known: {', '.join(names) or 'none'}"
+    return f"{text} {hint}" if hint else text

@@ -59,7 +59,8 @@ def test_preset_applies_before_overrides() -> None:
 
 
 def test_unknown_key_lists_known_keys() -> None:
-    with pytest.raises(ConfigError, match=r"unknown setting 'kk'; known: flip, k, kernel"):
+    message = r"unknown setting 'kk' \(did you mean 'k'\?\); known: flip, k, kernel"
+    with pytest.raises(ConfigError, match=message):
         build_config(ToyConfig, {"kk": 1})
 
 

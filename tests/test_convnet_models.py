@@ -101,10 +101,12 @@ def test_ablation_removing_fc6_and_fc7_leaves_one_linear_layer() -> None:
 
 
 def test_unknown_ablation_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="has no ablation 'fc8'"):
+    with pytest.raises(ConfigError, match=r"unknown ablation 'fc8' of model 'lenet5'; known: none"):
         resolve_ablation("lenet5", "fc8")
 
 
 def test_unknown_model_lists_the_known_ones() -> None:
-    with pytest.raises(ConfigError, match="unknown model 'lenet6'; known: alexnet, "):
+    with pytest.raises(
+        ConfigError, match=r"unknown model 'lenet6' \(did you mean 'lenet5'.*\); known: alexnet, "
+    ):
         create_model("lenet6")

@@ -52,7 +52,8 @@ def test_bad_suite_file_names_the_line(tmp_path: Path) -> None:
     path = _write(tmp_path, '[[run]]\npipeline = "probe"\nsed = 3\n')
     result = CliRunner().invoke(main, ["bench", str(path)])
     assert result.exit_code == 2
-    assert result.output == f"error: {path}:5: unknown key 'sed' in [[run]]; known: " + (
+    offered = "(did you mean 'seeds' or 'set'?)"
+    assert result.output == f"error: {path}:5: unknown key 'sed' in [[run]] {offered}; known: " + (
         "pipeline, label, set, models, grid, datasets, seeds, train_sizes, "
         "train_per_class, test_per_class, short_classes, splits\n"
     )

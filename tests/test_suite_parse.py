@@ -125,7 +125,7 @@ def test_a_setting_given_by_models_points_at_the_models_line() -> None:
 
 
 def test_unknown_suite_name_lists_the_built_in_ones() -> None:
-    with pytest.raises(ConfigError, match=r"unknown suite 'nope'; built-in: .*quick"):
+    with pytest.raises(ConfigError, match=r"unknown suite 'nope'; known: .*quick"):
         load_suite("nope")
 
 

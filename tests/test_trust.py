@@ -526,7 +526,7 @@ def test_a_suite_naming_an_unknown_model_is_refused_at_its_line() -> None:
     ablation = 'datasets = ["digits"]\n[[run]]\npipeline = "convnet"\nset = { ablate = "fc9" }\n'
     with pytest.raises(ConfigError) as info:
         parse_suite(ablation, source="s.toml")
-    assert str(info.value).startswith("s.toml:4: convnet: model 'lenet5' has no ablation 'fc9'")
+    assert str(info.value).startswith("s.toml:4: convnet: unknown ablation 'fc9' of model 'lenet5'")
 
 
 def test_a_suite_seed_out_of_range_is_refused_at_its_line() -> None:

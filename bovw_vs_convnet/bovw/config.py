@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from bovw_vs_convnet.bovw.encoding import SpatialPyramidEncoder
 from bovw_vs_convnet.bovw.sift import DenseSift, KeypointSift
 from bovw_vs_convnet.config import Bound
-from bovw_vs_convnet.errors import ConfigError
+from bovw_vs_convnet.errors import ConfigError, unknown_name
 from bovw_vs_convnet.estimators.kernel_svm import CONFIG_SETTINGS, KernelSvm
 from bovw_vs_convnet.estimators.parameters import ParameterError
 
@@ -245,9 +245,7 @@ class BovwConfig:
         settings that must agree with each other.
         """
         if self.preset not in self.PRESETS:
-            raise ConfigError(
-                f"unknown preset {self.preset!r}; known: {', '.join(self.PRESETS)}", key="preset"
-            )
+            raise ConfigError(unknown_name("preset", self.preset, self.PRESETS), key="preset")
         for estimator, settings in self._stages():
             try:
                 estimator.check_params()

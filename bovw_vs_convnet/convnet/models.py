@@ -18,9 +18,14 @@ from torch import nn
 
 # Imported for their side effect: each registers its builders.
 from bovw_vs_convnet.convnet import alexnet, lenet  # noqa: F401
-from bovw_vs_convnet.convnet.config import ConvNetConfig
-from bovw_vs_convnet.convnet.registry import ModelSpec, register_model, registered
-from bovw_vs_convnet.errors import ConfigError
+from bovw_vs_convnet.convnet.registry import (
+    ModelSpec,
+    check_config,
+    register_model,
+    registered,
+    resolve_ablation,
+)
+from bovw_vs_convnet.errors import ConfigError, unknown_name
 
 __all__ = [
     "ModelSpec",
@@ -44,7 +49,7 @@ def get_model_spec(name: str) -> ModelSpec:
     try:
         return registered()[name]
     except KeyError:
-        raise ConfigError(f"unknown model {name!r}; known: {', '.join(list_models())}") from None
+        raise ConfigError(unknown_name("model", name, list_models()), key="model") from None
 
 
 def create_model(
@@ -78,40 +83,6 @@ def create_model(
     return model
 
 
-def check_config(config: ConvNetConfig) -> None:
-    """Refuse an unknown ``model`` or ``ablate`` before any data is read (the registry's check).
-
-    Raises ConfigError whose ``key`` names the setting, so a suite points at its line.
-    """
-    try:
-        get_model_spec(config.model)
-    except ConfigError as exc:
-        raise ConfigError(str(exc), key="model") from None
-    try:
-        get_model_spec(resolve_ablation(config.model, config.ablate))
-    except ConfigError as exc:
-        raise ConfigError(str(exc), key="ablate") from None
-
-
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters (``requires_grad``), as the papers count them."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def resolve_ablation(model: str, ablate: str) -> str:
-    """The registry name of ``model`` with depth ablation ``ablate`` (``""``/``none``: unchanged).
-
-    ``ablate`` names removed layers joined by ``-`` or ``,``: ``fc7``, ``fc6-fc7``,
-    ``conv3-conv4-fc6-fc7`` (Zeiler & Fergus 2014, Table 3).
-    """
-    key = ablate.strip().lower().replace(",", "-").replace("+", "-").replace(" ", "")
-    if key in ("", "none"):
-        return model
-    name = f"{model}-no-{key}"
-    if name not in registered():
-        prefix = f"{model}-no-"
-        known = sorted(n.removeprefix(prefix) for n in registered() if n.startswith(prefix))
-        raise ConfigError(
-            f"model {model!r} has no ablation {ablate!r}; known: {', '.join(known) or 'none'}"
-        )
-    return name

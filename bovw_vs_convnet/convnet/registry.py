@@ -11,6 +11,10 @@ was designed for, how smaller or larger images are brought to it (``pad`` as
 LeNet-5 pads 28×28 digits to 32×32, or ``resize``), and whether its first
 convolution adapts to the dataset's channels or needs three (grayscale is then
 replicated).
+
+The built-in names are also written out here (:data:`BUILTIN_MODELS`), so that an
+unknown ``--model`` or ``ablate`` is refused (:func:`check_config`) without importing
+the model modules, and with them torch.
 """
 
 from __future__ import annotations
@@ -20,8 +24,12 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal
 
+from bovw_vs_convnet.errors import ConfigError, unknown_name
+
 if TYPE_CHECKING:
     from torch import nn
+
+    from bovw_vs_convnet.convnet.config import ConvNetConfig
 
 ModelBuilder = Callable[..., "nn.Module"]
 
@@ -73,3 +81,54 @@ def register_model(
 def registered() -> Mapping[str, ModelSpec]:
     """A read-only view of what has been registered so far (by the modules imported so far)."""
     return MappingProxyType(_MODELS)
+
+
+# What lenet.py and alexnet.py register, known without importing them (and torch);
+# tests/test_convnet_models.py checks it against the registry they fill.
+BUILTIN_MODELS = (
+    "alexnet",
+    "alexnet-2012",
+    "alexnet-2012-no-conv3-conv4-fc6-fc7",
+    "alexnet-2012-no-fc6-fc7",
+    "alexnet-2012-no-fc7",
+    "alexnet-small",
+    "alexnet-small-no-conv3-conv4-fc6-fc7",
+    "alexnet-small-no-fc6-fc7",
+    "alexnet-small-no-fc7",
+    "lenet5",
+    "lenet5-1998",
+)
+
+
+def model_names() -> list[str]:
+    """Every model name, sorted: the built-in ones and any registered since (a user's own)."""
+    return sorted({*BUILTIN_MODELS, *_MODELS})
+
+
+def resolve_ablation(model: str, ablate: str) -> str:
+    """The registry name of ``model`` with depth ablation ``ablate`` (``""``/``none``: unchanged).
+
+    ``ablate`` names removed layers joined by ``-`` or ``,``: ``fc7``, ``fc6-fc7``,
+    ``conv3-conv4-fc6-fc7`` (Zeiler & Fergus 2014, Table 3).
+    """
+    key = ablate.strip().lower().replace(",", "-").replace("+", "-").replace(" ", "")
+    if key in ("", "none"):
+        return model
+    name = f"{model}-no-{key}"
+    if name not in model_names():
+        prefix = f"{model}-no-"
+        known = [n.removeprefix(prefix) for n in model_names() if n.startswith(prefix)]
+        raise ConfigError(
+            unknown_name("ablation", ablate, known, where=f" of model {model!r}"), key="ablate"
+        )
+    return name
+
+
+def check_config(config: ConvNetConfig) -> None:
+    """Refuse an unknown ``model`` or ``ablate`` before torch is imported or data is read.
+
+    Raises ConfigError whose ``key`` names the setting, so a suite points at its line.
+    """
+    if config.model not in model_names():
+        raise ConfigError(unknown_name("model", config.model, model_names()), key="model")
+    resolve_ablation(config.model, config.ablate)

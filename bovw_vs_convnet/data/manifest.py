@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from bovw_vs_convnet.errors import DataError
+from bovw_vs_convnet.errors import DataError, unknown_name
 from bovw_vs_convnet.toml_lines import decode_utf8
 
 FORMATS = (
@@ -398,8 +398,6 @@ def get_manifest(name: str) -> Manifest:
     """The manifest of dataset ``name``; an unknown name raises DataError listing the known ones."""
     paths = manifest_paths()
     if name not in paths:
-        known = ", ".join(paths) or "none"
-        raise DataError(
-            f"unknown dataset {name!r}; known: {known} (or give the path of an image folder)"
-        )
+        hint = "(or give the path of an image folder)"
+        raise DataError(unknown_name("dataset", name, paths, hint=hint))
     return load_manifest(paths[name])

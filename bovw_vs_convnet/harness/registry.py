@@ -10,7 +10,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
-from bovw_vs_convnet.errors import ConfigError
+from bovw_vs_convnet.errors import ConfigError, unknown_name
 from bovw_vs_convnet.protocol import Pipeline, RunContext
 
 
@@ -83,7 +83,7 @@ PIPELINES: dict[str, PipelineSpec] = {
             "bovw_vs_convnet.convnet.config:ConvNetConfig",
             "bovw_vs_convnet.convnet.pipeline:build_pipeline",
             "LeNet-5 and AlexNet variants trained with PyTorch",
-            check="bovw_vs_convnet.convnet.models:check_config",
+            check="bovw_vs_convnet.convnet.registry:check_config",
             bundle="bovw_vs_convnet.convnet.bundle",
         ),
     ]
@@ -95,6 +95,4 @@ def get_pipeline(name: str) -> PipelineSpec:
     try:
         return PIPELINES[name]
     except KeyError:
-        raise ConfigError(
-            f"unknown pipeline {name!r}; known: {', '.join(sorted(PIPELINES))}"
-        ) from None
+        raise ConfigError(unknown_name("pipeline", name, sorted(PIPELINES))) from None

@@ -50,7 +50,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from bovw_vs_convnet.errors import ConfigError
+from bovw_vs_convnet.errors import ConfigError, unknown_name
 from bovw_vs_convnet.harness.suite_checks import SuiteEntry, check_suite
 from bovw_vs_convnet.toml_lines import TomlLines, decode_utf8, load_toml
 
@@ -237,9 +237,10 @@ def load_suite(name_or_path: str | Path) -> Suite:
         source = f"{name_or_path}.toml"
         name = str(name_or_path)
     else:
-        known = ", ".join(builtin_suites())
         raise ConfigError(
-            f"unknown suite {str(name_or_path)!r}; built-in: {known} (or give a .toml path)"
+            unknown_name(
+                "suite", str(name_or_path), builtin_suites(), hint="(or give a .toml path)"
+            )
         )
     return parse_suite(text, source=source, name=name)
 

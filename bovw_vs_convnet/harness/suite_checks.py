@@ -20,7 +20,7 @@ from typing import Any
 
 from bovw_vs_convnet.config import SEED_LIMIT
 from bovw_vs_convnet.data.split import SHORT_CLASSES
-from bovw_vs_convnet.errors import ConfigError
+from bovw_vs_convnet.errors import ConfigError, unknown_name
 from bovw_vs_convnet.toml_lines import KeyPath, TomlLines
 
 log = logging.getLogger(__name__)
@@ -132,9 +132,7 @@ def _known_keys(
     for key in table:
         if key not in known:
             inside = " in [[run]]" if here else ""
-            raise where.error(
-                (*here, key), f"unknown key {key!r}{inside}; known: {', '.join(known)}"
-            )
+            raise where.error((*here, key), unknown_name("key", key, known, where=inside))
 
 
 def _string(table: Mapping[str, Any], key: str, default: str, where: TomlLines) -> str:
@@ -148,9 +146,7 @@ def _pipeline(
     name: Any, known: set[str], path: KeyPath, where: TomlLines, context: str = ""
 ) -> str:
     if name not in known:
-        raise where.error(
-            path, f"unknown pipeline {name!r}{context}; known: {', '.join(sorted(known))}"
-        )
+        raise where.error(path, unknown_name("pipeline", name, sorted(known), where=context))
     return str(name)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from bovw_vs_convnet.errors import ConfigError
+from bovw_vs_convnet.errors import ConfigError, unknown_name
 from bovw_vs_convnet.estimators.kernel_svm import CONFIG_SETTINGS, KernelSvm
 from bovw_vs_convnet.estimators.parameters import ParameterError
 from bovw_vs_convnet.hog.features import BlockNorm
@@ -68,9 +68,7 @@ class HogConfig:
     def __post_init__(self) -> None:
         """Refuse bad settings now, before any image is read (one line each)."""
         if self.preset not in self.PRESETS:
-            raise ConfigError(
-                f"unknown preset {self.preset!r}; known: {', '.join(self.PRESETS)}", key="preset"
-            )
+            raise ConfigError(unknown_name("preset", self.preset, self.PRESETS), key="preset")
         for name, low in (("block", 1), ("orientations", 1), ("chunk_images", 1)):
             if getattr(self, name) < low:
                 raise ConfigError(f"{name} must be ≥ {low}, got {getattr(self, name)}", key=name)
