@@ -66,7 +66,10 @@ def test_the_text_output_gives_each_image_its_top_k(stored: dict[str, Any]) -> N
     result = invoke("predict", record["run_id"], str(first), "--top", "3",
                      "--runs-dir", str(stored["runs"]))  # fmt: skip
     assert result.exit_code == 0, result.output
-    line = one_line(result.output).split()
+    header, row_line = result.output.strip().splitlines()
+    assert header.split() == ["image", "class", "1", "score", "1", "class", "2", "score", "2",
+                              "class", "3", "score", "3"]  # fmt: skip
+    line = row_line.split()
     assert line[0] == str(first) and len(line) == 1 + 2 * 3
     scores, _, ids = ResultStore(stored["runs"]).load_scores(record["run_id"])
     row = scores[list(ids).index(first.stem)]

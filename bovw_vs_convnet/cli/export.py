@@ -5,6 +5,8 @@ its input adaptation (normalisation, pad or resize) and test-time flip in the gr
 through torch's exporter (``torch.onnx.export(dynamo=True)``), so the file takes the
 image's pixels as read (float32, 0-255, channels first) and gives the logits. Where
 onnxruntime is installed, the file is run once on a batch and compared with PyTorch.
+Logits that are not finite are one line, exit 2: PyTorch's before anything is written,
+onnxruntime's with the file removed.
 Needs the ``[onnx]`` extra.
 """
 
@@ -19,7 +21,7 @@ from typing import Any
 import click
 
 from bovw_vs_convnet.cli.options import choice_option, json_option, runs_dir_option
-from bovw_vs_convnet.errors import ConfigError
+from bovw_vs_convnet.errors import ConfigError, DataError
 
 HINT = "ONNX export needs the onnx extra: pip install -e '.[onnx]' (onnx, onnxscript, onnxruntime)"
 
@@ -32,9 +34,40 @@ def _check_onnx() -> None:
         raise ConfigError(HINT) from None
 
 
-def _onnxruntime_gap(path: Path, bundle: Any, info: dict[str, Any]) -> float | None:
-    """The largest |logit difference| between onnxruntime on ``path`` and the bundle's
-    PyTorch scoring, on 4 seeded random images; None without onnxruntime.
+def _random_pixels(bundle: Any) -> Any:
+    """4 seeded random images at the bundle's input, uint8 (N, C, H, W)."""
+    import numpy as np
+
+    h, w = bundle.image_size
+    return np.random.default_rng(0).integers(
+        0, 256, size=(4, bundle.channels, h, w), dtype=np.uint8
+    )
+
+
+def _torch_logits(bundle: Any, pixels: Any) -> Any:
+    """The bundle's PyTorch logits for ``pixels``; DataError when one is not finite (nothing
+    is exported then).
+    """
+    import numpy as np
+
+    from bovw_vs_convnet.data.imageset import ImageSet
+
+    images = ImageSet(
+        images=np.ascontiguousarray(pixels.transpose(0, 2, 3, 1)),  # (N, H, W, C)
+        labels=np.zeros(len(pixels), dtype=np.int64),
+        ids=np.array([str(i) for i in range(len(pixels))]),
+        class_names=tuple(bundle.class_names),
+    )
+    logits = np.asarray(bundle.pipeline.decision_scores(images))
+    if not np.isfinite(logits).all():
+        raise DataError(f"run {bundle.run_id}: its model gives logits that are not finite")
+    return logits
+
+
+def _onnxruntime_gap(path: Path, pixels: Any, want: Any) -> float | None:
+    """The largest |logit difference| between onnxruntime on ``path`` and PyTorch's ``want``
+    for ``pixels``; None without onnxruntime. DataError (the file removed) when the ONNX
+    logits are not finite.
     """
     try:
         import onnxruntime
@@ -42,19 +75,11 @@ def _onnxruntime_gap(path: Path, bundle: Any, info: dict[str, Any]) -> float | N
         return None
     import numpy as np
 
-    from bovw_vs_convnet.data.imageset import ImageSet
-
-    rng = np.random.default_rng(0)
-    pixels = rng.integers(0, 256, size=[4, *info["input"]["shape"][1:]]).astype(np.uint8)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (got,) = session.run(["logits"], {"pixels": pixels.astype(np.float32)})
-    images = ImageSet(
-        images=np.ascontiguousarray(pixels.transpose(0, 2, 3, 1)),  # (N, H, W, C)
-        labels=np.zeros(len(pixels), dtype=np.int64),
-        ids=np.array([str(i) for i in range(len(pixels))]),
-        class_names=tuple(bundle.class_names),
-    )
-    want = bundle.pipeline.decision_scores(images)
+    if not np.isfinite(got).all():
+        path.unlink(missing_ok=True)
+        raise DataError(f"{path}: the exported model gives logits that are not finite; removed")
     return float(np.abs(np.asarray(got) - want).max())
 
 
@@ -79,10 +104,12 @@ def export(run_id: str, fmt: str, output: Path | None, as_json: bool, runs_dir: 
     write = exporter(store, run_id, fmt)  # a BoVW run is refused here, before any loading
     _check_onnx()
     bundle = load_bundle(store, run_id)
+    pixels = _random_pixels(bundle)
+    want = _torch_logits(bundle, pixels)  # finite, or nothing is written
     path = output or Path(f"{run_id}.{fmt}")
     with contextlib.redirect_stdout(io.StringIO()):  # the exporter's own progress lines
         info = write(bundle.pipeline, path)
-    gap = _onnxruntime_gap(path, bundle, info)
+    gap = _onnxruntime_gap(path, pixels, want)
     if as_json:
         summary = {"run_id": run_id, "format": fmt, "path": str(path), **info}
         click.echo(json.dumps({**summary, "onnxruntime_max_abs_diff": gap}))

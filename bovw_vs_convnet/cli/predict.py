@@ -2,8 +2,12 @@
 
 The bundle is verified against the run's record before anything of it is read as a
 model (``harness/bundle.py``), and the images are read and preprocessed as the run's
-were (``harness/predict.py``). One line per image: the file, then the top K classes
-with their scores, best first; ``--json``: one object with every prediction.
+were (``harness/predict.py``). A header names the columns (``image``, then ``class 1``
+and ``score 1`` to ``class K`` and ``score K``, best first), then one line per image.
+File and class names are printed with control characters, newlines and undecodable
+bytes escaped (:func:`~bovw_vs_convnet.printable.printable`), so no name can start a
+line of its own or talk to the terminal; ``--json``: one object with every prediction,
+the names exact (JSON escapes them itself).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from pathlib import Path
 import click
 
 from bovw_vs_convnet.cli.options import count_option, json_option, runs_dir_option
+from bovw_vs_convnet.printable import printable
 
 
 def _score(value: float) -> str:
@@ -49,7 +54,12 @@ def predict(run_id: str, images: tuple[Path, ...], top: int, as_json: bool, runs
         }
         click.echo(json.dumps(payload, allow_nan=False))
         return
-    width = max(len(p.image) for p in predictions)
-    for p in predictions:
-        ranked = "  ".join(f"{name} {_score(score)}" for _, name, score in p.top)
-        click.echo(f"{p.image:<{width}}  {ranked}")
+    k = min(top, len(bundle.class_names))
+    header = ["image"] + [f"{what} {r}" for r in range(1, k + 1) for what in ("class", "score")]
+    rows = [header] + [
+        [printable(p.image)] + [v for _, name, s in p.top for v in (printable(name), _score(s))]
+        for p in predictions
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for row in rows:
+        click.echo("  ".join(v.ljust(wd) for v, wd in zip(row, widths, strict=True)).rstrip())

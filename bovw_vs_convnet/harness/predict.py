@@ -8,10 +8,18 @@ covering and centre-cropped to the run's frame, and readable at its own size for
 BoVW), after every header has been checked against the pixel limit, and scores
 them with the bundle's fitted pipeline, whose own preprocessing (a ConvNet's pad or
 resize and normalisation, BoVW's descriptors and pyramid, HOG's cells) is the run's.
+
+A folder is expanded to its regular image files only: a FIFO, socket or device named
+like an image, or a file whose name is not UTF-8, is skipped with a warning (see
+:func:`~bovw_vs_convnet.data.folder_tree.image_file_problem`). Images are scored a
+chunk at a time, the chunk sized so its decoded pixels stay within
+:data:`CHUNK_BYTES`, whatever the run's image size; a failure of the bundle's pipeline
+on them is one line (DataError), never a traceback.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Iterator, Sequence
@@ -21,14 +29,18 @@ from typing import Any
 
 import numpy as np
 
-from bovw_vs_convnet.data.folder_tree import EXTENSIONS
+from bovw_vs_convnet.data.folder_tree import EXTENSIONS, SKIPPED, image_file_problem
 from bovw_vs_convnet.data.imagefolder import read_headers
 from bovw_vs_convnet.data.imageset import ImageSet, LazyImages
-from bovw_vs_convnet.errors import DataError
+from bovw_vs_convnet.errors import BvcError, DataError
 from bovw_vs_convnet.harness.bundle import Bundle
 from bovw_vs_convnet.harness.metrics import ranked_classes
+from bovw_vs_convnet.printable import printable
+
+log = logging.getLogger(__name__)
 
 CHUNK = 256  # images scored at once: memory stays that of one chunk, whatever the folder
+CHUNK_BYTES = 64 * 1024**2  # decoded pixels of one chunk, at most (one image at the least)
 
 
 def image_paths(args: Sequence[Path | str]) -> list[Path]:
@@ -37,20 +49,32 @@ def image_paths(args: Sequence[Path | str]) -> list[Path]:
     images.
     """
     out: list[Path] = []
+    skipped: dict[str, list[Path]] = {}
     for arg in args:
         path = Path(arg)
         if path.is_dir():
             found = []
             for root, dirs, files in os.walk(path):  # followlinks=False: no loop, no escape
                 dirs.sort()
-                found += [Path(root) / f for f in sorted(files) if f.lower().endswith(EXTENSIONS)]
+                for name in sorted(files):
+                    if not name.lower().endswith(EXTENSIONS):
+                        continue
+                    problem = image_file_problem(Path(root) / name)
+                    if problem is None:
+                        found.append(Path(root) / name)
+                    else:
+                        skipped.setdefault(problem, []).append(Path(root) / name)
             if not found:
-                raise DataError(f"folder {path} holds no image files ({', '.join(EXTENSIONS)})")
+                raise DataError(
+                    f"folder {printable(path)} holds no image files ({', '.join(EXTENSIONS)})"
+                )
             out += found
-        elif path.is_file():
+        elif path.is_file():  # a named file is read whatever its name (through its bytes)
             out.append(path)
         else:
-            raise DataError(f"no image file {path}")
+            raise DataError(f"no image file {printable(path)} (or not a regular file)")
+    for problem, paths in skipped.items():
+        log.warning("%d %s skipped (first: %s)", len(paths), SKIPPED[problem], printable(paths[0]))
     if not out:
         raise DataError("no images given")
     return out
@@ -100,14 +124,23 @@ def scores_of(bundle: Bundle, paths: Sequence[Path]) -> np.ndarray:
     """(len(paths), n_classes) scores of the run's pipeline for these image files."""
     # every header, against the pixel limit, before any image is decoded
     sizes = [(h, w) for h, w, _ in read_headers(list(paths))]
-    parts = [
-        np.asarray(
-            bundle.pipeline.decision_scores(
-                read_images(bundle, paths[i : i + CHUNK], sizes[i : i + CHUNK])
-            )
-        )
-        for i in range(0, len(paths), CHUNK)
-    ]
+    h, w = bundle.image_size
+    step = max(1, min(CHUNK, CHUNK_BYTES // (h * w * bundle.channels)))
+    parts = []
+    for i in range(0, len(paths), step):
+        images = read_images(bundle, paths[i : i + step], sizes[i : i + step])
+        try:
+            scores = np.asarray(bundle.pipeline.decision_scores(images), dtype=np.float64)
+        except BvcError:
+            raise
+        except Exception as exc:  # the bundle's code on foreign weights: one line
+            raise DataError(
+                f"run {bundle.run_id}: its model cannot score these images "
+                f"({type(exc).__name__}: {str(exc)[:200]})".splitlines()[0]
+            ) from None
+        if scores.shape != (len(images), len(bundle.class_names)):
+            raise DataError(f"run {bundle.run_id}: its model gives scores of shape {scores.shape}")
+        parts.append(scores)
     return np.concatenate(parts) if parts else np.zeros((0, len(bundle.class_names)))
 
 
