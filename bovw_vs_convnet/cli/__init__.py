@@ -19,6 +19,7 @@ import click
 
 from bovw_vs_convnet import __version__
 from bovw_vs_convnet.errors import BvcError, RunFailed, storage_error
+from bovw_vs_convnet.printable import printable
 from bovw_vs_convnet.threads import passive_waiting
 
 
@@ -29,7 +30,7 @@ class BvcGroup(click.Group):
         try:
             return super().invoke(ctx)
         except BvcError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {printable(exc)}", err=True)
             ctx.exit(2)
         except RunFailed as exc:
             # the failed run is stored; whether it is the user's fault is its cause's to say
@@ -37,13 +38,13 @@ class BvcGroup(click.Group):
             user = cause if isinstance(cause, BvcError) else storage_error(cause)
             if user is None:
                 raise
-            click.echo(f"error: {user}", err=True)
+            click.echo(f"error: {printable(user)}", err=True)
             ctx.exit(2)
         except OSError as exc:
             full = storage_error(exc)  # a full disk, a read-only folder: not a bug
             if full is None:
                 raise
-            click.echo(f"error: {full}", err=True)
+            click.echo(f"error: {printable(full)}", err=True)
             ctx.exit(2)
 
 
