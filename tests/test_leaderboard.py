@@ -137,9 +137,9 @@ def test_ilsvrc_style_ranks_by_top5_error_rate():
         _run("b", "convnet", "alexnet", 0.20, 0.01),
     ]
     text = render(build_tables(runs), "md", "ilsvrc")
-    assert "| Rank | Name | Error rate | Description |" in text
-    assert "| 1 | convnet/alexnet | 0.01000 |" in text
-    assert "| 2 | bovw | 0.05000 |" in text
+    assert "| Rank | Name | top-5 err (%) | Description |" in text
+    assert "| 1 | convnet/alexnet | 1.00 | 1,293 training images, 1 seed |" in text
+    assert "| 2 | bovw | 5.00 | 1,293 training images, 1 seed |" in text
 
 
 def test_ilsvrc_csv_columns():
@@ -321,3 +321,9 @@ def test_json_rows_always_have_the_intervals_and_the_test():
     )
     assert row["top1_ci"] == pytest.approx([0.0, 0.78531], abs=1e-5)  # 0.15 ± 12.706 · 0.05
     assert data[1]["notes"][-1].startswith("[low, high]: 95 % interval")
+
+
+def test_ilsvrc_csv_keeps_the_error_rate_as_a_fraction():
+    runs = [_run("a", "bovw", "bovw", 0.10, 0.05)]
+    row = render(build_tables(runs), "csv", "ilsvrc").splitlines()[1]
+    assert row.startswith('1,bovw,0.05000,"1,293 training images, 1 seed",')

@@ -234,7 +234,7 @@ def test_leaderboard_formats_stored_runs(toy_split, tmp_path):
         assert [len(t["rows"]) for t in tables] == [1]
         assert tables[0]["rows"][0]["seeds"] == [0, 1]
         result = _invoke("leaderboard", "--style", "ilsvrc", "--output", "lb.md")
-        assert "| Rank | Name | Error rate | Description |" in Path("lb.md").read_text()
+        assert "| Rank | Name | top-5 err (%) | Description |" in Path("lb.md").read_text()
         assert result.stderr == "wrote lb.md\n"
 
 

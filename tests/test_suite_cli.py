@@ -110,4 +110,4 @@ def test_ilsvrc_style_prints_rank_name_error_rate_description(tmp_path: Path) ->
     args = ["bench", str(path), "--runs-dir", str(tmp_path / "r"), "--style", "ilsvrc"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0
-    assert "| Rank | Name | Error rate | Description |" in result.output
+    assert "| Rank | Name | top-5 err (%) | Description |" in result.output

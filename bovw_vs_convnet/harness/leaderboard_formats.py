@@ -16,7 +16,9 @@ rank in csv and null in json) and ``did not learn`` for ``vs best``, with a note
 under the table in every format that has notes.
 
 The ``ilsvrc`` style mirrors the ILSVRC-2012 results table (Rank, Name, Error
-rate, Description) with the top-5 error as the error rate, ranked by that error.
+rate, Description): ranked by top-5 error, shown in percent under ``top-5 err (%)``
+like every table's errors, with a short description (what sets the row apart, its
+training images, its seeds); its CSV keeps the fraction under ``error_rate``.
 """
 
 from __future__ import annotations
@@ -166,6 +168,19 @@ def _error_cell(
     return f"{text} {interval(ci_value)}" if ci and mean is not None else text
 
 
+def short_description(row: LeaderboardRow) -> str:
+    """The ILSVRC table's Description: what sets the row apart, its training images, its seeds.
+
+    The row's whole config stays in the json format and the report's provenance; a
+    table cell says only what a reader compares (``k=50, 1,295 training images``).
+    """
+    parts = [row.variant] if row.variant else []
+    if row.n_train is not None:
+        parts.append(f"{row.n_train:,} training images")
+    parts.append(f"mean of {row.n_runs} seeds" if row.n_runs > 1 else "1 seed")
+    return ", ".join(parts)
+
+
 def _cells(
     table: LeaderboardTable, style: Style, ci: bool = False
 ) -> tuple[list[str], list[list[str]]]:
@@ -173,13 +188,13 @@ def _cells(
     if style == "ilsvrc":
         rows = list(table.rows)
         rank_rows(rows, by="top5_err")
-        header = ["Rank", "Name", "Error rate", "Description"]
+        header = ["Rank", "Name", "top-5 err (%)", "Description"]
         body = [
             [
                 _rank_cell(r),
                 r.name,
-                number(r.top5_err, "{:.5f}"),
-                r.description,
+                _error_cell(r.top5_err, r.top5_err_std, r.top5_ci, ci),
+                short_description(r),
             ]
             for r in rows
         ]
@@ -319,8 +334,16 @@ def _csv(tables: list[LeaderboardTable], style: Style, ci: bool) -> str:
     if style == "ilsvrc":
         writer.writerow(["rank", "name", "error_rate", "description", "dataset", "table"])
         for table in tables:
-            _, body = _cells(table, style)
-            writer.writerows([*row, table.dataset, table.table_id] for row in body)
+            rows = list(table.rows)
+            rank_rows(rows, by="top5_err")
+            writer.writerows(
+                [
+                    *(_rank_cell(r), r.name, number(r.top5_err, "{:.5f}"), short_description(r)),
+                    *(table.dataset, table.table_id),
+                ]
+                for r in rows
+            )
+            rank_rows(table.rows, by="top1_err")
         return buf.getvalue()
     writer.writerow(CSV_COLUMNS)
     for table in tables:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import re
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from bovw_vs_convnet.errors import DataError
 from bovw_vs_convnet.harness.formatting import MISSING, number, percent
 from bovw_vs_convnet.harness.leaderboard import NOT_LEARNED, LeaderboardRow, LeaderboardTable
 from bovw_vs_convnet.harness.leaderboard_formats import table_cells, table_notes
-from bovw_vs_convnet.harness.results_export import RESULT_COLUMNS
+from bovw_vs_convnet.harness.results_export import PROVENANCE_COLUMNS
 
 MARKED = re.compile(
     r"(?P<begin><!-- results:(?P<name>[A-Za-z0-9._-]+):begin -->\n)(?P<body>.*?)"
@@ -33,15 +34,17 @@ MARKED = re.compile(
     re.S,
 )
 _KEPT = {"rank", "pipeline", "model"}  # columns shown even when empty
+# what a file must have; a leaderboard column added later reads as empty in older files
+REQUIRED = ("pipeline", "model", "top1_err", "dataset", "table", *PROVENANCE_COLUMNS)
 
 
 def read_results(path: Path) -> list[dict[str, str]]:
-    """The rows of one ``results/*.csv``; refuses a file without the result columns."""
+    """The rows of one ``results/*.csv``; refuses a file without the :data:`REQUIRED` columns."""
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
-            missing = [c for c in RESULT_COLUMNS if c not in (reader.fieldnames or ())]
-            rows = list(reader)
+            missing = [c for c in REQUIRED if c not in (reader.fieldnames or ())]
+            rows = [{k: v or "" for k, v in row.items()} for row in reader]
     except FileNotFoundError:
         raise DataError(f"no results file {path}") from None
     if missing:
@@ -64,8 +67,9 @@ def _interval(row: dict[str, str], metric: str) -> list[float] | None:
     return None if low is None or high is None else [low, high]
 
 
-def leaderboard_row(row: dict[str, str]) -> LeaderboardRow:
+def leaderboard_row(values: dict[str, str]) -> LeaderboardRow:
     """One CSV row back as the leaderboard row it was written from (what tables show)."""
+    row: dict[str, str] = defaultdict(str, values)  # a column the file lacks reads as empty
     seeds = [int(s) for s in row["seeds"].split()]
     return LeaderboardRow(
         rank=_int(row["rank"]),  # empty: a row that did not learn, never ranked
