@@ -35,7 +35,26 @@ def model_table(num_classes: int, channels: int) -> list[dict[str, object]]:
                 "description": spec.description,
             }
         )
-    return rows
+    return [*rows, dbn_row(num_classes, channels)]
+
+
+def dbn_row(num_classes: int, channels: int) -> dict[str, object]:
+    """The ``dbn`` pipeline's network on 28×28 images (its sizes scale with the input)."""
+    from bovw_vs_convnet.dbn.config import hidden_sizes
+    from bovw_vs_convnet.dbn.model import count_parameters
+
+    visible = 28 * 28 * channels
+    hidden = hidden_sizes(visible)
+    return {
+        "model": "dbn",
+        "param_count": count_parameters(visible, hidden, num_classes),
+        "img_size": 28,
+        "in_channels": channels,
+        "num_classes": num_classes,
+        "description": f"Hinton et al. 2006 deep belief net, {visible}-"
+        + "-".join(map(str, hidden))
+        + " (bvc run dbn; sizes scale with the input)",
+    }
 
 
 @click.command("models")
@@ -43,7 +62,7 @@ def model_table(num_classes: int, channels: int) -> list[dict[str, object]]:
 @count_option("--channels", 1, "Image channels (1 grayscale, 3 RGB); RGB-only models replicate.")
 @json_option
 def models(num_classes: int, channels: int, as_json: bool) -> None:
-    """List the registered ConvNets with their trainable parameter counts."""
+    """List the registered ConvNets (and the dbn pipeline's net) with their parameter counts."""
     rows = model_table(num_classes, channels)
     if as_json:
         click.echo(json.dumps(rows))

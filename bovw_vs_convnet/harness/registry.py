@@ -86,6 +86,21 @@ PIPELINES: dict[str, PipelineSpec] = {
             check="bovw_vs_convnet.convnet.registry:check_config",
             bundle="bovw_vs_convnet.convnet.bundle",
         ),
+        PipelineSpec(
+            "convnet-features",
+            "bovw_vs_convnet.convnet_features.config:ConvNetFeaturesConfig",
+            "bovw_vs_convnet.convnet_features.pipeline:build_pipeline",
+            "a stored ConvNet read at one layer, linear SVMs on its features (DeCAF 2014)",
+            check="bovw_vs_convnet.convnet_features.pipeline:check_config",
+            bundle="bovw_vs_convnet.convnet_features.bundle",
+        ),
+        PipelineSpec(
+            "dbn",
+            "bovw_vs_convnet.dbn.config:DbnConfig",
+            "bovw_vs_convnet.dbn.pipeline:build_pipeline",
+            "deep belief net: greedy RBM pre-training, back-propagation (Hinton et al. 2006)",
+            bundle="bovw_vs_convnet.dbn.bundle",
+        ),
     ]
 }
 
