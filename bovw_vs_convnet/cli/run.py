@@ -46,6 +46,21 @@ def summary(record: RunRecord) -> str:
     return "\n".join(lines)
 
 
+def checked_source(pipeline: str, source: str, overrides: dict[str, Any], runs_dir: Path) -> str:
+    """``--from``'s run for ``--set source``: refused for another pipeline, or a run id that
+    ``runs_dir`` does not hold (a folder or MODEL@DATASET is checked when the run starts).
+    """
+    if pipeline != "convnet-features":
+        raise ConfigError(f"--from reads a stored ConvNet for convnet-features, not {pipeline}")
+    if "source" in overrides:
+        raise ConfigError("--from and --set source=... both given")
+    if "/" not in source and "@" not in source:
+        from bovw_vs_convnet.harness.store import ResultStore
+
+        ResultStore(runs_dir).get_run(source)  # DataError: no such run
+    return source
+
+
 @click.command("run")
 @click.argument("pipeline")
 @click.option("--dataset", required=True, help="Manifest name or path of an ImageFolder tree.")
@@ -74,6 +89,14 @@ def summary(record: RunRecord) -> str:
 )
 @click.option("--model", default=None, help="Shorthand for --set model=M (ConvNets).")
 @click.option(
+    "--from",
+    "source_run",
+    default=None,
+    metavar="RUN_ID",
+    help="convnet-features: the stored ConvNet run whose features are read (its id in "
+    "--runs-dir, its folder, or MODEL@DATASET); shorthand for --set source=...",
+)
+@click.option(
     "--epochs", type=click.IntRange(min=1), default=None, help="Shorthand for --set epochs=E."
 )
 @compute_options
@@ -95,6 +118,7 @@ def run(
     splits: int | None,
     settings: tuple[str, ...],
     model: str | None,
+    source_run: str | None,
     epochs: int | None,
     device: str,
     n_jobs: int,
@@ -105,7 +129,10 @@ def run(
     runs_dir: Path,
     data_dir: Path | None,
 ) -> None:
-    """Fit PIPELINE (baseline, bovw, convnet, ...), score the test set, store the run.
+    """Fit PIPELINE (baseline, bovw, hog, convnet, convnet-features, dbn), score the test
+    set, store the run.
+
+    convnet-features reads a stored ConvNet run (--from RUN_ID) on another dataset.
 
     With --splits K: K runs, one per seeded resampling of the split, then their table
     (mean ± 95 % interval over the splits); with --json, one record a line.
@@ -119,6 +146,8 @@ def run(
             if key in overrides:
                 raise ConfigError(f"--{key} and --set {key}=... both given")
             overrides[key] = value
+    if source_run is not None:
+        overrides["source"] = checked_source(pipeline, source_run, overrides, runs_dir)
     protocol = split_options(train_per_class, test_per_class, short_classes)
     records: list[RunRecord] = []
     for index in range(splits or 1):
