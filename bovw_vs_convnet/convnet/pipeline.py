@@ -37,7 +37,7 @@ from bovw_vs_convnet.convnet.augment import BatchAugment, InputAdapter
 from bovw_vs_convnet.convnet.batches import aspect_record, make_batches
 from bovw_vs_convnet.convnet.checkpoint import load_checkpoint
 from bovw_vs_convnet.convnet.config import AUTO, ConvNetConfig
-from bovw_vs_convnet.convnet.device import Runtime, choose_run_threads, resolve_runtime
+from bovw_vs_convnet.convnet.device import Runtime, resolve_runtime
 from bovw_vs_convnet.convnet.mirror_check import decide_mirroring
 from bovw_vs_convnet.convnet.models import (
     count_parameters,
@@ -159,12 +159,8 @@ class ConvNetPipeline:
         self.trainer: Trainer | None = None
         self.tta_flip = config.tta_flip is True  # decided in fit when "auto"
 
-    def _setup_torch(self, device: torch.device, in_channels: int) -> None:
+    def _setup_torch(self, device: torch.device) -> None:
         """Threads, determinism and TF32 for this run (torch's switches are per process).
-
-        Threads: ``threads`` given, or chosen from the usable CPUs and the model's work
-        per image (``threads=auto``, :func:`~bovw_vs_convnet.convnet.device.choose_run_threads`),
-        the choice and its reason in the record's ``extra.threads``.
 
         ``deterministic=true`` is strict (``warn_only=False``): an op with no deterministic
         kernel raises instead of breaking the "same bits" promise unseen. The ops of
@@ -176,10 +172,8 @@ class ConvNetPipeline:
         model and software.
         """
         cfg = self.config
-        if cfg.threads != 0:  # 0: torch's default (runs stored before threads=auto)
-            choice = choose_run_threads(cfg.threads, get_model_spec(self.model_name), in_channels)
-            torch.set_num_threads(choice.n)
-            self.record_extra["threads"] = choice.describe()
+        if cfg.threads > 0:
+            torch.set_num_threads(cfg.threads)
         if cfg.deterministic:
             # cuBLAS reads this when it starts: set later (after a GPU run in this
             # process) it does not make cuBLAS deterministic. The bvc CLI sets it at start.
@@ -212,7 +206,7 @@ class ConvNetPipeline:
         runtime = strategy.runtime(runtime)
         device = runtime.device
         self.device = str(device)
-        self._setup_torch(device, train.channels)
+        self._setup_torch(device)
         t_setup = time.perf_counter()
         train, mirror_check = decide_mirroring(cfg, train, val)
         if mirror_check is not None:
@@ -229,7 +223,7 @@ class ConvNetPipeline:
             history = plan.trainer.fit(train_src, val_src, val.labels if val is not None else None)
             if history.stop_reason != NOT_LEARNING:
                 break
-            plan = self._rescue(plan, train, runtime)
+            plan = self._rescue(plan, train, runtime, train_src)
         self.trainer = plan.trainer
         self._finish_recipe(plan, history, val_src, val)
         self.stage_seconds.update(plan.trainer.stage_seconds)
@@ -241,23 +235,33 @@ class ConvNetPipeline:
         self.record_extra.update(self._record(plan, history, runtime, train, resumed_from))
         return self
 
-    def _rescue(self, plan: TrainingPlan, train: ImageSet, runtime: Runtime) -> TrainingPlan:
-        """A fresh model at a third of the rate, for a run at chance when its warm-up ended."""
-        old = plan.trainer
+    def _rescue(
+        self, plan: TrainingPlan, train: ImageSet, runtime: Runtime, train_src: Any
+    ) -> TrainingPlan:
+        """A fresh model at a lower rate, for a run at chance when its warm-up ended (or diverged).
+
+        The rate is the finder's pick for the fresh model (Smith 2017) or a third of the
+        failed one, whichever is lower: a rate 100 times too hot needs more than /3.
+        """
+        old, h = plan.trainer, plan.trainer.history
         lr = float(old.cfg.lr)
-        h = old.history
-        done = [*h.rescues, rescue_record(h.val_error, h.val_p_value, lr, lr / 3)]
+        new = self._plan(train, runtime, attempt=len(h.rescues) + 1)
+        try:
+            found: float | None = float(new.trainer.find_lr(train_src)["lr"])
+        except ConfigError:  # fewer images than one batch: no finder
+            found = None
+        new_lr = min(lr / 3, found) if found is not None else lr / 3
+        done = [*h.rescues, rescue_record(h.val_error, h.val_p_value, lr, new_lr, found)]
         log.warning(
-            "%s is at chance when its warm-up ends (epoch %d, validation error %.1f%%): "
+            "%s is at chance when its warm-up ends (epoch %d, validation error %s): "
             "rescue %d, a fresh start at lr %.3g",
             self.model_name,
-            len(h.val_error),
-            100 * h.val_error[-1],
+            len(h.train_loss),
+            f"{h.val_error[-1]:.1%}" if h.val_error else "none (diverged)",
             len(done),
-            lr / 3,
+            new_lr,
         )
-        new = self._plan(train, runtime, attempt=len(done))
-        new.trainer.cfg = dataclasses.replace(new.trainer.cfg, lr=lr / 3)
+        new.trainer.cfg = dataclasses.replace(new.trainer.cfg, lr=new_lr)
         new.trainer.history.rescues = done
         new.recipe = plan.recipe
         return new

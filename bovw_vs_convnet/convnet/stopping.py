@@ -92,16 +92,27 @@ def epoch_verdict(
 
 
 def rescue_record(
-    val_error: list[float], val_p: list[float], lr: float, new_lr: float
+    val_error: list[float],
+    val_p: list[float],
+    lr: float,
+    new_lr: float,
+    finder_lr: float | None,
 ) -> dict[str, Any]:
-    """What ``extra.rescues`` keeps of an attempt stopped at chance: its curve and the rates."""
+    """What ``extra.rescues`` keeps of an attempt stopped at chance: its curve and the rates.
+
+    ``new_lr`` is the lower of ``lr / 3`` and the finder's pick for the fresh model
+    (``finder_lr``; None where the finder could not run).
+    """
     return {
         "epochs_run": len(val_error),
         "val_error": list(val_error),
         "val_p_value": list(val_p),
         "lr": lr,
+        "finder_lr": finder_lr,
         "new_lr": new_lr,
-        "reason": "validation error not significantly below chance when the warm-up ended",
+        "reason": "validation error not significantly below chance when the warm-up ended"
+        if val_error
+        else "the loss diverged",
     }
 
 

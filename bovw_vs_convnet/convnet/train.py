@@ -44,7 +44,12 @@ from bovw_vs_convnet.convnet.optim import (
     lr_range_scheduler,
     require_chosen,
 )
-from bovw_vs_convnet.convnet.stopping import StoppingRule, check_epoch, epoch_verdict
+from bovw_vs_convnet.convnet.stopping import (
+    NOT_LEARNING,
+    StoppingRule,
+    check_epoch,
+    epoch_verdict,
+)
 from bovw_vs_convnet.errors import ConfigError
 from bovw_vs_convnet.progress import Progress, ProgressMode
 from bovw_vs_convnet.significance import chance_test, majority_error
@@ -420,6 +425,10 @@ class Trainer:
         val_seconds = 0.0
         for epoch in range(start, epochs + 1):
             loss, seconds, rate = self.train_epoch(train, epoch)
+            if not np.isfinite(loss) and self.can_rescue:  # a fresh start at a lower rate
+                log.warning("training diverged at epoch %d (loss %s)", epoch, loss)
+                self.history.stop_reason = NOT_LEARNING
+                break
             if not np.isfinite(loss):
                 raise FloatingPointError(
                     f"training diverged at epoch {epoch} (loss {loss}); lower lr"

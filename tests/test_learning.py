@@ -1,0 +1,176 @@
+"""Training that waits for learning, rescues, `learned`, and mirroring decided from the data."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_convnet_train import config, context, tiny_set
+
+from bovw_vs_convnet.convnet.mirror_check import decide_mirroring
+from bovw_vs_convnet.convnet.pipeline import build_pipeline
+from bovw_vs_convnet.convnet.stopping import NOT_LEARNING, StoppingRule, check_epoch, epoch_verdict
+from bovw_vs_convnet.data.imageset import ImageSet
+from bovw_vs_convnet.harness.record import is_learned, learned_fields
+from bovw_vs_convnet.harness.record_json import check_record
+from bovw_vs_convnet.significance import chance_test, chance_test_labels, mirror_test
+
+
+@pytest.mark.parametrize(
+    ("error", "n", "chance_err", "p"),
+    [
+        (0.1, 10, 0.5, 11 / 1024),  # 9 of 10 right at a coin's rate: (C(10,9) + 1) / 2^10
+        (0.0, 4, 0.75, 0.25**4),  # 4 of 4 right where chance is 1 in 4
+        (0.5, 4, 0.5, 11 / 16),  # 2 of 4 right at a coin's rate: 1 - 5/16
+    ],
+)
+def test_the_chance_test_gives_the_exact_binomial_p(
+    error: float, n: int, chance_err: float, p: float
+) -> None:
+    assert chance_test(error, n, chance_err).p_value == pytest.approx(p, rel=1e-12)
+
+
+def test_a_9799_percent_error_on_62_balanced_classes_is_not_significant() -> None:
+    labels = np.arange(62 * 34) % 62  # 2 108 validation images, 34 a class
+    test = chance_test_labels(0.9799, labels)  # 42 right where chance expects 34
+    assert test.chance_err == pytest.approx(61 / 62)
+    assert (test.significant, round(test.p_value, 4)) == (False, 0.1001)
+    assert chance_test_labels(0.9700, labels).significant is True  # 63 right: p < 0.01
+
+
+RULE = StoppingRule(patience=2, check_epoch=5, stop_if_not_learning=False)
+
+
+def _run(rule: StoppingRule, errors: list[float], significant: list[bool]) -> list[tuple]:
+    """(best epoch, learning epoch, stop) after each epoch, as the trainer keeps them."""
+    best_epoch, best_err, learning, out = 0, math.inf, 0, []
+    for epoch, (err, sig) in enumerate(zip(errors, significant, strict=True), start=1):
+        v = epoch_verdict(
+            rule, epoch, err, sig, best_epoch=best_epoch, best_err=best_err, learning_epoch=learning
+        )
+        learning = v.learning_epoch
+        if v.best:
+            best_epoch, best_err = epoch, err
+        out.append((best_epoch, learning, v.stop))
+        if v.stop:
+            break
+    return out
+
+
+def test_patience_is_held_until_the_warm_up_ends() -> None:
+    # best at epoch 1; patience 2 would stop at epoch 3, but the warm-up lasts 5 epochs
+    steps = _run(RULE, [0.3, 0.4, 0.4, 0.4, 0.4, 0.4], [True] * 6)
+    assert [s[2] for s in steps] == ["", "", "", "", "patience"]
+
+
+def test_a_best_epoch_inside_chance_noise_does_not_count_and_patience_waits_for_learning() -> None:
+    # epoch 2 dips (not significant), learning starts at epoch 6; patience counts from there
+    errors = [0.98, 0.95, 0.97, 0.98, 0.97, 0.50, 0.40, 0.45, 0.45, 0.45]
+    significant = [False] * 5 + [True] * 5
+    steps = _run(RULE, errors, significant)
+    assert steps[4] == (0, 0, "")  # the warm-up over, nothing learned: no stop without a rescue
+    assert steps[-1] == (7, 6, "patience") and len(steps) == 9
+
+
+def test_a_run_at_chance_stops_for_a_rescue_when_its_warm_up_ends() -> None:
+    rule = StoppingRule(patience=2, check_epoch=3, stop_if_not_learning=True)
+    steps = _run(rule, [0.9] * 6, [False] * 6)
+    assert steps == [(0, 0, ""), (0, 0, ""), (0, 0, NOT_LEARNING)]
+
+
+@pytest.mark.parametrize(("epochs", "fraction", "epoch"), [(38, 0.2, 8), (4, 0.2, 1), (10, 0.0, 1)])
+def test_learning_is_checked_when_the_warm_up_ends(
+    epochs: int, fraction: float, epoch: int
+) -> None:
+    assert check_epoch(epochs, fraction) == epoch
+
+
+def test_a_run_made_to_stall_with_lr_10_is_rescued_and_the_rescue_recorded(tmp_path: Path) -> None:
+    cfg = config(epochs="4", optimizer="sgd", lr="10", schedule="constant")
+    pipe = build_pipeline(cfg, context(tmp_path)).fit(tiny_set(96), tiny_set(48, seed=1))
+    (rescue,) = pipe.record_extra["rescues"]
+    assert (rescue["lr"], rescue["epochs_run"], rescue["val_error"]) == (10.0, 1, [0.75])
+    assert rescue["new_lr"] == min(10 / 3, rescue["finder_lr"]) < 0.1
+    assert pipe.record_extra["learned"] is True
+    assert pipe.record_extra["recipe"]["chosen"]["rescues"] == 2
+
+
+def test_a_run_that_never_leaves_chance_is_recorded_as_not_learned(tmp_path: Path) -> None:
+    val = tiny_set(48, seed=1)
+    val = ImageSet(val.images, np.zeros_like(val.labels) + 1, val.ids, val.class_names, "tiny")
+    val.labels[:12] = 0  # answers that the images do not predict
+    cfg = config(epochs="2", optimizer="adamw", lr="0.01", rescues="1")
+    pipe = build_pipeline(cfg, context(tmp_path)).fit(tiny_set(96), val)
+    extra = pipe.record_extra
+    assert (len(extra["rescues"]), extra["learned"], extra["beat_majority_class"]) == (
+        1,
+        False,
+        False,
+    )
+    assert extra["chance_test"]["chance_err"] == 0.25
+
+
+def test_a_fixed_recipe_never_rescues() -> None:
+    cfg = config(recipe="fixed")
+    assert cfg.rescues == "auto"  # resolved to 0 when the run starts (convnet/recipes.py)
+    from bovw_vs_convnet.convnet.recipes import DataShape, choose_recipe
+
+    resolved, why = choose_recipe(cfg, DataShape(100, (28, 28), 1, mirror_ok=False))
+    assert resolved.rescues == 0 and why["why"]["rescues"].startswith("recipe=fixed")
+
+
+def test_a_pipeline_that_chooses_c_on_validation_is_judged_on_its_best_error() -> None:
+    labels = np.arange(100) % 4  # chance 75 %
+    learned = learned_fields({"val_errors_by_C": {"1.0": 0.70, "10.0": 0.40}}, labels)
+    assert learned["learned"] is True and learned["extra"]["chance_test"]["error"] == 0.40
+    at_chance = learned_fields({"val_errors_by_C": {"1.0": 0.72}}, labels)
+    assert at_chance["learned"] is False
+    assert learned_fields({"val_errors_by_C": {}}, labels) == {}  # no validation score
+    assert learned_fields({"learned": False}, None) == {"learned": False}  # a ConvNet's own
+
+
+def test_old_records_without_the_key_count_as_learned_and_the_store_checks_its_type() -> None:
+    assert is_learned({}) is True and is_learned({"learned": False}) is False
+    record = {"run_id": "r1", "pipeline": "bovw", "created_at": "2026", "learned": "no"}
+    assert check_record(record) == "'learned' is no, not true or false"
+
+
+def test_the_mirror_test_counts_only_the_discordant_images() -> None:
+    plain = np.array([True] * 10 + [False] * 2)
+    mirror = np.array([False] * 8 + [True] * 2 + [True] * 0 + [False] * 2)
+    test = mirror_test(plain, mirror)
+    assert (test.only_plain_right, test.only_mirror_right) == (8, 0)
+    assert test.p_value == pytest.approx(0.5**8) and test.worse is True
+
+
+def _folder(n: int, side: str, seed: int) -> ImageSet:
+    """16x16 images of 2 classes told apart by a bar on the left or the right (or not at all)."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 2
+    images = rng.integers(0, 40, size=(n, 16, 16, 1), dtype=np.uint8)
+    for i, c in enumerate(labels):
+        if side == "sides":  # class 0: left, class 1: right; a mirror swaps them
+            images[i, 2:14, (1 if c == 0 else 12) : (4 if c == 0 else 15), 0] = 220
+        elif side == "rows":  # class 0: top, class 1: bottom; a mirror keeps them
+            images[i, (1 if c == 0 else 12) : (4 if c == 0 else 15), 2:14, 0] = 220
+    ids = np.array([f"{side}-{seed}-{i}" for i in range(n)])
+    return ImageSet(images, labels.astype(np.int64), ids, ("a", "b"), "imagefolder:/tmp/x")
+
+
+@pytest.mark.parametrize(("kind", "flips"), [("sides", "off"), ("rows", "on"), ("none", "on")])
+def test_mirroring_of_a_folder_is_decided_from_its_images(kind: str, flips: str) -> None:
+    train, val = _folder(200, kind, 0), _folder(100, kind, 1)
+    decided, record = decide_mirroring(config(), train, val)
+    assert record is not None and record["flips"] == flips
+    assert decided.mirror_ok is (flips == "on")
+    if kind == "none":  # classes the images do not tell apart: the test says nothing
+        assert "at chance" in record["why"]
+
+
+def test_a_manifests_word_on_mirroring_is_not_second_guessed() -> None:
+    train = _folder(40, "sides", 0)
+    named = ImageSet(train.images, train.labels, train.ids, train.class_names, "glyphs-wild")
+    assert decide_mirroring(config(), named, _folder(20, "sides", 1)) == (named, None)
+    assert decide_mirroring(config(mirror="yes"), train, _folder(20, "sides", 1))[1] is None
