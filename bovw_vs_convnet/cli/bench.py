@@ -108,6 +108,16 @@ def _protocol(
     }
 
 
+def _processes(value: str) -> int | str:
+    """``--processes``: ``auto`` or a count ≥ 1 (a bad one: a usage error, exit 2)."""
+    text = value.strip().lower()
+    if text == "auto":
+        return text
+    if not text.isdigit() or int(text) < 1:
+        raise click.BadParameter(f"expected auto or a whole number >= 1, got {value!r}")
+    return int(text)
+
+
 def _outcome_text(outcome: RunOutcome, *, on_cluster: bool) -> str:
     """What became of one run, in a few words; on a cluster the line is shorter."""
     record: RunRecord = outcome.record or {}
@@ -233,6 +243,13 @@ def _print_results(
     'each; needs pip install -e ".[cluster]").',
 )
 @click.option(
+    "--processes",
+    default="1",
+    metavar="N|auto",
+    help="Run N of the suite's runs side by side in local processes (auto: one per CPU this "
+    "process may use); each run keeps the thread count it has alone, so the same numbers.",
+)
+@click.option(
     "--scheduler",
     default=None,
     metavar="ADDRESS",
@@ -255,6 +272,7 @@ def bench(
     splits: int | None,
     force: bool,
     workers: int | None,
+    processes: str,
     scheduler: str | None,
     device: str,
     n_jobs: int,
@@ -277,6 +295,7 @@ def bench(
     if list_only:
         _list_suites(as_json)
         return
+    side = _processes(processes)
     parsed = _load_suite(suite, on_cluster=bool(workers or scheduler))
     protocol = _protocol(train_per_class, test_per_class, short_classes, splits)
     n_specs = len(parsed.specs(dataset, train_sizes=train_sizes, seeds=seeds, **protocol))
@@ -285,7 +304,7 @@ def bench(
     t0 = time.perf_counter()
     outcomes = _run_suite(
         parsed,
-        _SuiteProgress(say, on_cluster=bool(workers or scheduler)),
+        _SuiteProgress(say, on_cluster=bool(workers or scheduler or side != 1)),
         runs_dir=runs_dir,
         dataset=dataset,
         train_sizes=train_sizes or None,
@@ -297,6 +316,7 @@ def bench(
         progress="none" if as_json else progress_mode(progress, no_progress),
         workers=workers,
         scheduler=scheduler,
+        processes=side,
         on_info=say,
         protocol=protocol,
     )

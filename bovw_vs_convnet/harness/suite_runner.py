@@ -30,6 +30,7 @@ from bovw_vs_convnet.harness.run import run_pipeline, store_failure
 from bovw_vs_convnet.harness.sinks import StoreSink
 from bovw_vs_convnet.harness.store import ResultStore
 from bovw_vs_convnet.harness.suite import RunSpec, Suite
+from bovw_vs_convnet.harness.suite_processes import run_suite_processes, side_by_side
 from bovw_vs_convnet.progress import ProgressMode
 
 
@@ -51,6 +52,7 @@ def run_suite(
     scheduler: str | None = None,
     on_info: Callable[[str], object] | None = None,
     protocol: Mapping[str, Any] | None = None,
+    processes: int | str = 1,
 ) -> list[RunOutcome]:
     """Run every spec of ``suite`` through :func:`bovw_vs_convnet.harness.run.run_pipeline`.
 
@@ -75,6 +77,9 @@ def run_suite(
     (:func:`~bovw_vs_convnet.harness.cluster.run_suite_dask`): the stored runs are
     skipped before anything is submitted, ``on_start`` is not called, ``on_done``
     comes in finishing order and ``on_info`` hears the cluster's address.
+
+    ``processes`` (``auto``: one per usable CPU) runs side by side in local processes
+    (:mod:`.suite_processes`), ``on_done`` in finishing order, the numbers as one by one.
     """
     options = SuiteOptions(
         runs_dir=Path(runs_dir),
@@ -94,6 +99,9 @@ def run_suite(
             suite, options, workers=workers, scheduler=scheduler, on_info=on_info, on_done=on_done
         )
     specs = options.specs(suite)
+    pool = side_by_side(processes, len(specs)) if processes != 1 else 1
+    if pool > 1:
+        return run_suite_processes(suite, options, pool, on_done=on_done)
     store = ResultStore(options.runs_dir)
     store.recover()
     outcomes: list[RunOutcome] = []
