@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -176,3 +177,43 @@ def test_a_torchvision_alexnet_state_dict_is_read_at_fc7(tmp_path: Path) -> None
     record = _weights_run(path, tmp_path / "runs", model="alexnet")
     assert record["extra"]["feature_dim"] == 4096
     assert record["extra"]["input"]["input_size"] == [224, 224]
+
+
+def test_bvc_compare_pairs_a_features_run_with_its_source_on_the_same_images(
+    source_run: dict[str, Any],
+) -> None:
+    from tests.bundle_runs import invoke
+
+    runs, source = source_run["runs"], source_run["record"]
+    result = invoke(
+        "run", "convnet-features", "--dataset", "synthetic", "--train-size", "360",
+        "--from", source["run_id"], "--runs-dir", str(runs), "--jobs", "1", "--json",
+        "--no-progress",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    features = json.loads(result.stdout)
+    assert features["split_fingerprint"] == source["split_fingerprint"]
+    compared = invoke("compare", source["run_id"], features["run_id"], "--runs-dir", str(runs))
+    assert compared.exit_code == 0, compared.output
+    assert "McNemar" in compared.output
+
+
+def test_from_names_a_stored_run_of_the_runs_folder(tmp_path: Path) -> None:
+    from tests.bundle_runs import invoke, one_line
+
+    result = invoke(
+        "run", "convnet-features", "--dataset", "synthetic", "--from", "nosuchrun",
+        "--runs-dir", str(tmp_path),
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert one_line(result.output).startswith("error: no run 'nosuchrun' in ")
+
+
+def test_bvc_run_help_names_every_pipeline_and_bvc_models_the_dbn() -> None:
+    from bovw_vs_convnet.harness.registry import PIPELINES
+    from tests.bundle_runs import invoke
+
+    text = " ".join(invoke("run", "--help").output.split())
+    assert all(name in text for name in PIPELINES)
+    rows = json.loads(invoke("models", "--json").output)
+    assert rows[-1]["model"] == "dbn" and rows[-1]["param_count"] == 1_665_010
