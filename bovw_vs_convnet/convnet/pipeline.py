@@ -37,7 +37,7 @@ from bovw_vs_convnet.convnet.augment import BatchAugment, InputAdapter
 from bovw_vs_convnet.convnet.batches import aspect_record, make_batches
 from bovw_vs_convnet.convnet.checkpoint import load_checkpoint
 from bovw_vs_convnet.convnet.config import AUTO, ConvNetConfig
-from bovw_vs_convnet.convnet.device import Runtime, resolve_runtime
+from bovw_vs_convnet.convnet.device import Runtime, choose_run_threads, resolve_runtime
 from bovw_vs_convnet.convnet.mirror_check import decide_mirroring
 from bovw_vs_convnet.convnet.models import (
     count_parameters,
@@ -159,8 +159,12 @@ class ConvNetPipeline:
         self.trainer: Trainer | None = None
         self.tta_flip = config.tta_flip is True  # decided in fit when "auto"
 
-    def _setup_torch(self, device: torch.device) -> None:
+    def _setup_torch(self, device: torch.device, in_channels: int) -> None:
         """Threads, determinism and TF32 for this run (torch's switches are per process).
+
+        Threads: ``threads`` given, or chosen from the usable CPUs and the model's work
+        per image (``threads=auto``, :func:`~bovw_vs_convnet.convnet.device.choose_run_threads`),
+        the choice and its reason in the record's ``extra.threads``.
 
         ``deterministic=true`` is strict (``warn_only=False``): an op with no deterministic
         kernel raises instead of breaking the "same bits" promise unseen. The ops of
@@ -172,8 +176,10 @@ class ConvNetPipeline:
         model and software.
         """
         cfg = self.config
-        if cfg.threads > 0:
-            torch.set_num_threads(cfg.threads)
+        if cfg.threads != 0:  # 0: torch's default (runs stored before threads=auto)
+            choice = choose_run_threads(cfg.threads, get_model_spec(self.model_name), in_channels)
+            torch.set_num_threads(choice.n)
+            self.record_extra["threads"] = choice.describe()
         if cfg.deterministic:
             # cuBLAS reads this when it starts: set later (after a GPU run in this
             # process) it does not make cuBLAS deterministic. The bvc CLI sets it at start.
@@ -206,7 +212,7 @@ class ConvNetPipeline:
         runtime = strategy.runtime(runtime)
         device = runtime.device
         self.device = str(device)
-        self._setup_torch(device)
+        self._setup_torch(device, train.channels)
         t_setup = time.perf_counter()
         train, mirror_check = decide_mirroring(cfg, train, val)
         if mirror_check is not None:
