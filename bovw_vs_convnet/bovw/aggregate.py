@@ -22,13 +22,15 @@ The power and L2 normalisations that make them "improved" are the encoder's.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-# entries of one padded block of cells (float64): 32 MiB
+# entries of the float64 moments' temporaries per block (the memory plan's allowance)
 CELL_BLOCK = 1 << 22
+# rows gathered together for the moments' products (a few MiB: cache-sized)
+MOMENT_ROWS = 8192
 # rows per block of the GMM posteriors (float64 (rows, k) and (rows, D) temporaries)
 POSTERIOR_ROWS = 16384
 
@@ -36,11 +38,11 @@ POSTERIOR_ROWS = 16384
 def gmm_posteriors(
     x: np.ndarray, weights: np.ndarray, means: np.ndarray, variances: np.ndarray
 ) -> np.ndarray:
-    """Posterior of each diagonal Gaussian for each row of ``x``: float64 (M, k).
+    """Posterior of each diagonal Gaussian for each row of ``x``: float32 (M, k).
 
     ``log π_k + log N(x; μ_k, diag σ_k²)``, normalised by a log-sum-exp per row;
-    the quadratic form is expanded into matrix products, in float64 and by blocks
-    of :data:`POSTERIOR_ROWS` rows.
+    the quadratic form is expanded into matrix products, in float64 (its terms are
+    large and nearly cancel) and by blocks of :data:`POSTERIOR_ROWS` rows.
     """
     prec = 1.0 / np.asarray(variances, np.float64)  # (k, D)
     mu = np.asarray(means, np.float64)
@@ -51,7 +53,7 @@ def gmm_posteriors(
         - 0.5 * (mu * mu * prec).sum(axis=1)
     )
     lin = (mu * prec).T  # (D, k)
-    out = np.empty((len(x), len(mu)), np.float64)
+    out = np.empty((len(x), len(mu)), np.float32)
     for s in range(0, len(x), POSTERIOR_ROWS):
         xb = np.asarray(x[s : s + POSTERIOR_ROWS], np.float64)
         ll = xb @ lin - 0.5 * ((xb * xb) @ prec.T) + const
@@ -60,21 +62,6 @@ def gmm_posteriors(
         ll /= ll.sum(axis=1, keepdims=True)
         out[s : s + POSTERIOR_ROWS] = ll
     return out
-
-
-def _segments(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Rows sorted by key, and each present key with its start and length in that order."""
-    order = np.argsort(keys, kind="stable")
-    present, starts, lengths = np.unique(keys[order], return_index=True, return_counts=True)
-    return order, present, starts, lengths
-
-
-def _blocks(lengths: np.ndarray, width: int) -> Iterator[slice]:
-    """Consecutive segments whose padded block holds at most :data:`CELL_BLOCK` entries."""
-    longest = int(lengths.max()) if len(lengths) else 1
-    per = max(1, CELL_BLOCK // max(longest * width, 1))
-    for s in range(0, len(lengths), per):
-        yield slice(s, s + per)
 
 
 def add_cell_moments(
@@ -87,26 +74,59 @@ def add_cell_moments(
 ) -> None:
     """Add each group's ``S0`` (G, k), ``S1`` (G, k, D) and ``S2`` (G, k, D, if given).
 
-    ``keys`` (M,) is each row's group in ``0 .. G - 1`` (one image's cell of one
-    pyramid level). float64 sums, a padded block of groups at a time.
+    ``keys`` (M,) is each row's group in ``0 .. G - 1`` (one image's cell). One
+    float32 matrix product per group, ``q_gᵀ [x_g, x_g²]``, summed into the float64
+    moments: a Python loop over groups of BLAS calls runs several times faster than
+    NumPy's batched ``matmul`` on these small matrices.
     """
     if len(x) == 0:
         return
-    order, present, starts, lengths = _segments(keys)
-    xs, qs = x[order], q[order]
-    for block in _blocks(lengths, q.shape[1] + 2 * x.shape[1]):
-        lens = lengths[block]
-        span = np.arange(int(lens.max()))
-        idx = np.minimum(starts[block, None] + span[None, :], len(xs) - 1)
-        mask = (span[None, :] < lens[:, None]).astype(np.float64)
-        qp = np.asarray(qs[idx], np.float64) * mask[:, :, None]  # (B, L, k), padding 0
-        xp = np.asarray(xs[idx], np.float64)  # (B, L, D)
-        qt = qp.transpose(0, 2, 1)
-        groups = present[block]  # distinct: plain fancy-index addition is exact
-        s0[groups] += qp.sum(axis=1)
-        s1[groups] += np.matmul(qt, xp)
+    order = np.argsort(keys, kind="stable")
+    present, starts, lengths = np.unique(keys[order], return_index=True, return_counts=True)
+    ends = starts + lengths
+    d = x.shape[1]
+    # blocks of whole groups, about MOMENT_ROWS rows each, gathered in sorted order:
+    # small enough to stay in cache for their products
+    first = 0
+    while first < len(present):
+        last = max(first + 1, int(np.searchsorted(ends, starts[first] + MOMENT_ROWS, "right")))
+        a, b = int(starts[first]), int(ends[last - 1])
+        rows = order[a:b]
+        xb = x[rows]
         if s2 is not None:
-            s2[groups] += np.matmul(qt, xp * xp)
+            xb = np.concatenate([xb, xb * xb], axis=1)
+        qb = q[rows]
+        qt = np.ascontiguousarray(qb.T)  # (k, rows): a group's block is a column slice
+        groups = present[first:last]
+        s0[groups] += np.add.reduceat(qb, starts[first:last] - a, axis=0)
+        for g, lo, hi in zip(
+            groups.tolist(),
+            (starts[first:last] - a).tolist(),
+            (ends[first:last] - a).tolist(),
+            strict=True,
+        ):
+            prod = qt[:, lo:hi] @ xb[lo:hi]
+            s1[g] += prod[:, :d]
+            if s2 is not None:
+                s2[g] += prod[:, d:]
+        first = last
+
+
+def _nested_cells(levels: Sequence[int]) -> dict[int, tuple[int, np.ndarray]]:
+    """For each level that divides a finer one: that finer level's position and, for
+    each of its cells (row-major), the coarser cell it falls in (offset included)."""
+    offsets = np.cumsum([0, *[lev * lev for lev in levels]])
+    out: dict[int, tuple[int, np.ndarray]] = {}
+    for j, lev in enumerate(levels):
+        finer = [f for f, fl in enumerate(levels) if fl > lev and fl % lev == 0]
+        if not finer:
+            continue
+        f = max(finer, key=lambda i: levels[i])
+        fl = levels[f]
+        rows, cols = np.divmod(np.arange(fl * fl), fl)
+        parent = offsets[j] + (rows // (fl // lev)) * lev + cols // (fl // lev)
+        out[j] = (f, parent)
+    return out
 
 
 def pyramid_moments(
@@ -117,20 +137,34 @@ def pyramid_moments(
     n: int,
     n_cell: int,
     second: bool,
+    levels: Sequence[int],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
     """The moments of every (image, cell) of every level, and each one's descriptor count.
 
-    Groups are numbered ``image * n_cell + cell`` (a level's cells partition an
-    image's descriptors, so each level is one pass).
+    Groups are numbered ``image * n_cell + cell``. Only the levels no finer level
+    nests are summed over the descriptors; a nested level's cells (1×1 in 2×2, 2×2 in
+    4×4) are the sums of the finer cells inside them.
     """
     g = n * n_cell
     s0, s1 = np.zeros((g, q.shape[1])), np.zeros((g, q.shape[1], x.shape[1]))
     s2 = np.zeros_like(s1) if second else None
     counts = np.zeros(g)
-    for j in range(cells.shape[1]):
-        keys = img * n_cell + cells[:, j]
-        add_cell_moments(x, q, keys, s0, s1, s2)
-        counts += np.bincount(keys, minlength=g)
+    nested = _nested_cells(levels)
+    offsets = np.cumsum([0, *[lev * lev for lev in levels]])
+    for j in range(len(levels)):
+        if j not in nested:
+            keys = img * n_cell + cells[:, j]
+            add_cell_moments(x, q, keys, s0, s1, s2)
+            counts += np.bincount(keys, minlength=g)
+    for j in sorted(nested, key=lambda i: -levels[i]):  # finest first: chains (1 in 2 in 4)
+        f, parent = nested[j]
+        for arr in (s0, s1, s2, counts):
+            if arr is None:
+                continue
+            per_image = arr.reshape(n, n_cell, *arr.shape[1:])
+            fine = per_image[:, offsets[f] : offsets[f] + len(parent)]
+            for cell in range(offsets[j], offsets[j] + levels[j] ** 2):
+                per_image[:, cell] = fine[:, parent == cell].sum(axis=1)
     return s0, s1, s2, counts
 
 

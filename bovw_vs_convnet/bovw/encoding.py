@@ -329,7 +329,7 @@ class SpatialPyramidEncoder(TransformerMixin, BaseEstimator):
         k = len(self.vocabulary_)
         q = np.zeros((len(x), k), np.float32)
         q[np.arange(len(x)), nearest_word(x, self.vocabulary_, self.word_sq_)] = 1.0
-        s0, s1, _, _ = pyramid_moments(x, q, cells, img, n, n_cell, second=False)
+        s0, s1, _, _ = pyramid_moments(x, q, cells, img, n, n_cell, False, self.levels)
         return vlad_from_moments(s0, s1, self.vocabulary_, bool(self.intra)).reshape(n, -1)
 
     def _fisher(
@@ -337,7 +337,7 @@ class SpatialPyramidEncoder(TransformerMixin, BaseEstimator):
     ) -> np.ndarray:
         gmm = self.gmm_
         q = gmm_posteriors(x, gmm.weights_, gmm.means_, gmm.covariances_)
-        s0, s1, s2, counts = pyramid_moments(x, q, cells, img, n, n_cell, second=True)
+        s0, s1, s2, counts = pyramid_moments(x, q, cells, img, n, n_cell, True, self.levels)
         assert s2 is not None
         return fisher_from_moments(s0, s1, s2, counts, gmm).reshape(n, -1)
 

@@ -85,7 +85,8 @@ def checked_source(pipeline: str, source: str, overrides: dict[str, Any], runs_d
     "settings",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Override one setting of the pipeline's config (repeatable).",
+    help="Override one setting of the pipeline's config (repeatable). BoVW presets: "
+    "--set preset=small|photo|phow|fisher|vlad|tiny (docs/recipes.md).",
 )
 @click.option("--model", default=None, help="Shorthand for --set model=M (ConvNets).")
 @click.option(
