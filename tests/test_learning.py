@@ -174,3 +174,83 @@ def test_a_manifests_word_on_mirroring_is_not_second_guessed() -> None:
     named = ImageSet(train.images, train.labels, train.ids, train.class_names, "glyphs-wild")
     assert decide_mirroring(config(), named, _folder(20, "sides", 1)) == (named, None)
     assert decide_mirroring(config(mirror="yes"), train, _folder(20, "sides", 1))[1] is None
+
+
+def _record(run_id: str, model: str, top1: float, learned: bool | None) -> dict:
+    record = {
+        "run_id": run_id,
+        "status": "ok",
+        "pipeline": "convnet",
+        "model": model,
+        "dataset": "glyphs",
+        "split": {"seed": 0},
+        "split_fingerprint": "fp0",
+        "seed": 0,
+        "config": {},
+        "top1_err": top1,
+        "top5_err": top1 / 2,
+        "n_test": 100,
+    }
+    return record if learned is None else {**record, "learned": learned}
+
+
+# alexnet-small's 20 % would top the table, had it learned; lenet5 is an old record (no key)
+RECORDS = [
+    _record("a", "alexnet-small", 0.20, False),
+    _record("b", "lenet5", 0.40, None),
+    _record("c", "alexnet", 0.30, True),
+]
+
+
+def test_a_row_that_did_not_learn_is_left_unranked_and_out_of_vs_best() -> None:
+    from bovw_vs_convnet.harness.leaderboard import NOT_LEARNED, build_tables
+
+    (table,) = build_tables(RECORDS)
+    got = [(r.model, r.rank, r.learned, r.vs_best) for r in table.rows]
+    assert got == [
+        ("alexnet", 1, True, "best"),
+        ("lenet5", 2, None, None),  # no stored scores: untested
+        ("alexnet-small", None, False, NOT_LEARNED),
+    ]
+
+
+@pytest.mark.parametrize("fmt", ["md", "html", "latex", "json", "csv"])
+@pytest.mark.parametrize("style", ["default", "ilsvrc"])
+def test_every_format_marks_the_row_that_did_not_learn(fmt: str, style: str) -> None:
+    import csv
+    import io
+    import json
+
+    from bovw_vs_convnet.harness.leaderboard import build_tables
+    from bovw_vs_convnet.harness.leaderboard_formats import DAGGER, NOT_LEARNED_NOTE, render
+
+    text = render(build_tables(RECORDS), fmt, style)
+    if fmt == "json":
+        (table,) = json.loads(text)
+        last = table["rows"][-1]
+        assert (last["model"], last["rank"], last["learned"]) == ("alexnet-small", None, False)
+        assert NOT_LEARNED_NOTE in table["notes"]
+    elif fmt == "csv":
+        rows = list(csv.DictReader(io.StringIO(text)))
+        ranks = [r["rank"] for r in rows]
+        assert ranks == ["1", "2", DAGGER if style == "ilsvrc" else ""]
+        if style == "default":
+            assert rows[-1]["vs_best"] == "did not learn"
+    else:
+        assert text.count(DAGGER) >= 2  # the row's rank cell and the note
+        assert "did not learn" in text
+        assert text.index("alexnet-small") > text.index("lenet5")  # after the ranked rows
+
+
+def test_bvc_run_prints_one_warning_line_for_a_run_that_did_not_learn() -> None:
+    from bovw_vs_convnet.cli.run import not_learned_warning
+
+    record = {
+        **_record("a", "alexnet-small", 0.98, False),
+        "extra": {"chance_test": {"error": 0.9799, "chance_err": 61 / 62, "p_value": 0.1001}},
+    }
+    assert not_learned_warning(record) == (
+        "warning: alexnet-small did not learn: validation error 97.99 % is not significantly "
+        "below chance (98.39 %, binomial p = 0.1); the run is stored, marked and never ranked "
+        "(docs/statistics.md)"
+    )

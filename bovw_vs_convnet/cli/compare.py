@@ -10,6 +10,7 @@ same test images: the exact McNemar test on top-1 and top-5 correctness, with it
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -106,6 +107,13 @@ def resolve(
                 (row.name + (f" ({row.variant})" if row.variant else ""), table.row_runs(row))
             )
     return out
+
+
+def not_learned(runs: Sequence[RunRecord]) -> bool:
+    """Whether any of ``runs`` is recorded as ``learned: false`` (old records: unknown)."""
+    from bovw_vs_convnet.harness.record import is_learned
+
+    return not all(is_learned(r) for r in runs)
 
 
 def _mcnemar_lines(test: MetricTest, cmp: Comparison) -> list[str]:
@@ -209,11 +217,18 @@ def compare(
         method="wilcoxon" if method == "wilcoxon" else "t",
         alpha=alpha,
     )
+    unlearned = [n for n, runs in ((name_a, runs_a), (name_b, runs_b)) if not_learned(runs)]
     if as_json:
-        click.echo(json.dumps(to_jsonable(cmp.to_json()), allow_nan=False))
+        out = {**cmp.to_json(), "not_learned": unlearned}
+        click.echo(json.dumps(to_jsonable(out), allow_nan=False))
         return
     click.echo(f"A: {name_a}, {_runs(len(runs_a))}")
     click.echo(f"B: {name_b}, {_runs(len(runs_b))}")
+    for name in unlearned:
+        click.echo(
+            f"† {name} did not learn: its validation error is not significantly below chance "
+            "(docs/statistics.md); its errors are those of a constant answer, not a result"
+        )
     if not cmp.tests:
         raise DataError("no error is recorded on both sides: nothing to test")
     first = cmp.tests[0]

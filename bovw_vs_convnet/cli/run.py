@@ -46,6 +46,22 @@ def summary(record: RunRecord) -> str:
     return "\n".join(lines)
 
 
+def not_learned_warning(record: RunRecord) -> str:
+    """The one line ``bvc run`` prints (stderr) for a run whose record says ``learned: false``."""
+    test = (record.get("extra") or {}).get("chance_test") or {}
+    name = record.get("model") or record.get("pipeline")
+    detail = ""
+    if test:
+        detail = (
+            f": validation error {100 * test['error']:.2f} % is not significantly below chance "
+            f"({100 * test['chance_err']:.2f} %, binomial p = {test['p_value']:.2g})"
+        )
+    return (
+        f"warning: {name} did not learn{detail}; the run is stored, marked and never ranked "
+        "(docs/statistics.md)"
+    )
+
+
 def checked_source(pipeline: str, source: str, overrides: dict[str, Any], runs_dir: Path) -> str:
     """``--from``'s run for ``--set source``: refused for another pipeline, or a run id that
     ``runs_dir`` does not hold (a folder or MODEL@DATASET is checked when the run starts).
@@ -175,6 +191,8 @@ def run(
             click.echo(json.dumps(record, allow_nan=False))
         else:
             click.echo(summary(record))
+        if record.get("learned") is False:
+            click.echo(not_learned_warning(record), err=True)
     if len(records) > 1 and not as_json:
         from bovw_vs_convnet.harness.leaderboard import build_tables
         from bovw_vs_convnet.harness.leaderboard_formats import render

@@ -35,7 +35,7 @@ from bovw_vs_convnet.harness.analysis import (
 from bovw_vs_convnet.harness.formatting import MISSING, percent
 from bovw_vs_convnet.harness.leaderboard import build_tables, row_name
 from bovw_vs_convnet.harness.leaderboard_formats import render
-from bovw_vs_convnet.harness.record import RunRecord
+from bovw_vs_convnet.harness.record import RunRecord, is_learned
 from bovw_vs_convnet.harness.report_figures import FigureWriter, dataset_figures, slug
 from bovw_vs_convnet.harness.store import ResultStore
 
@@ -199,6 +199,13 @@ def _dataset_section(
     parts.append(render(tables, "html", ci=True))
     for answer in family_answers(tables):
         parts.append(f'<p class="statement answer">{html.escape(answer)}</p>')
+    unlearned = sorted({row_name(r) for r in records if not is_learned(r)})
+    if unlearned:  # never ranked: said here too, not only in the tables' notes
+        parts.append(
+            f'<p class="statement warning">{html.escape(", ".join(unlearned))} did not learn '
+            "(the validation error not significantly below chance): marked † and never "
+            "ranked.</p>"
+        )
     parts.append("<h3>ILSVRC-2012 style (top-5 error)</h3>")
     parts.append(render(tables, "html", style="ilsvrc"))
     ablation = _ablation_html(records)
