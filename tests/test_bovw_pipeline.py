@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bovw_vs_convnet.bovw.gallery import GALLERY_TITLE, titled
 from bovw_vs_convnet.bovw.pipeline import (
     BovwConfig,
     build_pipeline,
@@ -204,7 +205,19 @@ def test_gallery_png_is_written(tmp_path: Path) -> None:
     pipe.fit(train, val).save_artifacts(tmp_path)
     grid = cv2.imread(str(tmp_path / "visual_words.png"), cv2.IMREAD_GRAYSCALE)
     assert grid is not None
-    assert grid.shape == (8 * 34, 8 * 34)  # 8 words (tiny preset) × 8 patches, 32 px + 2 px gap
+    # 8 words (tiny preset) × 8 patches, 32 px + 2 px gap, under its title
+    words = titled(np.zeros((8 * 34, 8 * 34), np.uint8), GALLERY_TITLE)
+    assert grid.shape == words.shape
+    assert (grid[: -8 * 34] == words[: -8 * 34]).all()
+
+
+def test_the_gallery_title_sits_above_the_grid_unchanged() -> None:
+    grid = np.arange(34 * 68, dtype=np.uint8).reshape(34, 68)
+    out = titled(grid, "Visual words: one row per word")
+    assert out.shape[1] == 68
+    assert (out[-34:] == grid).all()
+    assert out[:-34].min() == 0  # black text on the white band
+    assert out[0].min() == 255  # a white margin above it
 
 
 def test_stages_compose_as_a_scikit_learn_pipeline() -> None:

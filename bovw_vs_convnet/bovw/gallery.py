@@ -69,11 +69,40 @@ def word_gallery(
     return grid
 
 
-def save_gallery(grid: np.ndarray, path: Path) -> Path:
-    """Write the gallery grid as a PNG; returns the path."""
+GALLERY_TITLE = "Visual words: one row per word, its nearest patches"
+
+
+def titled(grid: np.ndarray, title: str, *, scale: float = 0.4, margin: int = 4) -> np.ndarray:
+    """``grid`` under a white band holding ``title`` in black, wrapped to the grid's width.
+
+    The PNG a run leaves is read on its own (a file browser, the report), so it says
+    what it shows.
+    """
+    import cv2
+
+    font, thickness = cv2.FONT_HERSHEY_SIMPLEX, 1
+    width = grid.shape[1] - 2 * margin
+    lines: list[str] = []
+    for word in title.split():
+        candidate = f"{lines[-1]} {word}" if lines else word
+        fits = cv2.getTextSize(candidate, font, scale, thickness)[0][0] <= width
+        if lines and fits:
+            lines[-1] = candidate
+        else:
+            lines.append(word)
+    height = cv2.getTextSize("Ag", font, scale, thickness)[0][1] + 2 * margin
+    band = np.full((height * len(lines) + margin, grid.shape[1]), 255, np.uint8)
+    for i, line in enumerate(lines):
+        baseline = (i + 1) * height - margin
+        cv2.putText(band, line, (margin, baseline), font, scale, 0, thickness, cv2.LINE_AA)
+    return np.concatenate([band, grid])
+
+
+def save_gallery(grid: np.ndarray, path: Path, *, title: str = GALLERY_TITLE) -> Path:
+    """Write the gallery grid as a PNG, ``title`` above it (:func:`titled`); returns the path."""
     import cv2
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), grid):
+    if not cv2.imwrite(str(path), titled(grid, title) if title else grid):
         raise OSError(f"could not write {path}")
     return path

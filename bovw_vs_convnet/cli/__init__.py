@@ -18,12 +18,13 @@ from typing import Any
 import click
 
 from bovw_vs_convnet import __version__
+from bovw_vs_convnet.cli.options import SentenceHelpGroup
 from bovw_vs_convnet.errors import BvcError, RunFailed, storage_error
 from bovw_vs_convnet.printable import printable
 from bovw_vs_convnet.threads import passive_waiting
 
 
-class BvcGroup(click.Group):
+class BvcGroup(SentenceHelpGroup):
     """A click group that turns the toolkit's input errors into exit code 2."""
 
     def invoke(self, ctx: click.Context) -> Any:

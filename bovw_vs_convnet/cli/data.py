@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from bovw_vs_convnet.cli.options import (
+    SentenceHelpGroup,
     count_option,
     data_dir_option,
     json_option,
@@ -17,7 +18,7 @@ from bovw_vs_convnet.cli.options import (
 )
 
 
-@click.group("data")
+@click.group("data", cls=SentenceHelpGroup)
 def data() -> None:
     """Datasets: list them, fetch them, verify their checksums."""
 

@@ -91,7 +91,7 @@ def _onnxruntime_gap(path: Path, pixels: Any, want: Any) -> float | None:
     "-o",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="The file written (default: RUN_ID.onnx here).",
+    help="The file written. [default: RUNS_DIR/exports/RUN_ID.onnx]",
 )
 @json_option
 @runs_dir_option
@@ -106,7 +106,8 @@ def export(run_id: str, fmt: str, output: Path | None, as_json: bool, runs_dir: 
     bundle = load_bundle(store, run_id)
     pixels = _random_pixels(bundle)
     want = _torch_logits(bundle, pixels)  # finite, or nothing is written
-    path = output or Path(f"{run_id}.{fmt}")
+    path = output or runs_dir / "exports" / f"{run_id}.{fmt}"
+    path.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.redirect_stdout(io.StringIO()):  # the exporter's own progress lines
         info = write(bundle.pipeline, path)
     gap = _onnxruntime_gap(path, pixels, want)

@@ -17,6 +17,24 @@ from bovw_vs_convnet.progress import PROGRESS_MODES, ProgressMode
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class SentenceHelpGroup(click.Group):
+    """A click group whose command list shows each command's whole first sentence.
+
+    click cuts a short help to what fits beside the names, mid-sentence with
+    ``...``; here the list wraps the sentence instead, so ``bvc --help`` reads whole.
+    """
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=10_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
 def together(*decorators: Callable[[F], F]) -> Callable[[F], F]:
     """One decorator applying ``decorators`` as if stacked in this order (and so listed in help)."""
 
@@ -123,7 +141,7 @@ style_option = choice_option(
     "--style",
     STYLES,
     "default",
-    "default: timm-like columns; ilsvrc: Rank, Name, Error rate (top-5), Description.",
+    "default: timm-like columns; ilsvrc: Rank, Name, top-5 err (%), Description.",
 )
 
 ci_option = click.option(

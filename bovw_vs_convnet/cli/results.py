@@ -7,12 +7,16 @@ from pathlib import Path
 
 import click
 
-from bovw_vs_convnet.cli.options import runs_dir_option, size_and_seed_options
+from bovw_vs_convnet.cli.options import (
+    SentenceHelpGroup,
+    runs_dir_option,
+    size_and_seed_options,
+)
 
 DEFAULT_PAGES = ("README.md", "docs/results.md")
 
 
-@click.group("results")
+@click.group("results", cls=SentenceHelpGroup)
 def results() -> None:
     """Write results/*.csv from a runs folder; render the docs' tables from them."""
 

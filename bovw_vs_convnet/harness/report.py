@@ -107,8 +107,9 @@ body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; co
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; }
 caption { font-weight: bold; text-align: left; padding: 0.3em 0; }
-figure { display: inline-block; margin: 1em; max-width: 46em; vertical-align: top; }
-figure img { max-width: 100%; }
+figure { margin: 1em 0; }
+figure img { display: block; width: 100%; height: auto; }
+figure.raster img { width: auto; min-width: min(100%, 28em); image-rendering: pixelated; }
 figcaption { font-size: 0.85em; }
 pre { font-size: 0.75em; max-height: 20em; overflow: auto; }
 tr.detail td { border-top: none; }

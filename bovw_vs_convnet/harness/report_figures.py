@@ -49,10 +49,15 @@ class Figure:
     files: list[Path] = field(default_factory=list)
 
     def to_html(self) -> str:
-        """An ``<figure>`` with the image as a data URI."""
+        """An ``<figure>`` with the image as a data URI.
+
+        Drawings (SVG) take the page's width; a raster image (a pipeline's PNG) is
+        shown at least 28em wide, its pixels kept sharp (the report's style).
+        """
         uri = f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"
+        raster = ' class="raster"' if self.mime == "image/png" else ""
         return (
-            f'<figure id="{html.escape(self.anchor)}">'
+            f'<figure id="{html.escape(self.anchor)}"{raster}>'
             f'<img src="{uri}" alt="{html.escape(self.title)}">'
             f"<figcaption><b>{html.escape(self.title)}.</b> {html.escape(self.caption)}"
             "</figcaption></figure>"
