@@ -189,7 +189,7 @@ def _check_weights(
             f"{WEIGHTS} does not hold the weights of {name!r} for {n_classes} classes "
             f"({wrong[0][:60]!r})"
         )
-    for key, tensor in tensors.items():
+    for key, tensor in sorted(tensors.items()):
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise StateError(f"{WEIGHTS}: {key!r} holds values that are not finite")
 

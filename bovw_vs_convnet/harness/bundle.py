@@ -151,10 +151,11 @@ def write_bundle(
         folder.mkdir(parents=True)
         for name, data in files.items():
             (folder / name).write_bytes(data)
-    except OSError:
+    except OSError as exc:
         with contextlib.suppress(OSError):  # a half-written bundle must not keep a disk full
             shutil.rmtree(folder)
-        raise
+        # a failed write() names no file: name the folder written to
+        raise OSError(exc.errno, exc.strerror, exc.filename or str(folder)) from exc
     digests = {name: sha256_bytes(data) for name, data in sorted(files.items())}
     return {"bundle_files": digests, "bundle_sha256": files_digest(digests)}
 
@@ -247,26 +248,26 @@ def load_bundle(store: ResultStore, run_id: str, *, n_jobs: int = 1) -> Bundle:
         raise DataError(f"run {run_id} did not finish (status {record.get('status')})")
     folder = store.run_dir(run_id) / BUNDLE_DIR
     files = verified_files(record, folder)
-    manifest = load_json(files.pop(MANIFEST, b""), f"{folder / MANIFEST}")
+    manifest = load_json(files.pop(MANIFEST, b""), f"run {run_id}: {MANIFEST}")
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise DataError(f"run {run_id}: {MANIFEST} is not a bundle manifest of format {FORMAT}")
     for key in ("run_id", "pipeline"):
         if manifest.get(key) != record.get(key):
-            raise DataError(f"run {run_id}: the bundle's {key} is {manifest.get(key)!r}")
-    check_manifest(manifest, record, f"run {run_id}: {MANIFEST}")
+            raise DataError(f"run {run_id}: the bundle's {key} is {manifest.get(key)!r:.80}")
     spec = get_pipeline(str(record["pipeline"]))
     if not spec.bundle:
         raise DataError(f"pipeline {spec.name!r} keeps no model bundles")
-    context = RunContext(
-        run_dir=folder,
-        cache_dir=None,  # predicting never reads or writes a cache
-        split_fingerprint=str(record.get("split_fingerprint") or ""),
-        seed=int(record.get("seed") or 0),
-        device="cpu",
-        n_jobs=n_jobs,
-        progress=False,
-    )
     try:
+        check_manifest(manifest, record, MANIFEST)
+        context = RunContext(
+            run_dir=folder,
+            cache_dir=None,  # predicting never reads or writes a cache
+            split_fingerprint=str(record.get("split_fingerprint") or ""),
+            seed=int(record.get("seed") or 0),
+            device="cpu",
+            n_jobs=n_jobs,
+            progress=False,
+        )
         pipeline = _module(spec).load_bundle(files, manifest, context)
         bundle = Bundle(str(run_id), pipeline, manifest, record)
         probe(bundle)
@@ -313,7 +314,8 @@ def check_manifest(manifest: Mapping[str, Any], record: RunRecord, what: str) ->
         raise DataError(f"{what} has no valid input")
     h, w = (_count(v, f"{what}: input size") for v in size)
     channels = given.get("channels")
-    if given.get("aspect", "resized") not in READ:
+    aspect = given.get("aspect", "resized")
+    if not isinstance(aspect, str) or aspect not in READ:
         raise DataError(f"{what} gives an unknown aspect")
     if min(h, w) < 1 or channels not in (1, 3) or isinstance(channels, bool):
         raise DataError(f"{what} gives input {h}x{w}x{channels}")
