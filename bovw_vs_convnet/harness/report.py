@@ -107,9 +107,12 @@ body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; co
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; }
 caption { font-weight: bold; text-align: left; padding: 0.3em 0; }
+.figures { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 30em), 1fr));
+  gap: 0 1.5em; }
 figure { margin: 1em 0; }
 figure img { display: block; width: 100%; height: auto; }
-figure.raster img { width: auto; min-width: min(100%, 28em); image-rendering: pixelated; }
+figure.raster img { width: auto; max-width: 100%; min-width: min(100%, 20em);
+  image-rendering: pixelated; }
 figcaption { font-size: 0.85em; }
 pre { font-size: 0.75em; max-height: 20em; overflow: auto; }
 tr.detail td { border-top: none; }
@@ -218,7 +221,9 @@ def _dataset_section(
         parts.append(f'<p class="statement">{html.escape(s)}</p>')
     if figs:
         parts.append("<h3>Figures</h3>")
+        parts.append('<div class="figures">')
         parts.extend(f.to_html() for f in figs)
+        parts.append("</div>")
     parts.append("</section>")
     return parts
 

@@ -51,8 +51,9 @@ class Figure:
     def to_html(self) -> str:
         """An ``<figure>`` with the image as a data URI.
 
-        Drawings (SVG) take the page's width; a raster image (a pipeline's PNG) is
-        shown at least 28em wide, its pixels kept sharp (the report's style).
+        Drawings (SVG) fill their column of the page's figure grid; a raster image (a
+        pipeline's PNG) is shown at least 20em wide, its pixels kept sharp (the
+        report's style).
         """
         uri = f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"
         raster = ' class="raster"' if self.mime == "image/png" else ""
