@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bovw_vs_convnet.errors import BvcError, ConfigError
+from bovw_vs_convnet.file_limits import LimitError, check_toml
 
 # where a value sits in the TOML document: ("run", 2, "set", "epochs")
 KeyPath = tuple[str | int, ...]
@@ -55,7 +56,16 @@ def decode_utf8(data: bytes, source: str, what: str, error: type[BvcError] = Con
 
 
 def load_toml(text: str, source: str) -> dict[str, Any]:
-    """Parse TOML ``text``; a syntax error is a ConfigError ``SOURCE:LINE: invalid TOML: ...``."""
+    """Parse TOML ``text``; a syntax error is a ConfigError ``SOURCE:LINE: invalid TOML: ...``.
+
+    A text over :data:`~bovw_vs_convnet.file_limits.MAX_TOML_BYTES` or nested deeper than
+    :data:`~bovw_vs_convnet.file_limits.MAX_DEPTH` is a ConfigError before it is parsed:
+    tomllib recurses once per level and expands a long dotted key in quadratic time.
+    """
+    try:
+        check_toml(text, source)
+    except LimitError as exc:
+        raise ConfigError(str(exc)) from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

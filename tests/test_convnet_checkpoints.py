@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import pickle
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -101,8 +102,11 @@ def test_every_recipes_checkpoint_loads_weights_only(
 
 
 def _failing_save(exc: BaseException):  # torch.save that writes half a file, then fails
-    def save(obj: object, path: Path, *args: object, **kwargs: object) -> None:
-        Path(path).write_bytes(b"half a checkpoint")
+    def save(obj: object, file: Any, *args: object, **kwargs: object) -> None:
+        if hasattr(file, "write"):  # checkpoints are written through a file object
+            file.write(b"half a checkpoint")
+        else:
+            Path(file).write_bytes(b"half a checkpoint")
         raise exc
 
     return save
@@ -115,7 +119,10 @@ def test_a_full_disk_leaves_no_temporary_checkpoint(
     monkeypatch.setattr(torch, "save", _failing_save(full))
     with pytest.raises(StorageError) as err:
         build_pipeline(config(epochs="1"), context(tmp_path)).fit(tiny_set(), None)
-    assert str(err.value) == f"cannot write a checkpoint in {tmp_path}: No space left on device"
+    assert str(err.value) == (
+        f"cannot write a checkpoint in {tmp_path}: No space left on device; "
+        "free some space, or give another --runs-dir"
+    )
     assert list(tmp_path.iterdir()) == []  # neither checkpoint.tmp nor checkpoint.pt
 
 

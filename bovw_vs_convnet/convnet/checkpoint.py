@@ -9,6 +9,7 @@ the harness shows of a run comes from the pipeline's artefacts, not from here.
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 from pathlib import Path
@@ -26,18 +27,40 @@ def write_checkpoint(state: dict[str, Any], path: Path) -> None:
 
     A write that fails (a full disk, a read-only folder) removes its temporary file,
     which would otherwise keep the disk full, and ends in a one-line StorageError.
+    The file is written through a Python file object, whose OSError torch lets through
+    (given a path, its own writer says only "unexpected pos"); torch's RuntimeError
+    while closing the archive keeps that OSError as its context.
     """
     tmp = path.with_suffix(".tmp")
     try:
-        torch.save(state, tmp)
+        with tmp.open("wb") as fh:
+            torch.save(state, fh)
         os.replace(tmp, path)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
+        cause = _os_error(exc)
+        if cause is not None:
+            full = cause.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
             raise StorageError(
-                f"cannot write a checkpoint in {path.parent}: {exc.strerror or exc}"
+                f"cannot write a checkpoint in {path.parent}: {cause.strerror or cause}; "
+                + (
+                    "free some space, or give another --runs-dir"
+                    if full
+                    else "give a writable --runs-dir"
+                )
             ) from exc
         raise
+
+
+def _os_error(exc: BaseException | None) -> OSError | None:
+    """The OSError ``exc`` is or was raised while handling (its ``__context__`` chain)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__context__
+    return None
 
 
 def load_checkpoint(path: Path, identity: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,9 @@ from here too. Whether ``flip`` may mirror the training images is the set's
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import logging
 import os
 import time
@@ -410,17 +412,32 @@ class ConvNetPipeline:
         ``first_layer_filters.npy`` holds the kept weights' first convolution, float32
         (out, in, kh, kw) (the weights validation selected, or the last epoch's);
         ``learning_curve.csv`` has one row per epoch (``epoch, train_loss, val_error``,
-        the error blank without a validation set). Nothing before ``fit``.
+        the error blank without a validation set). Nothing before ``fit``. A write that
+        fails (a full disk) removes what it began and raises the OSError, with its errno.
         """
         if self.trainer is None:
             return
         run_dir = Path(run_dir)
         filters = first_conv_weights(self.trainer.model)
-        if filters is not None:
-            np.save(run_dir / FILTERS_ARTIFACT, filters, allow_pickle=False)
         curve = self.record_extra.get("learning_curve")
-        if curve:
-            write_learning_curve(curve, run_dir / CURVE_ARTIFACT)
+        begun: list[Path] = []
+        try:
+            if filters is not None:
+                buffer = io.BytesIO()  # np.save to a path reports a short write without errno
+                np.save(buffer, filters, allow_pickle=False)
+                begun.append(run_dir / FILTERS_ARTIFACT)
+                begun[-1].write_bytes(buffer.getvalue())
+            if curve:
+                begun.append(run_dir / CURVE_ARTIFACT)
+                write_learning_curve(curve, begun[-1])
+        except OSError as exc:
+            for path in begun:  # a half-written artefact must not keep a full disk full
+                with contextlib.suppress(OSError):
+                    path.unlink(missing_ok=True)
+            # a failed write() names no file: name the one being written
+            raise OSError(
+                exc.errno, exc.strerror, exc.filename or str(begun[-1] if begun else run_dir)
+            ) from exc
 
     @staticmethod
     def _choose_tta(

@@ -18,6 +18,7 @@ the runs, reads their scores and says the result in one line.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,9 @@ from bovw_vs_convnet.harness import stats
 from bovw_vs_convnet.harness.formatting import p_value, percent
 from bovw_vs_convnet.harness.metrics import correct_at_k
 from bovw_vs_convnet.harness.record import RunRecord, error_value
+from bovw_vs_convnet.harness.run_folder import DamagedScores, load_score_arrays
+
+log = logging.getLogger(__name__)
 
 Kind = Literal["mcnemar", "paired"]
 METRIC_LABELS = {"top1": "top-1", "top5": "top-5", "mpc": "mean per-class", "mpc_top5": "mpc top-5"}
@@ -146,21 +150,40 @@ class Comparison:
         }
 
 
+_WARNED: set[str] = set()  # damaged run folders already named in a warning, once per process
+
+
+def warn_damaged(exc: DamagedScores) -> None:
+    """Log one warning line naming a run whose scores are damaged, once per process.
+
+    A table leaves such a run untested and goes on (the leaderboard, the report, a
+    bench's tables); ``bvc compare`` of that run is the one-line error instead.
+    """
+    if str(exc) not in _WARNED:
+        _WARNED.add(str(exc))
+        log.warning("%s; its tests on the test images are left out", exc)
+
+
 @functools.lru_cache(maxsize=64)
 def _correctness(run_dir: str, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(ids, correct) of a committed run's test set; run folders never change once committed."""
     folder = Path(run_dir)
     try:
-        scores = np.load(folder / "scores.npy", mmap_mode="r")
-        labels = np.load(folder / "labels.npy")
-        ids = np.load(folder / "ids.npy")
-    except OSError as exc:
+        scores, labels, ids = load_score_arrays(folder, folder.name)
+    except DamagedScores:
+        raise
+    except DataError as exc:
         raise NoScores(f"run folder {folder} has no stored test scores ({exc})") from None
-    return ids.astype(str), correct_at_k(np.asarray(scores), labels, k)
+    return ids.astype(str), correct_at_k(scores, labels, k)
 
 
 def correctness(record: RunRecord, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(test ids, per-image top-``k`` correctness) of a stored run; :class:`NoScores` if absent."""
+    """(test ids, per-image top-``k`` correctness) of a stored run.
+
+    Raises :class:`NoScores` when the arrays are absent, :class:`DamagedScores` when
+    they are there but fail a check (a foreign dtype, a truncated file, labels that
+    are not columns of the scores): a run folder may come from elsewhere.
+    """
     run_dir = record.get("run_dir")
     if not run_dir:
         raise NoScores(f"run {record.get('run_id')!r} has no run folder with stored test scores")

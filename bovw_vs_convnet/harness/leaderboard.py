@@ -42,8 +42,10 @@ from bovw_vs_convnet.harness import stats
 from bovw_vs_convnet.harness.comparison import (
     MCNEMAR_METRICS,
     Comparison,
+    DamagedScores,
     MetricTest,
     compare_runs,
+    warn_damaged,
 )
 from bovw_vs_convnet.harness.record import (
     ERROR_METRICS,
@@ -154,6 +156,9 @@ class LeaderboardTable:
                 metrics=MCNEMAR_METRICS[:1],
                 alpha=alpha,
             )
+        except DamagedScores as exc:  # a damaged run folder costs its tests, not the table
+            warn_damaged(exc)
+            return None
         except DataError:
             return None
         test = comparison.test_of("top1")

@@ -26,7 +26,7 @@ import numpy as np
 from bovw_vs_convnet import __version__
 from bovw_vs_convnet.config import build_config, check_seed, config_to_dict, identity_settings
 from bovw_vs_convnet.data.split import Split
-from bovw_vs_convnet.errors import BvcError, DataError, RunFailed
+from bovw_vs_convnet.errors import BvcError, DataError, RunFailed, StorageError, storage_error
 from bovw_vs_convnet.harness import metrics as metrics_mod
 from bovw_vs_convnet.harness import provenance
 from bovw_vs_convnet.harness.bundle import remove_bundle, write_bundle
@@ -217,7 +217,8 @@ def store_failure(
     """Mark ``record`` failed with ``exc``'s one-line error, hand it to ``sink``; return that.
 
     Should storing fail too, that is logged and the record returned unstored:
-    the run's own error matters more than the failed bookkeeping.
+    the run's own error matters more than the failed bookkeeping. When both are the
+    disk's (full, read-only), the run's own error says it all: the second is not repeated.
     """
     record.update(
         {
@@ -228,8 +229,10 @@ def store_failure(
     )
     try:
         return sink.fail(record, staging)
-    except BvcError as exc:  # a full or read-only runs folder: one line, no traceback
-        log.warning("could not store the failed run %s: %s", record.get("run_id"), exc)
+    except BvcError as store_exc:  # a full or read-only runs folder: one line, no traceback
+        same_disk = storage_error(exc) is not None and isinstance(store_exc, StorageError)
+        level = logging.INFO if same_disk else logging.WARNING
+        log.log(level, "could not store the failed run %s: %s", record.get("run_id"), store_exc)
         return record
     except Exception:
         log.exception("could not store the failed run %s", record.get("run_id"))

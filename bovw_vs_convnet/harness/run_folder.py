@@ -33,6 +33,7 @@ from typing import NamedTuple
 import numpy as np
 
 from bovw_vs_convnet.errors import DataError, StorageError
+from bovw_vs_convnet.file_limits import LimitError, load_npy
 
 if sys.platform != "win32":
     import fcntl
@@ -43,6 +44,8 @@ QUARANTINE_DIR = ".quarantine"
 RECORD_NAME = "record.json"
 LOCK_SUFFIX = ".lock"
 SCORES_NAME, LABELS_NAME, IDS_NAME = "scores.npy", "labels.npy", "ids.npy"
+# a record is a few kB; ImageNet's 1 000 × 1 000 confusion matrix makes it a few MB
+MAX_RECORD_BYTES = 16 << 20
 
 
 def _write_hint(code: int | None) -> str:
@@ -68,6 +71,10 @@ def write_failure(runs_dir: Path, exc: OSError | sqlite3.Error) -> StorageError:
             errno.EROFS if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")) else errno.ENOSPC
         )
     return StorageError(f"runs folder {runs_dir} cannot be written ({reason}); {_write_hint(code)}")
+
+
+class DamagedScores(DataError):
+    """A run folder's score arrays are there but unusable: foreign, truncated, inconsistent."""
 
 
 class ScoreArrays(NamedTuple):
@@ -112,15 +119,36 @@ def write_score_arrays(
 
 
 def load_score_arrays(folder: Path, run_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(scores, labels, ids) in run ``run_id``'s ``folder``; DataError when they are missing."""
+    """(scores, labels, ids) in run ``run_id``'s ``folder``, each checked before it is read.
+
+    A run folder may come from elsewhere, so each header is checked first
+    (:func:`~bovw_vs_convnet.file_limits.check_npy`: float scores of 2 dimensions, integer
+    labels and text ids of one, no objects, no truncated file, at most
+    :data:`~bovw_vs_convnet.file_limits.MAX_ARRAY_BYTES` each), then that the three agree
+    (one row, label and id per test image; each label a column of the scores).
+    Raises :class:`DamagedScores` for arrays that fail a check, DataError (its base)
+    when they are missing.
+    """
     try:
-        return (
-            np.load(folder / SCORES_NAME, allow_pickle=False),  # arrays only, never code
-            np.load(folder / LABELS_NAME, allow_pickle=False),
-            np.load(folder / IDS_NAME, allow_pickle=False),
-        )
+        scores = load_npy(folder / SCORES_NAME, kinds="f", ndim=2)  # arrays only, never code
+        labels = load_npy(folder / LABELS_NAME, kinds="iu", ndim=1)
+        ids = load_npy(folder / IDS_NAME, kinds="U", ndim=1)
     except OSError as exc:
         raise DataError(f"run {run_id!r} has no stored scores: {exc}") from None
+    except LimitError as exc:
+        raise DamagedScores(f"run {run_id!r}: {exc}") from None
+    n = scores.shape[0]
+    if labels.shape != (n,) or ids.shape != (n,):
+        raise DamagedScores(
+            f"run {run_id!r}: {n} rows of scores, {labels.size} labels and {ids.size} ids "
+            f"in {folder}"
+        )
+    if n and (labels.min() < 0 or labels.max() >= scores.shape[1]):
+        raise DamagedScores(
+            f"run {run_id!r}: labels.npy in {folder} holds a label outside "
+            f"[0, {scores.shape[1] - 1}]"
+        )
+    return scores, labels, ids
 
 
 class StagingClaims:

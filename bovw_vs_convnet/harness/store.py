@@ -37,9 +37,11 @@ from typing import Any, cast
 import numpy as np
 
 from bovw_vs_convnet.errors import BvcError, DataError, StorageError
+from bovw_vs_convnet.file_limits import LimitError, load_json, read_json_file
 from bovw_vs_convnet.harness.record import RunRecord
-from bovw_vs_convnet.harness.record_json import check_record, to_jsonable
+from bovw_vs_convnet.harness.record_json import SUPERSEDED, check_record, to_jsonable
 from bovw_vs_convnet.harness.run_folder import (
+    MAX_RECORD_BYTES,
     PARTIAL_DIR,
     QUARANTINE_DIR,
     RECORD_NAME,
@@ -62,10 +64,14 @@ class ResultStore:
 
     def __init__(self, runs_dir: Path | str) -> None:
         self.runs_dir = Path(runs_dir)
-        self.index = RunIndex(self.runs_dir)
-        self.db_path = self.index.db_path
+        self.index = RunIndex(self.runs_dir, rebuild=self.recover)  # a damaged index: rebuilt
         self.claims = StagingClaims(self.runs_dir)
         self._warned: set[str] = set()  # warnings given once per store
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite index (a temporary copy where a damaged one could not be moved aside)."""
+        return self.index.db_path
 
     def check_writable(self) -> None:
         """Raise :class:`StorageError` now when the runs folder cannot be written.
@@ -207,10 +213,38 @@ class ResultStore:
     def supersede(self, key: str, keep: str, status: str | None = None) -> int:
         """Mark the other records with config key ``key`` (of ``status``, if given) superseded.
 
-        Returns how many were marked. The row's column and its record JSON both change;
-        the run folders stay as they are.
+        Returns how many were marked. Each run folder's ``record.json`` changes first,
+        then the row (its column and its record JSON): an index rebuilt from the folders
+        keeps the status. A folder whose record cannot be rewritten keeps its status,
+        with a warning; a failed write is a StorageError.
         """
-        return self.index.supersede(key, keep, status)
+        run_ids = self.index.superseded_by(key, keep, status)
+        for run_id in run_ids:
+            self._write_status(run_id, SUPERSEDED)
+        return self.index.set_status(run_ids, SUPERSEDED)
+
+    def _write_status(self, run_id: str, status: str) -> None:
+        """Set ``status`` in run ``run_id``'s ``record.json``, replaced in one step."""
+        path = self.run_dir(run_id) / RECORD_NAME
+        try:
+            record = read_json_file(path, max_bytes=MAX_RECORD_BYTES)
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+            record["status"] = status
+            text = json.dumps(record, indent=2, allow_nan=False) + "\n"
+        except (OSError, ValueError) as exc:
+            self._warn_once(
+                str(path), "run %s: %s not rewritten as %s (%s)", run_id, path, status, exc
+            )
+            return
+        tmp = path.with_name(RECORD_NAME + ".tmp")
+        try:
+            tmp.write_text(text)
+            os.replace(tmp, path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise write_failure(self.runs_dir, exc) from None
 
     def _warn_once(self, key: str, message: str, *args: Any) -> None:
         if key not in self._warned:
@@ -249,9 +283,12 @@ class ResultStore:
             if path.name.startswith(".") or path.name in known or not rec.is_file():
                 continue
             try:
-                record = json.loads(rec.read_text(encoding="utf-8"))
+                record = read_json_file(rec, max_bytes=MAX_RECORD_BYTES)
             except OSError as exc:
                 self._warn_once(str(path), "run folder %s is not readable: %s", path, exc)
+                continue
+            except LimitError as exc:  # too large, too deeply nested
+                self._quarantine(path, str(exc))
                 continue
             except ValueError as exc:  # not JSON, not UTF-8
                 self._quarantine(path, f"{RECORD_NAME} is not valid JSON ({exc})")
@@ -313,12 +350,16 @@ class ResultStore:
 
     def _parse_row(self, row: Any) -> RunRecord | None:
         """The record of a ``(run_id, record)`` row; None (with a warning) if it is damaged."""
-        try:
-            record = json.loads(row[1])
-        except (TypeError, ValueError):
-            record = None
+        try:  # a row's JSON is as foreign as the folder it came from: bounded before parsing
+            record = load_json(row[1], "its JSON", max_bytes=MAX_RECORD_BYTES)
+        except (TypeError, ValueError) as exc:
+            record, why = None, f" ({exc})"
+        else:
+            why = ""
         if not isinstance(record, dict) or not isinstance(record.get("run_id"), str):
-            self._warn_once(str(row[0]), "run %s: its row in %s is damaged", row[0], self.db_path)
+            self._warn_once(
+                str(row[0]), "run %s: its row in %s is damaged%s", row[0], self.db_path, why
+            )
             return None
         # the folder may have moved with the runs dir; the store's location wins
         record["run_dir"] = str(self.run_dir(str(record["run_id"])).resolve())

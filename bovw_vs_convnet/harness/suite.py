@@ -51,7 +51,8 @@ from pathlib import Path
 from typing import Any
 
 from bovw_vs_convnet.errors import ConfigError, unknown_name
-from bovw_vs_convnet.harness.suite_checks import SuiteEntry, check_suite
+from bovw_vs_convnet.file_limits import MAX_TOML_BYTES
+from bovw_vs_convnet.harness.suite_checks import MAX_RUNS, SuiteEntry, check_suite, entry_runs
 from bovw_vs_convnet.toml_lines import TomlLines, decode_utf8, load_toml
 
 
@@ -145,7 +146,8 @@ class Suite:
         The order is dataset, then train size (ascending, full last), then training
         images per class, then entry, then seed, then split, so that a partly finished
         suite already holds comparable rows for its smaller sizes. Duplicates (the same
-        run listed twice) are kept once.
+        run listed twice) are kept once. More than :data:`MAX_RUNS` runs (counted before
+        any is made) is a ConfigError.
         """
         entries = [
             dataclasses.replace(
@@ -159,6 +161,7 @@ class Suite:
             )
             for e in self.entries
         ]
+        _check_run_count(self.name, entries, dataset)
         datasets: list[str] = []
         for entry in entries:
             for d in (dataset,) if dataset else entry.datasets:
@@ -198,6 +201,18 @@ class Suite:
                         seen.add(spec)
                         out.append(spec)
         return out
+
+
+def _check_run_count(name: str, entries: Sequence[SuiteEntry], dataset: str | None) -> None:
+    """Refuse more than :data:`MAX_RUNS` runs, counted before any run is made."""
+    total = sum(
+        entry_runs(dataclasses.replace(e, datasets=(dataset,)) if dataset else e) for e in entries
+    )
+    if total > MAX_RUNS:
+        raise ConfigError(
+            f"suite {name!r} expands into {total:,} runs with these options, "
+            f"over the limit of {MAX_RUNS:,}"
+        )
 
 
 def builtin_suites() -> dict[str, str]:
@@ -248,6 +263,11 @@ def load_suite(name_or_path: str | Path) -> Suite:
 def _read_text(path: Path) -> str:
     """The file's text; a file that is not UTF-8 (or cannot be read) is one ConfigError."""
     try:
+        size = path.stat().st_size
+        if size > MAX_TOML_BYTES:  # before reading: a suite file is a few kB
+            raise ConfigError(
+                f"suite file {str(path)!r} is {size:,} bytes, over the limit of {MAX_TOML_BYTES:,}"
+            )
         data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"suite file {str(path)!r} cannot be read: {exc.strerror}") from None

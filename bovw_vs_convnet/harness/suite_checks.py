@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +49,7 @@ ENTRY_KEYS = (
     *PROTOCOL_KEYS,
 )
 FULL = "full"
+MAX_RUNS = 10_000  # runs one suite may expand into: a grid of 9 keys × 10 values is 10**9
 
 
 @dataclass(frozen=True)
@@ -118,12 +120,27 @@ def check_suite(
     runs = doc.get("run")
     if not isinstance(runs, list) or not runs:
         raise where.error(("run",), "a suite needs at least one [[run]] table")
-    entries = [
-        entry
-        for i, raw in enumerate(runs)
-        for entry in _entries(raw, ("run", i), top, defaults, pipelines, where)
-    ]
+    entries: list[SuiteEntry] = []
+    for i, raw in enumerate(runs):
+        entries += _entries(raw, ("run", i), top, defaults, pipelines, where)
+        total = sum(entry_runs(e) for e in entries)
+        if total > MAX_RUNS:  # checked per table: the whole list is never built
+            raise where.error(
+                ("run", i),
+                f"the suite expands into {total:,} or more runs, over the limit of {MAX_RUNS:,}",
+            )
     return suite_name, description, tuple(entries)
+
+
+def entry_runs(entry: SuiteEntry) -> int:
+    """How many runs ``entry`` expands into: datasets × seeds × sizes × per-class sizes × splits."""
+    return _run_count(entry.datasets, entry.seeds, entry.train_sizes, entry.protocol)
+
+
+def _run_count(
+    datasets: Sequence[str], seeds: Sequence[int], sizes: Sequence[Any], p: SplitProtocol
+) -> int:
+    return len(datasets) * len(seeds) * len(sizes) * len(p.train_per_class) * p.splits
 
 
 def _known_keys(
@@ -183,8 +200,6 @@ def _entries(
     if not isinstance(settings, dict):
         raise where.error((*here, "set"), "'set' must be a table of KEY = VALUE")
     models = _models(raw, settings, here, where)
-    combos = _grid(raw, settings, models, here, where)
-    label = _label(raw, len(models or (None,)) * len(combos), here, where)
     axes = _axes(raw, here, where, inherit=top)
     protocol = _protocol(raw, here, where, top.protocol)
     if protocol.train_per_class != (None,) and axes.train_sizes != (None,):
@@ -193,6 +208,9 @@ def _entries(
         )
     if not axes.datasets:
         raise where.error(here, "no datasets: give datasets = [...] at the top or in this [[run]]")
+    per_combo = _run_count(axes.datasets, axes.seeds, axes.train_sizes, protocol)
+    combos = _grid(raw, settings, len(models or (None,)) * per_combo, here, where)
+    label = _label(raw, len(models or (None,)) * len(combos), here, where)
 
     own_defaults = defaults.get(pipeline, {})
     entries: list[SuiteEntry] = []
@@ -239,17 +257,29 @@ def _models(
 def _grid(
     raw: Mapping[str, Any],
     settings: Mapping[str, Any],
-    models: list[str] | None,
+    runs_per_combo: int,
     here: KeyPath,
     where: TomlLines,
 ) -> list[dict[str, Any]]:
-    """Every combination of the ``grid`` settings (one empty combination without a grid)."""
+    """Every combination of the ``grid`` settings (one empty combination without a grid).
+
+    The number of runs (combinations × ``runs_per_combo``) is counted before any
+    combination is made, and refused over :data:`MAX_RUNS`.
+    """
     grid = raw.get("grid", {})
     if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
         raise where.error((*here, "grid"), "'grid' must be a table of KEY = [VALUE, ...] lists")
     for key in grid:
-        if key in settings or (key == "model" and models is not None):
+        if key in settings or (key == "model" and "models" in raw):
             raise where.error((*here, "grid"), f"{key!r} is given both in 'grid' and elsewhere")
+    runs = math.prod(len(v) for v in grid.values()) * runs_per_combo
+    if runs > MAX_RUNS:
+        sizes = " × ".join(str(len(v)) for v in grid.values())
+        raise where.error(
+            (*here, "grid"),
+            f"this [[run]] expands into {runs:,} runs (grid {sizes}), "
+            f"over the limit of {MAX_RUNS:,}",
+        )
     return [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
 
 
