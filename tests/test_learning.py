@@ -88,7 +88,7 @@ def test_learning_is_checked_when_the_warm_up_ends(
 
 
 def test_a_run_made_to_stall_with_lr_10_is_rescued_and_the_rescue_recorded(tmp_path: Path) -> None:
-    cfg = config(epochs="4", optimizer="sgd", lr="10", schedule="constant")
+    cfg = config(epochs="2", optimizer="sgd", lr="10", schedule="constant")
     pipe = build_pipeline(cfg, context(tmp_path)).fit(tiny_set(96), tiny_set(48, seed=1))
     (rescue,) = pipe.record_extra["rescues"]
     assert (rescue["lr"], rescue["epochs_run"], rescue["val_error"]) == (10.0, 1, [0.75])
@@ -254,3 +254,17 @@ def test_bvc_run_prints_one_warning_line_for_a_run_that_did_not_learn() -> None:
         "below chance (98.39 %, binomial p = 0.1); the run is stored, marked and never ranked "
         "(docs/statistics.md)"
     )
+
+
+def test_a_rescued_run_resumes_with_its_rescues_and_its_rate(tmp_path: Path) -> None:
+    cfg = config(epochs="2", optimizer="sgd", lr="10", schedule="constant")
+    first = build_pipeline(cfg, context(tmp_path)).fit(tiny_set(96), tiny_set(48, seed=1))
+    again = build_pipeline(cfg, context(tmp_path, resume=True))
+    again.fit(tiny_set(96), tiny_set(48, seed=1))  # the finished checkpoint: no epoch runs
+    assert again.record_extra["rescues"] == first.record_extra["rescues"]
+    assert again.trainer is not None and first.trainer is not None
+    assert (
+        again.trainer.cfg.lr == first.trainer.cfg.lr == first.record_extra["rescues"][0]["new_lr"]
+    )
+    test = tiny_set(8, seed=2)
+    assert np.array_equal(again.decision_scores(test), first.decision_scores(test))
