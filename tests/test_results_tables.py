@@ -66,6 +66,16 @@ def test_a_changed_cell_is_drift(tmp_path: Path) -> None:
     assert check_pages([page], ROOT / "results") == []
 
 
+def test_a_ci_marker_renders_each_error_with_its_interval(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text("<!-- results:x:ci:begin -->\n<!-- results:x:ci:end -->\n", "utf-8")
+    record = fake_record("bovw", "bovw-small", n_train=100, seed=0, top1=0.1)
+    record["top1_ci"] = [0.05, 0.2]
+    write_results(tmp_path / "x.csv", result_rows(build_tables([record]), "bvc"))
+    assert check_pages([page], tmp_path, write=True) == [f"{page}: x"]
+    assert "| 10.00 [5.00, 20.00] |" in page.read_text(encoding="utf-8")
+
+
 def test_a_marker_without_its_csv_is_refused(tmp_path: Path) -> None:
     page = tmp_path / "page.md"
     page.write_text("<!-- results:nowhere:begin -->\n<!-- results:nowhere:end -->\n", "utf-8")

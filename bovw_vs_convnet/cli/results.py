@@ -13,7 +13,11 @@ from bovw_vs_convnet.cli.options import (
     size_and_seed_options,
 )
 
-DEFAULT_PAGES = ("README.md", "docs/results.md")
+
+def _default_pages() -> list[Path]:
+    """README.md and every docs/*.md page of the current folder (a clone's root)."""
+    readme = [Path("README.md")] if Path("README.md").is_file() else []
+    return readme + sorted(Path("docs").glob("*.md"))
 
 
 @click.group("results", cls=SentenceHelpGroup)
@@ -97,16 +101,16 @@ def export(
     "--check", is_flag=True, help="Change nothing; exit 1 if a table differs from its CSV."
 )
 def render(pages: tuple[Path, ...], results_dir: Path, check: bool) -> None:
-    """Render the marked tables of PAGES (default: README.md, docs/results.md) from the CSVs.
+    """Render the marked tables of PAGES (default: README.md, docs/*.md) from the CSVs.
 
     A table sits between `<!-- results:NAME:begin -->` and `<!-- results:NAME:end -->`
     and is rendered from RESULTS/NAME.csv.
     """
-    from bovw_vs_convnet.harness.results_tables import check_pages
+    from bovw_vs_convnet.harness.results_tables import check_pages, marked_names
 
-    chosen = list(pages) or [Path(p) for p in DEFAULT_PAGES if Path(p).is_file()]
+    chosen = list(pages) or _default_pages()
     if not chosen:
-        raise click.UsageError("no pages given, and no README.md or docs/results.md here")
+        raise click.UsageError("no pages given, and no README.md or docs/*.md here")
     drift = check_pages(chosen, results_dir, write=not check)
     for line in drift:
         click.echo(f"{'differs from its CSV' if check else 'rendered'}: {line}")
@@ -114,4 +118,5 @@ def render(pages: tuple[Path, ...], results_dir: Path, check: bool) -> None:
         click.echo("run `bvc results render` to render them", err=True)
         raise SystemExit(1)
     if not drift:
-        click.echo(f"{len(chosen)} page(s): every marked table matches {results_dir}/")
+        n = sum(len(marked_names(p.read_text(encoding="utf-8"))) for p in chosen)
+        click.echo(f"{len(chosen)} page(s), {n} marked table(s): each matches {results_dir}/")

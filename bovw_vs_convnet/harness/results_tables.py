@@ -1,8 +1,9 @@
 """The docs' result tables, rendered from ``results/*.csv`` between markers.
 
 A Markdown page marks a generated table with ``<!-- results:NAME:begin -->`` and
-``<!-- results:NAME:end -->``; :func:`render_page` replaces what lies between them
-with the table of ``results/NAME.csv``, and :func:`check_pages` reports every marked
+``<!-- results:NAME:end -->`` (``results:NAME:ci:begin`` and ``…:ci:end`` for the
+errors with their 95 % intervals); :func:`render_page` replaces what lies between
+them with the table of ``results/NAME.csv``, and :func:`check_pages` reports every marked
 table whose text differs from what its CSV renders (the CI's drift check).
 
 A CSV renders as a leaderboard, with ``bvc leaderboard``'s cells
@@ -29,8 +30,8 @@ from bovw_vs_convnet.harness.leaderboard_formats import table_cells, table_notes
 from bovw_vs_convnet.harness.results_export import PROVENANCE_COLUMNS
 
 MARKED = re.compile(
-    r"(?P<begin><!-- results:(?P<name>[A-Za-z0-9._-]+):begin -->\n)(?P<body>.*?)"
-    r"(?P<end><!-- results:(?P=name):end -->)",
+    r"(?P<begin><!-- results:(?P<name>[A-Za-z0-9._-]+)(?P<ci>(?::ci)?):begin -->\n)(?P<body>.*?)"
+    r"(?P<end><!-- results:(?P=name)(?P=ci):end -->)",
     re.S,
 )
 _KEPT = {"rank", "pipeline", "model"}  # columns shown even when empty
@@ -133,8 +134,8 @@ def _md_lines(header: list[str], body: list[list[str]]) -> list[str]:
     return lines
 
 
-def _leaderboard_md(part: _Part) -> list[str]:
-    header, body = table_cells(part.table)
+def _leaderboard_md(part: _Part, ci: bool = False) -> list[str]:
+    header, body = table_cells(part.table, ci=ci)
     keep = [i for i, h in enumerate(header) if h in _KEPT or any(r[i] != MISSING for r in body)]
     header, body = [header[i] for i in keep], [[r[i] for i in keep] for r in body]
     if len(set(part.commands)) > 1:
@@ -143,7 +144,7 @@ def _leaderboard_md(part: _Part) -> list[str]:
             cells.append(f"`{command}`")
     lines = _md_lines(header, body)
     tested = "vs best" in header
-    for note in table_notes(part.table):
+    for note in table_notes(part.table, ci=ci):
         if tested or not note.startswith("vs best"):
             lines += ["", note]
     return lines
@@ -194,14 +195,18 @@ def _crossover_md(rows: Sequence[LeaderboardRow]) -> list[str]:
     return lines
 
 
-def render_results(rows: Sequence[dict[str, str]]) -> str:
-    """The Markdown a marked block holds for these CSV rows (see the module's docstring)."""
+def render_results(rows: Sequence[dict[str, str]], *, ci: bool = False) -> str:
+    """The Markdown a marked block holds for these CSV rows (see the module's docstring).
+
+    ``ci``: each error with its 95 % interval, as ``bvc leaderboard --ci`` shows it (a
+    block marked ``results:NAME:ci:begin``).
+    """
     parts = _parts(rows)
     if _is_crossover([r for p in parts for r in p.table.rows]):
         return "\n".join(_crossover_md([r for p in parts for r in p.table.rows])) + "\n"
     blocks = []
     for part in parts:
-        lines = _leaderboard_md(part)
+        lines = _leaderboard_md(part, ci)
         if len(parts) > 1:
             sizes = {r.n_train for r in part.table.rows}
             size = sizes.pop() if len(sizes) == 1 else None
@@ -219,7 +224,7 @@ def render_page(text: str, results_dir: Path) -> tuple[str, list[str]]:
 
     def fill(match: re.Match[str]) -> str:
         name = match["name"]
-        body = render_results(read_results(results_dir / f"{name}.csv"))
+        body = render_results(read_results(results_dir / f"{name}.csv"), ci=bool(match["ci"]))
         if body != match["body"]:
             changed.append(name)
         return match["begin"] + body + match["end"]
