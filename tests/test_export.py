@@ -73,3 +73,19 @@ def test_onnxruntime_gives_the_stored_top1_on_the_test_images(
     np.testing.assert_array_equal(logits.argmax(axis=1), scores.argmax(axis=1))
     np.testing.assert_allclose(logits, scores, rtol=1e-4, atol=1e-4)
     assert np.mean(logits.argmax(axis=1) != labels) == pytest.approx(record["top1_err"])
+
+
+@pytest.mark.slow
+def test_export_goes_into_the_runs_folder_by_default(
+    stored: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
+    monkeypatch.chdir(tmp_path)
+    run_id = stored["records"]["convnet"]["run_id"]
+    result = invoke("export", run_id, "--json", "--runs-dir", str(stored["runs"]))
+    assert result.exit_code == 0, result.output
+    path = Path(json.loads(result.output)["path"])
+    assert path == stored["runs"] / "exports" / f"{run_id}.onnx"
+    assert path.is_file()
+    assert list(tmp_path.iterdir()) == []  # nothing in the current folder
