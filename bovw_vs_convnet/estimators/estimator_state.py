@@ -366,6 +366,11 @@ class _Decoder:
             if _behaviour(cls, key):
                 raise StateError(f"the state gives {path}.{key}, a method of its class, a value")
             obj.__dict__[key] = self.value(x)
+        # a scikit-learn estimator scores with every parameter of its __init__: none missing
+        names = getattr(cls, "_get_param_names", None)
+        missing = [n for n in names() if n not in obj.__dict__] if callable(names) else []
+        if missing:
+            raise StateError(f"the {path} of the state lacks its parameter {missing[0]!r}")
         return obj
 
 
