@@ -68,9 +68,9 @@ def load_toml(text: str, source: str) -> dict[str, Any]:
         raise ConfigError(str(exc)) from None
     try:
         return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except ValueError as exc:  # TOMLDecodeError; also an integer of over 4 300 digits
         # Python 3.11's TOMLDecodeError has no line attribute; its message ends with it
-        msg = str(exc)
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         m = re.search(r"\(at line (\d+), column \d+\)", msg)
         if m:
             raise ConfigError(

@@ -21,7 +21,8 @@ becomes :class:`LazyImages`, read on demand. The decoded array of a tree of
 :data:`CACHE_MIN_FILES` files or more is kept as a plain ``.npy`` (no pickle; read with
 ``allow_pickle=False``) in the decoded cache (:func:`decoded_cache_dir`), under a key of
 the files' paths, sizes and modification times and the common format, so the next run
-skips the decoding; a changed, added or removed file changes the key. Sample ids are
+skips the decoding; a changed, added or removed file changes the key. A checksum of the
+array and that key, kept beside it, must match before a cached array is used. Sample ids are
 POSIX paths relative to ``root``. A file that cannot be decoded raises DataError naming it.
 
 A tree may come from anywhere, so its files are found as :mod:`.folder_tree` says
@@ -36,6 +37,7 @@ the file, before a decompression bomb is decoded.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import os
@@ -49,6 +51,7 @@ import numpy as np
 from bovw_vs_convnet.data.folder_tree import FolderTree, open_image_file
 from bovw_vs_convnet.data.imageset import ImageSet, LazyImages
 from bovw_vs_convnet.errors import DataError
+from bovw_vs_convnet.file_limits import LimitError, load_npy, read_json_file
 from bovw_vs_convnet.printable import printable
 from bovw_vs_convnet.progress import ProgressMode, track
 
@@ -160,37 +163,76 @@ def read_cached(
 ) -> np.ndarray:
     """:func:`read_all`, through the decoded cache (``cache_dir``; None: no cache).
 
-    A cached ``.npy`` is loaded with ``allow_pickle=False`` and used only if its shape
-    and dtype are the expected ones; otherwise (or if unreadable) the files are decoded
-    again and the file rewritten (atomically: a temporary file, then a rename). A cache
-    that cannot be written is logged and skipped: the run goes on.
+    Beside each cached ``<key>.npy`` a ``<key>.json`` holds the sha256 of the array
+    (with its shape and dtype) and the key of the source files' list it was decoded
+    from. A cached array is used only when its header has the expected shape and dtype
+    (checked before it is read, :func:`~bovw_vs_convnet.file_limits.check_npy`) and both
+    checksums match; otherwise (a replaced, damaged or moved file) a warning says so and
+    the files are decoded again and the cache rewritten (temporary files, then renames).
+    A cache that cannot be written is logged and skipped: the run goes on.
     """
     if cache_dir is None:
         return read_all(images, progress=progress)
     key = decoded_key(images.paths, images.size, images.channels, images.aspect_kept)
     path = cache_dir / f"{key}.npy"
     if path.exists():
-        try:
-            arr = np.load(path, allow_pickle=False)
-            if arr.shape == images.shape and arr.dtype == np.uint8:
-                log.info("decoded images from cache %s", path)
-                return arr
-        except (OSError, ValueError) as exc:
-            log.warning("decoded cache %s unreadable (%s); decoding again", path, exc)
+        arr = _load_checked(path, key, images.shape)
+        if arr is not None:
+            log.info("decoded images from cache %s", path)
+            return arr
     arr = read_all(images, progress=progress)
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".npy.tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.save(fh, arr, allow_pickle=False)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        _save_checked(path, key, arr)
     except OSError as exc:
         log.warning("cannot write the decoded cache in %s: %s", cache_dir, exc)
     return arr
+
+
+def _array_sha256(arr: np.ndarray) -> str:
+    digest = hashlib.sha256(f"{arr.dtype.str}|{arr.shape}|".encode())
+    digest.update(np.ascontiguousarray(arr).data)
+    return digest.hexdigest()
+
+
+def _load_checked(path: Path, key: str, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The cached array at ``path`` if it is what ``key`` decodes to; None (with a warning)."""
+    sums = path.with_suffix(".json")
+    try:
+        arr = load_npy(path, kinds="u", ndim=len(shape), max_bytes=math.prod(shape))
+        if arr.shape != shape or arr.dtype != np.uint8:
+            raise LimitError(f"shape {arr.shape} {arr.dtype}, not {shape} uint8")
+        meta = read_json_file(sums, max_bytes=4096) if sums.exists() else None
+    except (OSError, ValueError) as exc:
+        log.warning("decoded cache %s unreadable (%s); decoding again", path, exc)
+        return None
+    if meta is None:  # written before the cache kept checksums
+        log.info("decoded cache %s has no checksums; decoding again", path)
+        return None
+    if not isinstance(meta, dict) or meta.get("files") != key:
+        log.warning("decoded cache %s is not of these files; decoding again", path)
+        return None
+    if meta.get("array_sha256") != _array_sha256(arr):
+        log.warning("decoded cache %s does not match its checksum; decoding again", path)
+        return None
+    return arr
+
+
+def _save_checked(path: Path, key: str, arr: np.ndarray) -> None:
+    """Write ``arr`` and its checksums beside it, each through a temporary file and a rename."""
+    meta = json.dumps({"format": CACHE_FORMAT, "files": key, "array_sha256": _array_sha256(arr)})
+    for target, write in (
+        (path, lambda fh: np.save(fh, arr, allow_pickle=False)),
+        (path.with_suffix(".json"), lambda fh: fh.write(meta.encode())),
+    ):
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=target.suffix + ".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                write(fh)
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
 
 
 def _too_large(path: Path, pixels: float, limit: int) -> DataError:
