@@ -22,7 +22,15 @@ from typing import Any
 
 import numpy as np
 import pytest
-from test_trust import _can_mount_read_only, _invoke, _one_line, _plant_record, toy_split
+from test_trust import (
+    _bvc,
+    _can_mount_read_only,
+    _invoke,
+    _one_line,
+    _plant_record,
+    _run_read_only,
+    toy_split,
+)
 
 from bovw_vs_convnet.errors import ConfigError, StorageError, storage_error
 from bovw_vs_convnet.harness.store import ResultStore
@@ -333,6 +341,25 @@ def test_row13_leaderboard_and_run_go_on_past_a_damaged_store(
     rerun = _invoke("run", "baseline", "--dataset", "toy", "--runs-dir", str(runs))
     assert rerun.exit_code == 0, rerun.output
     assert len(ResultStore(runs).list_runs()) == 2
+
+
+@pytest.mark.skipif(not _can_mount_read_only(), reason="no way here to make a folder read-only")
+def test_row13_a_damaged_store_in_a_read_only_folder_is_read_from_a_temporary_index(
+    tmp_path: Path, toy_split: list[str]
+) -> None:
+    runs, ids = _runs(tmp_path, "")
+    (runs / "results.sqlite").write_bytes(random.Random(1).randbytes(8192))
+    for name in ("results.sqlite-wal", "results.sqlite-shm"):
+        (runs / name).unlink(missing_ok=True)
+    board = _run_read_only(runs, _bvc("leaderboard", "--runs-dir", str(runs), "--format", "csv"))
+    assert board.returncode == 0, board.stderr
+    assert board.stdout.count("baseline") == 1  # the run, read from its folder
+    assert _one_line(board.stderr).startswith(
+        f"WARNING bovw_vs_convnet.harness.store_index: results store {runs / 'results.sqlite'} "
+        "is damaged (file is not a database) and its folder cannot be written; this command "
+        "reads an index rebuilt from the run folders in "
+    )
+    assert sorted(p.name for p in runs.iterdir()) == [".partial", ids[0], "results.sqlite"]
 
 
 # ----------------------------------------------------------------------------- fuzzing
