@@ -1,6 +1,13 @@
-"""threads=auto against fixed thread counts: ConvNet runs beside 0, 1 and 2 busy processes.
+"""threads=auto against fixed thread counts: ConvNets beside 0, 1 and 2 busy processes.
 
-For each load (``--loads``: how many ``python3 -c "while True: pass"`` run beside), each
+``--mode steps`` (the default) times training steps (forward, backward, AdamW; batch
+128 at the model's input size, which every set is resized or padded to, so the step is
+the same on digits and Fashion-MNIST): one child process per model, in which
+1 and 2 threads alternate ``--repeats`` times, the median ms per step of each; auto's count
+is what ``threads=auto`` chooses for the model here, and its ratio is that count's time
+over the best count's. ``--mode runs`` times whole ``bvc run convnet`` runs instead:
+
+for each load (``--loads``: how many ``python3 -c "while True: pass"`` run beside), each
 model and dataset, one ``bvc run convnet`` per thread setting (``--threads``, in turn,
 each in a fresh runs folder), timed as a whole (wall) and by its training time. The
 settings of one (load, model, dataset) cell run back to back, so their ratios compare
@@ -8,7 +15,8 @@ like with like on a machine whose other load drifts; the load average (``uptime`
 one-minute figure) is printed beside every time. The last column is auto's training
 time over the best fixed count's (the target: at most 1.1, never above 1.3).
 
-    PYTHONPATH=. python3 benchmarks/bench_threads.py --loads 0,1,2 --epochs 2 \\
+    PYTHONPATH=. python3 benchmarks/bench_threads.py --loads 0,1,2 --repeats 3
+    PYTHONPATH=. python3 benchmarks/bench_threads.py --mode runs --loads 0,1,2 --epochs 2 \\
         --models lenet5,lenet5-1998,alexnet-small --datasets digits,fashion-mnist
 """
 
@@ -22,6 +30,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bovw_vs_convnet.threads import ThreadChoice
 
 BUSY = [sys.executable, "-c", "while True: pass"]
 
@@ -58,6 +68,70 @@ def one_run(model: str, dataset: str, threads: str, args: argparse.Namespace) ->
     }
 
 
+CHILD = """
+import json, statistics, sys, time
+from bovw_vs_convnet.threads import passive_waiting
+passive_waiting()
+import torch
+from bovw_vs_convnet.convnet.models import create_model, get_model_spec
+model_name, repeats, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+spec = get_model_spec(model_name)
+torch.manual_seed(0)
+model = create_model(model_name, num_classes=10, in_channels=1)
+channels, side = spec.fixed_channels or 1, spec.input_size
+x, y = torch.randn(128, channels, side, side), torch.randint(0, 10, (128,))
+opt = torch.optim.AdamW(model.parameters(), 1e-3)
+def step():
+    opt.zero_grad()
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+    opt.step()
+times = {1: [], 2: []}
+for _ in range(repeats):
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        step()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step()
+        times[threads].append(1000 * (time.perf_counter() - t0) / steps)
+print(json.dumps({t: statistics.median(v) for t, v in times.items()}))
+"""
+
+
+def step_ms(model: str, repeats: int, steps: int) -> dict[int, float]:
+    """Median milliseconds per training step of ``model`` at 1 and 2 threads, one process.
+
+    The counts alternate (1, 2, 1, 2, ...) ``repeats`` times in the same process, so that
+    a drift in the machine's other load hits both alike.
+    """
+    command = [sys.executable, "-c", CHILD, model, str(repeats), str(steps)]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    medians = json.loads(done.stdout.strip().splitlines()[-1])
+    return {int(t): float(ms) for t, ms in medians.items()}
+
+
+def auto_count(model: str) -> ThreadChoice:
+    """What threads=auto chooses for ``model`` in this process (a grayscale set)."""
+    from bovw_vs_convnet.convnet.device import choose_run_threads
+    from bovw_vs_convnet.convnet.models import get_model_spec
+
+    return choose_run_threads("auto", get_model_spec(model), 1)
+
+
+def steps_row(load: int, model: str, args: argparse.Namespace) -> str:
+    """One markdown row of the steps mode: ms per step at 1 and 2 threads, auto's ratio."""
+    before = load_average()
+    median = step_ms(model, args.repeats, args.steps)
+    loads = [before, load_average()]
+    auto = auto_count(model)
+    ratio = median[min(auto.n, 2)] / min(median.values())
+    gain = median[1] / median[2]
+    return (
+        f"| {load} busy | {model} | {median[1]:.1f} | {median[2]:.1f} | {gain:.2f} "
+        f"| {auto.n} | {ratio:.2f} | {min(loads):.1f}-{max(loads):.1f} |"
+    )
+
+
 def cell(model: str, dataset: str, args: argparse.Namespace) -> dict[str, dict[str, float]]:
     """Every thread setting of one (model, dataset) at the current load."""
     return {t: one_run(model, dataset, t, args) for t in args.threads.split(",")}
@@ -78,22 +152,34 @@ def report(load: int, model: str, dataset: str, results: dict[str, dict[str, flo
 def main() -> None:
     """Run the matrix and print it as a markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=("steps", "runs"), default="steps")
     parser.add_argument("--loads", default="0,1,2", help="busy processes beside, in turn")
     parser.add_argument("--models", default="lenet5,lenet5-1998,alexnet-small")
-    parser.add_argument("--datasets", default="digits,fashion-mnist")
-    parser.add_argument("--threads", default="1,2,auto")
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--train-size", type=int, default=2000, help="for sets other than digits")
+    parser.add_argument("--datasets", default="digits,fashion-mnist", help="runs mode")
+    parser.add_argument("--threads", default="1,2,auto", help="runs mode")
+    parser.add_argument("--epochs", type=int, default=2, help="runs mode")
+    parser.add_argument("--train-size", type=int, default=2000, help="runs mode, not digits")
+    parser.add_argument("--repeats", type=int, default=3, help="steps mode")
+    parser.add_argument("--steps", type=int, default=20, help="steps mode: timed steps")
     args = parser.parse_args()
-    settings = args.threads.split(",")
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, epochs {args.epochs}")
-    columns = " | ".join(f"threads={t}: train / wall" for t in settings)
-    print(f"| load | model | dataset | {columns} | auto / best |")
-    print("|---|---|---|" + "---:|" * (len(settings) + 1))
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, mode {args.mode}")
+    if args.mode == "steps":
+        print(
+            "| load | model | 1 thread (ms/step) | 2 threads (ms/step) | 1 / 2 | auto | "
+            "auto / best | load average |"
+        )
+        print("|---|---|---:|---:|---:|---:|---:|---|")
+    else:
+        columns = " | ".join(f"threads={t}: train / wall" for t in args.threads.split(","))
+        print(f"| load | model | dataset | {columns} | auto / best |")
+        print("|---|---|---|" + "---:|" * (len(args.threads.split(",")) + 1))
     for busy_count in (int(x) for x in args.loads.split(",")):
         busy = [subprocess.Popen(BUSY) for _ in range(busy_count)]
         try:
             for model in args.models.split(","):
+                if args.mode == "steps":
+                    print(steps_row(busy_count, model, args), flush=True)
+                    continue
                 for dataset in args.datasets.split(","):
                     results = cell(model, dataset, args)
                     print(report(busy_count, model, dataset, results), flush=True)

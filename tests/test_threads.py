@@ -54,7 +54,8 @@ def test_auto_is_capped_by_the_quota_rounded_up(machine: Path) -> None:
 
 
 def test_auto_gives_small_operators_one_thread_and_large_ones_more(machine: Path) -> None:
-    assert choose_threads("auto", work=4e5).n == 1  # a LeNet: 0.4 M multiply-adds per image
+    assert choose_threads("auto", work=1.8e5).n == 1  # lenet5-1998: 0.18 M multiply-adds
+    assert choose_threads("auto", work=4.2e5).n == 4  # lenet5: 0.42 M
     assert choose_threads("auto", work=1.2e7, per_thread=5e6).n == 2
     assert choose_threads("auto", work=6.5e8).n == 8  # alexnet-2012: all eight
 
@@ -75,7 +76,7 @@ def test_the_users_omp_num_threads_caps_auto(
 
 
 def test_a_count_is_taken_as_given_and_a_bad_one_refused(machine: Path) -> None:
-    assert choose_threads(2, work=4e5) == ThreadChoice(2, "threads=2: set")
+    assert choose_threads(2, work=1e4) == ThreadChoice(2, "threads=2: set")
     assert choose_threads("3").n == 3
     assert choose_threads(0).why == "threads=0: the library's default"
     with pytest.raises(ConfigError, match="threads"):
@@ -100,6 +101,45 @@ def test_a_convnets_work_is_counted_on_the_meta_device(machine: Path) -> None:
     lenet = get_model_spec("lenet5")
     # conv1 6×28×28×25 + conv2 16×10×10×150 + fc 400·120 + 120·84 + 84·10
     assert forward_macs(lenet, in_channels=1) == 117_600 + 240_000 + 48_000 + 10_080 + 840
-    assert choose_run_threads("auto", lenet, 1).n == 1
+    assert choose_run_threads("auto", lenet, 1).n == 4
+    assert choose_run_threads("auto", get_model_spec("lenet5-1998"), 1).n == 1
     assert choose_run_threads("auto", get_model_spec("alexnet-2012"), 3).n == 8
     assert choose_run_threads(4, lenet, 1) == ThreadChoice(4, "threads=4: set")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "pipeline, settings",
+    [
+        ("baseline", []),
+        ("hog", []),
+        ("bovw", ["--set", "preset=tiny"]),
+        ("convnet", ["--model", "lenet5", "--epochs", "2"]),
+        ("convnet", ["--model", "alexnet-small", "--epochs", "1"]),
+    ],
+)
+def test_the_same_command_twice_gives_the_same_errors(
+    pipeline: str, settings: list[str], tmp_path: Path
+) -> None:
+    """threads=auto as a user gets it (no OMP_NUM_THREADS): the same count, the same errors."""
+    import json
+    import subprocess
+    import sys
+
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", *threads.PASSIVE_ENV)
+    }
+    results = []
+    for attempt in ("first", "second"):
+        command = [sys.executable, "-m", "bovw_vs_convnet", "run", pipeline, "--dataset", "digits"]
+        command += [*settings, "--device", "cpu", "--runs-dir", str(tmp_path / attempt)]
+        done = subprocess.run(
+            [*command, "--no-progress", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        record = json.loads(done.stdout)
+        results.append((record["top1_err"], record["top5_err"], record["extra"]["threads"]))
+    assert results[0] == results[1]
