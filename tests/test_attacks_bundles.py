@@ -214,7 +214,7 @@ def test_a_file_name_that_is_not_utf8_is_skipped_with_a_warning(
         tree = scan_tree(root)
     assert [p.name for p, _ in tree.parts["all"]] == ["0.png", "1.png", "2.png", "3.png"] * 2
     assert caplog.messages == [
-        f"image folder {root}: 1 files or folders whose names are not UTF-8 skipped "
+        f"image folder {root}: 1 file or folder whose name is not UTF-8 skipped "
         f"(first: {root}/a/bad\\xff.png)"
     ]
 
@@ -238,7 +238,7 @@ def test_a_run_and_a_prediction_go_past_a_file_name_that_is_not_utf8(
         result = invoke("predict", record["run_id"], str(root), "--json", "--runs-dir", str(runs))
     assert result.exit_code == 0, result.output
     assert len(json.loads(result.output.splitlines()[-1])["predictions"]) == 8
-    assert any("files or folders whose names are not UTF-8 skipped" in m for m in caplog.messages)
+    assert any("1 file or folder whose name is not UTF-8 skipped" in m for m in caplog.messages)
 
 
 def test_a_fifo_named_like_an_image_is_skipped_never_opened(
@@ -254,7 +254,7 @@ def test_a_fifo_named_like_an_image_is_skipped_never_opened(
         result = invoke("predict", "any-run", str(fifo))
     assert len(tree.parts["all"]) == 8
     assert caplog.messages[0].startswith(
-        f"image folder {root}: 1 files that are not regular files (FIFOs, sockets, devices)"
+        f"image folder {root}: 1 file that is not a regular file (a FIFO, socket or device)"
     )
     assert result.exit_code == 2
     assert one_line(result.output) == f"error: no image file {fifo} (or not a regular file)"

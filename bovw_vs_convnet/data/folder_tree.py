@@ -33,10 +33,24 @@ log = logging.getLogger(__name__)
 NOT_UTF8 = "a name that is not UTF-8"
 # image_file_problem's reasons, as a warning counts the files skipped for them
 SKIPPED = {
-    "not a regular file": "files that are not regular files (FIFOs, sockets, devices)",
-    "a name that is not UTF-8": "files or folders whose names are not UTF-8",
-    "missing": "links to nothing",
+    "not a regular file": (
+        "file that is not a regular file (a FIFO, socket or device)",
+        "files that are not regular files (FIFOs, sockets, devices)",
+    ),
+    NOT_UTF8: (
+        "file or folder whose name is not UTF-8",
+        "files or folders whose names are not UTF-8",
+    ),
+    "missing": ("link to nothing", "links to nothing"),
 }
+
+
+def skipped_count(problem: str, n: int) -> str:
+    """``n`` files skipped for ``problem`` (an :func:`image_file_problem`), as words."""
+    one, many = SKIPPED[problem]
+    return f"{n} {one if n == 1 else many} skipped"
+
+
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
 
@@ -224,10 +238,9 @@ def scan_tree(root: str | Path) -> FolderTree:
         )
     for why, paths in walk.skipped.items():
         log.warning(
-            "image folder %s: %d %s skipped (first: %s)",
+            "image folder %s: %s (first: %s)",
             printable(root),
-            len(paths),
-            SKIPPED[why],
+            skipped_count(why, len(paths)),
             paths[0],
         )
     if walk.duplicates:

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from bovw_vs_convnet.data.folder_tree import EXTENSIONS, SKIPPED, image_file_problem
+from bovw_vs_convnet.data.folder_tree import EXTENSIONS, image_file_problem, skipped_count
 from bovw_vs_convnet.data.imagefolder import read_headers
 from bovw_vs_convnet.data.imageset import ImageSet, LazyImages
 from bovw_vs_convnet.errors import BvcError, DataError
@@ -74,7 +74,7 @@ def image_paths(args: Sequence[Path | str]) -> list[Path]:
         else:
             raise DataError(f"no image file {printable(path)} (or not a regular file)")
     for problem, paths in skipped.items():
-        log.warning("%d %s skipped (first: %s)", len(paths), SKIPPED[problem], printable(paths[0]))
+        log.warning("%s (first: %s)", skipped_count(problem, len(paths)), printable(paths[0]))
     if not out:
         raise DataError("no images given")
     return out
