@@ -6,7 +6,7 @@ The count comes from two things that do not change while a machine stays as it i
   capped by the cgroup's CPU quota (cgroup v2 ``cpu.max``, v1 ``cpu.cfs_quota_us`` /
   ``cpu.cfs_period_us``), which a container's ``--cpus`` sets;
 - the work of one operator: a second thread pays for itself only when each parallel
-  region has enough arithmetic to share (the 1998 LeNet's convolutions are over in
+  region has enough arithmetic to share (a tiny net's operators are over in
   microseconds, alexnet-2012's take milliseconds).
 
 It never comes from the momentary load (``os.getloadavg``): the same command on the
@@ -14,7 +14,7 @@ same machine chooses the same count, and so gives the same numbers (PyTorch's CP
 kernels sum in a different order with a different thread count). Example::
 
     choice = choose_threads("auto", work=1.8e5)  # multiply-adds per image: lenet5-1998
-    choice.n, choice.why  # (1, "auto: 1.8e+05 multiply-adds per image, one thread per 1e+05 ...")
+    choice.n, choice.why  # on 2 CPUs: (2, "auto: 2 CPUs in the affinity (1.8e+05 ...)")
 
 :func:`passive_waiting` makes OpenMP's idle threads sleep instead of spinning; it must
 run before torch is imported (libgomp reads its settings when it loads).
@@ -41,10 +41,11 @@ P = ParamSpec("P")
 R = TypeVar("R")
 CGROUP = Path("/sys/fs/cgroup")
 # multiply-adds per image (at the model's input size) per thread of a ConvNet run: with
-# passive waiting, lenet5 (0.42 M) ran 2.6x to 4.7x faster on 2 threads than on 1 on a
-# loaded 2-core machine, lenet5-1998 (0.18 M) about as fast (1.06x), so it keeps one
-# (benchmarks/RESULTS-threads.md)
-CONVNET_WORK_PER_THREAD = 1e5
+# passive waiting, 2 threads ran every default model at least as fast as 1 on a loaded
+# 2-core machine (lenet5, 0.42 M: 2.6x to 4.7x; lenet5-1998, 0.18 M: 1.06x to 2x;
+# alexnet-small, 22 M: 1.07x; benchmarks/RESULTS-threads.md); a net of under 0.1 M
+# keeps one thread
+CONVNET_WORK_PER_THREAD = 5e4
 # at most this many threads for any run: beyond, the sync costs of small operators win
 MAX_AUTO_THREADS = 16
 # OpenMP's settings for passive waiting: a thread done with its share sleeps at once
