@@ -12,7 +12,8 @@ bounds each of those before the parser or the reader runs:
   dotted key, which tomllib expands in quadratic time and memory);
 - :func:`check_npy` reads an ``.npy`` header only and checks its dtype, number of
   dimensions and declared size against the file's size and a limit;
-  :func:`load_npy` reads the array after that check.
+  :func:`load_npy` reads the array after that check; :func:`check_npz` checks every
+  member of an ``.npz`` the same way (stored, not compressed: it cannot inflate).
 
 Every refusal is a :class:`LimitError` (a ValueError, as a parse error is), whose
 message says which limit the file passed; callers turn it into their own one line.
@@ -23,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -130,6 +132,35 @@ def check_toml(text: str, source: str, *, max_bytes: int = MAX_TOML_BYTES) -> No
     _check_text(text, source, max_bytes, toml_depth)
 
 
+def _npy_header(fh: Any, source: str) -> tuple[tuple[int, ...], np.dtype[Any], int]:
+    """(shape, dtype, header length) of the ``.npy`` stream ``fh``, read no further."""
+    try:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+        else:
+            raise LimitError(f"{source}: .npy format {version} is not read here")
+    except LimitError:
+        raise
+    except (ValueError, SyntaxError, TypeError, EOFError) as exc:
+        raise LimitError(f"{source} is not an .npy array ({exc})") from None
+    return tuple(shape), dtype, fh.tell()
+
+
+def _declared_bytes(
+    shape: tuple[int, ...], dtype: np.dtype[Any], source: str, kinds: str, ndim: int | None
+) -> int:
+    """The bytes an array header declares, once its dtype and dimensions are admitted."""
+    if dtype.hasobject or dtype.fields is not None or dtype.kind not in kinds:
+        expected = " or ".join(_KIND_NAMES.get(k, k) for k in kinds)
+        raise LimitError(f"{source} holds {dtype} values, not {expected}")
+    if ndim is not None and len(shape) != ndim:
+        raise LimitError(f"{source} has shape {shape}, not {ndim}-d")
+    return math.prod(shape) * dtype.itemsize
+
+
 def check_npy(
     path: Path, *, kinds: str, ndim: int | None = None, max_bytes: int = MAX_ARRAY_BYTES
 ) -> tuple[tuple[int, ...], np.dtype[Any]]:
@@ -142,30 +173,46 @@ def check_npy(
     than its header declares (truncated). OSError when the file cannot be read.
     """
     with path.open("rb") as fh:
-        try:
-            version = np.lib.format.read_magic(fh)
-            if version == (1, 0):
-                shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
-            elif version == (2, 0):
-                shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
-            else:
-                raise LimitError(f"{path}: .npy format {version} is not read here")
-        except LimitError:
-            raise
-        except (ValueError, SyntaxError, TypeError, EOFError) as exc:
-            raise LimitError(f"{path} is not an .npy array ({exc})") from None
-        body = path.stat().st_size - fh.tell()
-    if dtype.hasobject or dtype.fields is not None or dtype.kind not in kinds:
-        expected = " or ".join(_KIND_NAMES.get(k, k) for k in kinds)
-        raise LimitError(f"{path} holds {dtype} values, not {expected}")
-    if ndim is not None and len(shape) != ndim:
-        raise LimitError(f"{path} has shape {shape}, not {ndim}-d")
-    declared = math.prod(shape) * dtype.itemsize
+        shape, dtype, header = _npy_header(fh, str(path))
+    body = path.stat().st_size - header
+    declared = _declared_bytes(shape, dtype, str(path), kinds, ndim)
     if declared > max_bytes:
         raise LimitError(f"{path} declares {declared:,} bytes, over the limit of {max_bytes:,}")
     if body < declared:
         raise LimitError(f"{path} is truncated: {body:,} of {declared:,} bytes")
-    return tuple(shape), dtype
+    return shape, dtype
+
+
+def check_npz(path: Path, *, kinds: str, max_members: int = 10_000) -> None:
+    """Check every member of an ``.npz`` by its zip entry and ``.npy`` header, reading no array.
+
+    A member must be stored, not compressed (``numpy.savez`` never compresses, and a
+    compressed member can inflate a few MB into GBs), hold a dtype of ``kinds``, and be
+    exactly as long as its header declares: what ``numpy.load`` reads afterwards takes
+    no more memory than the file's size. :class:`LimitError` otherwise; OSError when it
+    cannot be read. A file that is not a zip archive is left to ``numpy.load`` (which
+    refuses a pickle with its own message): nothing in it can inflate.
+    """
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            if len(members) > max_members:
+                raise LimitError(f"{path} holds {len(members):,} members, over {max_members:,}")
+            for info in members:
+                source = f"{path}: member {info.filename[:80]!r}"
+                if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
+                    raise LimitError(f"{source} is compressed (numpy.savez stores arrays plainly)")
+                with archive.open(info) as fh:
+                    shape, dtype, header = _npy_header(fh, source)
+                declared = _declared_bytes(shape, dtype, source, kinds, None)
+                if header + declared != info.file_size:
+                    raise LimitError(
+                        f"{source} declares {declared:,} bytes in {info.file_size:,} of member"
+                    )
+    except zipfile.BadZipFile as exc:
+        raise LimitError(f"{path} is not an .npz archive ({exc})") from None
 
 
 def load_npy(

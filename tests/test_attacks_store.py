@@ -293,6 +293,38 @@ def test_row11_a_replaced_decoded_cache_is_a_warning_and_a_new_decode(
     assert np.array_equal(np.load(path), first["all"].array())  # rewritten
 
 
+def test_a_bovw_cache_entry_that_would_inflate_is_refused_unread(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A runs folder's cache is as foreign as its records: a deflated member is never read."""
+    import zipfile
+
+    from bovw_vs_convnet.bovw.cache import StageCache
+
+    cache = StageCache(tmp_path)
+    path = cache.path("vocabulary", "k")
+    path.parent.mkdir(parents=True)
+    header = (
+        b"\x93NUMPY\x01\x00v\x00{'descr': '<f4', 'fortran_order': False, 'shape': (67108864,), }"
+    )
+    member = header.ljust(127) + b"\n"
+    with (
+        zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive,
+        archive.open("vocabulary.npy", "w", force_zip64=True) as fh,  # 256 MiB of zeros
+    ):
+        fh.write(member)
+        for _ in range(64):
+            fh.write(bytes(4 << 20))
+    assert path.stat().st_size < 1 << 20  # the file is small; it inflates to 256 MiB
+    with caplog.at_level(logging.WARNING):
+        assert cache.load("vocabulary", "k") is None
+    assert _warnings(caplog) == [
+        f"ignoring cache entry {path} (LimitError: {path}: member 'vocabulary.npy' is "
+        "compressed (numpy.savez stores arrays plainly)): recomputing it"
+    ]
+    assert not path.exists()
+
+
 # --------------------------------------------------------- 13: a damaged results.sqlite
 
 

@@ -29,6 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from bovw_vs_convnet.bovw.encoding import SpatialPyramidEncoder
+from bovw_vs_convnet.file_limits import check_npz
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ class StageCache:
 
 def _read(path: Path, stage: str, key: str) -> dict[str, np.ndarray]:
     try:
+        check_npz(path, kinds=_KINDS + "U")  # headers first: no member inflates, none is code
         with np.load(path, allow_pickle=False) as z:
             if not isinstance(z, np.lib.npyio.NpzFile):
                 raise CacheEntryError("not an npz archive")
