@@ -101,12 +101,12 @@ def test_new_settings_at_their_old_values_keep_the_cache_keys() -> None:
     assert key != stage_cache_key("vocabulary", _cfg("small", gmm_iter="5"), "fp", 0, images)
 
 
-def test_encodings_suite_has_four_encodings_on_four_datasets_over_three_seeds() -> None:
+def test_encodings_suite_has_four_encodings_on_four_datasets_over_three_splits() -> None:
     specs = load_suite("encodings").specs()
     assert len(specs) == 4 * 4 * 3
     assert {s.label for s in specs} == {"hard", "soft", "vlad", "fisher"}
     assert {s.dataset for s in specs} == {"digits", "fashion-mnist", "glyphs", "glyphs-wild"}
-    assert {s.seed for s in specs} == {0, 1, 2}
+    assert {(s.seed, s.split_index) for s in specs} == {(0, 0), (0, 1), (0, 2)}
     fashion = {s.train_size for s in specs if s.dataset == "fashion-mnist"}
     assert fashion == {10_000}
     for s in specs:  # every row is a BoVW config that builds
@@ -140,7 +140,12 @@ def test_encodings_suite_runs_on_digits_at_the_tiny_scale(tmp_path: Path) -> Non
     assert [e.label for e in digits] == ["hard", "soft", "vlad", "fisher"]
     tiny = dataclasses.replace(suite, entries=digits)
     outcomes = run_suite(
-        tiny, runs_dir=tmp_path, seeds=[0], train_sizes=[300], n_jobs=1, progress=False
+        tiny,
+        runs_dir=tmp_path,
+        train_sizes=[300],
+        protocol={"splits": 1},
+        n_jobs=1,
+        progress=False,
     )
     assert [o.status for o in outcomes] == ["ran"] * 4
     errors = [o.record["top1_err"] for o in outcomes if o.record is not None]
