@@ -72,10 +72,6 @@ class ConvNetConfig:
     # what the hardware adds to a run's identity (device type, autocast dtype), resolved at
     # run time by the harness as "module:attribute" (this module imports no torch)
     RUNTIME_IDENTITY: ClassVar[str] = "bovw_vs_convnet.convnet.device:run_identity"
-
-    model: str = "lenet5"  # registry name (bvc models); with ablate, a Zeiler–Fergus variant
-    ablate: str = "none"  # removed layers: none | fc7 | fc6-fc7 | conv3-conv4-fc6-fc7
-    # weight initialisation: auto = the model's own (for alexnet-2012 resolved to kaiming,
     # ranges checked when a setting is parsed (config.check_bounds), before any training
     BOUNDS: ClassVar[dict[str, Bound]] = {
         "epochs": Bound(1, 10_000),
@@ -95,6 +91,10 @@ class ConvNetConfig:
         "warmup_steps": Bound(0, 10_000),
         "threads": Bound(0, 4_096),
     }
+
+    model: str = "lenet5"  # registry name (bvc models); with ablate, a Zeiler–Fergus variant
+    ablate: str = "none"  # removed layers: none | fc7 | fc6-fc7 | conv3-conv4-fc6-fc7
+    # weight initialisation: auto = the model's own (for alexnet-2012 resolved to kaiming,
     # torchvision's scheme); paper = Krizhevsky et al.'s N(0, 0.01) with biases 1, which
     # stays at chance on 10-62 classes (benchmarks/RESULTS-convnet.md); alexnet-2012 only
     init: Literal["auto", "kaiming", "paper"] = "auto"
