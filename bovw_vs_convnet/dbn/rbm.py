@@ -7,9 +7,8 @@ published code does: the positive statistics from the hidden probabilities, one
 Gibbs step from sampled hidden states to visible probabilities and back, momentum
 0.5 for the first five epochs and then ``momentum``, L2 weight decay on the weights.
 
-A few lines of torch rather than scikit-learn's ``BernoulliRBM``: one CD-1 epoch
-of a 784-500 RBM over 10 000 Fashion-MNIST images took 0.52 s here against
-``BernoulliRBM``'s 2.11 s (one thread; ``benchmarks/RESULTS-convnet.md``), and
+A few lines of torch rather than scikit-learn's ``BernoulliRBM``: faster here on one
+784-500 layer (``benchmarks/RESULTS-convnet.md`` has the measurement), and
 ``BernoulliRBM`` learns by persistent CD, not the paper's CD-1.
 """
 
