@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -175,6 +176,7 @@ def test_fit_records_learning_curves_and_scores_logits(tmp_path: Path) -> None:
 def test_a_model_left_at_chance_is_flagged_by_the_binomial_test(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="bovw_vs_convnet.convnet.stopping")
     labels = np.arange(64) % 2  # two balanced classes: chance is 50 % error
     # 20 of 64 wrong (31.25 %): p = 0.0018 < 0.01; 24 wrong (37.5 %): p = 0.030, noise
     assert learned_record("lenet5", [0.5, 20 / 64], 2, labels)["learned"] is True

@@ -268,3 +268,18 @@ def test_a_rescued_run_resumes_with_its_rescues_and_its_rate(tmp_path: Path) -> 
     )
     test = tiny_set(8, seed=2)
     assert np.array_equal(again.decision_scores(test), first.decision_scores(test))
+
+
+def test_bvc_run_of_a_run_at_chance_warns_in_one_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from bovw_vs_convnet.cli import main
+
+    args = ["run", "convnet", "--dataset", "digits", "--model", "lenet5", "--train-size", "300"]
+    args += ["--epochs", "2", "--set", "lr=3", "--set", "rescues=0", "--set", "threads=1"]
+    args += ["--runs-dir", str(tmp_path), "--device", "cpu", "--no-progress"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0
+    warnings = [line for line in result.stderr.splitlines() if "warn" in line.lower()]
+    assert len(warnings) == 1
+    assert warnings[0].startswith("warning: lenet5 did not learn: validation error 90.00 %")

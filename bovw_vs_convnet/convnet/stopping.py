@@ -128,11 +128,12 @@ def learned_record(
 
     The kept weights' validation error is tested against chance; a run that is not
     significantly below it scores like a constant answer (a diverged first step, dead
-    ReLUs, a rate too hot or too cold), and a warning says so.
+    ReLUs, a rate too hot or too cold). The log says so at INFO: ``bvc run`` prints the
+    one warning line from the record's ``learned``.
     """
     test = chance_test_labels(kept_error(val_error, best_epoch), val_labels)
     if not test.significant:
-        log.warning(
+        log.info(
             "%s did not learn: validation error %.1f%% is not significantly below chance "
             "(%.1f%%, the most frequent class; binomial p = %.2g); try another recipe "
             "(--set preset=...)",
