@@ -16,7 +16,8 @@ def test_models_json_lists_every_model_with_its_parameter_count() -> None:
     )
     rows = {r["model"]: r for r in json.loads(result.output)}
     assert result.exit_code == 0
-    assert sorted(rows) == list_models()
+    assert sorted(rows) == sorted([*list_models(), "dbn"])  # the dbn pipeline's net too
+    assert rows["dbn"]["param_count"] == 1_665_010
     assert rows["lenet5-1998"]["param_count"] == 60_000
     assert rows["lenet5"]["param_count"] == 61_706
 

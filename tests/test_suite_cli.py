@@ -35,9 +35,12 @@ def test_list_shows_the_built_in_suites() -> None:
         "crossover-auto",
         "crossover-glyphs",
         "crossover",
+        "encodings",
         "fashion-mnist",
         "glyphs",
+        "ilsvrc-glyphs",
         "quick",
+        "transfer",
     ]
 
 

@@ -78,7 +78,10 @@ def test_defaults_apply_to_entries_of_that_pipeline() -> None:
             'datasets = ["digits"]\n\n[[run]]\npipeline = "baseline"\n\n[[run]]\nlabel = "x"\n',
             's.toml:6: every [[run]] needs pipeline = "NAME"',
         ),
-        ('datasets = ["digits"]\n[[run]]\npipeline = "hmax"\n', "s.toml:3: unknown pipeline 'hmax'"),
+        (
+            'datasets = ["digits"]\n[[run]]\npipeline = "hmax"\n',
+            "s.toml:3: unknown pipeline 'hmax'",
+        ),
         (
             'datasets = ["digits"]\ntrain_sizes = [100, "half"]\n[[run]]\npipeline = "baseline"\n',
             "s.toml:2: 'train_sizes': 'half' is neither a positive integer nor \"full\"",
