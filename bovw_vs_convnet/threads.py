@@ -41,10 +41,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 CGROUP = Path("/sys/fs/cgroup")
 # multiply-adds per image (at the model's input size) per thread of a ConvNet run: with
-# passive waiting, 2 threads ran every default model at least as fast as 1 on a loaded
-# 2-core machine (lenet5, 0.42 M: 2.6x to 4.7x; lenet5-1998, 0.18 M: 1.06x to 2x;
-# alexnet-small, 22 M: 1.07x; benchmarks/RESULTS-threads.md); a net of under 0.1 M
-# keeps one thread
+# passive waiting, 2 threads beat 1 in 7 of 9 paired timings on a loaded 2-core machine
+# (lenet5, 0.42 M: 0.87x to 4.7x; lenet5-1998, 0.18 M: 0.72x to 2x; alexnet-small, 22 M:
+# 1.07x to 1.5x; benchmarks/RESULTS-threads.md); a net of under 0.1 M keeps one thread
 CONVNET_WORK_PER_THREAD = 5e4
 # at most this many threads for any run: beyond, the sync costs of small operators win
 MAX_AUTO_THREADS = 16
