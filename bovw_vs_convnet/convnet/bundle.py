@@ -33,6 +33,7 @@ from bovw_vs_convnet.convnet.models import create_model, get_model_spec
 from bovw_vs_convnet.convnet.pipeline import ConvNetPipeline
 from bovw_vs_convnet.convnet.train import Trainer
 from bovw_vs_convnet.estimators.estimator_state import StateError
+from bovw_vs_convnet.onnx_export import save_onnx
 from bovw_vs_convnet.protocol import RunContext
 
 WEIGHTS = "weights.safetensors"
@@ -221,8 +222,6 @@ def export_onnx(pipeline: ConvNetPipeline, path: Any, fmt: str = "onnx") -> dict
     classes). The batch size is free. ImportError when ``onnx`` (the ``[onnx]`` extra)
     is missing.
     """
-    import onnx  # noqa: F401  (the exporter's own dependency, checked here first)
-
     trainer = pipeline.trainer
     if trainer is None:
         raise ValueError("the ConvNet pipeline is not fitted")
@@ -230,20 +229,7 @@ def export_onnx(pipeline: ConvNetPipeline, path: Any, fmt: str = "onnx") -> dict
     model = trainer.model.to(memory_format=torch.contiguous_format).eval()
     scorer = _Scorer(adapter, model, pipeline.tta_flip).eval()
     h, w = adapter.image_hw
-    example = torch.zeros(2, adapter.in_channels, h, w)
-    batch = torch.export.Dim("batch", min=1)
-    program = torch.onnx.export(
-        scorer,
-        (example,),
-        input_names=["pixels"],
-        output_names=["logits"],
-        dynamic_shapes={"pixels": {0: batch}},
-        dynamo=True,
-        verbose=False,
-    )
-    if program is None:
-        raise RuntimeError("torch.onnx.export returned no program")
-    program.save(str(path))
+    save_onnx(scorer, torch.zeros(2, adapter.in_channels, h, w), path)
     return {
         "input": {
             "name": "pixels",

@@ -18,6 +18,7 @@ from bovw_vs_convnet.dbn.config import DbnConfig
 from bovw_vs_convnet.dbn.model import DeepBeliefNet
 from bovw_vs_convnet.dbn.pipeline import DbnPipeline
 from bovw_vs_convnet.estimators.estimator_state import StateError
+from bovw_vs_convnet.onnx_export import save_onnx
 from bovw_vs_convnet.protocol import RunContext
 
 WEIGHTS = "weights.safetensors"
@@ -97,25 +98,10 @@ def export_onnx(pipeline: DbnPipeline, path: Any, fmt: str = "onnx") -> dict[str
     the run read images at (``input_size``: images larger than ``max_side`` are shrunk
     before); output ``logits`` (batch, classes). ImportError without ``onnx``.
     """
-    import onnx  # noqa: F401  (the exporter's own dependency, checked here first)
-
     model = pipeline.model_.eval()
     h, w = pipeline.input_hw_
     channels = model.rbm_layers()[0].in_features // (h * w)
-    example = torch.zeros(2, channels, h, w)
-    batch = torch.export.Dim("batch", min=1)
-    program = torch.onnx.export(
-        _Scorer(model).eval(),
-        (example,),
-        input_names=["pixels"],
-        output_names=["logits"],
-        dynamic_shapes={"pixels": {0: batch}},
-        dynamo=True,
-        verbose=False,
-    )
-    if program is None:
-        raise RuntimeError("torch.onnx.export returned no program")
-    program.save(str(path))
+    save_onnx(_Scorer(model).eval(), torch.zeros(2, channels, h, w), path)
     return {
         "input": {"name": "pixels", "shape": ["batch", channels, h, w], "range": "0-255"},
         "output": {"name": "logits", "shape": ["batch", model.classifier.out_features]},

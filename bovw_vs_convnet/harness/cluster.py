@@ -35,6 +35,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -371,6 +372,63 @@ def _land_as_completed(
         finish(index, outcome)
 
 
+@dataclass
+class SuiteLedger:
+    """A suite's specs, its runs folder's store, and the outcomes as they land.
+
+    What a coordinator (Dask or local processes) holds while its workers run: the
+    store is checked writable and recovered when the ledger opens; :meth:`finish`
+    records an outcome and tells ``on_done``.
+    """
+
+    specs: list[RunSpec]
+    store: ResultStore
+    on_done: Callable[[int, int, RunOutcome], object] | None
+    outcomes: list[RunOutcome | None] = field(default_factory=list)
+
+    @classmethod
+    def open(
+        cls,
+        suite: Suite,
+        options: SuiteOptions,
+        on_done: Callable[[int, int, RunOutcome], object] | None,
+    ) -> SuiteLedger:
+        """The ledger of ``suite``'s runs in ``options.runs_dir`` (resolved: workers share it)."""
+        specs = options.specs(suite)
+        store = ResultStore(options.runs_dir.resolve())
+        store.check_writable()
+        store.recover()
+        return cls(specs, store, on_done, [None] * len(specs))
+
+    def finish(self, index: int, outcome: RunOutcome) -> None:
+        """Record run ``index``'s outcome."""
+        self.outcomes[index] = outcome
+        if self.on_done is not None:
+            self.on_done(index, len(self.specs), outcome)
+
+    def landed(self) -> list[RunOutcome]:
+        """The outcomes, in the suite's order."""
+        return [o for o in self.outcomes if o is not None]
+
+
+@contextlib.contextmanager
+def shared_marker(runs_dir: Path) -> Iterator[str]:
+    """A marker file in ``<runs>/.partial/`` that workers look for (its name), removed after.
+
+    A worker that cannot see it is not on the coordinator's storage and refuses to run.
+    """
+    name = f"{MARKER_PREFIX}{uuid.uuid4().hex[:8]}"
+    marker = runs_dir / PARTIAL_DIR / name
+    try:
+        marker.write_text(datetime.now(UTC).isoformat(timespec="seconds") + "\n")
+    except OSError as exc:
+        raise write_failure(runs_dir, exc) from None
+    try:
+        yield name
+    finally:
+        marker.unlink(missing_ok=True)
+
+
 def run_suite_dask(
     suite: Suite,
     options: SuiteOptions,
@@ -389,44 +447,28 @@ def run_suite_dask(
     """
     require_distributed()  # before any data is loaded
     info = on_info or (lambda _line: None)
-    runs_dir = options.runs_dir.resolve()  # workers elsewhere must find the same path
-    specs = options.specs(suite)
-    store = ResultStore(runs_dir)
-    store.check_writable()
-    store.recover()
-    outcomes: list[RunOutcome | None] = [None] * len(specs)
-
-    def finish(index: int, outcome: RunOutcome) -> None:
-        outcomes[index] = outcome
-        if on_done is not None:
-            on_done(index, len(specs), outcome)
-
+    ledger = SuiteLedger.open(suite, options, on_done)
+    specs, store, finish = ledger.specs, ledger.store, ledger.finish
     plans = _plan_runs(specs, store, options, finish)
     if not plans:
-        return [o for o in outcomes if o is not None]
+        return ledger.landed()
     threads = max(1, usable_cores() // workers) if workers else 0
-    marker_name = f"{MARKER_PREFIX}{uuid.uuid4().hex[:8]}"
-    marker = runs_dir / PARTIAL_DIR / marker_name
-    try:
-        marker.write_text(datetime.now(UTC).isoformat(timespec="seconds") + "\n")
-    except OSError as exc:
-        raise write_failure(runs_dir, exc) from None
-    try:
-        with dask_client(workers, scheduler, threads) as (client, n_workers):
-            where = scheduler or f"a local cluster, {threads} thread(s) each"
-            info(f"dask: {len(plans)} runs on {n_workers} workers ({where})")
-            if "dashboard" in client.scheduler_info().get("services", {}):
-                info(f"dask dashboard: {client.dashboard_link}")
-            futures: dict[Any, int] = {}
-            for index, (key, fingerprint) in plans.items():
-                task = _task(specs[index], options, fingerprint, marker_name, threads)
-                name = f"bvc-run-{index}-{key[:12]}-{uuid.uuid4().hex[:6]}"
-                futures[client.submit(run_on_worker, task, key=name, retries=1, pure=False)] = index
-            try:
-                _land_as_completed(futures, specs, plans, store, finish)
-            except BaseException:  # KeyboardInterrupt, a full runs folder: stop the others
-                client.cancel(list(futures), force=True)
-                raise
-    finally:
-        marker.unlink(missing_ok=True)
-    return [o for o in outcomes if o is not None]  # every one, once the loop ran to its end
+    with (
+        shared_marker(store.runs_dir) as marker_name,
+        dask_client(workers, scheduler, threads) as (client, n_workers),
+    ):
+        where = scheduler or f"a local cluster, {threads} thread(s) each"
+        info(f"dask: {len(plans)} runs on {n_workers} workers ({where})")
+        if "dashboard" in client.scheduler_info().get("services", {}):
+            info(f"dask dashboard: {client.dashboard_link}")
+        futures: dict[Any, int] = {}
+        for index, (key, fingerprint) in plans.items():
+            task = _task(specs[index], options, fingerprint, marker_name, threads)
+            name = f"bvc-run-{index}-{key[:12]}-{uuid.uuid4().hex[:6]}"
+            futures[client.submit(run_on_worker, task, key=name, retries=1, pure=False)] = index
+        try:
+            _land_as_completed(futures, specs, plans, store, finish)
+        except BaseException:  # KeyboardInterrupt, a full runs folder: stop the others
+            client.cancel(list(futures), force=True)
+            raise
+    return ledger.landed()  # every one, once the loop ran to its end

@@ -13,23 +13,21 @@ process alone commits them to the store.
 from __future__ import annotations
 
 import multiprocessing
-import uuid
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from datetime import UTC, datetime
 from typing import Any
 
 from bovw_vs_convnet.errors import StorageError
 from bovw_vs_convnet.harness.cluster import (
-    MARKER_PREFIX,
+    SuiteLedger,
     _land,
     _plan_runs,
     _task,
     run_on_worker,
+    shared_marker,
 )
 from bovw_vs_convnet.harness.outcome import RunOutcome, SuiteOptions
 from bovw_vs_convnet.harness.run import error_line
-from bovw_vs_convnet.harness.run_folder import PARTIAL_DIR, write_failure
 from bovw_vs_convnet.harness.store import ResultStore
 from bovw_vs_convnet.harness.suite import Suite
 from bovw_vs_convnet.threads import usable_cpus
@@ -54,44 +52,29 @@ def run_suite_processes(
     starts; ``on_done(index, total, outcome)`` is called as each run lands, in
     finishing order. A runs folder that cannot be written stops the suite.
     """
-    runs_dir = options.runs_dir.resolve()
-    specs = options.specs(suite)
-    store = ResultStore(runs_dir)
-    store.check_writable()
-    store.recover()
-    outcomes: list[RunOutcome | None] = [None] * len(specs)
-
-    def finish(index: int, outcome: RunOutcome) -> None:
-        outcomes[index] = outcome
-        if on_done is not None:
-            on_done(index, len(specs), outcome)
-
+    ledger = SuiteLedger.open(suite, options, on_done)
+    specs, store, finish = ledger.specs, ledger.store, ledger.finish
     plans = _plan_runs(specs, store, options, finish)
     if not plans:
-        return [o for o in outcomes if o is not None]
-    marker_name = f"{MARKER_PREFIX}{uuid.uuid4().hex[:8]}"
-    marker = runs_dir / PARTIAL_DIR / marker_name
-    try:
-        marker.write_text(datetime.now(UTC).isoformat(timespec="seconds") + "\n")
-    except OSError as exc:
-        raise write_failure(runs_dir, exc) from None
+        return ledger.landed()
     # spawn: a fork of a process whose torch or BLAS threads started may hang
     context = multiprocessing.get_context("spawn")
-    try:
-        with ProcessPoolExecutor(min(processes, len(plans)), mp_context=context) as pool:
-            futures: dict[Future[dict[str, Any]], int] = {
-                pool.submit(run_on_worker, _task(specs[i], options, fp, marker_name, 0)): i
-                for i, (_key, fp) in plans.items()
-            }
-            try:
-                _land_in_turn(futures, specs, plans, store, finish)
-            except BaseException:  # Ctrl-C, a full runs folder: the rest are not started
-                for future in futures:
-                    future.cancel()
-                raise
-    finally:
-        marker.unlink(missing_ok=True)
-    return [o for o in outcomes if o is not None]
+    pool_size = min(processes, len(plans))
+    with (
+        shared_marker(store.runs_dir) as marker_name,
+        ProcessPoolExecutor(pool_size, mp_context=context) as pool,
+    ):
+        futures: dict[Future[dict[str, Any]], int] = {
+            pool.submit(run_on_worker, _task(specs[i], options, fp, marker_name, 0)): i
+            for i, (_key, fp) in plans.items()
+        }
+        try:
+            _land_in_turn(futures, specs, plans, store, finish)
+        except BaseException:  # Ctrl-C, a full runs folder: the rest are not started
+            for future in futures:
+                future.cancel()
+            raise
+    return ledger.landed()
 
 
 def _land_in_turn(
