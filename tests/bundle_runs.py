@@ -9,6 +9,8 @@ pytest's temporary tree; the test images are written beside the runs as PNG file
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from bovw_vs_convnet.cli import main
+from bovw_vs_convnet.harness.bundle import BUNDLE_DIR, files_digest, sha256_bytes
 from bovw_vs_convnet.harness.run import load_split, run_pipeline
+from bovw_vs_convnet.harness.store import ResultStore
 
 # each run takes a few seconds on 400 training digits (359 test digits)
 RUNS: dict[str, dict[str, Any]] = {
@@ -80,3 +84,17 @@ def stored_runs(factory: pytest.TempPathFactory) -> dict[str, Any]:
         cv2.imwrite(str(images / f"{sample_id}.png"), image[..., 0])
     _made.update({"runs": runs, "records": records, "images": images, "split": split})
     return _made
+
+
+def resign(runs: Path, run_id: str, **changes: Any) -> None:
+    """Rewrite the run's bundle hashes (and ``changes``) in record.json and its SQLite row."""
+    store = ResultStore(runs)
+    folder = store.run_dir(run_id) / BUNDLE_DIR
+    files = {p.name: sha256_bytes(p.read_bytes()) for p in sorted(folder.iterdir())}
+    record = dict(store.get_run(run_id))
+    record.update(changes, bundle_files=files, bundle_sha256=files_digest(files))
+    record.pop("run_dir", None)
+    text = json.dumps(record)
+    (store.run_dir(run_id) / "record.json").write_text(text)
+    with sqlite3.connect(store.db_path) as conn:
+        conn.execute("UPDATE runs SET record = ? WHERE run_id = ?", [text, run_id])

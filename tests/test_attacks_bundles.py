@@ -19,7 +19,6 @@ import os
 import random
 import shutil
 import signal
-import sqlite3
 import tracemalloc
 import zipfile
 from collections.abc import Callable, Iterator
@@ -29,13 +28,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from bundle_runs import invoke, one_line, stored_runs
+from bundle_runs import invoke, one_line, resign, stored_runs
 from PIL import Image
 
 from bovw_vs_convnet.data.folder_tree import open_image_file, scan_tree
 from bovw_vs_convnet.errors import BvcError
 from bovw_vs_convnet.harness import bundle as bundle_mod
-from bovw_vs_convnet.harness.bundle import BUNDLE_DIR, files_digest, load_bundle, sha256_bytes
+from bovw_vs_convnet.harness.bundle import BUNDLE_DIR, load_bundle
 from bovw_vs_convnet.harness.record import RunRecord
 from bovw_vs_convnet.harness.run import run_pipeline
 from bovw_vs_convnet.harness.store import ResultStore
@@ -74,20 +73,6 @@ def copy_run(stored: dict[str, Any], pipeline: str, runs: Path) -> tuple[RunReco
     shutil.copytree(Path(record["run_dir"]), runs / record["run_id"])
     ResultStore(runs).recover()
     return record, runs / record["run_id"] / BUNDLE_DIR
-
-
-def resign(runs: Path, run_id: str, **changes: Any) -> None:
-    """Rewrite the run's bundle hashes (and ``changes``) in record.json and its SQLite row."""
-    store = ResultStore(runs)
-    folder = store.run_dir(run_id) / BUNDLE_DIR
-    files = {p.name: sha256_bytes(p.read_bytes()) for p in sorted(folder.iterdir())}
-    record = dict(store.get_run(run_id))
-    record.update(changes, bundle_files=files, bundle_sha256=files_digest(files))
-    record.pop("run_dir", None)
-    text = json.dumps(record)
-    (store.run_dir(run_id) / "record.json").write_text(text)
-    with sqlite3.connect(store.db_path) as conn:
-        conn.execute("UPDATE runs SET record = ? WHERE run_id = ?", [text, run_id])
 
 
 def edit_json(path: Path, change: Callable[[Any], None]) -> None:

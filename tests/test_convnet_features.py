@@ -217,3 +217,37 @@ def test_bvc_run_help_names_every_pipeline_and_bvc_models_the_dbn() -> None:
     assert all(name in text for name in PIPELINES)
     rows = json.loads(invoke("models", "--json").output)
     assert rows[-1]["model"] == "dbn" and rows[-1]["param_count"] == 1_665_010
+
+
+def test_a_resigned_bundle_naming_a_billion_classes_is_refused_before_building(
+    source_run: dict[str, Any], tmp_path: Path
+) -> None:
+    import json
+    import shutil
+
+    from bundle_runs import resign
+
+    from bovw_vs_convnet.errors import DataError
+
+    runs, source = source_run["runs"], source_run["record"]
+    record = run_pipeline(
+        "convnet-features",
+        "synthetic",
+        overrides={"source": source["run_id"]},
+        seed=1,
+        train_size=120,
+        runs_dir=runs,
+        n_jobs=1,
+        progress=False,
+        skip_existing=True,
+    )
+    copy = tmp_path / "runs"
+    shutil.copytree(runs / record["run_id"], copy / record["run_id"])
+    ResultStore(copy).recover()
+    manifest = copy / record["run_id"] / "bundle" / "bundle.json"
+    data = json.loads(manifest.read_text())
+    data["convnet-features"]["network"]["num_classes"] = 10**9  # 84 G weights if built
+    manifest.write_text(json.dumps(data))
+    resign(copy, record["run_id"])
+    with pytest.raises(DataError, match="does not hold the weights of 'lenet5' for 1000000000"):
+        load_bundle(ResultStore(copy), record["run_id"])

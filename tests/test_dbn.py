@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from bundle_runs import resign
 
 from bovw_vs_convnet.config import build_config
 from bovw_vs_convnet.dbn.config import DbnConfig, hidden_sizes
@@ -116,3 +117,49 @@ def test_the_dbn_exports_to_onnx_with_its_scores(dbn_run: dict[str, Any], tmp_pa
     (logits,) = session.run(None, {"pixels": pixels})
     stored, _, _ = ResultStore(runs).load_scores(record["run_id"])
     np.testing.assert_allclose(logits, stored, rtol=1e-4, atol=1e-4)
+
+
+def _resigned_copy(dbn_run: dict[str, Any], tmp_path: Path) -> tuple[Path, str]:
+    """A copy of the stored DBN run whose bundle the test may change (then re-sign)."""
+    import shutil
+
+    record = dbn_run["record"]
+    runs = tmp_path / "runs"
+    shutil.copytree(dbn_run["runs"] / record["run_id"], runs / record["run_id"])
+    ResultStore(runs).recover()
+    return runs, str(record["run_id"])
+
+
+def test_a_resigned_dbn_bundle_naming_a_huge_layer_is_refused_before_allocating(
+    dbn_run: dict[str, Any], tmp_path: Path
+) -> None:
+    import json
+
+    from bovw_vs_convnet.errors import DataError
+
+    runs, run_id = _resigned_copy(dbn_run, tmp_path)
+    manifest = runs / run_id / "bundle" / "bundle.json"
+    data = json.loads(manifest.read_text())
+    data["dbn"]["hidden"] = [200_000, 200_000]  # 40 G weights if it were built
+    manifest.write_text(json.dumps(data))
+    resign(runs, run_id)
+    with pytest.raises(DataError, match=r"does not hold this DBN's weights \(at "):
+        load_bundle(ResultStore(runs), run_id)
+
+
+def test_a_resigned_dbn_bundle_with_weights_that_are_not_finite_is_refused(
+    dbn_run: dict[str, Any], tmp_path: Path
+) -> None:
+    from safetensors.torch import load, save
+
+    from bovw_vs_convnet.errors import DataError
+
+    runs, run_id = _resigned_copy(dbn_run, tmp_path)
+    weights = runs / run_id / "bundle" / "weights.safetensors"
+    tensors = load(weights.read_bytes())
+    first = sorted(tensors)[0]
+    tensors[first] = torch.full_like(tensors[first], float("nan"))
+    weights.write_bytes(save(tensors, metadata={"format": "bvc-dbn-1"}))
+    resign(runs, run_id)
+    with pytest.raises(DataError, match="holds weights that are not finite"):
+        load_bundle(ResultStore(runs), run_id)

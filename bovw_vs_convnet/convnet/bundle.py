@@ -119,7 +119,7 @@ def load_bundle(
         raise StateError(f"the bundle holds {name!r}, its settings name {pipeline.model_name!r}")
     _check_adapter(adapter, name, pre, manifest)
     n_classes = len(manifest["class_names"])
-    _check_weights(tensors, name, n_classes, in_channels)
+    check_weights(tensors, name, n_classes, in_channels)
     model = create_model(name, num_classes=n_classes, in_channels=in_channels)
     try:
         model.load_state_dict(tensors, strict=True)
@@ -170,7 +170,7 @@ def _check_adapter(
         raise StateError("the bundle's mean and std are not finite, positive numbers")
 
 
-def _check_weights(
+def check_weights(
     tensors: Mapping[str, torch.Tensor], name: str, n_classes: int, in_channels: int
 ) -> None:
     """StateError unless ``tensors`` are finite and have the names and shapes of model

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bovw_vs_convnet.config import build_config
+from bovw_vs_convnet.convnet.bundle import check_weights
 from bovw_vs_convnet.convnet.models import create_model
 from bovw_vs_convnet.convnet_features.config import ConvNetFeaturesConfig
 from bovw_vs_convnet.convnet_features.extractor import InputSpec
@@ -82,12 +83,9 @@ def _network(files: Mapping[str, bytes], part: Mapping[str, Any]) -> Network:
         provenance = dict(part["source"])
     except (KeyError, TypeError, ValueError) as exc:
         raise StateError(f"the bundle's network description is not valid ({exc})") from None
+    check_weights(tensors, name, num_classes, spec.in_channels)  # before anything is built
     model = create_model(name, num_classes=num_classes, in_channels=spec.in_channels)
-    try:
-        model.load_state_dict(tensors, strict=True)
-    except RuntimeError as exc:
-        line = str(exc).splitlines()[0]
-        raise StateError(f"{WEIGHTS} does not hold the weights of {name!r} ({line})") from None
+    model.load_state_dict(tensors, strict=True)
     return Network(model.eval(), name, num_classes, spec, provenance)
 
 

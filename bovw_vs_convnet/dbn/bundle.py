@@ -66,17 +66,37 @@ def load_bundle(
         h, w = (int(v) for v in part["preprocessing"]["input_size"])
     except (KeyError, TypeError, ValueError) as exc:
         raise StateError(f"the bundle's dbn part is not valid ({exc})") from None
+    _check_weights(tensors, visible, hidden, classes)
     model = DeepBeliefNet(visible, hidden, classes)
-    try:
-        model.load_state_dict(tensors, strict=True)
-    except RuntimeError as exc:
-        line = str(exc).splitlines()[0]
-        raise StateError(f"{WEIGHTS} does not hold this DBN's weights ({line})") from None
+    model.load_state_dict(tensors, strict=True)
     pipeline = DbnPipeline(build_config(DbnConfig, manifest["config"]), context)
     pipeline.model_ = model.eval()
     pipeline.input_hw_ = (h, w)
     pipeline.n_params = sum(p.numel() for p in model.parameters())
     return pipeline
+
+
+def _check_weights(
+    tensors: Mapping[str, torch.Tensor], visible: int, hidden: list[int], classes: int
+) -> None:
+    """StateError unless ``tensors`` are exactly the named DBN's weights, all finite.
+
+    The net is laid out on PyTorch's meta device first, so sizes from the manifest
+    allocate nothing until the stored tensors (bounded by the bundle's file size) match.
+    """
+    if min([visible, classes, *hidden], default=0) < 1:
+        raise StateError(f"the bundle's dbn part gives a layer of size < 1 ({visible}, {hidden})")
+    with torch.device("meta"):
+        layout = DeepBeliefNet(visible, hidden, classes).state_dict()
+    expected = {k: tuple(v.shape) for k, v in layout.items()}
+    found = {k: tuple(v.shape) for k, v in tensors.items()}
+    if found != expected:
+        wrong = sorted(set(found) ^ set(expected)) or sorted(
+            k for k in expected if found[k] != expected[k]
+        )
+        raise StateError(f"{WEIGHTS} does not hold this DBN's weights (at {wrong[0]})")
+    if not all(bool(torch.isfinite(v).all()) for v in tensors.values()):
+        raise StateError(f"{WEIGHTS} holds weights that are not finite")
 
 
 class _Scorer(torch.nn.Module):
