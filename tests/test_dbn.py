@@ -94,6 +94,8 @@ def test_a_small_dbn_learns_digits_and_records_its_stages(dbn_run: dict[str, Any
     assert len(extra["reconstruction_errors"]) == 2 and len(extra["val_err_by_epoch"]) == 20
     assert set(record["stage_seconds"]) == {"pretraining", "finetuning", "scoring"}
     assert record["top1_err"] < 0.25  # ten classes: chance is 0.9
+    assert record["learned"] is True and extra["chance_test"]["p_value"] < 0.01
+    assert extra["threads"]["why"].startswith("auto")  # threads=auto, the default
 
 
 def test_the_dbn_bundle_scores_as_the_run_did(dbn_run: dict[str, Any]) -> None:

@@ -54,7 +54,9 @@ class DbnConfig:
     finetune_epochs: int | Literal["auto"] = "auto"
     finetune_lr: float = 0.1
     finetune_weight_decay: float = 1e-5
-    threads: int = 0  # torch's CPU threads (0: torch's default)
+    # torch's CPU threads: auto (from the usable CPUs and the net's work per image,
+    # bovw_vs_convnet.threads), a count, or 0 (torch's default)
+    threads: int | Literal["auto"] = "auto"
 
     def __post_init__(self) -> None:
         """Refuse bad settings before any image is read (one line each)."""
@@ -62,7 +64,9 @@ class DbnConfig:
             raise ConfigError(
                 f"hidden must be sizes ≥ 1 (or auto), got {self.hidden!r}", key="hidden"
             )
-        for name, low in (("max_side", 4), ("batch_size", 1), ("threads", 0)):
+        if self.threads != "auto" and self.threads < 0:
+            raise ConfigError(f"threads must be auto or ≥ 0, got {self.threads}", key="threads")
+        for name, low in (("max_side", 4), ("batch_size", 1)):
             if getattr(self, name) < low:
                 raise ConfigError(f"{name} must be ≥ {low}, got {getattr(self, name)}", key=name)
         for name in ("pretrain_epochs", "finetune_epochs"):

@@ -37,6 +37,7 @@ from bovw_vs_convnet.dbn.rbm import CdSchedule, train_rbm
 from bovw_vs_convnet.errors import ConfigError, DataError
 from bovw_vs_convnet.progress import Progress, track
 from bovw_vs_convnet.protocol import CpuPipeline, RunContext
+from bovw_vs_convnet.threads import choose_threads
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +84,18 @@ class DbnPipeline(CpuPipeline):
     def fit(self, train: ImageSet, val: ImageSet | None) -> DbnPipeline:
         """Pre-train each RBM on the layer below, then fine-tune the stack on ``train``."""
         cfg = self.config
-        if cfg.threads > 0:
-            torch.set_num_threads(cfg.threads)
         generator = torch.Generator().manual_seed(self.context.seed)
         torch.manual_seed(self.context.seed)  # the output layer's draw
         self.input_hw_ = input_side(train.image_shape[:2], cfg.max_side)
         x, y = self._inputs(train), torch.from_numpy(train.labels.astype(np.int64))
         hidden = hidden_sizes(x.shape[1]) if cfg.hidden == "auto" else tuple(cfg.hidden)
         self.model_ = DeepBeliefNet(x.shape[1], hidden, train.n_classes)
+        if cfg.threads != 0:  # 0: torch's default
+            # a dense net's multiply-adds per image are its weights
+            work = float(sum(p.numel() for p in self.model_.parameters()))
+            choice = choose_threads(cfg.threads, work)
+            torch.set_num_threads(choice.n)
+            self.record_extra["threads"] = choice.describe()
         t0 = time.perf_counter()
         errors = self._pretrain(x, generator)
         self.add_seconds({"pretraining": time.perf_counter() - t0})

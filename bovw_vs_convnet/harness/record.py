@@ -122,16 +122,18 @@ def learned_fields(extra: Mapping[str, Any], val_labels: np.ndarray | None) -> R
 
     A ConvNet decides it itself (``extra["learned"]``: the chance test of the weights it
     kept). A pipeline that chooses its SVM cost on the validation images
-    (``extra["val_errors_by_C"]``: BoVW, HOG, the baseline) is judged on the lowest of
-    those errors, by the same one-sided binomial test against the most frequent class of
-    the validation part; its test goes to ``extra["chance_test"]``. Without a
-    validation score nothing is said (an empty dict: the key stays absent).
+    (``extra["val_errors_by_C"]``: BoVW, HOG, the baseline) or keeps its best validation
+    epoch (``extra["val_err_by_epoch"]``: the DBN) is judged on the lowest of those
+    errors, by the same one-sided binomial test against the most frequent class of the
+    validation part; its test goes to ``extra["chance_test"]``. Without a validation
+    score nothing is said (an empty dict: the key stays absent).
     """
     from bovw_vs_convnet.significance import chance_test_labels
 
     if isinstance(extra.get("learned"), bool):
         return RunRecord(learned=extra["learned"])
-    errors = [float(e) for e in (extra.get("val_errors_by_C") or {}).values() if e is not None]
+    by_c = list((extra.get("val_errors_by_C") or {}).values())
+    errors = [float(e) for e in by_c + list(extra.get("val_err_by_epoch") or []) if e is not None]
     if not errors or val_labels is None or len(val_labels) == 0:
         return RunRecord()
     test = chance_test_labels(min(errors), np.asarray(val_labels))
