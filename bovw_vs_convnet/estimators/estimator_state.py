@@ -36,7 +36,6 @@ import inspect
 import io
 import json
 import math
-import re
 import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -46,6 +45,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from bovw_vs_convnet.errors import DataError
+from bovw_vs_convnet.file_limits import MAX_DEPTH, MAX_JSON_BYTES, json_depth
 
 T = TypeVar("T")
 
@@ -75,8 +75,6 @@ RENAMED: dict[str, str] = {
 }
 
 
-MAX_JSON_BYTES = 64 * 1024**2  # a state's or manifest's JSON: ours are kilobytes
-MAX_DEPTH = 64  # nesting of a JSON text: a fitted pipeline's tree is about 12 deep
 MAX_MEMBERS = 100_000  # arrays in one .npz
 _NPY_HEADER_BYTES = 10_000  # numpy's own bound on an .npy header
 
@@ -177,20 +175,6 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not strict JSON")
 
 
-def json_depth(data: bytes) -> int:
-    """How deep the arrays and objects of JSON text ``data`` nest (strings skipped).
-
-    Counted without parsing (vectorised over the bytes), so that a text of 100 000
-    brackets is measured, not recursed into.
-    """
-    # string literals out first: a bracket inside a string nests nothing
-    text = re.sub(rb'"(?:[^"\\]|\\.)*"', b'""', data)
-    codes = np.frombuffer(text, dtype=np.uint8)
-    step = np.isin(codes, (ord("["), ord("{"))).astype(np.int64)
-    step -= np.isin(codes, (ord("]"), ord("}")))
-    return int(np.cumsum(step).max(initial=0))
-
-
 def load_json(data: bytes, what: str) -> Any:
     """Strict JSON from bytes (no NaN or Infinity); StateError naming ``what`` otherwise.
 
@@ -199,11 +183,12 @@ def load_json(data: bytes, what: str) -> Any:
     """
     if len(data) > MAX_JSON_BYTES:
         raise StateError(f"{what} is larger than {MAX_JSON_BYTES // 1024**2} MiB")
-    depth = json_depth(data)
-    if depth > MAX_DEPTH:
-        raise StateError(f"{what} nests {depth} deep (at most {MAX_DEPTH})")
     try:
-        return json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+        text = data.decode("utf-8")
+        depth = json_depth(text)
+        if depth > MAX_DEPTH:
+            raise StateError(f"{what} nests {depth} deep (at most {MAX_DEPTH})")
+        return json.loads(text, parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise StateError(f"{what} is not valid JSON ({str(exc)[:200]})") from None
 
