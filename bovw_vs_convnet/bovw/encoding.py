@@ -22,7 +22,6 @@ matrices, VLAD and Fisher as dense arrays.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -41,8 +40,8 @@ from bovw_vs_convnet.bovw.aggregate import (
 from bovw_vs_convnet.bovw.descriptors import DescriptorSet
 from bovw_vs_convnet.bovw.vocabulary import (
     KMeansVocabulary,
-    nearest_rows,
     nearest_word,
+    nearest_words,
     sample_rows,
     sq_distances,
     sq_norms,
@@ -52,7 +51,8 @@ from bovw_vs_convnet.estimators.parameters import ParameterError, at_least, posi
 
 Method = Literal["hard", "soft", "vlad", "fisher"]
 
-# entries of one dense block of histograms being accumulated (float64): 43 MiB
+# the memory plan's allowance for the entries of one image's histograms while they are
+# pooled (pool_histograms makes no dense block; a row holds at most n_cell * k entries)
 HISTOGRAM_BLOCK = 1024 * 21 * 256
 
 
@@ -76,6 +76,67 @@ def pyramid_cells(positions: np.ndarray, levels: Sequence[int]) -> np.ndarray:
 def n_cells(levels: Sequence[int]) -> int:
     """Number of cells of a pyramid (1 + 4 + 16 = 21 for levels 1, 2, 4)."""
     return int(sum(lev * lev for lev in levels))
+
+
+def soft_weights(dist: np.ndarray, sigma: float) -> np.ndarray:
+    """Kernel-codebook weights of each descriptor's nearest words: float32 (M, knn).
+
+    ``exp(-d² / 2σ²)`` over the ``dist`` (M, knn) squared distances, normalised to sum
+    to 1 per row; the smallest distance is taken off first (it cancels in the
+    normalisation), so that no row underflows to zeros. ``dist`` is overwritten.
+    """
+    w = np.asarray(dist, np.float32)
+    w -= w.min(axis=1, keepdims=True)
+    w /= np.float32(-2.0 * sigma**2)
+    np.exp(w, out=w)
+    w /= w.sum(axis=1, keepdims=True)
+    return w
+
+
+def pool_histograms(
+    words: np.ndarray,
+    weights: np.ndarray,
+    cells: np.ndarray,
+    img: np.ndarray,
+    n: int,
+    n_cell: int,
+    k: int,
+) -> sp.csr_matrix:
+    """Spatial-pyramid histograms as one sparse product: float32 CSR (n, n_cell · k).
+
+    ``words`` and ``weights`` (M, m) are each descriptor's words and the mass it gives
+    them, ``cells`` (M, L) its cell at each level, ``img`` (M,) its image. The
+    assignments ``A`` (M, k; m entries a row) are summed per (image, cell) by
+    ``P @ A``, where ``P`` (n · n_cell, M) has a 1 at each descriptor's cell of every
+    level; rows ``image * n_cell + cell`` of the product are then laid end to end, cell
+    after cell, as each image's row (the CSR arrays reused, no copy of the values).
+    Entries sum in float32; indices are sorted and exact zeros dropped, as in a CSR
+    matrix made from the dense histograms.
+    """
+    m_desc, m = words.shape
+    n_lev = cells.shape[1]
+    assign = sp.csr_matrix(
+        (weights.reshape(-1), words.reshape(-1), np.arange(0, m_desc * m + 1, m)),
+        shape=(m_desc, k),
+    )
+    pool = sp.csc_matrix(
+        (
+            np.ones(m_desc * n_lev, np.float32),
+            (img[:, None] * n_cell + cells).reshape(-1),
+            np.arange(0, m_desc * n_lev + 1, n_lev),
+        ),
+        shape=(n * n_cell, m_desc),
+    ).tocsr()
+    h = pool @ assign  # (n * n_cell, k)
+    h.sum_duplicates()  # sorts each row's words; a product has no duplicates to add
+    h.eliminate_zeros()
+    cell_of = np.repeat(np.arange(n * n_cell) % n_cell, np.diff(h.indptr))
+    indices = h.indices.astype(np.int64) + cell_of * k
+    index_dtype = np.int32 if n_cell * k <= np.iinfo(np.int32).max else np.int64
+    return sp.csr_matrix(
+        (h.data.astype(np.float32, copy=False), indices.astype(index_dtype), h.indptr[::n_cell]),
+        shape=(n, n_cell * k),
+    )
 
 
 def _normalise_rows(x: Any, power: float, norm: str) -> Any:
@@ -277,51 +338,13 @@ class SpatialPyramidEncoder(TransformerMixin, BaseEstimator):
     def _histograms(
         self, x: np.ndarray, cells: np.ndarray, img: np.ndarray, n: int, n_cell: int
     ) -> sp.csr_matrix:
-        k = self.k
         if self.method == "hard":
             words = nearest_word(x, self.vocabulary_, self.word_sq_)[:, None]
             weights = np.ones((len(x), 1), np.float32)
         else:
-            knn = min(self.knn, k)
-            words = np.empty((len(x), knn), np.int64)
-            weights = np.empty((len(x), knn), np.float32)
-            block = nearest_rows(k)
-            for s in range(0, len(x), block):
-                d = sq_distances(x[s : s + block], self.vocabulary_, self.word_sq_)
-                idx = (
-                    np.argpartition(d, knn - 1, axis=1)[:, :knn]
-                    if knn < k
-                    else np.tile(np.arange(k), (len(d), 1))
-                )
-                dk = np.take_along_axis(d, idx, axis=1)
-                w = np.exp(
-                    -(dk - dk.min(axis=1, keepdims=True)) / (2 * float(self.sigma_ or 1.0) ** 2)
-                )
-                words[s : s + block] = idx
-                weights[s : s + block] = w / w.sum(axis=1, keepdims=True)
-        n_lev, width = cells.shape[1], n_cell * k
-        # column of (cell, word) for every descriptor, level and neighbour
-        cols = (cells[:, :, None] * k + words[:, None, :]).reshape(-1)
-        rows = np.repeat(img, n_lev * words.shape[1])
-        vals = np.broadcast_to(weights[:, None, :], (len(x), n_lev, words.shape[1])).reshape(-1)
-        # accumulate densely per block of images (one bincount), then sparsify: ~7x
-        # faster than building a COO matrix and summing its duplicates. A block holds
-        # at most HISTOGRAM_BLOCK entries (1 024 images of 21 × 256 words, fewer when wider)
-        blocks = []
-        per_row = n_lev * words.shape[1]
-        rows_per = max(1, min(1024, HISTOGRAM_BLOCK // width))
-        bounds = np.searchsorted(img, np.arange(0, n + rows_per, rows_per).clip(max=n)) * per_row
-        for b, (lo, hi) in enumerate(itertools.pairwise(bounds)):
-            first = b * rows_per
-            rows_b = min(rows_per, n - first)
-            if rows_b <= 0:
-                break
-            flat = (rows[lo:hi] - first) * width + cols[lo:hi]
-            dense = np.bincount(flat, weights=vals[lo:hi], minlength=rows_b * width)
-            blocks.append(sp.csr_matrix(dense.reshape(rows_b, width).astype(np.float32)))
-        if not blocks:
-            return sp.csr_matrix((n, width), dtype=np.float32)
-        return sp.vstack(blocks, format="csr")
+            words, dist = nearest_words(x, self.vocabulary_, self.knn, self.word_sq_)
+            weights = soft_weights(dist, float(self.sigma_ or 1.0))
+        return pool_histograms(words, weights, cells, img, n, n_cell, int(self.k))
 
     def _vlad(
         self, x: np.ndarray, cells: np.ndarray, img: np.ndarray, n: int, n_cell: int

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import numpy as np
@@ -52,15 +53,50 @@ def sq_distances(
 
 
 # Distances per block of :func:`nearest_word` and soft assignment: a (32768, 256)
-# float32 block is 32 MiB, so memory stays bounded whatever the number of descriptors.
+# float32 block is 32 MiB, so memory stays bounded whatever the number of descriptors
+# (the memory plan's allowance; the blocks used are smaller, see CACHE_ELEMENTS).
 NEAREST_ELEMENTS = 32768 * 256
+# Entries of the distance block the nearest words are picked from: 1 MiB of float32,
+# so that the block stays in a core's cache through the passes that pick them (an
+# argmin per neighbour); larger blocks only add trips to memory.
+CACHE_ELEMENTS = 1024 * 256
+# Up to this many neighbours are picked by repeated argmin (one vectorised pass over
+# the cached block each); more by argpartition, whose per-row cost is several passes'
+SEQUENTIAL_KNN = 8
 
 
 def nearest_rows(k: int) -> int:
-    """Rows per distance block against ``k`` words: :data:`NEAREST_ELEMENTS` entries
-    (32 768 rows for 256 words), at least 1 024.
+    """Rows per distance block against ``k`` words: :data:`CACHE_ELEMENTS` entries
+    (1 024 rows for 256 words), at least 64 and at most :data:`NEAREST_ELEMENTS` entries.
     """
-    return max(1024, NEAREST_ELEMENTS // max(int(k), 1))
+    k = max(int(k), 1)
+    return max(64, min(CACHE_ELEMENTS // k, NEAREST_ELEMENTS // k))
+
+
+def _distance_blocks(
+    x: np.ndarray, centers: np.ndarray, centers_sq: np.ndarray | None, chunk: int | None
+) -> Iterator[tuple[int, np.ndarray]]:
+    """``(start, d)`` for row blocks of ``x``: ``d = ‖c‖² - 2 x·c`` (float32 (rows, k)),
+    the squared distances less each row's ``‖x‖²`` (the same for every centre, so the
+    order of a row's centres is that of their distances).
+
+    One float32 GEMM per block against ``-2 cᵀ`` (scaling by 2 is exact) written into
+    one reused buffer, and one addition. The buffer is overwritten by the next block.
+    """
+    k = len(centers)
+    if centers_sq is None:
+        centers_sq = sq_norms(centers)
+    rows = nearest_rows(k) if chunk is None else max(int(chunk), 1)
+    dtype = np.result_type(x.dtype, centers.dtype, np.float32)
+    m2ct = np.ascontiguousarray(-2.0 * centers.T, dtype=dtype)  # (D, k)
+    csq = np.asarray(centers_sq, dtype)
+    buf = np.empty((min(rows, len(x)), k), dtype)
+    for s in range(0, len(x), rows):
+        xb = np.asarray(x[s : s + rows], dtype)
+        d = buf[: len(xb)]
+        np.matmul(xb, m2ct, out=d)
+        d += csq
+        yield s, d
 
 
 def nearest_word(
@@ -76,17 +112,54 @@ def nearest_word(
     ``‖c‖² - 2 x·c``: one product and one addition per entry fewer than
     :func:`sq_distances`. ``chunk``: rows per block (None: :func:`nearest_rows`).
     """
-    if centers_sq is None:
-        centers_sq = sq_norms(centers)
-    if chunk is None:
-        chunk = nearest_rows(len(centers))
     out = np.empty(len(x), np.int64)
-    for s in range(0, len(x), chunk):
-        d = x[s : s + chunk] @ centers.T
-        d *= -2.0
-        d += centers_sq[None, :]
-        out[s : s + chunk] = d.argmin(axis=1)
+    for s, d in _distance_blocks(x, centers, centers_sq, chunk):
+        out[s : s + len(d)] = d.argmin(axis=1)
     return out
+
+
+def nearest_words(
+    x: np.ndarray,
+    centers: np.ndarray,
+    knn: int,
+    centers_sq: np.ndarray | None = None,
+    chunk: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``knn`` nearest of ``centers`` to each row of ``x``, nearest first, and their
+    squared distances: int64 (n, knn) and (n, knn) in the dtype of the inputs, clipped at 0.
+
+    The soft assignment's search, at the speed of the distance GEMM: the block of
+    ``‖c‖² - 2 x·c`` stays in cache (:func:`nearest_rows`) while up to
+    :data:`SEQUENTIAL_KNN` neighbours are picked by one argmin each (the pick then set
+    to infinity; ties go to the lower index), more by ``argpartition``; ``‖x‖²`` is
+    added to the ``knn`` kept distances only. ``knn`` at or above ``len(centers)``
+    returns every centre.
+    """
+    k = len(centers)
+    knn = min(int(knn), k)
+    dtype = np.result_type(x.dtype, centers.dtype, np.float32)
+    words = np.empty((len(x), knn), np.int64)
+    dist = np.empty((len(x), knn), dtype)
+    for s, d in _distance_blocks(x, centers, centers_sq, chunk):
+        rows = len(d)
+        if knn <= SEQUENTIAL_KNN:
+            flat = d.reshape(-1)
+            base = np.arange(rows) * k
+            for j in range(knn):
+                pick = d.argmin(axis=1)
+                words[s : s + rows, j] = pick
+                pos = base + pick
+                dist[s : s + rows, j] = flat[pos]
+                flat[pos] = np.inf
+        else:
+            idx = np.argpartition(d, knn - 1, axis=1)[:, :knn] if knn < k else None
+            part = d if idx is None else np.take_along_axis(d, idx, axis=1)
+            order = np.argsort(part, axis=1, kind="stable")
+            words[s : s + rows] = order if idx is None else np.take_along_axis(idx, order, axis=1)
+            dist[s : s + rows] = np.take_along_axis(part, order, axis=1)
+    dist += sq_norms(np.asarray(x, dtype))[:, None]
+    np.maximum(dist, 0.0, out=dist)
+    return words, dist
 
 
 class KMeansVocabulary(BaseEstimator):
