@@ -35,6 +35,8 @@ _DENSE_SETTINGS = {
     "backend": "sift_backend",
     "resample": "resample",
     "max_side": "max_side",
+    "colour": "colour",
+    "polarity": "polarity",
 }
 _KEYPOINT_SETTINGS = {"upscale": "upscale", "root": "root_sift", "max_side": "max_side"}
 _ENCODER_SETTINGS = {
@@ -159,6 +161,8 @@ class BovwConfig:
         "gmm_samples": 50_000,
         "gmm_iter": 30,
         "linear_solver": "liblinear",
+        "colour": "gray",
+        "polarity": "signed",
     }
     # how the work is spread, never what it computes: no part of a run's identity
     NOT_IDENTITY: ClassVar[tuple[str, ...]] = ("executor",)
@@ -193,6 +197,12 @@ class BovwConfig:
     root_sift: bool = True  # RootSIFT (Hellinger) descriptors
     resample: bool = False  # numpy backend: resample to the upscaled size first (slower)
     max_side: int | None = None  # px: a longer image side is shrunk to this first (None: never)
+    # channels described (bovw/colour.py): gray SIFT (128 values), or one SIFT per channel
+    # of a colour space of van de Sande et al. 2010 (384): opponent, rgb, rg, c
+    colour: Literal["gray", "opponent", "rgb", "rg", "c"] = "gray"
+    # gradient orientation over 2π (signed, Lowe) or modulo π (unsigned: a shape light on
+    # dark and dark on light give the same descriptor)
+    polarity: Literal["signed", "unsigned"] = "signed"
     # vocabulary and encoding
     encoding: Literal["hard", "soft", "vlad", "fisher"] = "soft"
     k: int = 256  # visual words (Gaussians for fisher); at most this many with k_auto
@@ -255,6 +265,14 @@ class BovwConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ConfigError(f"{name} must be ≥ 1, got {value}", key=name)
+        if self.descriptor == "keypoint":
+            for name, plain in (("colour", "gray"), ("polarity", "signed")):
+                if getattr(self, name) != plain:
+                    raise ConfigError(
+                        f"{name}={getattr(self, name)} needs descriptor=dense "
+                        f"(keypoint SIFT describes the gray image, {name}={plain})",
+                        key=name,
+                    )
         if self.kernel in ("chi2", "intersection") and self.encoding in ("vlad", "fisher"):
             raise ConfigError(
                 f"kernel {self.kernel!r} needs non-negative histograms; "

@@ -324,13 +324,16 @@ def dense_sift_numpy(
     contrast_threshold: float,
     root: bool,
     out: np.ndarray | None = None,
+    unsigned: bool = False,
 ) -> np.ndarray:
     """Dense SIFT of a batch: float32 (B, H, W) in [0, 1] → (B, n_desc, 128), vectorised.
 
     ``out``, when given, is a float32 (B, n_desc, 128) array (a view is fine) to fill.
+    ``unsigned``: orientations modulo π (:func:`_folded`), so that a light shape on a
+    dark ground and the same shape dark on light give the same descriptor.
     """
     b = gray.shape[0]
-    pooled = _pooled_orientations(gray, geo)  # (B, Uy, 8, Ux)
+    pooled = _pooled_orientations(gray, geo, unsigned)  # (B, Uy, 8, Ux)
     cell_mag, cell_sq = _cell_sums(pooled)  # (B, Uy * Ux) each
     weighted = _weighted_cells(pooled, geo, root)  # (B, n_weights * Uy * Ux, 8)
     if out is None:
@@ -352,9 +355,20 @@ def dense_sift_numpy(
     return out
 
 
-def _pooled_orientations(gray: np.ndarray, geo: DenseGeometry) -> np.ndarray:
+def _folded(gx: np.ndarray, gy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gradients turned by π where needed so that each points right (gx > 0), or up when
+    vertical (gx = 0, gy ≤ 0): the orientation modulo π. A gradient and its negative
+    fold to the same values exactly (only signs change), so an image and its negative
+    give the same descriptors.
+    """
+    flip = (gx < 0) | ((gx == 0) & (gy > 0))
+    return np.where(flip, -gx, gx), np.where(flip, -gy, gy)
+
+
+def _pooled_orientations(gray: np.ndarray, geo: DenseGeometry, unsigned: bool) -> np.ndarray:
     """Gradient magnitudes binned by orientation and pooled over the spatial-bin centres:
-    float32 (B, Uy, 8, Ux) from a batch of float32 (B, H, W) images.
+    float32 (B, Uy, 8, Ux) from a batch of float32 (B, H, W) images. ``unsigned``: the
+    orientation modulo π (8 bins of 22.5°), blind to contrast polarity.
     """
     b = gray.shape[0]
     if geo.filtered:
@@ -363,9 +377,12 @@ def _pooled_orientations(gray: np.ndarray, geo: DenseGeometry) -> np.ndarray:
         gx = geo.ay @ gray @ geo.dx_t  # (B, Ha, Wa)
         gy = geo.dy @ gray @ geo.ax_t
     mag = np.sqrt(gx * gx + gy * gy)
+    if unsigned:
+        gx, gy = _folded(gx, gy)
     # image y grows downwards; angle counter-clockwise as in OpenCV's SIFT; arctan2 ≥ -π
     t = np.arctan2(-gy, gx)
-    t *= np.float32(_N_ANGLES / (2 * math.pi))
+    # unsigned: the folded angle is in [-π/2, π/2]; the 8 bins then span π, not 2π
+    t *= np.float32(_N_ANGLES / (math.pi if unsigned else 2 * math.pi))
     t += np.float32(_N_ANGLES + 0.5)
     q = t.astype(np.intp)
     q &= _N_ANGLES - 1

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from bovw_vs_convnet.bovw.aggregate import CELL_BLOCK
+from bovw_vs_convnet.bovw.colour import COLOUR_CHANNELS
 from bovw_vs_convnet.bovw.dense_sift import SIFT_DIM
 from bovw_vs_convnet.bovw.encoding import HISTOGRAM_BLOCK, n_cells
 from bovw_vs_convnet.bovw.sift import BATCH_BYTES
@@ -41,6 +42,22 @@ log = logging.getLogger(__name__)
 MIB = 1 << 20
 # a described descriptor: 128 float32 values, its (x, y) position and its scale (float32)
 DESCRIPTOR_BYTES = SIFT_DIM * 4 + 2 * 4 + 4
+
+
+def descriptor_dim(cfg: Any) -> int:
+    """Values of one described descriptor: 128 per channel of ``cfg.colour`` (gray: 128,
+    a colour space of van de Sande et al.: 384).
+    """
+    return SIFT_DIM * COLOUR_CHANNELS[getattr(cfg, "colour", "gray")]
+
+
+def descriptor_bytes(cfg: Any) -> int:
+    """Bytes of one described descriptor: its float32 values, position and scale
+    (:data:`DESCRIPTOR_BYTES` for gray SIFT).
+    """
+    return DESCRIPTOR_BYTES + (descriptor_dim(cfg) - SIFT_DIM) * 4
+
+
 # budget of the chunks in flight when memory_mib is not set: this share of the machine
 DEFAULT_SHARE = 32
 DEFAULT_MIN, DEFAULT_MAX = 128 * MIB, 1024 * MIB
@@ -90,7 +107,7 @@ def encoder_bytes_per_descriptor(cfg: Any) -> int:
     sorted copy (Fisher); their padded blocks are bounded (``CELL_BLOCK``).
     """
     levels = len(cfg.levels)
-    d = int(cfg.pca_dim or SIFT_DIM)
+    d = int(cfg.pca_dim or descriptor_dim(cfg))
     if cfg.encoding == "vlad":
         return 8 + 8 * levels + 8 * d + 8 * int(cfg.k)
     if cfg.encoding == "fisher":
@@ -101,7 +118,7 @@ def encoder_bytes_per_descriptor(cfg: Any) -> int:
 
 def code_width(cfg: Any) -> int:
     """Length of one image's code (before any kernel map)."""
-    d = int(cfg.pca_dim or SIFT_DIM)
+    d = int(cfg.pca_dim or descriptor_dim(cfg))
     per_cell = {"hard": 1, "soft": 1, "vlad": d, "fisher": 2 * d}[cfg.encoding] * int(cfg.k)
     return per_cell * n_cells(cfg.levels)
 
@@ -198,7 +215,7 @@ def plan_memory(
             )
     else:
         budget, budget_from = default_budget(machine), f"1/{DEFAULT_SHARE} of the machine"
-    per_desc = DESCRIPTOR_BYTES + encoder_bytes_per_descriptor(cfg)
+    per_desc = descriptor_bytes(cfg) + encoder_bytes_per_descriptor(cfg)
     width = code_width(cfg)
     largest = max(shapes, key=lambda s: extractor.n_descriptors(s[0], s[1]))
     n_desc = int(extractor.n_descriptors(largest[0], largest[1]))
@@ -223,7 +240,7 @@ def plan_memory(
     images_per_chunk = int(min(max(capacity // per_image, 1), cfg.chunk_images))
     vocab = int(cfg.vocab_samples)
     # the sample, and MiniBatchKMeans's float32 view of it with its norms and labels
-    vocab_bytes = vocab * (DESCRIPTOR_BYTES + SIFT_DIM * 4 + 16) + gmm_bytes(cfg)
+    vocab_bytes = vocab * (descriptor_bytes(cfg) + descriptor_dim(cfg) * 4 + 16) + gmm_bytes(cfg)
     if vocab_bytes > machine:
         raise ConfigError(
             f"vocab_samples={vocab:,} needs ~{fmt_bytes(vocab_bytes)} for the vocabulary "
@@ -262,21 +279,24 @@ def gmm_bytes(cfg: Any) -> int:
     if cfg.encoding != "fisher":
         return 0
     n = min(int(cfg.gmm_samples), int(cfg.vocab_samples))
-    return n * (8 * int(cfg.pca_dim or SIFT_DIM) + 24 * int(cfg.k))
+    return n * (8 * int(cfg.pca_dim or descriptor_dim(cfg)) + 24 * int(cfg.k))
 
 
 def image_bytes(cfg: Any, extractor: Any, shape: tuple[int, int, int]) -> int:
     """Working bytes of one image of ``shape`` (H, W, C) in a chunk: its descriptors with
-    the encoder's temporaries, its pixels (uint8, gray float32, shrunk copy) and its
-    row of a dense histogram block (float64 sums and their float32 copy).
+    the encoder's temporaries, its pixels (uint8, gray float32, shrunk copy; the colour
+    channels too) and its row of a dense histogram block (float64 sums and their float32
+    copy).
     """
     h, w, c = shape
     n_desc = int(extractor.n_descriptors(h, w))
-    per_desc = DESCRIPTOR_BYTES + encoder_bytes_per_descriptor(cfg)
+    per_desc = descriptor_bytes(cfg) + encoder_bytes_per_descriptor(cfg)
     if cfg.encoding in ("hard", "soft"):
         block_row = min(code_width(cfg), HISTOGRAM_BLOCK) * 12  # one image per block at most
     else:
         # the moments (float64: S1, and S2 for fisher), the code built from them, its
         # normalised copy and the float32 result: 40 bytes per entry (VLAD: 32)
         block_row = code_width(cfg) * (40 if cfg.encoding == "fisher" else 32)
-    return int(n_desc * per_desc + h * w * (c + 8) + block_row)
+    # colour: the centred RGB copy and the channels, float32, before and after shrinking
+    planes = 8 if descriptor_dim(cfg) == SIFT_DIM else 8 + 28
+    return int(n_desc * per_desc + h * w * (c + planes) + block_row)

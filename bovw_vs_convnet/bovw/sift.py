@@ -20,6 +20,7 @@ from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, TransformerMixin
 from threadpoolctl import ThreadpoolController
 
+from bovw_vs_convnet.bovw.colour import COLOUR_CHANNELS, channels
 from bovw_vs_convnet.bovw.dense_sift import (
     SIFT_DIM,
     DenseGeometry,
@@ -190,6 +191,13 @@ class DenseSift(_StatelessTransformer):
             is mapped onto the original pixels instead, ``upscale²`` times cheaper.
         max_side: images whose longer side exceeds it are shrunk to it first
             (:func:`shrink`), which bounds the descriptors per image; None: never.
+        colour: the channels described (:mod:`bovw_vs_convnet.bovw.colour`): ``gray``
+            (128 values), or a colour space of van de Sande et al. 2010, one SIFT
+            per channel side by side (384): ``opponent``, ``rgb``, ``rg``, ``c``.
+            numpy backend only.
+        polarity: ``signed`` (Lowe's orientations over 2π) or ``unsigned``
+            (modulo π): a shape light on dark and dark on light then give the same
+            descriptor. numpy backend only.
         batch_size: at most this many images per vectorised batch (fewer for large
             images: a batch's working memory stays near :data:`BATCH_BYTES`).
         n_jobs: parallel workers (threads for numpy, processes for opencv).
@@ -207,6 +215,8 @@ class DenseSift(_StatelessTransformer):
         backend: Literal["numpy", "opencv"] = "numpy",
         resample: bool = False,
         max_side: int | None = None,
+        colour: str = "gray",
+        polarity: str = "signed",
         batch_size: int = 128,
         n_jobs: int = 1,
     ) -> None:
@@ -220,12 +230,32 @@ class DenseSift(_StatelessTransformer):
         self.backend = backend
         self.resample = resample
         self.max_side = max_side
+        self.colour = colour
+        self.polarity = polarity
         self.batch_size = batch_size
         self.n_jobs = n_jobs
+
+    @property
+    def dim(self) -> int:
+        """Values of one descriptor: 128 per channel of ``colour``."""
+        return SIFT_DIM * COLOUR_CHANNELS.get(self.colour, 1)
 
     def check_params(self) -> None:
         """Raise :class:`ParameterError` for a parameter out of range (``fit`` calls it)."""
         positive_ints("bin_sizes", self.bin_sizes)
+        if self.colour not in COLOUR_CHANNELS:
+            known = ", ".join(repr(c) for c in COLOUR_CHANNELS)
+            raise ParameterError("colour", f"must be one of {known}, got {self.colour!r}")
+        if self.polarity not in ("signed", "unsigned"):
+            raise ParameterError(
+                "polarity", f"must be 'signed' or 'unsigned', got {self.polarity!r}"
+            )
+        if self.backend == "opencv":
+            for name, plain in (("colour", "gray"), ("polarity", "signed")):
+                if getattr(self, name) != plain:
+                    raise ParameterError(
+                        name, f"must be {plain!r} with the opencv backend; use backend=numpy"
+                    )
         if self.max_side is not None:
             at_least("max_side", self.max_side, 1)
         at_least("step", self.step, 1)
@@ -267,28 +297,48 @@ class DenseSift(_StatelessTransformer):
         pixels = round(h * up) * round(w * up)
         return int(max(1, min(self.batch_size, BATCH_BYTES // (pixels * WORK_BYTES_PER_PIXEL))))
 
+    def _channels(self, images: np.ndarray) -> list[np.ndarray]:
+        """The float32 (N, H, W) planes described, each shrunk to ``max_side``: the gray
+        image as ever for plain SIFT, else the channels of ``colour`` centred on mid-gray
+        (:func:`bovw_vs_convnet.bovw.colour.channels`).
+        """
+        if self.colour == "gray" and self.polarity == "signed":
+            return [shrink(to_gray(images), self.max_side)]
+        planes = channels(images, self.colour)
+        return [
+            shrink(np.ascontiguousarray(planes[:, c]), self.max_side)
+            for c in range(planes.shape[1])
+        ]
+
     def transform(self, images: np.ndarray) -> DescriptorSet:
-        """Describe uint8 images (N, H, W[, C]); every image gets the same number of descriptors."""
+        """Describe uint8 images (N, H, W[, C]); every image gets the same number of descriptors
+        (of :attr:`dim` values: one 128-value SIFT per channel, side by side).
+        """
         self.check_params()
-        gray = shrink(to_gray(images), self.max_side)
+        planes = self._channels(images)
+        gray = planes[0]
         n, h, w = gray.shape
         geos = self._geometries(h, w)
         batch = self._batch_images(h, w)
         n_jobs = self.n_jobs if n > batch else 1
         per_image = sum(g.n_desc for g in geos)
+        dim = SIFT_DIM * len(planes)
         if self.backend == "numpy":
-            values: np.ndarray = np.empty((n, per_image, SIFT_DIM), np.float32)
+            values: np.ndarray = np.empty((n, per_image, dim), np.float32)
             starts = np.cumsum([0] + [g.n_desc for g in geos])
+            unsigned = self.polarity == "unsigned"
 
             def run(sl: slice) -> None:
                 for g, s0 in zip(geos, starts, strict=False):
-                    dense_sift_numpy(
-                        gray[sl],
-                        g,
-                        self.contrast_threshold,
-                        self.root,
-                        out=values[sl, s0 : s0 + g.n_desc],
-                    )
+                    for c, plane in enumerate(planes):
+                        dense_sift_numpy(
+                            plane[sl],
+                            g,
+                            self.contrast_threshold,
+                            self.root,
+                            out=values[sl, s0 : s0 + g.n_desc, c * SIFT_DIM : (c + 1) * SIFT_DIM],
+                            unsigned=unsigned,
+                        )
 
             # sharedmem: run writes into values, which only threads share (under another
             # joblib backend, such as Dask's inside a chunk task, the writes were lost)
@@ -311,7 +361,7 @@ class DenseSift(_StatelessTransformer):
                 for sl in _batches(n, max(self.batch_size, 256))
             )
             values = np.concatenate(parts) if parts else np.zeros((0, per_image, SIFT_DIM))
-        flat: np.ndarray = values.reshape(-1, SIFT_DIM)
+        flat: np.ndarray = values.reshape(-1, dim)
         pos = np.concatenate([g.positions for g in geos])
         scales = np.concatenate([np.full(g.n_desc, 4.0 * g.bin_size, np.float32) for g in geos])
         return DescriptorSet(
