@@ -7,12 +7,29 @@ lays them out.
 
 - :func:`training_size_curves`: error against training-set size, per row and seed.
 - :func:`crossover_of`, :func:`crossover_statements`: where the best ConvNet row
-  overtakes the best BoVW row (:mod:`bovw_vs_convnet.harness.crossover` estimates it).
+  overtakes the best BoVW row, and the best DBN row the best BoVW row
+  (:mod:`bovw_vs_convnet.harness.crossover` estimates it).
 - :func:`ablation_rows`, :func:`ablation_cells`, :func:`ablation_table`: each
   ``BASE-no-LAYERS`` network against ``BASE`` (Zeiler and Fergus's depth ablation).
-- :func:`family_answer`, :func:`family_answers`: BoVW against ConvNets on each
-  table, the best row of each family, with the test that says whether the
-  difference is real (:mod:`~bovw_vs_convnet.harness.comparison`).
+- :func:`family_answer`, :func:`family_answers`: BoVW against ConvNets (and against
+  the DBN) on each table, the best row of each family, with the test that says whether
+  the difference is real (:mod:`~bovw_vs_convnet.harness.comparison`).
+
+Families (:data:`FAMILIES`, :func:`family_of`): the analyses pit one family of
+pipelines against another, never a pipeline name against a pipeline name.
+
+- **ConvNet**: ``convnet`` (trained end to end) and ``convnet-features`` (a trained
+  ConvNet read at one layer under linear SVMs, DeCAF's transfer). The features come
+  from a ConvNet in both, which is what the ConvNet-against-BoVW question asks about;
+  the leaderboard's rows keep the two apart.
+- **DBN**: ``dbn``. Its features are learned too, but by a stack of RBMs, not by
+  convolutions: a family of its own, set against BoVW in statements of its own and
+  never counted as the best ConvNet.
+- **BoVW**: ``bovw``, the hand-crafted side of every comparison.
+- ``hog`` and ``baseline`` belong to no family: reference rows of the tables, in no
+  crossover and no family answer.
+
+A pipeline registered later has no family until :data:`FAMILIES` names it.
 - :func:`learning_history`: the per-epoch series a ConvNet run recorded.
 - :func:`recipe_command`: the ``bvc run`` command that repeats a stored run.
 
@@ -33,8 +50,19 @@ from bovw_vs_convnet.harness.leaderboard import LeaderboardTable, build_tables, 
 from bovw_vs_convnet.harness.record import RunRecord
 from bovw_vs_convnet.harness.record_json import canonical_json
 
-CONVNET_PIPELINES = ("convnet",)
-BOVW_PIPELINES = ("bovw",)
+# family -> its pipelines (the module docstring says why each is where it is)
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "ConvNet": ("convnet", "convnet-features"),
+    "DBN": ("dbn",),
+    "BoVW": ("bovw",),
+}
+CONVNET_PIPELINES = FAMILIES["ConvNet"]
+DBN_PIPELINES = FAMILIES["DBN"]
+BOVW_PIPELINES = FAMILIES["BoVW"]
+# the learned families, each set against BoVW (crossovers, family answers), in this order
+RIVALS = ("ConvNet", "DBN")
+# how a family answer names each rival: "BoVW against ConvNets on ..."
+_PLURAL = {"ConvNet": "ConvNets", "DBN": "the DBN"}
 ABLATION_MARK = "-no-"  # alexnet-small-no-fc6-fc7: alexnet-small without fc6 and fc7
 
 # curve group -> row name -> training-set size -> the top-1 errors of its seeds
@@ -84,6 +112,11 @@ def training_size_curves(
     return out
 
 
+def family_of(pipeline: str) -> str | None:
+    """The family of ``pipeline`` (``ConvNet``, ``DBN``, ``BoVW``); None for the rest."""
+    return next((f for f, members in FAMILIES.items() if pipeline in members), None)
+
+
 def _best(curves: Curves, pipelines: Sequence[str]) -> str | None:
     """The row of a family with the lowest mean error at the largest size it was measured at."""
     family = {k: v for k, v in curves.items() if k.split("/", 1)[0] in pipelines}
@@ -99,26 +132,36 @@ def _best(curves: Curves, pipelines: Sequence[str]) -> str | None:
     return min(at_largest, key=key)
 
 
-def crossover_of(curves: Curves) -> Crossover | None:
-    """The crossover of the best BoVW row and the best ConvNet row, when both share 2+ sizes."""
+def crossover_of(curves: Curves, rival: str = "ConvNet") -> Crossover | None:
+    """Where the best row of ``rival``'s family overtakes the best BoVW row.
+
+    ``rival`` is a learned family of :data:`RIVALS`: ``ConvNet`` (the best of the
+    ``convnet`` and ``convnet-features`` rows) or ``DBN``. None unless both rows
+    share 2+ sizes.
+    """
     bovw = _best(curves, BOVW_PIPELINES)
-    convnet = _best(curves, CONVNET_PIPELINES)
-    if bovw is None or convnet is None:
+    other = _best(curves, FAMILIES[rival])
+    if bovw is None or other is None:
         return None
     b = {n: statistics.fmean(v) for n, v in curves[bovw].items()}
-    c = {n: statistics.fmean(v) for n, v in curves[convnet].items()}
+    c = {n: statistics.fmean(v) for n, v in curves[other].items()}
     if len(set(b) & set(c)) < 2:
         return None
-    return estimate_crossover(b, c, bovw_name=bovw, convnet_name=convnet)
+    return estimate_crossover(b, c, bovw_name=bovw, convnet_name=other)
 
 
 def crossover_statements(records: Iterable[RunRecord]) -> list[str]:
-    """The crossover sentence of every curve group that has BoVW and ConvNet at 2+ sizes."""
+    """The crossover sentences of every curve group: each rival of :data:`RIVALS` against BoVW.
+
+    A curve group gives a sentence for each learned family measured beside BoVW at
+    2+ common sizes: the ConvNet's first, then the DBN's.
+    """
     out = []
     for curves in training_size_curves(records).values():
-        cross = crossover_of(curves)
-        if cross is not None:
-            out.append(cross.statement)
+        for rival in RIVALS:
+            cross = crossover_of(curves, rival)
+            if cross is not None:
+                out.append(cross.statement)
     return out
 
 
@@ -214,24 +257,25 @@ def ablation_table(records: Iterable[RunRecord]) -> str:
 # --------------------------------------------------------------------------- BoVW or ConvNet?
 
 
-def family_answer(table: LeaderboardTable) -> str | None:
-    """BoVW against ConvNets on one table: the best row of each family and the test's verdict.
+def family_answer(table: LeaderboardTable, rival: str = "ConvNet") -> str | None:
+    """BoVW against ``rival``'s family on one table: the best row of each and the verdict.
 
-    The test is :meth:`~bovw_vs_convnet.harness.leaderboard.LeaderboardTable.top1_test`'s
+    ``rival``: ``ConvNet`` (``convnet`` and ``convnet-features`` rows) or ``DBN``. The
+    test is :meth:`~bovw_vs_convnet.harness.leaderboard.LeaderboardTable.top1_test`'s
     (exact McNemar on one run each, a paired t-test over 2+ matched seeds). None
     when the table lacks one of the families.
     """
     bovw = next((r for r in table.rows if r.pipeline in BOVW_PIPELINES), None)
-    convnet = next((r for r in table.rows if r.pipeline in CONVNET_PIPELINES), None)
-    if bovw is None or convnet is None:
+    other = next((r for r in table.rows if r.pipeline in FAMILIES[rival]), None)
+    if bovw is None or other is None:
         return None
     n_train = f"{number(bovw.n_train)} training images, " if bovw.n_train else ""
-    where = f"BoVW against ConvNets on {table.dataset} ({n_train}split {table.table_id})"
-    found = table.top1_test(bovw, convnet)
+    where = f"BoVW against {_PLURAL[rival]} on {table.dataset} ({n_train}split {table.table_id})"
+    found = table.top1_test(bovw, other)
     if found is None:
         return (
-            f"{where}: {bovw.name} {percent(bovw.top1_err, unit=' %')} against {convnet.name} "
-            f"{percent(convnet.top1_err, unit=' %')} top-1 error; untested (no stored test "
+            f"{where}: {bovw.name} {percent(bovw.top1_err, unit=' %')} against {other.name} "
+            f"{percent(other.top1_err, unit=' %')} top-1 error; untested (no stored test "
             "scores, or fewer than 2 matched seeds)."
         )
     comparison, test = found
@@ -239,23 +283,30 @@ def family_answer(table: LeaderboardTable) -> str | None:
 
 
 def family_answers(tables: Iterable[LeaderboardTable]) -> list[str]:
-    """:func:`family_answer` of every table that has a BoVW and a ConvNet row."""
-    return [a for a in (family_answer(t) for t in tables) if a is not None]
+    """:func:`family_answer` of every table and rival (:data:`RIVALS`) that has both rows."""
+    return [
+        a for t in tables for a in (family_answer(t, rival) for rival in RIVALS) if a is not None
+    ]
 
 
 # --------------------------------------------------------------------------- single runs
 
 
 def learning_history(record: RunRecord) -> dict[str, list[float]]:
-    """The per-epoch series of a ConvNet run (``train_loss``, ``val_error``), by name.
+    """The per-epoch series of a ConvNet or DBN run (``train_loss``, ``val_error``), by name.
 
     The ConvNet pipeline records them as ``extra["learning_curve"]``, a mapping of
-    lists next to their ``epoch`` numbers. Empty series (``val_error`` of a run
-    without a validation set) are left out; a record without curves gives ``{}``.
+    lists next to their ``epoch`` numbers; the DBN its fine-tuning's validation error
+    as ``extra["val_err_by_epoch"]`` (read as ``val_error``). Empty series
+    (``val_error`` of a run without a validation set) are left out; a record without
+    curves gives ``{}``.
     """
-    curve = (record.get("extra") or {}).get("learning_curve")
+    extra = record.get("extra") or {}
+    curve = extra.get("learning_curve")
     if not isinstance(curve, Mapping):
-        return {}
+        # the DBN records its fine-tuning's validation error per epoch on its own
+        dbn = extra.get("val_err_by_epoch")
+        return {"val_error": [float(v) for v in dbn]} if isinstance(dbn, list) and dbn else {}
     return {
         str(name): [float(v) for v in values]
         for name, values in curve.items()

@@ -23,7 +23,7 @@ import numpy as np
 from bovw_vs_convnet.harness import figures
 from bovw_vs_convnet.harness.analysis import (
     BOVW_PIPELINES,
-    CONVNET_PIPELINES,
+    RIVALS,
     crossover_of,
     learning_history,
     training_size_curves,
@@ -101,8 +101,10 @@ def dataset_figures(
 
     Error against size comes first (one figure per curve group); the others use the
     table with the most training images: error against time, then the confusion
-    matrix of each pipeline's best row, then ConvNet curves and filters and the
-    BoVW pipeline's own images, each from a row's first run.
+    matrix of each pipeline's best row, then the learning curves and first-layer
+    filters of every row whose first run recorded them (``convnet``, ``dbn``; a
+    ``convnet-features`` run trains no network and has none), and the BoVW family's
+    own images, each from a row's first run.
     """
     ok = [r for r in records if r.get("status", "ok") == "ok" and r.get("top1_err") is not None]
     out, statements = _size_figures(ok, writer, dataset)
@@ -119,10 +121,9 @@ def dataset_figures(
             seen_pipelines.add(row.pipeline)
             with_cm = [r for r in runs if r.get("confusion") and r.get("class_names")]
             out += [_confusion_figure(row, r, writer, dataset) for r in with_cm[:1]]
-    for row, runs in row_runs:
-        if row.pipeline in CONVNET_PIPELINES:
-            for r in runs[:1]:
-                out += _convnet_figures(row, r, writer, dataset)
+    for row, runs in row_runs:  # what a trained network left: the ConvNets', the DBN's
+        for r in runs[:1]:
+            out += _training_figures(row, r, writer, dataset)
     for row, runs in row_runs:
         if row.pipeline in BOVW_PIPELINES:
             for r in runs[:1]:
@@ -141,11 +142,14 @@ def _size_figures(
         curves = {name: points for name, points in all_curves.items() if len(points) >= 2}
         if not curves:
             continue
-        cross = crossover_of(curves)
+        # the ConvNet family's crossover is drawn; each rival's is said (analysis.RIVALS)
+        crosses = {rival: crossover_of(curves, rival) for rival in RIVALS}
+        cross = crosses["ConvNet"]
         caption = "Mean top-1 error over seeds, bars ± one standard deviation; nested subsets."
-        if cross is not None:
-            statements.append(cross.statement)
-            caption += " " + cross.statement
+        for found in crosses.values():
+            if found is not None:
+                statements.append(found.statement)
+                caption += " " + found.statement
         fig = figures.error_vs_train_size_figure(
             curves, crossover=cross, title=f"{dataset}: top-1 error against training-set size"
         )
@@ -190,10 +194,10 @@ def _confusion_figure(
     )
 
 
-def _convnet_figures(
+def _training_figures(
     row: LeaderboardRow, r: RunRecord, writer: FigureWriter, dataset: str
 ) -> list[Figure]:
-    """A ConvNet run's learning curves (its record) and the first-layer filters it saved."""
+    """A run's learning curves (its record) and the first-layer filters it saved, if any."""
     out: list[Figure] = []
     history = learning_history(r)
     if history:
