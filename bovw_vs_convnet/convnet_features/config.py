@@ -29,7 +29,7 @@ class ConvNetFeaturesConfig:
       tensors (a training checkpoint with its epoch and optimiser) is refused.
     """
 
-    NOT_IDENTITY: ClassVar[tuple[str, ...]] = ("batch_size",)
+    NOT_IDENTITY: ClassVar[tuple[str, ...]] = ("batch_size", "threads")
 
     source: str = ""  # a stored ConvNet run: RUN_ID, its folder, or MODEL@DATASET
     weights: str = ""  # a state-dict file of `model` (instead of source)
@@ -45,6 +45,10 @@ class ConvNetFeaturesConfig:
     C_grid: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
     svm_max_iter: int = 300  # L-BFGS iterations of each SVM fit
     batch_size: int = 256  # images read through the network at once
+    # CPU threads of the network's forward pass and the SVMs' BLAS: auto (from the usable
+    # CPUs and the network's multiply-adds per image, bovw_vs_convnet.threads), a count,
+    # or 0 (the libraries' defaults)
+    threads: int | Literal["auto"] = "auto"
 
     def __post_init__(self) -> None:
         """Refuse bad settings before any image is read (one line each)."""
@@ -61,6 +65,8 @@ class ConvNetFeaturesConfig:
             raise ConfigError(f"C must be > 0, got {self.C}", key="C")
         if not self.C_grid or not min(self.C_grid) > 0:
             raise ConfigError(f"C_grid must hold costs > 0, got {self.C_grid!r}", key="C_grid")
+        if self.threads != "auto" and self.threads < 0:
+            raise ConfigError(f"threads must be auto or ≥ 0, got {self.threads}", key="threads")
         for name in ("svm_max_iter", "batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be ≥ 1, got {getattr(self, name)}", key=name)

@@ -8,7 +8,10 @@ DeCAF's fc7 and Razavian et al.'s); the activations, each scaled to unit length
 (``normalize``), train one-vs-rest linear SVMs
 (:class:`~bovw_vs_convnet.estimators.kernel_svm.KernelSvm` with the linear kernel, the
 classes solved together by L-BFGS) whose cost is chosen on the validation images, as
-for every other SVM in the harness. Stages are timed (``stage_seconds``: network,
+for every other SVM in the harness. ``threads=auto`` (the default, as in every
+pipeline) chooses the CPU threads from the usable CPUs and the network's
+multiply-adds per image, for the forward pass and the SVMs' BLAS alike, and records
+the choice in ``extra.threads``. Stages are timed (``stage_seconds``: network,
 features, classifier, scoring); the record's ``extra.source`` names the run (or
 file, with its sha256) the network came from, and ``extra.layer`` what was read.
 
@@ -20,13 +23,17 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
 from typing import Any
 
 import numpy as np
+import torch
 
+from bovw_vs_convnet.convnet.device import choose_run_threads
+from bovw_vs_convnet.convnet.models import get_model_spec
 from bovw_vs_convnet.convnet_features.config import ConvNetFeaturesConfig
 from bovw_vs_convnet.convnet_features.extractor import LayerReader
 from bovw_vs_convnet.convnet_features.source import Network, load_network
@@ -34,6 +41,7 @@ from bovw_vs_convnet.data.imageset import ImageSet
 from bovw_vs_convnet.errors import ConfigError, DataError
 from bovw_vs_convnet.estimators.kernel_svm import KernelSvm
 from bovw_vs_convnet.protocol import CpuPipeline, RunContext
+from bovw_vs_convnet.threads import ThreadChoice, blas_threads
 
 log = logging.getLogger(__name__)
 
@@ -93,12 +101,34 @@ class ConvNetFeaturesPipeline(CpuPipeline):
         self.add_seconds({"features": time.perf_counter() - t0})
         return x
 
+    def choose_threads(self) -> ThreadChoice | None:
+        """Set torch's threads as ``threads`` says, from the loaded network's work per image.
+
+        ``auto``: one thread per 50 000 multiply-adds of one image through the whole
+        network at its input size (:func:`~bovw_vs_convnet.convnet.device.forward_macs`),
+        at most the usable CPUs; the choice goes to ``extra.threads``. ``0``: torch's
+        default, nothing recorded (None).
+        """
+        if self.config.threads == 0:
+            return None
+        spec = get_model_spec(self.network_.name)
+        choice = choose_run_threads(self.config.threads, spec, self.network_.spec.out_channels)
+        torch.set_num_threads(choice.n)
+        self.record_extra["threads"] = choice.describe()
+        return choice
+
     def fit(self, train: ImageSet, val: ImageSet | None) -> ConvNetFeaturesPipeline:
         """Load the network, read ``train`` (and ``val``) at the layer, train the SVMs."""
-        cfg = self.config
         t0 = time.perf_counter()
-        self.use_network(load_network(cfg, self.context), train.image_shape)
+        self.use_network(load_network(self.config, self.context), train.image_shape)
         self.add_seconds({"network": time.perf_counter() - t0})
+        choice = self.choose_threads()
+        with blas_threads(choice) if choice is not None else contextlib.nullcontext():
+            return self._fit(train, val)
+
+    def _fit(self, train: ImageSet, val: ImageSet | None) -> ConvNetFeaturesPipeline:
+        """Read ``train`` (and ``val``) at the layer and train the SVMs on the features."""
+        cfg = self.config
         t0 = time.perf_counter()
         raw = self.reader_.features(train, cfg.batch_size)
         if cfg.normalize == "standardize":  # the training rows' mean and one spread
