@@ -149,3 +149,59 @@ def test_rows_at_several_sizes_render_as_a_crossover(tmp_path: Path) -> None:
         "| bovw-small | **25.00** / **0.00** | 15.00 / **0.00** |",
         "| lenet5 | 50.00 / **0.00** | **10.00** / **0.00** |",
     ]
+
+
+def _per_class_csv(path: Path) -> Path:
+    """A transfer-like CSV: two rows at 5 and 15 images a class, tested at each size."""
+    records = []
+    for per_class, (features, bovw) in {5: (0.15, 0.17), 15: (0.13, 0.12)}.items():
+        for pipeline, model, top1 in (
+            ("convnet-features", "lenet5@glyphs-wild", features),
+            ("bovw", "bovw-small", bovw),
+        ):
+            record = fake_record(pipeline, model, n_train=per_class * 4, seed=0, top1=top1)
+            record["split"]["train_per_class"] = per_class
+            records.append(record)
+    rows = result_rows(build_tables(records), "bvc bench transfer")
+    for row in rows:  # as a McNemar test would leave them
+        if row["rank"] == "2":
+            row["vs_best"], row["test_vs_best"] = "worse (p = 0.001)", "exact McNemar"
+    return write_results(path, rows)
+
+
+def test_a_per_class_crossover_has_a_column_per_images_a_class(tmp_path: Path) -> None:
+    path = _per_class_csv(tmp_path / "t.csv")
+    assert read_results(path)[0]["train_per_class"] == "5"
+    assert render_results(read_results(path)).splitlines() == [
+        "| top-1 / top-5 err (%) by training images a class | 5 | 15 |",
+        "|---|---:|---:|",
+        "| lenet5@glyphs-wild | **15.00** / **0.00** | 13.00 / **0.00** |",
+        "| bovw-small | 17.00 / **0.00** | **12.00** / **0.00** |",
+        "",
+        "Against the best row of each size (exact McNemar, Holm-corrected within each size), "
+        "by training images a class: 5: bovw-small worse (p = 0.001); "
+        "15: lenet5@glyphs-wild worse (p = 0.001).",
+    ]
+
+
+def test_a_marked_figure_is_drawn_from_its_csv_and_its_drift_found(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    path = _per_class_csv(results / "t.csv")
+    page = tmp_path / "docs" / "page.md"
+    page.parent.mkdir()
+    page.write_text("<!-- results-figure:t:begin -->\n<!-- results-figure:t:end -->\n", "utf-8")
+    assert check_pages([page], results) == [f"{page}: t (figure)"]  # no SVG yet
+    assert check_pages([page], results, write=True) == [f"{page}: t (figure)"]
+    svg = tmp_path / "docs" / "figures" / "t.svg"
+    assert "](figures/t.svg)" in page.read_text(encoding="utf-8")
+    assert svg.read_bytes().startswith(b"<?xml") and b"training images a class" in svg.read_bytes()
+    assert check_pages([page], results) == []
+    path.write_text(path.read_text().replace("0.15", "0.16"), encoding="utf-8")
+    assert check_pages([page], results) == [f"{page}: t (figure)"]  # drawn from another CSV
+
+
+def test_a_figure_drawn_twice_is_the_same_bytes(tmp_path: Path) -> None:
+    from bovw_vs_convnet.harness.results_figures import figure_svg
+
+    rows = read_results(_per_class_csv(tmp_path / "t.csv"))
+    assert figure_svg(rows, "0" * 64, "t") == figure_svg(rows, "0" * 64, "t")

@@ -98,14 +98,20 @@ def export(
     help="Folder of the CSV files.",
 )
 @click.option(
-    "--check", is_flag=True, help="Change nothing; exit 1 if a table differs from its CSV."
+    "--check",
+    is_flag=True,
+    help="Change nothing; exit 1 if a table or figure differs from its CSV.",
 )
 def render(pages: tuple[Path, ...], results_dir: Path, check: bool) -> None:
-    """Render the marked tables of PAGES (default: README.md, docs/*.md) from the CSVs.
+    """Render the marked tables and figures of PAGES (default: README.md, docs/*.md) from the CSVs.
 
     A table sits between `<!-- results:NAME:begin -->` and `<!-- results:NAME:end -->`
-    and is rendered from RESULTS/NAME.csv.
+    and is rendered from RESULTS/NAME.csv. A figure sits between `<!--
+    results-figure:NAME:begin -->` and `<!-- results-figure:NAME:end -->`: error
+    against training-set size (top-1 and top-5) drawn from RESULTS/NAME.csv into
+    figures/NAME.svg beside the page; --check finds one drawn from another CSV.
     """
+    from bovw_vs_convnet.harness.results_figures import marked_figures
     from bovw_vs_convnet.harness.results_tables import check_pages, marked_names
 
     chosen = list(pages) or _default_pages()
@@ -118,5 +124,10 @@ def render(pages: tuple[Path, ...], results_dir: Path, check: bool) -> None:
         click.echo("run `bvc results render` to render them", err=True)
         raise SystemExit(1)
     if not drift:
-        n = sum(len(marked_names(p.read_text(encoding="utf-8"))) for p in chosen)
-        click.echo(f"{len(chosen)} page(s), {n} marked table(s): each matches {results_dir}/")
+        texts = [p.read_text(encoding="utf-8") for p in chosen]
+        n = sum(len(marked_names(t)) for t in texts)
+        m = sum(len(marked_figures(t)) for t in texts)
+        click.echo(
+            f"{len(chosen)} page(s), {n} marked table(s), {m} figure(s): "
+            f"each matches {results_dir}/"
+        )

@@ -20,7 +20,7 @@ import csv
 import re
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bovw_vs_convnet.errors import DataError
@@ -28,6 +28,7 @@ from bovw_vs_convnet.harness.formatting import MISSING, number, percent
 from bovw_vs_convnet.harness.leaderboard import NOT_LEARNED, LeaderboardRow, LeaderboardTable
 from bovw_vs_convnet.harness.leaderboard_formats import table_cells, table_notes
 from bovw_vs_convnet.harness.results_export import PROVENANCE_COLUMNS
+from bovw_vs_convnet.harness.results_figures import render_figures
 
 MARKED = re.compile(
     r"(?P<begin><!-- results:(?P<name>[A-Za-z0-9._-]+)(?P<ci>(?::ci)?):begin -->\n)(?P<body>.*?)"
@@ -165,8 +166,12 @@ def _bold_best(cells: dict[tuple[str, int], float | None]) -> set[tuple[str, int
     return {k for k, v in cells.items() if v is not None and v == best[k[1]]}
 
 
-def _crossover_md(rows: Sequence[LeaderboardRow]) -> list[str]:
-    """One line per pipeline and model, one column per training-set size."""
+def _crossover_md(rows: Sequence[LeaderboardRow], per_class: bool = False) -> list[str]:
+    """One line per pipeline and model, one column per training-set size.
+
+    ``per_class``: the rows' ``n_train`` hold the images a class of a per-class split.
+    Rows tested against the best of their size (``vs_best``) are listed under the table.
+    """
     sizes = sorted({r.n_train for r in rows if r.n_train is not None})
     names = list(dict.fromkeys(r.model + (f" ({r.variant})" if r.variant else "") for r in rows))
     top1: dict[tuple[str, int], float | None] = {}
@@ -189,10 +194,25 @@ def _crossover_md(rows: Sequence[LeaderboardRow]) -> list[str]:
         return text
 
     what = "top-1 / top-5 err (%)" if both else "top-1 err (%)"
-    header = [f"{what} by training images", *(number(s) for s in sizes)]
+    unit = "training images a class" if per_class else "training images"
+    header = [f"{what} by {unit}", *(number(s) for s in sizes)]
     lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * len(sizes)]
     lines += ["| " + " | ".join([n, *(cell((n, s)) for s in sizes)]) + " |" for n in names]
-    return lines
+    return lines + _size_tests(rows, unit)
+
+
+def _size_tests(rows: Sequence[LeaderboardRow], unit: str) -> list[str]:
+    """The note under a crossover: each size's rows against its best row, as tested."""
+    tested = [r for r in rows if r.vs_best and r.vs_best != "best" and r.n_train is not None]
+    if not tested:
+        return []
+    by_size = [
+        f"{number(r.n_train)}: {r.model} {r.vs_best}"
+        for r in sorted(tested, key=lambda r: (r.n_train or 0, r.model))
+    ]
+    test = next((r.test_vs_best for r in tested if r.test_vs_best), None)
+    how = f" ({test}, Holm-corrected within each size)" if test else ""
+    return ["", f"Against the best row of each size{how}, by {unit}: " + "; ".join(by_size) + "."]
 
 
 def render_results(rows: Sequence[dict[str, str]], *, ci: bool = False) -> str:
@@ -203,7 +223,14 @@ def render_results(rows: Sequence[dict[str, str]], *, ci: bool = False) -> str:
     """
     parts = _parts(rows)
     if _is_crossover([r for p in parts for r in p.table.rows]):
-        return "\n".join(_crossover_md([r for p in parts for r in p.table.rows])) + "\n"
+        # a per-class split: its columns are the images a class (train_per_class)
+        per_class = all(r.get("train_per_class", "").strip() for r in rows)
+        sized = [
+            replace(leaderboard_row(r), n_train=int(r["train_per_class"])) if per_class
+            else leaderboard_row(r)
+            for r in rows
+        ]  # fmt: skip
+        return "\n".join(_crossover_md(sized, per_class)) + "\n"
     blocks = []
     for part in parts:
         lines = _leaderboard_md(part, ci)
@@ -238,12 +265,18 @@ def marked_names(text: str) -> list[str]:
 
 
 def check_pages(pages: Sequence[Path], results_dir: Path, *, write: bool = False) -> list[str]:
-    """``page: NAME`` for every marked table that differs from its CSV; ``write`` rewrites them."""
+    """``page: NAME`` for every marked table or figure that differs from its CSV.
+
+    A figure (:mod:`~bovw_vs_convnet.harness.results_figures`) reads ``page: NAME
+    (figure)``. ``write`` rewrites the tables and links and redraws the figures.
+    """
     drift = []
     for page in pages:
         text = page.read_text(encoding="utf-8")
         new, changed = render_page(text, results_dir)
+        new, drawn = render_figures(page, new, results_dir, read_results, write=write)
         drift += [f"{page}: {name}" for name in changed]
-        if write and changed:
+        drift += [f"{page}: {name} (figure)" for name in drawn]
+        if write and new != text:
             page.write_text(new, encoding="utf-8")
     return drift
