@@ -4,9 +4,9 @@
 asked for (pipeline, dataset, seed, training-set size, split protocol and every
 ``set`` value the run's config holds), ranks them as ``bvc leaderboard`` does, and
 writes one CSV per dataset: the leaderboard's CSV columns
-(:data:`~bovw_vs_convnet.harness.leaderboard_formats.CSV_COLUMNS`), the images a
-class of a per-class split, and then, per row, the command that produces it, the
-toolkit version, the device, the date and the source.
+(:data:`~bovw_vs_convnet.harness.leaderboard_formats.CSV_COLUMNS`), then, per row,
+the command that produces it, the toolkit version, the device, the date and the
+source, and the images a class of a per-class split.
 :mod:`~bovw_vs_convnet.harness.results_tables` renders the docs' tables from
 these files, so a figure in the docs is a figure in a CSV.
 """
@@ -27,12 +27,12 @@ from bovw_vs_convnet.harness.record import RunRecord
 from bovw_vs_convnet.harness.store import ResultStore
 from bovw_vs_convnet.harness.suite import RunSpec, Suite
 
-# appended to the leaderboard's columns: the images a class of a per-class split (empty
-# for the fraction protocol; files written before it lack the column), then where each
-# row's figures come from
-SPLIT_COLUMNS = ("train_per_class",)
+# appended to the leaderboard's columns: where each row's figures come from, then (added
+# later, so appended: positions stay) the images a class of a per-class split, empty for
+# the fraction protocol and absent from files written before it
 PROVENANCE_COLUMNS = ("command", "bvc_version", "device", "date", "source")
-RESULT_COLUMNS = (*CSV_COLUMNS, *SPLIT_COLUMNS, *PROVENANCE_COLUMNS)
+SPLIT_COLUMNS = ("train_per_class",)
+RESULT_COLUMNS = (*CSV_COLUMNS, *PROVENANCE_COLUMNS, *SPLIT_COLUMNS)
 EXPORTED = "bvc results export"  # the source of a row written from a runs folder
 
 _SPLIT_KEYS = ("train_per_class", "test_per_class", "short_classes")
@@ -104,14 +104,14 @@ def result_rows(tables: list[LeaderboardTable], command: str) -> list[dict[str, 
         out.append(
             {
                 **values,
-                "train_per_class": _joined(
-                    [str((r.get("split") or {}).get("train_per_class") or "") for r in runs]
-                ),
                 "command": command,
                 "bvc_version": _joined([str(r.get("bvc_version") or "") for r in runs]),
                 "device": _joined([device_text(r) for r in runs]),
                 "date": _dates(runs),
                 "source": EXPORTED,
+                "train_per_class": _joined(
+                    [str((r.get("split") or {}).get("train_per_class") or "") for r in runs]
+                ),
             }
         )
     return out
