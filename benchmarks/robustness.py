@@ -355,6 +355,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--deadline", help="HH:MM UTC today: no run starts after it")
     ap.add_argument("--defaults-only", action="store_true", help="only the default runs")
+    ap.add_argument("--no-sweep", nargs="*", default=[], help="pipelines run at their default only")
     ap.add_argument("--render", action="store_true", help="only rewrite the table from the ledger")
     args = ap.parse_args(argv)
     unknown = [f for f in args.folders if f not in gen.FOLDERS]
@@ -384,7 +385,7 @@ def main(argv: list[str] | None = None) -> None:
         jobs: list[Callable[[], Any]] = []
         for name in args.folders:
             for p in args.pipelines:
-                if args.defaults_only:
+                if args.defaults_only or p in args.no_sweep:
                     jobs.append(partial(bench.run, name, bench.seed, p, DEFAULT, []))
                 else:
                     jobs.append(partial(bench.chain, name, p))

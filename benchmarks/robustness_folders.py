@@ -119,6 +119,22 @@ FOLDERS: dict[str, Factors] = {
         test=30,
         fmt="jpg",
     ),
+    # the photo row without the clutter strokes: issue 23's target folder as it describes it
+    "photo-plain": replace(
+        BASE,
+        side=(90, 300),
+        aspect=(0.6, 1.6),
+        share=(0.1, 0.3),
+        polarity="mixed",
+        colour=True,
+        background="texture",
+        noise=12.0,
+        blur=1.0,
+        rotate=15.0,
+        train=80,
+        test=30,
+        fmt="jpg",
+    ),
     # a 62-class glyph folder harder than glyphs-wild (make_hard_glyph_folder's draws)
     "glyphs-hard": replace(BASE, source="glyphs", side=(32, 32), style="hard", train=30, test=15),
 }
