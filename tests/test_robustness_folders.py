@@ -101,3 +101,31 @@ def test_glyph_classes_come_from_fonts_with_test_designs_held_out(tmp_path: Path
     assert not train_masks & {m.tobytes() for ms in pools["test"].masks for m in ms}
     counts = gen.write_folder(tmp_path / "g", f, 9, font_dirs=[str(fonts)])
     assert counts == {"train": 124, "test": 62}
+
+
+def _runner() -> ModuleType:
+    name = "robustness"
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_sweep_follows_the_default_record_and_chance_is_an_exact_binomial_p() -> None:
+    bench = _runner()
+    assert bench.sweep_settings("lenet5", {"config": {"lr": 0.004}}) == [
+        ("lr=0.012", ["lr=0.012"]),
+        ("lr=0.00133", ["lr=0.00133"]),
+    ]
+    assert [s for s, _ in bench.sweep_settings("bovw", {"config": {"preset": "photo"}})] == [
+        "preset=small",
+        "preset=fisher",
+    ]
+    assert [s for s, _ in bench.sweep_settings("hog", {"extra": {"cell": 8}})] == [
+        "cell=4",
+        "cell=16",
+    ]
+    p = bench.chance_p({"top1_err": 0.5, "n_test": 10, "n_classes": 10})
+    assert abs(p - 0.0016349374) < 1e-9  # P(at least 5 of 10 right at 1/10)
