@@ -12,7 +12,7 @@ import copy
 import logging
 import multiprocessing
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -216,10 +216,10 @@ class KernelSvm(ClassifierMixin, BaseEstimator):
                 self.primal_.set_params(C=c).fit(x, y)
                 out[c] = [copy.copy(self.primal_)]  # fit replaces, never mutates, its arrays
             return out
+        fit: Callable[[Any, np.ndarray, float, int], Any] = _fit_binary_linear
+        jobs, prefer = liblinear_jobs(self.n_jobs), "processes"
         if self.solver_ == "exact":
             fit, jobs, prefer = _fit_binary_exact, self.n_jobs, "threads"
-        else:
-            fit, jobs, prefer = _fit_binary_linear, liblinear_jobs(self.n_jobs), "processes"
         tasks = [(c, cls) for c in sorted(grid, reverse=True) for cls in self.classes_]
         models = Parallel(n_jobs=jobs, prefer=prefer)(
             delayed(fit)(x, (y == cls).astype(np.int64), c, self.max_iter) for c, cls in tasks
