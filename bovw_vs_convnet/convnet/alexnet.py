@@ -15,7 +15,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from bovw_vs_convnet.convnet.registry import register_model
+from bovw_vs_convnet.convnet.registry import SMALL_MAX_INPUT, register_model, stem_stride
 
 # AlexNet2012's initialisations: torchvision's Kaiming scheme (the default), the paper's.
 INITS = ("kaiming", "paper")
@@ -218,15 +218,25 @@ class AlexNetSmall(nn.Module):
     Dropped: the two-GPU grouping (one device holds the whole net) and local response
     normalisation (little effect at this scale, Simonyan & Zisserman 2015). Kaiming
     initialisation replaces N(0, 0.01), which trains slowly without the paper's 90 epochs.
+
+    ``input_size`` above 32 (photographs, :mod:`.input_size`): the same layers and
+    parameters, conv1 strided from 48 px (:func:`~.registry.stem_stride`, as the paper's
+    stride-4 conv1 at 227), and the 3×3 average before the classifier takes the larger
+    conv5 maps. At 32 the net is the one above.
     """
 
     def __init__(
-        self, num_classes: int = 10, in_channels: int = 1, removed: Iterable[str] = ()
+        self,
+        num_classes: int = 10,
+        in_channels: int = 1,
+        removed: Iterable[str] = (),
+        input_size: int = 32,
     ) -> None:
         super().__init__()
         removed = _check_removed(removed)
+        stride = stem_stride(input_size)
         layers: list[nn.Module] = [
-            nn.Conv2d(in_channels, 32, 5, padding=2),  # conv1 (B, 32, 32, 32)
+            nn.Conv2d(in_channels, 32, 5, stride=stride, padding=2),  # conv1 (B, 32, 32, 32)
             nn.ReLU(inplace=True),
             nn.MaxPool2d(3, 2),  # (B, 32, 15, 15)
             nn.Conv2d(32, 64, 5, padding=2),  # conv2 (B, 64, 15, 15)
@@ -285,20 +295,40 @@ def _register_alexnet_family(
     input_size: int,
     fit: Literal["pad", "resize"],
     text: str,
+    max_input_size: int = 0,
 ) -> None:
     variants = {"": frozenset[str](), **{f"-no-{k}": v for k, v in ABLATIONS.items()}}
     for suffix, removed in variants.items():
         desc = text if not suffix else f"{text}, without {', '.join(sorted(removed))}"
 
-        def build(*, num_classes: int = 10, in_channels: int = 3, _removed=removed) -> nn.Module:
+        def build(
+            *,
+            num_classes: int = 10,
+            in_channels: int = 3,
+            _removed=removed,
+            input_size: int | None = None,
+        ) -> nn.Module:
+            if input_size is not None and cls is AlexNetSmall:  # its stem (max_input_size)
+                return AlexNetSmall(num_classes, in_channels, _removed, input_size)
             return cls(num_classes=num_classes, in_channels=in_channels, removed=_removed)
 
-        register_model(base + suffix, input_size=input_size, fit=fit, description=desc)(build)
+        register_model(
+            base + suffix,
+            input_size=input_size,
+            fit=fit,
+            description=desc,
+            max_input_size=max_input_size,
+        )(build)
 
 
 _register_alexnet_family(
     "alexnet-2012", AlexNet2012, 227, "resize", "Krizhevsky et al. 2012 as published, 227×227"
 )
 _register_alexnet_family(
-    "alexnet-small", AlexNetSmall, 32, "pad", "AlexNet's design scaled for 28-32 px images"
+    "alexnet-small",
+    AlexNetSmall,
+    32,
+    "pad",
+    "AlexNet's design scaled for 28-32 px images",
+    max_input_size=SMALL_MAX_INPUT,
 )

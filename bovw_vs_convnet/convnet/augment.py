@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bovw_vs_convnet.convnet.config import AUGMENTATIONS
+from bovw_vs_convnet.convnet.input_size import CROP_RATIO, CROP_SCALE
 
 
 class InputAdapter(nn.Module):
@@ -79,7 +80,8 @@ class InputAdapter(nn.Module):
             out = value.expand(x.shape[0], -1, self.size, self.size).clone()
             out[:, :, top : top + h, left : left + w] = x
             x = out  # (B, C, S, S)
-        elif self.mode == "resize":
+        elif self.mode == "resize" and tuple(x.shape[-2:]) != (self.size, self.size):
+            # (a batch already at the input size: random-resized crops, BatchAugment "crop")
             x = F.interpolate(
                 x,
                 size=(self.size, self.size),
@@ -101,7 +103,11 @@ class BatchAugment:
     1998 section V.C): rotation ±``max_rotate`` degrees, scale ×(1 ± ``max_scale``),
     shear ±``max_shear``. ``jitter``: brightness, contrast and saturation each scaled by
     ×(1 ± ``max_jitter``) per image (AlexNet's colour augmentation in torchvision's
-    ``ColorJitter`` form), for RGB batches. Draws come from ``generator`` so a seeded
+    ``ColorJitter`` form), for RGB batches. ``crop``: a random-resized crop of each image
+    (``crop_scale`` of its area, aspect in ``crop_ratio``, at a random place), resized to
+    ``crop_size`` × ``crop_size`` (torchvision's ``RandomResizedCrop`` on the batch; for
+    images larger than the model's input, :mod:`.input_size`); it runs first, so the
+    others work on the model's input size. Draws come from ``generator`` so a seeded
     epoch repeats.
     """
 
@@ -113,6 +119,9 @@ class BatchAugment:
         max_scale: float = 0.1,
         max_shear: float = 0.1,
         max_jitter: float = 0.2,
+        crop_size: int = 32,
+        crop_scale: tuple[float, float] = CROP_SCALE,
+        crop_ratio: tuple[float, float] = CROP_RATIO,
     ) -> None:
         unknown = set(kinds) - set(AUGMENTATIONS)
         if unknown:
@@ -121,9 +130,12 @@ class BatchAugment:
         self.max_shift, self.max_rotate = max_shift, max_rotate
         self.max_scale, self.max_shear = max_scale, max_shear
         self.max_jitter = max_jitter
+        self.crop_size, self.crop_scale, self.crop_ratio = crop_size, crop_scale, crop_ratio
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Augment the float (B, C, H, W) batch ``x`` (values in any range, 0 = black)."""
+        if "crop" in self.kinds:
+            x = self._crop(x, generator)  # (B, C, S, S)
         if "affine" in self.kinds:
             x = self._affine(x, generator)
         if "translate" in self.kinds and self.max_shift > 0:
@@ -145,6 +157,24 @@ class BatchAugment:
         bi = torch.arange(b, device=x.device).view(b, 1, 1)
         out = padded.permute(0, 2, 3, 1)[bi, rows.view(b, h, 1), cols.view(b, 1, w)]  # (B, H, W, C)
         return out.permute(0, 3, 1, 2).contiguous()  # (B, C, H, W)
+
+    def _crop(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        b, s = x.shape[0], self.crop_size
+        u = torch.rand(4, b, generator=g, device=x.device)  # (4, B) in [0, 1)
+        area = self.crop_scale[0] + u[0] * (self.crop_scale[1] - self.crop_scale[0])
+        lo, hi = math.log(self.crop_ratio[0]), math.log(self.crop_ratio[1])
+        aspect = torch.exp(lo + u[1] * (hi - lo))  # width over height, of the image's shares
+        w = torch.sqrt(area * aspect).clamp(max=1.0)  # shares of the image's width, height
+        h = torch.sqrt(area / aspect).clamp(max=1.0)
+        cx, cy = (u[2] * 2 - 1) * (1 - w), (u[3] * 2 - 1) * (1 - h)  # centres in [-1, 1]
+        zero = torch.zeros_like(w)
+        theta = torch.stack([torch.stack([w, zero, cx], 1), torch.stack([zero, h, cy], 1)], 1)
+        # sampled at twice the size and averaged: a shrinking crop without aliasing
+        shrink = x.shape[-2] > s or x.shape[-1] > s
+        out = s * 2 if shrink else s
+        grid = F.affine_grid(theta.to(x.dtype), [b, x.shape[1], out, out], align_corners=False)
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        return F.avg_pool2d(x, 2) if shrink else x  # (B, C, S, S)
 
     def _jitter(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         b = x.shape[0]

@@ -172,23 +172,30 @@ BatchSource = ResidentBatches | LoaderBatches
 
 
 def make_batches(
-    images: ImageSet, device: torch.device, workers: int, train: bool = False
+    images: ImageSet,
+    device: torch.device,
+    workers: int,
+    train: bool = False,
+    native_crops: bool = True,
 ) -> BatchSource:
     """The resident fast path for in-memory sets, a DataLoader for lazy ones.
 
     ``train``: batches to train on; for images of mixed sizes they are random-resized
-    crops of each whole image, read from the files (a DataLoader, resident or not).
+    crops of each whole image, read from the files (a DataLoader, resident or not),
+    unless ``native_crops`` is false: then the frames are drawn as they are (the batch
+    augmentation crops them: images larger than the model's input, :mod:`.input_size`).
     """
-    if train and images.aspect_kept:
+    if train and images.aspect_kept and native_crops:
         return LoaderBatches(images, device, workers, random_crop=True)
     if images.is_lazy:
         return LoaderBatches(images, device, workers)
     return ResidentBatches(images, device)
 
 
-def aspect_record(images: ImageSet) -> dict[str, Any]:
+def aspect_record(images: ImageSet, train: str | None = None) -> dict[str, Any]:
     """What is done to training and scored images of mixed sizes, for the run record
-    (``extra.aspect``); empty for images of one size.
+    (``extra.aspect``); empty for images of one size. ``train``: what training does
+    instead of the native crops (``make_batches(native_crops=False)``).
     """
     if not images.aspect_kept:
         return {}
@@ -197,7 +204,8 @@ def aspect_record(images: ImageSet) -> dict[str, Any]:
         "aspect": {
             "aspect": "kept",
             "frame": [h, w],
-            "train": f"random-resized crop (area {CROP_SCALE[0]:g}-{CROP_SCALE[1]:g}, "
+            "train": train
+            or f"random-resized crop (area {CROP_SCALE[0]:g}-{CROP_SCALE[1]:g}, "
             f"aspect 3/4-4/3) of the whole image, resized to {h}x{w}",
             "test": f"resized to cover the frame at its aspect, centre crop {h}x{w}",
         }

@@ -117,10 +117,11 @@ def load_bundle(
         raise StateError(f"the bundle's input adaptation is not valid ({exc})") from None
     if name != pipeline.model_name:
         raise StateError(f"the bundle holds {name!r}, its settings name {pipeline.model_name!r}")
-    _check_adapter(adapter, name, pre, manifest)
+    _check_adapter(adapter, name, pre, manifest, config.input_size)
     n_classes = len(manifest["class_names"])
-    check_weights(tensors, name, n_classes, in_channels)
-    model = create_model(name, num_classes=n_classes, in_channels=in_channels)
+    size = adapter.size  # the input the run chose (convnet/input_size.py)
+    check_weights(tensors, name, n_classes, in_channels, size)
+    model = create_model(name, num_classes=n_classes, in_channels=in_channels, input_size=size)
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
@@ -145,20 +146,31 @@ def load_bundle(
 
 
 def _check_adapter(
-    adapter: InputAdapter, name: str, pre: Mapping[str, Any], manifest: Mapping[str, Any]
+    adapter: InputAdapter,
+    name: str,
+    pre: Mapping[str, Any],
+    manifest: Mapping[str, Any],
+    setting: int | str = "auto",
 ) -> None:
     """StateError unless the input adaptation is the one model ``name`` takes from the
-    manifest's input: its image size and channels, the model's input size, fit and
-    channels, one finite mean and one finite, positive std per channel.
+    manifest's input: its image size and channels, the model's input size (or, for
+    larger images, one the ``input_size`` ``setting`` allows: the size given, or with
+    ``auto`` up to the model's ``max_input_size``), fit and channels, one finite mean
+    and one finite, positive std per channel.
     """
     spec = get_model_spec(name)
+    sizes = (
+        {spec.input_size, int(setting)}
+        if setting != "auto"
+        else set(range(spec.input_size, spec.max_input_size + 1))
+    )
     size = tuple(int(v) for v in manifest["input"]["size"])
     channels = int(manifest["input"]["channels"])
     if tuple(adapter.image_hw) != size or adapter.in_channels != channels:
         raise StateError(f"the bundle's input adaptation does not take its {size} input")
     if (
         adapter.mode != pre.get("resize")
-        or adapter.size != spec.input_size
+        or adapter.size not in sizes
         or adapter.fit != spec.fit
         or adapter.out_channels != (spec.fixed_channels or channels)
     ):
@@ -171,18 +183,21 @@ def _check_adapter(
 
 
 def check_weights(
-    tensors: Mapping[str, torch.Tensor], name: str, n_classes: int, in_channels: int
+    tensors: Mapping[str, torch.Tensor],
+    name: str,
+    n_classes: int,
+    in_channels: int,
+    input_size: int | None = None,
 ) -> None:
     """StateError unless ``tensors`` are finite and have the names and shapes of model
-    ``name`` (built on the meta device: no memory taken, whatever the class count).
+    ``name`` (built on the meta device: no memory taken, whatever the class count) for
+    ``input_size`` (None: its design size).
     """
     with torch.device("meta"):
-        shapes = {
-            k: tuple(v.shape)
-            for k, v in create_model(name, num_classes=n_classes, in_channels=in_channels)
-            .state_dict()
-            .items()
-        }
+        model = create_model(
+            name, num_classes=n_classes, in_channels=in_channels, input_size=input_size
+        )
+        shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     got = {k: tuple(v.shape) for k, v in tensors.items()}
     if got != shapes:
         wrong = sorted(set(got) ^ set(shapes)) or sorted(k for k in got if got[k] != shapes[k])

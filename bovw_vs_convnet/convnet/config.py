@@ -28,8 +28,10 @@ from typing import Any, ClassVar, Literal
 from bovw_vs_convnet.config import Bound
 from bovw_vs_convnet.errors import ConfigError
 
-# The batch augmentations of :class:`~bovw_vs_convnet.convnet.augment.BatchAugment`.
-AUGMENTATIONS = ("translate", "flip", "affine", "jitter")
+# The batch augmentations of :class:`~bovw_vs_convnet.convnet.augment.BatchAugment`;
+# "crop" (random-resized crops to the input size) is added to augment=auto for large
+# images (convnet/input_size.py).
+AUGMENTATIONS = ("translate", "flip", "affine", "jitter", "crop")
 AUTO = "auto"
 # Models whose ``init`` setting can choose a scheme (AlexNet2012.init_weights); their
 # "auto" is Kaiming (torchvision's), every other model keeps its own (init=auto).
@@ -68,6 +70,7 @@ class ConvNetConfig:
         "recipe": "fixed",
         "init": "auto",
         "rescues": "auto",  # a fixed run resolves it to 0 (no rescue), as runs before it had
+        "input_size": "auto",  # auto is the model's design size for images no larger
     }
     # what the hardware adds to a run's identity (device type, autocast dtype), resolved at
     # run time by the harness as "module:attribute" (this module imports no torch)
@@ -90,6 +93,7 @@ class ConvNetConfig:
         "workers": Bound(0, 1_024),
         "warmup_steps": Bound(0, 10_000),
         "threads": Bound(0, 4_096),
+        "input_size": Bound(16, 1_024),  # pixels a side of the square model input
     }
 
     model: str = "lenet5"  # registry name (bvc models); with ablate, a Zeiler–Fergus variant
@@ -124,6 +128,11 @@ class ConvNetConfig:
     augment: tuple[str, ...] = ("auto",)
     max_shift: int = 2  # translate: pixels each way at the image's own resolution
     mirror: Literal["auto", "yes", "no"] = "auto"  # may "flip" mirror? auto: the set's mirror_ok
+    # side of the square model input; auto: the model's design size (32 for LeNet-5 and
+    # alexnet-small), larger for a folder of larger images, up to the model's largest
+    # (convnet/input_size.py: 64-128 px for 100-300 px photographs, then trained on
+    # random-resized crops)
+    input_size: int | Literal["auto"] = "auto"
     val_select: bool = True  # keep the weights of the epoch with the lowest val error
     patience: int | Literal["auto"] = (
         "auto"  # stop after this many epochs without val gain; 0 never
@@ -249,7 +258,7 @@ class ConvNetConfig:
             )
         if not isinstance(self.rescues, str) and self.rescues < 0:
             raise ConfigError(f"setting 'rescues' must be >= 0, got {self.rescues}", key="rescues")
-        for name in ("epochs", "batch_size", "eval_batch_size"):
+        for name in ("epochs", "batch_size", "eval_batch_size", "input_size"):
             if getattr(self, name) != AUTO and getattr(self, name) < 1:
                 raise ConfigError(
                     f"setting {name!r} must be >= 1, got {getattr(self, name)}", key=name

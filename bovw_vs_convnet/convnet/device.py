@@ -224,16 +224,22 @@ def run_identity(config: ConvNetConfig, device: str) -> dict[str, Any]:
     return identity
 
 
-def forward_macs(spec: ModelSpec, in_channels: int, n_classes: int = 10) -> int:
+def forward_macs(
+    spec: ModelSpec, in_channels: int, n_classes: int = 10, input_size: int | None = None
+) -> int:
     """Multiply-adds of one image through the convolutions and linear layers of ``spec``'s model.
 
     Built and run on the ``meta`` device (shapes, no data, no random draws): milliseconds
     even for alexnet-2012. The image is the model's input size, which the pipeline
-    resizes or pads every set to, so the count is the model's and not the data's.
+    resizes or pads every set to, so the count is the model's and not the data's; or
+    ``input_size``, the larger input chosen for larger images (:mod:`.input_size`).
     """
     channels = spec.fixed_channels or in_channels
+    size = input_size or spec.input_size
+    # a model that may grow is built for its input (its stem), as models.create_model does
+    extra = {"input_size": size} if size != spec.input_size < spec.max_input_size else {}
     with torch.device("meta"):
-        model = spec.builder(num_classes=n_classes, in_channels=channels)
+        model = spec.builder(num_classes=n_classes, in_channels=channels, **extra)
     total = [0]
 
     def count(module: torch.nn.Module, _inputs: Any, output: Any) -> None:
@@ -246,18 +252,23 @@ def forward_macs(spec: ModelSpec, in_channels: int, n_classes: int = 10) -> int:
     hooks = [m.register_forward_hook(count) for m in model.modules()]
     model.eval()
     with torch.no_grad():
-        model(torch.empty(1, channels, spec.input_size, spec.input_size, device="meta"))
+        model(torch.empty(1, channels, size, size, device="meta"))
     for hook in hooks:
         hook.remove()
     return total[0]
 
 
-def choose_run_threads(setting: int | str, spec: ModelSpec, in_channels: int) -> ThreadChoice:
+def choose_run_threads(
+    setting: int | str, spec: ModelSpec, in_channels: int, input_size: int | None = None
+) -> ThreadChoice:
     """The CPU threads of a ConvNet run: ``threads`` given, or auto from the model's work.
 
     ``auto`` (:func:`bovw_vs_convnet.threads.choose_threads`) reads the CPUs this process
-    may use and :func:`forward_macs`: a LeNet's operators are too small to share, a
-    large AlexNet's share well. Only ``auto`` builds the model (on the meta device).
+    may use and :func:`forward_macs` (at ``input_size``, None: the model's own): a
+    LeNet's operators are too small to share, a large AlexNet's share well. Only ``auto``
+    builds the model (on the meta device).
     """
-    work = float(forward_macs(spec, in_channels)) if setting == AUTO else None
+    work = (
+        float(forward_macs(spec, in_channels, input_size=input_size)) if setting == AUTO else None
+    )
     return choose_threads(setting, work=work)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bovw_vs_convnet.convnet.registry import register_model
+from bovw_vs_convnet.convnet.registry import SMALL_MAX_INPUT, register_model, stem_stride
 
 # Table I of the paper: the S2 feature maps (0-5) each C3 feature map (0-15) is connected to
 # (fmt: skip keeps the paper's rows: 6 maps of 3 neighbours, 6 of 4, 3 of 4 others, 1 of all)
@@ -78,6 +78,24 @@ class PartialConv2d(nn.Module):
         return F.conv2d(x, self.dense_weight(), self.bias)  # (B, 16, H-4, W-4)
 
 
+class AdaptiveMaxPool2d(nn.AdaptiveMaxPool2d):
+    """``nn.AdaptiveMaxPool2d`` that passes maps already at its output size through.
+
+    In front of the classifier of a LeNet fed images larger than 32×32 (the maps arrive
+    larger than 5×5): the strongest response in each of 5×5 regions, so the fully
+    connected layers keep their 32-px shapes and the object may lie anywhere.
+    """
+
+    def __init__(self, side: int) -> None:
+        super().__init__((side, side))
+        self.side = side
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if tuple(input.shape[-2:]) == (self.side, self.side):
+            return input
+        return super().forward(input)
+
+
 class RBFOutput(nn.Module):
     """Euclidean RBF units y_i = Σ_j (x_j − w_ij)², with fixed ±1 codes w_i (not trained).
 
@@ -115,13 +133,15 @@ class LeNet5_1998(nn.Module):
     The subsampling coefficients start at 1 (plain 2×2 sums) rather than at the paper's
     uniform ±2.4/4 draw, which trained more slowly here (25.1% against 22.9% validation
     error after 3 epochs on 10 000 Fashion-MNIST images). The number of input channels
-    may differ from one (C1 then has 6·(25·C + 1) parameters).
+    may differ from one (C1 then has 6·(25·C + 1) parameters). ``input_size`` above 32
+    (photographs, :mod:`.input_size`): the same parameters, C1 strided from 48 px
+    (:func:`~.registry.stem_stride`) and C5's maps max-pooled to one value each.
     """
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1) -> None:
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, input_size: int = 32) -> None:
         super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 6, 5),  # C1
+        layers: list[nn.Module] = [
+            nn.Conv2d(in_channels, 6, 5, stride=stem_stride(input_size)),  # C1
             ScaledTanh(),
             Subsampling(6),  # S2
             ScaledTanh(),
@@ -131,7 +151,10 @@ class LeNet5_1998(nn.Module):
             ScaledTanh(),
             nn.Conv2d(16, 120, 5),  # C5
             ScaledTanh(),
-        )
+        ]
+        if input_size != 32:  # C5's maps, larger than 1×1, pooled to one value per map
+            layers.append(AdaptiveMaxPool2d(1))
+        self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(
             nn.Linear(120, 84),  # F6
             ScaledTanh(),
@@ -168,18 +191,26 @@ class LeNet5(nn.Module):
     simplifications found in most textbooks and frameworks: every C3 map sees all six
     S2 maps, pooling has no trainable coefficients, and the RBF output is a linear layer.
     61 706 trainable parameters for 10 classes and 1 channel.
+
+    ``input_size`` above 32 (photographs, :mod:`.input_size`): the same layers and
+    parameters, C1 strided from 48 px (:func:`stem_stride`), and the last maps max-pooled
+    to 5×5 (:class:`AdaptiveMaxPool2d`) before the classifier. At 32 the net is the one
+    above, module for module.
     """
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1) -> None:
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, input_size: int = 32) -> None:
         super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 6, 5),  # (B, 6, 28, 28)
+        layers: list[nn.Module] = [
+            nn.Conv2d(in_channels, 6, 5, stride=stem_stride(input_size)),  # (B, 6, 28, 28)
             nn.ReLU(inplace=True),
             nn.MaxPool2d(2),  # (B, 6, 14, 14)
             nn.Conv2d(6, 16, 5),  # (B, 16, 10, 10)
             nn.ReLU(inplace=True),
             nn.MaxPool2d(2),  # (B, 16, 5, 5)
-        )
+        ]
+        if input_size != 32:
+            layers.append(AdaptiveMaxPool2d(5))  # (B, 16, 5, 5) from larger maps
+        self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(
             nn.Linear(16 * 5 * 5, 120),
             nn.ReLU(inplace=True),
@@ -199,10 +230,13 @@ class LeNet5(nn.Module):
     input_size=32,
     fit="pad",
     description="LeCun et al. 1998 as published: C3 table, trainable subsampling, RBF output",
+    max_input_size=SMALL_MAX_INPUT,
 )
-def lenet5_1998(*, num_classes: int = 10, in_channels: int = 1) -> LeNet5_1998:
+def lenet5_1998(
+    *, num_classes: int = 10, in_channels: int = 1, input_size: int = 32
+) -> LeNet5_1998:
     """LeNet-5 as published (60 000 trainable parameters for one channel)."""
-    return LeNet5_1998(num_classes=num_classes, in_channels=in_channels)
+    return LeNet5_1998(num_classes=num_classes, in_channels=in_channels, input_size=input_size)
 
 
 @register_model(
@@ -210,7 +244,8 @@ def lenet5_1998(*, num_classes: int = 10, in_channels: int = 1) -> LeNet5_1998:
     input_size=32,
     fit="pad",
     description="modern LeNet-5: ReLU, max pooling, full C3, linear output",
+    max_input_size=SMALL_MAX_INPUT,
 )
-def lenet5(*, num_classes: int = 10, in_channels: int = 1) -> LeNet5:
+def lenet5(*, num_classes: int = 10, in_channels: int = 1, input_size: int = 32) -> LeNet5:
     """The modern LeNet-5 (61 706 trainable parameters for 10 classes, one channel)."""
-    return LeNet5(num_classes=num_classes, in_channels=in_channels)
+    return LeNet5(num_classes=num_classes, in_channels=in_channels, input_size=input_size)

@@ -53,7 +53,12 @@ def get_model_spec(name: str) -> ModelSpec:
 
 
 def create_model(
-    name: str, *, num_classes: int = 10, in_channels: int = 1, init: str = "auto"
+    name: str,
+    *,
+    num_classes: int = 10,
+    in_channels: int = 1,
+    init: str = "auto",
+    input_size: int | None = None,
 ) -> nn.Module:
     """Build the registered model ``name`` for ``num_classes`` classes and ``in_channels`` channels.
 
@@ -61,7 +66,10 @@ def create_model(
     pipeline replicates grayscale images to match. ``init`` (the ``init`` setting):
     ``"auto"`` keeps the model's own initialisation; any other scheme is drawn afresh
     by the model's ``init_weights`` (``alexnet-2012``: ``kaiming`` or ``paper``), and a
-    model without one, or a scheme it does not know, is a ConfigError.
+    model without one, or a scheme it does not know, is a ConfigError. ``input_size``:
+    the side it will be fed (None: its design size); a model registered with a larger
+    ``max_input_size`` is built for it (its stem, :mod:`.input_size`), any other is
+    built as designed.
     """
     if num_classes < 1 or in_channels < 1:
         raise ConfigError(
@@ -69,7 +77,10 @@ def create_model(
         )
     spec = get_model_spec(name)
     channels = spec.fixed_channels or in_channels
-    model: nn.Module = spec.builder(num_classes=num_classes, in_channels=channels)
+    extra = {}
+    if input_size is not None and input_size != spec.input_size < spec.max_input_size:
+        extra["input_size"] = input_size  # the stem for that size (lenet.py, alexnet.py)
+    model: nn.Module = spec.builder(num_classes=num_classes, in_channels=channels, **extra)
     if init != "auto":
         reinit = getattr(model, "init_weights", None)
         if reinit is None:

@@ -35,11 +35,13 @@ import torch
 
 from bovw_vs_convnet.config import config_to_dict, identity_settings
 from bovw_vs_convnet.convnet import distributed
+from bovw_vs_convnet.convnet.artifacts import first_conv_weights, write_learning_curve
 from bovw_vs_convnet.convnet.augment import BatchAugment, InputAdapter
 from bovw_vs_convnet.convnet.batches import aspect_record, make_batches
 from bovw_vs_convnet.convnet.checkpoint import load_checkpoint
 from bovw_vs_convnet.convnet.config import AUTO, ConvNetConfig
 from bovw_vs_convnet.convnet.device import Runtime, choose_run_threads, resolve_runtime
+from bovw_vs_convnet.convnet.input_size import InputChoice, choose_input_size, input_recipe
 from bovw_vs_convnet.convnet.mirror_check import decide_mirroring
 from bovw_vs_convnet.convnet.models import (
     count_parameters,
@@ -109,17 +111,25 @@ def check_sets(train: ImageSet, val: ImageSet | None) -> None:
 
 
 def checkpoint_identity(
-    model_name: str, cfg: ConvNetConfig, train: ImageSet, ctx: RunContext, runtime: Runtime
+    model_name: str,
+    cfg: ConvNetConfig,
+    train: ImageSet,
+    ctx: RunContext,
+    runtime: Runtime,
+    input_size: int | None = None,
 ) -> dict[str, Any]:
     """What a checkpoint must have been made with to be resumed by this run.
 
     The model, classes, image shape, training size, split, seed, every setting that
     changes the result (settings added later, at their old value, are left out, so old
-    checkpoints resume) and, on CUDA, the device type and autocast dtype: a CPU
-    checkpoint is not resumed there in another precision (nothing is added on the CPU).
+    checkpoints resume), the input size where it is not the model's design size, and, on
+    CUDA, the device type and autocast dtype: a CPU checkpoint is not resumed there in
+    another precision (nothing is added on the CPU).
     """
     h, w, c = train.image_shape
+    larger = {} if input_size is None else {"input_size": input_size}
     return {
+        **larger,
         "model": model_name,
         "num_classes": train.n_classes,
         "image_shape": [h, w, c],
@@ -144,6 +154,7 @@ class TrainingPlan:
     adapter: InputAdapter
     recipe: dict[str, Any]  # the recipe's choices and reasons, for the record
     augment: list[str]  # the augmentations trained with
+    input_choice: InputChoice  # the input size and why (convnet/input_size.py)
 
 
 class ConvNetPipeline:
@@ -160,8 +171,9 @@ class ConvNetPipeline:
         self.device = ""
         self.trainer: Trainer | None = None
         self.tta_flip = config.tta_flip is True  # decided in fit when "auto"
+        self.input_choice: InputChoice | None = None  # decided in fit (convnet/input_size.py)
 
-    def _setup_torch(self, device: torch.device, in_channels: int) -> None:
+    def _setup_torch(self, device: torch.device, in_channels: int, input_size: int) -> None:
         """Threads, determinism and TF32 for this run (torch's switches are per process).
 
         Threads: ``threads`` given, or chosen from the usable CPUs and the model's work
@@ -179,7 +191,9 @@ class ConvNetPipeline:
         """
         cfg = self.config
         if cfg.threads != 0:  # 0: torch's default (runs stored before threads=auto)
-            choice = choose_run_threads(cfg.threads, get_model_spec(self.model_name), in_channels)
+            choice = choose_run_threads(
+                cfg.threads, get_model_spec(self.model_name), in_channels, input_size
+            )
             torch.set_num_threads(choice.n)
             self.record_extra["threads"] = choice.describe()
         if cfg.deterministic:
@@ -214,13 +228,19 @@ class ConvNetPipeline:
         runtime = strategy.runtime(runtime)
         device = runtime.device
         self.device = str(device)
-        self._setup_torch(device, train.channels)
+        spec = get_model_spec(self.model_name)
+        self.input_choice = choose_input_size(cfg.input_size, spec, train, cfg.recipe == "fixed")
+        self._setup_torch(device, train.channels, self.input_choice.size)
         t_setup = time.perf_counter()
         train, mirror_check = decide_mirroring(cfg, train, val)
         if mirror_check is not None:
             self.record_extra["mirror_check"] = mirror_check
         plan = self._plan(train, runtime)
-        train_src = strategy.shard(make_batches(train, device, cfg.workers, train=True))
+        # larger images: the frames, cropped by the batch augmentation at the input size
+        native = not self.input_choice.large
+        train_src = strategy.shard(
+            make_batches(train, device, cfg.workers, train=True, native_crops=native)
+        )
         val_src = make_batches(val, device, cfg.workers) if val is not None and len(val) else None
         if plan.settings.lr == AUTO:
             self._find_lr(plan, train_src)
@@ -281,22 +301,32 @@ class ConvNetPipeline:
         """
         cfg, ctx = self.config, self.context
         spec = get_model_spec(self.model_name)
+        choice = self.input_choice or choose_input_size(
+            cfg.input_size, spec, train, cfg.recipe == "fixed"
+        )
         torch.manual_seed(ctx.seed if not attempt else epoch_seed(ctx.seed, -10, attempt))
         model = create_model(
-            self.model_name, num_classes=train.n_classes, in_channels=train.channels, init=cfg.init
+            self.model_name,
+            num_classes=train.n_classes,
+            in_channels=train.channels,
+            init=cfg.init,
+            input_size=choice.size,
         )
         self.n_params = count_parameters(model)
         h, w, c = train.image_shape
         mean, std = channel_stats(stats_sample(train))
         adapter = InputAdapter(
-            (h, w), c, spec.input_size, spec.fit, spec.fixed_channels or c, mean, std
+            (h, w), c, choice.size, spec.fit, spec.fixed_channels or c, mean, std
         )
         mirror = mirror_allowed(cfg, train)
         resolved, recipe = choose_recipe(cfg, DataShape(len(train), (h, w), c, mirror))
+        resolved = input_recipe(cfg, resolved, recipe, choice)
         if "mirror_check" in self.record_extra:
             recipe["why"]["mirror"] = self.record_extra["mirror_check"]["why"]
         kinds = augmentations(resolved, train)
-        augment = BatchAugment(kinds, max_shift=cfg.max_shift) if kinds else None
+        augment = (
+            BatchAugment(kinds, max_shift=cfg.max_shift, crop_size=choice.size) if kinds else None
+        )
         trainer = Trainer(
             model,
             adapter,
@@ -304,13 +334,13 @@ class ConvNetPipeline:
             resolved,
             runtime.device,
             seed=ctx.seed,
-            identity=checkpoint_identity(self.model_name, cfg, train, ctx, runtime),
+            identity=checkpoint_identity(self.model_name, cfg, train, ctx, runtime, choice.grown),
             checkpoint_path=ctx.run_dir / CHECKPOINT_NAME,
             progress=ctx.progress,
             runtime=runtime,
         )
         trainer.can_rescue = attempt < int(resolved.rescues)
-        return TrainingPlan(trainer, resolved, adapter, recipe, kinds)
+        return TrainingPlan(trainer, resolved, adapter, recipe, kinds, choice)
 
     @staticmethod
     def _find_lr(plan: TrainingPlan, train_src: Any) -> None:
@@ -388,7 +418,10 @@ class ConvNetPipeline:
             "compile_error": trainer.compile_error,
             "channels_last": trainer.channels_last,
             "data_path": "resident" if not train.is_lazy else "dataloader",
-            **aspect_record(train),  # images of mixed sizes: the crops
+            # images of mixed sizes: the crops
+            **aspect_record(
+                train, plan.input_choice.train_text() if plan.input_choice.large else None
+            ),
             "torch": torch.__version__,
         }
 
@@ -455,24 +488,6 @@ class ConvNetPipeline:
             for name, flip in (("plain", False), ("flip", True))
         }
         return errors["flip"] <= errors["plain"], errors
-
-
-def first_conv_weights(model: torch.nn.Module) -> np.ndarray | None:
-    """The first 4-d weight, (out, in, kh, kw), of ``model`` as float32 numpy; None if none."""
-    for name, tensor in model.state_dict().items():
-        if name.endswith("weight") and tensor.ndim == 4:
-            return np.asarray(tensor.detach().float().cpu().numpy())
-    return None
-
-
-def write_learning_curve(curve: dict[str, list[Any]], path: Path) -> None:
-    """``curve`` (``epoch``, ``train_loss``, ``val_error`` lists) as CSV, one row per epoch."""
-    val_error = curve.get("val_error") or []
-    rows = ["epoch,train_loss,val_error"]
-    for i, (epoch, loss) in enumerate(zip(curve["epoch"], curve["train_loss"], strict=True)):
-        err = repr(float(val_error[i])) if i < len(val_error) else ""
-        rows.append(f"{epoch},{float(loss)!r},{err}")
-    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
 
 
 def _runtime_record(runtime: Runtime) -> dict[str, Any]:

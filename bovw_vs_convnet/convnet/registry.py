@@ -33,6 +33,20 @@ if TYPE_CHECKING:
 
 ModelBuilder = Callable[..., "nn.Module"]
 
+# The largest input the 32-px nets (LeNet-5, alexnet-small) are fed: larger images are
+# brought to at most this side (convnet/input_size.py)
+SMALL_MAX_INPUT = 128
+
+
+def stem_stride(input_size: int, design: int = 32) -> int:
+    """The first convolution's stride for a small net fed ``input_size`` px: its stem.
+
+    1 below 1.5 times the design size, 2 from there: a 64-128 px input then costs the
+    net about 1-4 times its 32-px work, and its receptive fields grow with the image
+    (whose object is as many pixels wider as the input is larger).
+    """
+    return 1 if input_size * 2 < design * 3 else 2
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -46,6 +60,10 @@ class ModelSpec:
         fixed_channels: the channels the model insists on (grayscale is replicated), or None
             when the first convolution takes the dataset's channels.
         description: one line for ``bvc models``.
+        max_input_size: the largest side :mod:`~bovw_vs_convnet.convnet.input_size` may
+            choose for larger images (``input_size=auto``); equal to ``input_size`` for a
+            model that keeps its design size whatever the images. A builder of a model
+            that may grow takes ``input_size=S`` too.
     """
 
     name: str
@@ -54,6 +72,11 @@ class ModelSpec:
     fit: Literal["pad", "resize"]
     fixed_channels: int | None
     description: str
+    max_input_size: int = 0  # 0: input_size (set in __post_init__)
+
+    def __post_init__(self) -> None:
+        if self.max_input_size < self.input_size:
+            object.__setattr__(self, "max_input_size", self.input_size)
 
 
 _MODELS: dict[str, ModelSpec] = {}
@@ -66,13 +89,20 @@ def register_model(
     fit: Literal["pad", "resize"] = "resize",
     fixed_channels: int | None = None,
     description: str = "",
+    max_input_size: int = 0,
 ) -> Callable[[ModelBuilder], ModelBuilder]:
-    """Decorator registering ``builder(num_classes, in_channels)`` under ``name``."""
+    """Decorator registering ``builder(num_classes, in_channels)`` under ``name``.
+
+    ``max_input_size`` above ``input_size``: the model may be fed larger images at up to
+    that side, and its builder then also takes ``input_size=S``.
+    """
 
     def decorate(builder: ModelBuilder) -> ModelBuilder:
         if name in _MODELS:
             raise ValueError(f"model {name!r} registered twice")
-        _MODELS[name] = ModelSpec(name, builder, input_size, fit, fixed_channels, description)
+        _MODELS[name] = ModelSpec(
+            name, builder, input_size, fit, fixed_channels, description, max_input_size
+        )
         return builder
 
     return decorate
