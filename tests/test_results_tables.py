@@ -93,6 +93,18 @@ def test_a_suite_takes_the_runs_its_entries_asked_for() -> None:
     assert [r["top1_err"] for r in got] == [0.1, 0.3]
 
 
+def test_a_per_class_run_matches_a_spec_that_leaves_short_classes_to_its_default() -> None:
+    suite = parse_suite(
+        'datasets = ["digits"]\nseeds = [0]\n[[run]]\npipeline = "bovw"\ntrain_per_class = [5]\n',
+        name="per-class",
+    )
+    record = _record("bovw", "bovw-small", 0.1)
+    split = {"train_per_class": 5, "short_classes": "refuse", "split_index": 0}
+    record["split"] = {"dataset": "digits", "seed": 0, "train_size": None, **split}
+    take_rest = {**record, "split": {**record["split"], "short_classes": "take-rest"}}
+    assert suite_records(suite, [record, take_rest]) == [record]
+
+
 def test_exported_rows_carry_command_version_device_and_date(tmp_path: Path) -> None:
     records = [_record("bovw", "bovw-small", 0.1, k=50), _record("convnet", "lenet5", 0.3)]
     for record in records:

@@ -36,6 +36,8 @@ RESULT_COLUMNS = (*CSV_COLUMNS, *PROVENANCE_COLUMNS, *SPLIT_COLUMNS)
 EXPORTED = "bvc results export"  # the source of a row written from a runs folder
 
 _SPLIT_KEYS = ("train_per_class", "test_per_class", "short_classes")
+# what a split key left unset means (data/split.py's default): a per-class run stores it
+_SPLIT_DEFAULTS = {"short_classes": "refuse"}
 
 
 def _same_value(stored: Any, wanted: Any) -> bool:
@@ -45,7 +47,8 @@ def _same_value(stored: Any, wanted: Any) -> bool:
 def spec_matches(spec: RunSpec, record: RunRecord) -> bool:
     """Whether ``record`` is the run ``spec`` asks for.
 
-    Pipeline, dataset, seed, training-set size and split protocol must be equal, and
+    Pipeline, dataset, seed, training-set size and split protocol must be equal (a split
+    setting left unset counts as its default: ``short_classes`` "refuse"), and
     every ``set`` value of the spec that the run's config holds (a preset that expands
     into other keys is not itself a config key) must be the stored one.
     """
@@ -54,8 +57,11 @@ def spec_matches(spec: RunSpec, record: RunRecord) -> bool:
         return False
     if record.get("dataset") != spec.dataset or split.get("train_size") != spec.train_size:
         return False
-    if any(split.get(k) != getattr(spec, k) for k in _SPLIT_KEYS):
-        return False
+    for key in _SPLIT_KEYS:
+        default = _SPLIT_DEFAULTS.get(key)
+        stored, wanted = split.get(key), getattr(spec, key)
+        if (default if stored is None else stored) != (default if wanted is None else wanted):
+            return False
     if int(split.get("split_index") or 0) != spec.split_index:
         return False
     config = record.get("config") or {}
