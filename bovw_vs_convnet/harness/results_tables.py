@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bovw_vs_convnet.errors import DataError
-from bovw_vs_convnet.harness.formatting import MISSING, number, percent
+from bovw_vs_convnet.harness.formatting import MISSING, number, p_value, percent
 from bovw_vs_convnet.harness.leaderboard import NOT_LEARNED, LeaderboardRow, LeaderboardTable
 from bovw_vs_convnet.harness.leaderboard_formats import table_cells, table_notes
 from bovw_vs_convnet.harness.results_export import PROVENANCE_COLUMNS
@@ -203,11 +203,13 @@ def _crossover_md(rows: Sequence[LeaderboardRow], per_class: bool = False) -> li
 
 def _size_tests(rows: Sequence[LeaderboardRow], unit: str) -> list[str]:
     """The note under a crossover: each size's rows against its best row, as tested."""
-    tested = [r for r in rows if r.vs_best and r.vs_best != "best" and r.n_train is not None]
+    tested = [r for r in rows if r.vs_best in ("worse", "not worse") and r.n_train is not None]
     if not tested:
         return []
     by_size = [
-        f"{number(r.n_train)}: {r.model} {r.vs_best}"
+        f"{number(r.n_train)}: {r.model} "
+        f"{'worse' if r.vs_best == 'worse' else 'not significantly worse'} "
+        f"({p_value(r.p_vs_best)})"
         for r in sorted(tested, key=lambda r: (r.n_train or 0, r.model))
     ]
     test = next((r.test_vs_best for r in tested if r.test_vs_best), None)
