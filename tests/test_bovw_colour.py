@@ -120,3 +120,12 @@ def test_the_settings_reach_the_extractor_and_the_memory_plan() -> None:
     assert (sift.colour, sift.polarity, sift.dim) == ("opponent", "unsigned", 384)
     assert descriptor_dim(cfg) == 384
     assert descriptor_bytes(cfg) == descriptor_bytes(BovwConfig()) + 256 * 4
+
+
+def test_photo_takes_unsigned_orientations_and_every_other_preset_plain_gray_sift() -> None:
+    photo = build_config(BovwConfig, {"preset": "photo"})
+    assert (photo.colour, photo.polarity, photo.levels) == ("gray", "unsigned", (1, 2, 4))
+    for name in BovwConfig.PRESETS:
+        if name != "photo":
+            cfg = build_config(BovwConfig, {"preset": name})
+            assert (cfg.colour, cfg.polarity) == ("gray", "signed")
