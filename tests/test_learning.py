@@ -9,9 +9,16 @@ import numpy as np
 import pytest
 from test_convnet_train import config, context, tiny_set
 
+from bovw_vs_convnet.convnet.device import resolve_runtime
 from bovw_vs_convnet.convnet.mirror_check import decide_mirroring
 from bovw_vs_convnet.convnet.pipeline import build_pipeline
-from bovw_vs_convnet.convnet.stopping import NOT_LEARNING, StoppingRule, check_epoch, epoch_verdict
+from bovw_vs_convnet.convnet.stopping import (
+    NOT_LEARNING,
+    StoppingRule,
+    check_epoch,
+    epoch_verdict,
+    holds_dropout,
+)
 from bovw_vs_convnet.data.imageset import ImageSet
 from bovw_vs_convnet.harness.record import is_learned, learned_fields
 from bovw_vs_convnet.harness.record_json import check_record
@@ -283,3 +290,28 @@ def test_bvc_run_of_a_run_at_chance_warns_in_one_line(tmp_path: Path) -> None:
     warnings = [line for line in result.stderr.splitlines() if "warn" in line.lower()]
     assert len(warnings) == 1
     assert warnings[0].startswith("warning: lenet5 did not learn: validation error 90.00 %")
+
+
+@pytest.mark.slow  # the rescue's lr finder on alexnet-small: about 30 s on a loaded CPU
+def test_a_rescued_attempt_trains_without_dropout_until_it_leaves_chance(tmp_path: Path) -> None:
+    cfg = config(model="alexnet-small", epochs="1", optimizer="sgd", lr="10", rescues="1")
+    pipe = build_pipeline(cfg, context(tmp_path)).fit(tiny_set(64), tiny_set(32, seed=1))
+    assert pipe.trainer is not None and len(pipe.record_extra["rescues"]) == 1
+    assert pipe.trainer.history.dropout_held_epochs == 1  # its one epoch, before any verdict
+
+
+@pytest.mark.parametrize(
+    ("model", "rescued", "learning_epoch", "held"),
+    [
+        ("alexnet-small", False, 0, False),  # a first attempt: as before
+        ("alexnet-small", True, 0, True),  # rescued, still at chance
+        ("alexnet-small", True, 3, False),  # rescued and learning: dropout back on
+        ("lenet5", True, 0, False),  # no dropout to hold
+    ],
+)
+def test_only_a_rescued_attempt_at_chance_holds_its_dropout(
+    tmp_path: Path, model: str, rescued: bool, learning_epoch: int, held: bool
+) -> None:
+    pipe = build_pipeline(config(model=model, epochs="1"), context(tmp_path))
+    trainer = pipe._plan(tiny_set(48), resolve_runtime("cpu", "auto")).trainer
+    assert holds_dropout(bool(trainer.dropouts), rescued, True, learning_epoch) is held

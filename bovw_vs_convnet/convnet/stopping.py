@@ -9,7 +9,8 @@ after each epoch (no torch here, so it is tested on numbers alone):
 - **patience** counts only from the first such epoch (``learning_epoch``), and never
   stops a run before the warm-up has ended (``check_epoch``);
 - at the warm-up's end a run with no such epoch stops as ``"not learning"`` when the
-  caller can rescue it (a fresh start at a lower rate, ``convnet/pipeline.py``);
+  caller can rescue it (a fresh start at a lower rate, ``convnet/pipeline.py``, which
+  trains with its dropout off until it leaves chance: :func:`holds_dropout`);
   otherwise it trains on to the end.
 
 A model that scores a 97.99 % validation error on 62 balanced classes during the
@@ -91,6 +92,20 @@ def epoch_verdict(
     return Verdict(best, learning_epoch, stop)
 
 
+def holds_dropout(has_dropout: bool, rescued: bool, validating: bool, learning_epoch: int) -> bool:
+    """Whether an epoch trains with the net's dropout off: a rescued attempt still at chance.
+
+    Dropout 0.5 before FC6 and FC7 keeps ``alexnet-small`` at chance on 62 hard glyph
+    classes, where the same net without it leaves chance within 150 steps
+    (benchmarks/RESULTS-glyphs.md, issue 23). A run rescued from chance therefore trains
+    without dropout until its first epoch significantly below chance (``learning_epoch``),
+    then with it: "late dropout" (Liu et al., "Dropout reduces underfitting", ICML 2023).
+    Runs that learn before their warm-up ends are never rescued, so never affected; a
+    run without a validation set could not tell when to stop holding, so never holds.
+    """
+    return has_dropout and rescued and validating and not learning_epoch
+
+
 def rescue_record(
     val_error: list[float],
     val_p: list[float],
@@ -110,6 +125,8 @@ def rescue_record(
         "lr": lr,
         "finder_lr": finder_lr,
         "new_lr": new_lr,
+        "next": "a fresh initialisation at new_lr, dropout off until an epoch is "
+        "significantly below chance",
         "reason": "validation error not significantly below chance when the warm-up ended"
         if val_error
         else "the loss diverged",

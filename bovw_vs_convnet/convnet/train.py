@@ -1,18 +1,15 @@
 """The trainer: augmentation on the device, a per-step schedule, checkpoints every epoch.
 
 :class:`Trainer` draws batches from a :mod:`~bovw_vs_convnet.convnet.batches` source
-(the set resident on the device, or a DataLoader for lazy sets), augments and
-normalises them there, and runs in channels_last under the autocast dtype that
-:func:`~bovw_vs_convnet.convnet.device.choose_amp` picks (bf16 on CUDA from compute
-capability 8.0, fp16 with a GradScaler at 7.x), optionally ``torch.compile``-d (a
+(resident on the device, or a DataLoader for lazy sets), augments and normalises them
+there, and runs in channels_last under the autocast dtype of
+:func:`~bovw_vs_convnet.convnet.device.choose_amp`, optionally ``torch.compile``-d (a
 compile failure falls back to eager with one warning). Every random draw of an epoch
-(order, augmentation, dropout) comes from generators seeded by (seed, epoch), so a
-run resumed from the checkpoint of epoch e repeats epochs e+1... as an uninterrupted
-run would: exactly (the same bits) on the CPU, and on CUDA with ``deterministic=true``
-on the same GPU model and software; otherwise on CUDA ``cudnn.benchmark`` picks the
-convolution algorithms anew in each process, and the resumed epochs agree only to
-rounding. The optimiser and schedule come from :mod:`~bovw_vs_convnet.convnet.optim`;
-checkpoints are written and read by :mod:`~bovw_vs_convnet.convnet.checkpoint`.
+(order, augmentation, dropout) comes from generators seeded by (seed, epoch), so a run
+resumed after epoch e repeats epochs e+1... as an uninterrupted run would: the same
+bits on the CPU, and on CUDA with ``deterministic=true`` (otherwise to rounding:
+``cudnn.benchmark`` picks its algorithms anew in each process). Optimiser and schedule:
+:mod:`~bovw_vs_convnet.convnet.optim`; checkpoints: :mod:`~bovw_vs_convnet.convnet.checkpoint`.
 """
 
 from __future__ import annotations
@@ -49,12 +46,15 @@ from bovw_vs_convnet.convnet.stopping import (
     StoppingRule,
     check_epoch,
     epoch_verdict,
+    holds_dropout,
 )
 from bovw_vs_convnet.errors import ConfigError
 from bovw_vs_convnet.progress import Progress, ProgressMode
 from bovw_vs_convnet.significance import chance_test, majority_error
 
 log = logging.getLogger(__name__)
+
+DROPOUTS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)  # held off
 
 
 def epoch_seed(seed: int, epoch: int, stream: int = 0) -> int:
@@ -78,22 +78,20 @@ class History:
     images_per_s: list[float] = field(default_factory=list)
     best_epoch: int = 0  # 1-based epoch whose weights are kept (0: none yet)
     best_val_error: float = float("inf")
-    # "epochs" (all run), "patience" (early stop), "not learning" (at chance when the
-    # warm-up ended, stopped for a rescue: convnet/stopping.py), "" (not finished)
-    stop_reason: str = ""
+    stop_reason: str = ""  # "epochs", "patience", "not learning" (stopping.py), "" (running)
     learning_epoch: int = 0  # the first epoch significantly below chance (0: none)
     val_p_value: list[float] = field(default_factory=list)  # each epoch's chance test
     rescues: list[dict[str, Any]] = field(default_factory=list)  # earlier attempts (pipeline)
+    dropout_held_epochs: int = 0  # a rescued attempt's epochs with dropout off (stopping.py)
 
 
 class Trainer:
     """Trains ``model`` on batches from a :class:`BatchSource`, checkpointing every epoch.
 
-    ``adapter`` turns uint8 batches into model inputs; ``augment`` (or None) runs on
-    the device before it. :meth:`fit` runs the remaining epochs and returns the history.
-    ``runtime`` is the resolved device and autocast dtype
-    (:func:`~bovw_vs_convnet.convnet.device.resolve_runtime`); by default it is resolved
-    from ``device`` and ``cfg.amp``. With ``cfg.compile`` the model is compiled; a
+    ``adapter`` turns uint8 batches into model inputs; ``augment`` (or None) runs on the
+    device before it. :meth:`fit` runs the remaining epochs and returns the history.
+    ``runtime``: the resolved device and autocast dtype (by default from ``device`` and
+    ``cfg.amp``, :func:`~.device.resolve_runtime`). With ``cfg.compile`` the model is compiled; a
     graph that fails to build (no C compiler for Triton, an old GPU, an unsupported
     Python) is caught on its first call, before it has changed anything: training goes
     on eagerly with one warning, and :attr:`compiled` / :attr:`compile_error` say which ran.
@@ -147,6 +145,8 @@ class Trainer:
         self.best_state: dict[str, torch.Tensor] | None = None
         self.stage_seconds: dict[str, float] = {}
         self.can_rescue = False  # stop at the warm-up's end when at chance (a rescue is left)
+        self.dropouts = [m for m in self.model.modules() if isinstance(m, DROPOUTS)]
+        self.validating = False  # whether fit has a validation set (which ends holding dropout)
 
     # --- one batch ---------------------------------------------------------------------
     def _inputs(self, xb: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
@@ -272,13 +272,12 @@ class Trainer:
     ) -> dict[str, Any]:
         """A learning-rate range test (Smith 2017; fastai's ``lr_find``); the model is unchanged.
 
-        Trains ``steps`` batches of ``source`` with the learning rate rising exponentially
-        from ``start`` to ``end``, tracking a smoothed (debiased, factor 0.98) loss, and
-        stops early once it exceeds 4 times its minimum (divergence). The pick is the
-        rate of the lowest smoothed loss divided by 10 (fastai's rule: well before the
-        loss turns up), never below ``start``. Weights, optimiser and schedule are put back
-        as they were; the returned dict (for the run record) holds ``lr`` (the pick), the
-        ``ramp`` bounds, ``steps_run``, ``min_loss_lr`` and the ``lrs`` / ``losses`` curve.
+        Trains ``steps`` batches with the rate rising exponentially from ``start`` to
+        ``end``, tracking a smoothed (debiased, factor 0.98) loss, and stops once it exceeds
+        4 times its minimum (divergence). The pick is the rate of the lowest smoothed loss
+        / 10 (fastai's rule: well before the loss turns up), never below ``start``. The
+        weights are put back; the returned dict (for the record) holds ``lr`` (the pick),
+        the ``ramp`` bounds, ``steps_run``, ``min_loss_lr`` and the ``lrs`` / ``losses``.
         """
         if not 0 < start < end:
             raise ConfigError(f"lr finder needs 0 < start < end, got {start} and {end}")
@@ -336,6 +335,11 @@ class Trainer:
         drop_last = self._drop_last(source)
         n_batches = source.n_batches(self.batch_size, drop_last)
         self.model.train()
+        h = self.history
+        if holds_dropout(bool(self.dropouts), bool(h.rescues), self.validating, h.learning_epoch):
+            for m in self.dropouts:
+                m.eval()  # the identity, as at test time
+            h.dropout_held_epochs += 1
         total = torch.zeros((), device=self.device)
         seen, t0 = 0, time.perf_counter()
         desc = f"epoch {epoch}/{self.cfg.epochs}"
@@ -422,6 +426,7 @@ class Trainer:
             start = epochs + 1
         if start == 1:
             self.stage_seconds["warmup"] = self.warmup(train)
+        self.validating = val is not None and val_labels is not None and len(val) > 0
         val_seconds = 0.0
         for epoch in range(start, epochs + 1):
             loss, seconds, rate = self.train_epoch(train, epoch)
