@@ -15,7 +15,9 @@ import pytest
 import torch
 from test_convnet_train import config, context, tiny_set
 
+from bovw_vs_convnet.config import config_to_dict
 from bovw_vs_convnet.convnet.augment import BatchAugment
+from bovw_vs_convnet.convnet.bundle import load_bundle, save_bundle
 from bovw_vs_convnet.convnet.input_size import choose_input_size, rule_size
 from bovw_vs_convnet.convnet.models import count_parameters, create_model, get_model_spec
 from bovw_vs_convnet.convnet.pipeline import build_pipeline
@@ -123,4 +125,16 @@ def test_the_record_says_the_input_size_and_why(tmp_path: Path) -> None:
     assert extra["recipe"]["chosen"]["input_size"] == 64
     assert extra["recipe"]["why"]["input_size"].startswith("images 120x160 px -> 64 px")
     assert extra["augment"][0] == "crop"
-    assert pipe.decision_scores(train).shape == (8, 2)
+    scores = pipe.decision_scores(train)
+    # the bundle keeps the size: it loads at 64 px and scores the same
+    files, part = save_bundle(pipe)
+    assert part["preprocessing"]["input_size"] == 64
+    manifest = {
+        "config": config_to_dict(pipe.config),
+        "convnet": part,
+        "class_names": list(train.class_names),
+        "input": {"size": list(train.image_shape[:2]), "channels": train.channels},
+    }
+    loaded = load_bundle(files, manifest, context(tmp_path / "loaded"))
+    assert loaded.trainer is not None and loaded.trainer.adapter.size == 64
+    np.testing.assert_allclose(loaded.decision_scores(train), scores, rtol=1e-5, atol=1e-5)
