@@ -314,4 +314,7 @@ def test_only_a_rescued_attempt_at_chance_holds_its_dropout(
 ) -> None:
     pipe = build_pipeline(config(model=model, epochs="1"), context(tmp_path))
     trainer = pipe._plan(tiny_set(48), resolve_runtime("cpu", "auto")).trainer
-    assert holds_dropout(bool(trainer.dropouts), rescued, True, learning_epoch) is held
+    assert holds_dropout(bool(trainer.dropouts), rescued, True, learning_epoch, False) is held
+    assert holds_dropout(bool(trainer.dropouts), rescued, True, learning_epoch, True) is (
+        rescued and model != "lenet5"  # inside the warm-up, held even when learning
+    )

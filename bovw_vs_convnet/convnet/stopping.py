@@ -92,18 +92,22 @@ def epoch_verdict(
     return Verdict(best, learning_epoch, stop)
 
 
-def holds_dropout(has_dropout: bool, rescued: bool, validating: bool, learning_epoch: int) -> bool:
-    """Whether an epoch trains with the net's dropout off: a rescued attempt still at chance.
+def holds_dropout(
+    has_dropout: bool, rescued: bool, validating: bool, learning_epoch: int, in_warmup: bool
+) -> bool:
+    """Whether an epoch trains with the net's dropout off: a rescued attempt not yet learning.
 
     Dropout 0.5 before FC6 and FC7 keeps ``alexnet-small`` at chance on 62 hard glyph
     classes, where the same net without it leaves chance within 150 steps
     (benchmarks/RESULTS-glyphs.md, issue 23). A run rescued from chance therefore trains
-    without dropout until its first epoch significantly below chance (``learning_epoch``),
-    then with it: "late dropout" (Liu et al., "Dropout reduces underfitting", ICML 2023).
-    Runs that learn before their warm-up ends are never rescued, so never affected; a
-    run without a validation set could not tell when to stop holding, so never holds.
+    without dropout through its warm-up and until its first epoch significantly below
+    chance (``learning_epoch``), then with it: "late dropout" (Liu et al., "Dropout
+    reduces underfitting", ICML 2023). Dropout switched back on at a first, marginal
+    significant epoch inside the warm-up sent a rescued run back to chance, hence the
+    warm-up. Runs that learn before their warm-up ends are never rescued, so never
+    affected; a run without a validation set could not tell when to stop, so never holds.
     """
-    return has_dropout and rescued and validating and not learning_epoch
+    return has_dropout and rescued and validating and (in_warmup or not learning_epoch)
 
 
 def rescue_record(

@@ -88,13 +88,11 @@ class History:
 class Trainer:
     """Trains ``model`` on batches from a :class:`BatchSource`, checkpointing every epoch.
 
-    ``adapter`` turns uint8 batches into model inputs; ``augment`` (or None) runs on the
-    device before it. :meth:`fit` runs the remaining epochs and returns the history.
-    ``runtime``: the resolved device and autocast dtype (by default from ``device`` and
-    ``cfg.amp``, :func:`~.device.resolve_runtime`). With ``cfg.compile`` the model is compiled; a
-    graph that fails to build (no C compiler for Triton, an old GPU, an unsupported
-    Python) is caught on its first call, before it has changed anything: training goes
-    on eagerly with one warning, and :attr:`compiled` / :attr:`compile_error` say which ran.
+    ``adapter`` turns uint8 batches into model inputs, after ``augment`` (or None); :meth:`fit`
+    runs the remaining epochs. ``runtime``: the resolved device and autocast dtype (by
+    default from ``device`` and ``cfg.amp``). With ``cfg.compile`` a graph that fails to
+    build (no C compiler, an old GPU or Python) is caught on its first call, before it has
+    changed anything: training goes on eagerly (:attr:`compiled`, :attr:`compile_error`).
     """
 
     def __init__(
@@ -335,8 +333,10 @@ class Trainer:
         drop_last = self._drop_last(source)
         n_batches = source.n_batches(self.batch_size, drop_last)
         self.model.train()
-        h = self.history
-        if holds_dropout(bool(self.dropouts), bool(h.rescues), self.validating, h.learning_epoch):
+        h, warm = self.history, epoch <= self.stopping_rule().check_epoch
+        if holds_dropout(
+            bool(self.dropouts), bool(h.rescues), self.validating, h.learning_epoch, warm
+        ):
             for m in self.dropouts:
                 m.eval()  # the identity, as at test time
             h.dropout_held_epochs += 1
