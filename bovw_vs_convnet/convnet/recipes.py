@@ -35,11 +35,11 @@ The rules:
   significantly below chance and never inside the warm-up (``convnet/stopping.py``).
 - **Rescues**: a run still at chance when its warm-up ends restarts from a fresh
   initialisation at a third of the rate, at most :data:`RESCUES` times
-  (``convnet/pipeline.py``), and trains with its dropout off until an epoch is
-  significantly below chance ("late dropout", Liu et al. 2023; ``stopping.holds_dropout``):
-  dropout 0.5 before FC6 and FC7 kept ``alexnet-small`` at chance on 62 hard glyph
-  classes, and it left chance without it. A run that never leaves chance is recorded
-  as ``learned: false``.
+  (``convnet/pipeline.py``), and trains with its dropout off through its warm-up and
+  until an epoch is significantly below chance ("late dropout", Liu et al. 2023;
+  ``stopping.holds_dropout``): dropout 0.5 before FC6 and FC7 kept ``alexnet-small`` at
+  chance on 62 hard glyph classes, and it left chance without it. A run that never
+  leaves chance is recorded as ``learned: false``.
 - **Augmentation** from the data: ``translate`` (random crop of the padded image) for
   small images (16 to 64 px a side; an 8-px digit has no pixels to spare); ``flip``
   where mirroring keeps the class (the set's ``mirror_ok``, or the ``mirror``
@@ -193,7 +193,7 @@ def choose_recipe(cfg: ConvNetConfig, data: DataShape) -> tuple[ConvNetConfig, d
         changes["rescues"] = RESCUES
         why["rescues"] = (
             "a run at chance when its warm-up ends restarts afresh at lr / 3, dropout off "
-            f"until it leaves chance, at most {RESCUES} times"
+            f"through its warm-up and until it leaves chance, at most {RESCUES} times"
         )
     if cfg.tta_flip == AUTO and not data.mirror_ok:
         changes["tta_flip"] = False

@@ -129,8 +129,8 @@ def rescue_record(
         "lr": lr,
         "finder_lr": finder_lr,
         "new_lr": new_lr,
-        "next": "a fresh initialisation at new_lr, dropout off until an epoch is "
-        "significantly below chance",
+        "next": "a fresh initialisation at new_lr, dropout off through its warm-up and "
+        "until an epoch is significantly below chance",
         "reason": "validation error not significantly below chance when the warm-up ended"
         if val_error
         else "the loss diverged",
