@@ -12,6 +12,15 @@ Prints the time of each (kernel or map included), their test top-1 errors, the
 time ratio and the error difference.
 
     PYTHONPATH=. python benchmarks/bench_svm.py --train 10000 --C 1
+
+``--primal`` instead times :class:`PrimalLinearSvm`'s preconditioners, each pair in one
+run, on synthetic L2-normalised codes whose covariance spectrum decays like that of
+Fashion-MNIST's Fisher vectors: (a) fewer images than features, the n×n Gram span
+against the full d×d eigenbasis; (b) dense codes above ``_FULL_BASIS_MAX`` features,
+the partial eigenbasis (``_PARTIAL_BASIS``) against the features' variances (the
+default). It prints each fit's CPU time, iterations and objective, and the ratios.
+
+    PYTHONPATH=. python benchmarks/bench_svm.py --primal
 """
 
 from __future__ import annotations
@@ -24,7 +33,54 @@ import numpy as np
 
 from bovw_vs_convnet.bovw.pipeline import BovwConfig, encode_images, learn_encoder
 from bovw_vs_convnet.config import build_config
+from bovw_vs_convnet.estimators import linear_svm
 from bovw_vs_convnet.estimators.kernel_svm import KernelSvm
+from bovw_vs_convnet.estimators.linear_svm import PrimalLinearSvm
+
+
+def _codes(n: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """L2-normalised codes of 10 classes: class means plus noise of a power-law spectrum."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 10
+    spectrum = 1.0 / np.sqrt(np.arange(1, d + 1))  # eigenvalues ~ 1/j
+    noise = rng.standard_normal((n, d)) * spectrum
+    x = noise @ np.linalg.qr(rng.standard_normal((d, d)).astype(np.float32))[0]  # correlated
+    x = x + 0.3 * rng.standard_normal((10, d))[y] * spectrum.mean()
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x.astype(np.float32), y.astype(np.int64)
+
+
+def _timed_fit(x: np.ndarray, y: np.ndarray, c: float, **switches: object) -> dict[str, float]:
+    """CPU seconds, iterations and objective of one PrimalLinearSvm fit under ``switches``."""
+    saved = {k: getattr(linear_svm, k) for k in switches}
+    for k, v in switches.items():
+        setattr(linear_svm, k, v)
+    try:
+        start = time.process_time()
+        svm = PrimalLinearSvm(C=c, max_iter=3000).fit(x, y)
+        secs = time.process_time() - start
+    finally:
+        for k, v in saved.items():
+            setattr(linear_svm, k, v)
+    f = x.astype(np.float64) @ svm.coef_.T + svm.intercept_
+    signs = np.where(y[:, None] == np.arange(10), 1.0, -1.0)
+    hinge = np.maximum(0.0, 1.0 - signs * f)
+    objective = float(0.5 * (svm.coef_**2).sum() + c * (hinge**2).sum())
+    return {"cpu_s": round(secs, 2), "iter": float(svm.n_iter_), "objective": objective}
+
+
+def primal(c: float) -> None:
+    """(a) n < d: Gram span against full eigenbasis; (b) d > 4 096: partial against diagonal."""
+    x, y = _codes(600, 2048)
+    span = _timed_fit(x, y, c)
+    full = _timed_fit(x, y, c, _SPAN_WHEN_FEWER_ROWS=False)
+    print(json.dumps({"case": "600 x 2048", "span": span, "full": full}))
+    print(f"(a) full eigenbasis / Gram span CPU time: {full['cpu_s'] / span['cpu_s']:.1f}x")
+    x, y = _codes(6000, 5000)
+    new = _timed_fit(x, y, c, _PARTIAL_BASIS=True)
+    old = _timed_fit(x, y, c, _PARTIAL_BASIS=False)
+    print(json.dumps({"case": "6000 x 5000", "partial": new, "diagonal": old}))
+    print(f"(b) diagonal (default) / partial basis CPU time: {old['cpu_s'] / new['cpu_s']:.1f}x")
 
 
 def main() -> None:
@@ -33,7 +89,11 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=10_000, help="training images")
     parser.add_argument("--test", type=int, default=10_000, help="test images")
     parser.add_argument("--C", type=float, default=1.0)
+    parser.add_argument("--primal", action="store_true", help="PrimalLinearSvm's bases")
     args = parser.parse_args()
+    if args.primal:
+        primal(args.C)
+        return
     from bovw_vs_convnet.data import load_dataset
 
     ds = load_dataset("fashion-mnist")

@@ -33,6 +33,7 @@ def test_a_partial_basis_reaches_the_full_eigenbasis_optimum(
     x, y = _blobs(n=300, d=60, seed=3)
     full = PrimalLinearSvm(C=0.01, tol=1e-8, max_iter=3000).fit(x, y)
     monkeypatch.setattr(linear_svm, "_FULL_BASIS_MAX", 20)
+    monkeypatch.setattr(linear_svm, "_PARTIAL_BASIS", True)
     monkeypatch.setattr(linear_svm, "_PARTIAL_RANK", 8)
     monkeypatch.setattr(linear_svm, "_PARTIAL_ROWS", 100)
     partial = PrimalLinearSvm(C=0.01, tol=1e-8, max_iter=3000).fit(x, y)

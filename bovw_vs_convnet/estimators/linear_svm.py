@@ -36,11 +36,13 @@ Which eigenbasis depends on the shape of the data:
   Gram matrix of the centred images gives the covariance's nonzero eigenpairs (the
   optimum lies in their span);
 - otherwise, with at most ``_FULL_BASIS_MAX`` features, the d×d covariance's;
-- otherwise (dense codes of ~10 000 values, as Fisher vectors) a partial basis: the
-  ``_PARTIAL_RANK`` leading eigenvectors of the covariance of ``_PARTIAL_ROWS``
-  sampled images (a randomised range finder, Halko et al. 2011), each scaled as
-  above, and the rest of the space scaled as one, by the variance left per
-  dimension. A d×d eigendecomposition there would cost more than the fit.
+- otherwise (dense codes of ~10 000 values, as Fisher vectors) the features' own
+  variances (a diagonal preconditioner). ``_PARTIAL_BASIS`` switches to a partial
+  basis instead: the ``_PARTIAL_RANK`` leading eigenvectors of the covariance of
+  ``_PARTIAL_ROWS`` sampled images (a randomised range finder, Halko et al. 2011),
+  each scaled as above, and the rest of the space scaled as one. On Fashion-MNIST's
+  Fisher vectors it took as long as the diagonal one and stopped at a higher
+  objective, so it is off (kept for ``benchmarks/bench_svm.py --primal``).
 """
 
 from __future__ import annotations
@@ -73,9 +75,9 @@ _SPAN_RTOL = 1e-10
 # Fisher vectors the 513th eigenvalue is 1/250 of the first, and holds the rest's
 # Hessian estimate to ~16 for C = 3)
 _PARTIAL_RANK = 512
-# False: above _FULL_BASIS_MAX, the features' own variances instead (a diagonal
-# preconditioner; many more iterations on correlated codes, kept for comparison)
-_PARTIAL_BASIS = True
+# True: above _FULL_BASIS_MAX, the partial eigenbasis instead of the features' own
+# variances (no faster on Fisher vectors, see the module's docstring)
+_PARTIAL_BASIS = False
 _PARTIAL_ROWS = 4096
 _PARTIAL_OVERSAMPLE = 64
 _PARTIAL_POWER = 2
@@ -376,7 +378,7 @@ class PrimalLinearSvm(ClassifierMixin, BaseEstimator):
 
         Complete from the n×n Gram matrix with fewer images than features (at most
         ``_FULL_BASIS_MAX`` of them), from the d×d covariance up to ``_FULL_BASIS_MAX``
-        features, partial above.
+        features; above, the variances (eigvec None) or, with ``_PARTIAL_BASIS``, partial.
         """
         key = (x.shape, float(np.asarray(x[:: max(1, x.shape[0] // 64)].sum())))
         if self.warm_start and getattr(self, "_moments_key", None) == key:
