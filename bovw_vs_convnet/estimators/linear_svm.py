@@ -32,7 +32,7 @@ takes few iterations per cost.
 
 Which eigenbasis depends on the shape of the data:
 
-- with fewer images than features and at most ``_FULL_BASIS_MAX`` images, the n×n
+- with at most ``_FULL_BASIS_MAX`` features and fewer images than features, the n×n
   Gram matrix of the centred images gives the covariance's nonzero eigenpairs (the
   optimum lies in their span);
 - otherwise, with at most ``_FULL_BASIS_MAX`` features, the d×d covariance's;
@@ -62,8 +62,7 @@ from bovw_vs_convnet.errors import ConfigError
 # rows per block of one objective evaluation: whole arrays up to 256 MB of float32
 # features (smaller blocks were slower: 1 024 rows 4x, measured on Fashion-MNIST)
 _BLOCK_BYTES = 256 << 20
-# features (or, with fewer images than features, images) up to which the preconditioner
-# is a complete eigenbasis: eigh of d×d (or n×n)
+# features up to which the preconditioner is a complete eigenbasis: eigh of d×d (or n×n)
 _FULL_BASIS_MAX = 4096
 # with fewer images than features, the eigenbasis from the n×n Gram matrix of the
 # centred images (the same nonzero eigenpairs, eigh of n×n instead of d×d)
@@ -376,23 +375,23 @@ class PrimalLinearSvm(ClassifierMixin, BaseEstimator):
     def _moments(self, x: Any) -> _Basis:
         """The mean and the covariance eigenbasis of ``x`` (kept for a warm start).
 
-        Complete from the n×n Gram matrix with fewer images than features (at most
-        ``_FULL_BASIS_MAX`` of them), from the d×d covariance up to ``_FULL_BASIS_MAX``
-        features; above, the variances (eigvec None) or, with ``_PARTIAL_BASIS``, partial.
+        Up to ``_FULL_BASIS_MAX`` features complete: from the n×n Gram matrix with fewer
+        images than features, else from the d×d covariance; above, the variances (eigvec
+        None) or, with ``_PARTIAL_BASIS``, a partial basis.
         """
         key = (x.shape, float(np.asarray(x[:: max(1, x.shape[0] // 64)].sum())))
         if self.warm_start and getattr(self, "_moments_key", None) == key:
             return self._moments_
         n, d = x.shape
         mean = np.asarray(x.mean(axis=0), dtype=np.float64).ravel()
-        if n < d and n <= _FULL_BASIS_MAX and _SPAN_WHEN_FEWER_ROWS:
-            moments = _span_basis(x, mean)
-        elif d > _FULL_BASIS_MAX and _PARTIAL_BASIS:
+        if d > _FULL_BASIS_MAX and _PARTIAL_BASIS:
             moments = _partial_basis(x, mean)
         elif d > _FULL_BASIS_MAX:
             sq = x.multiply(x) if sp.issparse(x) else x * x
             var = np.asarray(sq.mean(axis=0), dtype=np.float64).ravel() - mean**2
             moments = _Basis(mean, np.maximum(var, 0.0), None)
+        elif n < d and _SPAN_WHEN_FEWER_ROWS:
+            moments = _span_basis(x, mean)
         else:
             gram = x.T @ x
             gram = np.asarray(gram.toarray() if sp.issparse(gram) else gram, dtype=np.float64)
