@@ -98,8 +98,10 @@ def test_a_chunk_may_hold_images_of_different_shapes() -> None:
     assert counts.tolist() == [extractor.n_descriptors(*img.shape[:2]) for img in mixed]
     desc = describe(extractor, mixed)
     np.testing.assert_array_equal(desc.counts(), counts)
-    np.testing.assert_array_equal(
-        desc.values[: counts[0]], extractor.transform(mixed[0][None]).values
+    # float32 sums over differently shaped batches may round differently (SIMD paths
+    # depend on the array's length and alignment): equal to float32 precision.
+    np.testing.assert_allclose(
+        desc.values[: counts[0]], extractor.transform(mixed[0][None]).values, rtol=1e-6, atol=1e-7
     )
 
 
