@@ -124,7 +124,7 @@ def test_a_batch_given_keeps_its_rate_on_a_small_set() -> None:
 
 def test_an_auto_runs_identity_names_the_recipes_revision_and_a_fixed_ones_does_not() -> None:
     fixed = build_config(ConvNetConfig, {"model": "lenet5", "recipe": "fixed"})
-    assert run_identity(auto(), "cpu") == {"recipe_version": 3}
+    assert run_identity(auto(), "cpu") == {"recipe_version": 4}
     assert run_identity(fixed, "cpu") == {}
 
 

@@ -42,8 +42,9 @@ INIT_MODELS = ("alexnet-2012",)
 # run_identity), so that a runs folder does not return a run of an older recipe for
 # today's. 1: the runs before the number (lenet5 on SGD; batch 128 at every size).
 # 3: patience counts from learning (convnet/stopping.py), rescues, mirroring decided
-# from the data for folders.
-RECIPE_VERSION = 3
+# from the data for folders. 4: a rescued attempt holds dropout off until it learns
+# (convnet/stopping.py), and the input size follows a folder's images (input_size=auto).
+RECIPE_VERSION = 4
 # What recipe="fixed" puts in place of a setting left at "auto": the defaults of every
 # run stored before the auto recipe, so that those runs keep their config keys.
 FIXED_DEFAULTS: dict[str, Any] = {
