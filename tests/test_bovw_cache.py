@@ -155,3 +155,23 @@ def test_an_entry_stored_under_another_key_is_refused(tmp_path: Path) -> None:
     loaded = cache.load("encode_train", "a" * 64)
     assert loaded is not None
     np.testing.assert_array_equal(loaded["dense"], np.ones((2, 3)))
+
+
+def test_cache_entries_made_before_the_colour_settings_still_hit() -> None:
+    # keys computed by main at d2ffb34, before `colour` and `polarity` existed: gray,
+    # signed SIFT is what those entries hold, so their keys must not change
+    images = np.zeros((3, 8, 8, 1), np.uint8)
+    tiny_set = ImageSet(
+        images, np.array([0, 1, 0]), np.array(["a", "b", "c"]), ("x", "y"), "tiny-set"
+    )
+    cfg = build_config(BovwConfig, {"preset": "tiny"})
+    assert stage_cache_key("vocabulary", cfg, "f" * 64, 0, tiny_set) == (
+        "5656643e230cdd2643d06013d3fffa8252bff8deeca9927e948d2b276c048695"
+    )
+    assert stage_cache_key("encoding", cfg, "f" * 64, 0, tiny_set) == (
+        "c5969a5d0f4f7ecca2fa49f4eb66533b19c033aedfde83948528022efc2bb7bb"
+    )
+    opponent = build_config(BovwConfig, {"preset": "tiny", "colour": "opponent"})
+    assert stage_cache_key("encoding", opponent, "f" * 64, 0, tiny_set) != (
+        stage_cache_key("encoding", cfg, "f" * 64, 0, tiny_set)
+    )

@@ -71,7 +71,7 @@ from bovw_vs_convnet.threads import auto_blas_threads
 log = logging.getLogger(__name__)
 
 # encoder settings added after cache entries were made: left out of a key at their old value
-NEWER_ENCODER_FIELDS = ("k_auto", "vlad_intra", "gmm_samples", "gmm_iter")
+NEWER_ENCODER_FIELDS = ("k_auto", "vlad_intra", "gmm_samples", "gmm_iter", "colour", "polarity")
 
 # visual-word gallery: at most this many images, and descriptors drawn from them
 GALLERY_IMAGES = 500
