@@ -12,8 +12,8 @@ the extractor and the pyramid. Loading rebuilds the pipeline from those settings
 it these fitted parts, so an image is described, encoded and scored as the run's test images
 were. Before that, the parts are checked against the settings and the class names
 (:func:`check_fitted`): the encoder's method, words, pyramid and PCA are the settings',
-its arrays have their shapes, and the SVMs take its code length and give one score per
-class.
+its arrays have their shapes (the descriptor's length is 128 values per channel of the
+settings' colour space), and the SVMs take its code length and give one score per class.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from sklearn.mixture import GaussianMixture
 
 from bovw_vs_convnet.bovw.config import BovwConfig, make_encoder
 from bovw_vs_convnet.bovw.encoding import SpatialPyramidEncoder, n_cells
+from bovw_vs_convnet.bovw.memory import descriptor_dim
 from bovw_vs_convnet.bovw.pipeline import BovwPipeline
 from bovw_vs_convnet.config import build_config
 from bovw_vs_convnet.estimators import state_checks as check
@@ -35,7 +36,6 @@ from bovw_vs_convnet.protocol import RunContext
 
 CLASSES = (SpatialPyramidEncoder, PCA, GaussianMixture, *fitted_classes())
 FITTED = ("n_classes_", "encoder_", "classifier_")
-SIFT_DIM = 128  # a SIFT descriptor: 4 x 4 bins of 8 orientations
 # the sides (px) of the blank image a loaded bundle is tried on (harness/bundle.py: probe):
 # describing it costs what the image's size does, whatever the bundle holds
 PROBE_SIDE = 64
@@ -84,7 +84,10 @@ def _check_encoder(enc: Any, cfg: BovwConfig) -> int:
             raise StateError(
                 f"encoder_.{name} is {state.get(name)!r}, the settings give {want[name]!r}"
             )
-    k, dim = int(want["k"]), want["pca_dim"] or SIFT_DIM
+    # the described descriptor's length follows the settings' colour space (128 per
+    # channel: gray SIFT 128, opponent / rgb / rg / c 384); PCA maps it to pca_dim
+    k, sift_dim = int(want["k"]), descriptor_dim(cfg)
+    dim = want["pca_dim"] or sift_dim
     check.integer(state.get("knn"), "encoder_.knn", 1, k)
     pca = state.get("pca_")
     if (pca is None) != (want["pca_dim"] is None) or (pca is not None and not isinstance(pca, PCA)):
@@ -92,8 +95,8 @@ def _check_encoder(enc: Any, cfg: BovwConfig) -> int:
     if pca is not None:
         if getattr(pca, "whiten", True):
             raise StateError("encoder_.pca_ whitens")
-        check.array(vars(pca).get("components_"), "encoder_.pca_.components_", (dim, SIFT_DIM))
-        check.array(vars(pca).get("mean_"), "encoder_.pca_.mean_", (SIFT_DIM,))
+        check.array(vars(pca).get("components_"), "encoder_.pca_.components_", (dim, sift_dim))
+        check.array(vars(pca).get("mean_"), "encoder_.pca_.mean_", (sift_dim,))
     check.array(state.get("vocabulary_"), "encoder_.vocabulary_", (k, dim))
     check.array(state.get("word_sq_"), "encoder_.word_sq_", (k,))
     if want["method"] == "soft":
