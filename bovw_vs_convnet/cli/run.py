@@ -25,6 +25,26 @@ if TYPE_CHECKING:
     from bovw_vs_convnet.harness.record import RunRecord
 
 
+SET_HELP = (
+    "Override one setting of the pipeline's config (repeatable). BoVW presets "
+    "(--set preset=NAME): {presets} (docs/recipes.md)."
+)
+
+
+class SetOption(click.Option):
+    """``--set``, whose help lists the presets of :attr:`BovwConfig.PRESETS` (every name of
+    the table, a new one included), read when the help is shown: ``bvc`` itself starts
+    without importing the BoVW stages.
+    """
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        """The option's help line, :data:`SET_HELP` with the presets' names filled in."""
+        from bovw_vs_convnet.bovw.config import BovwConfig
+
+        self.help = SET_HELP.format(presets=", ".join(BovwConfig.PRESETS))
+        return super().get_help_record(ctx)
+
+
 def summary(record: RunRecord) -> str:
     """A few lines for a person: what ran, on which split, its errors and times."""
     ips = record.get("infer_images_per_s")
@@ -96,14 +116,7 @@ def checked_source(pipeline: str, source: str, overrides: dict[str, Any], runs_d
     help="Test fraction held out when the dataset has no official test set.",
 )
 @protocol_options()
-@click.option(
-    "--set",
-    "settings",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override one setting of the pipeline's config (repeatable). BoVW presets: "
-    "--set preset=small|photo|phow|fisher|vlad|tiny (docs/recipes.md).",
-)
+@click.option("--set", "settings", cls=SetOption, multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 @click.option("--model", default=None, help="Shorthand for --set model=M (ConvNets).")
 @click.option(
     "--from",
