@@ -5,9 +5,11 @@ predicts without the source run, which may be deleted or moved), ``model.json`` 
 ``model.npz`` (:mod:`bovw_vs_convnet.estimators.estimator_state`) the feature
 standardisation and the fitted linear SVMs. The manifest's ``convnet-features`` part
 names the registered model, its classes and channels, how its images were fed (the
-source's input adaptation), the layer read and where the network came from. Loading
-builds the model from the registry, loads the weights strictly, and reads images as
-the run read its test images.
+source's input adaptation, its input size included), the layer read and where the
+network came from. Loading builds the model from the registry at that input size (a
+source trained on larger images has its stem for them:
+:mod:`bovw_vs_convnet.convnet.input_size`), loads the weights strictly, and reads images
+as the run read its test images.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from bovw_vs_convnet.config import build_config
 from bovw_vs_convnet.convnet.bundle import check_weights
+from bovw_vs_convnet.convnet.config import ConvNetConfig
 from bovw_vs_convnet.convnet.models import create_model
 from bovw_vs_convnet.convnet_features.config import ConvNetFeaturesConfig
 from bovw_vs_convnet.convnet_features.extractor import InputSpec
@@ -28,6 +31,8 @@ from bovw_vs_convnet.protocol import RunContext
 
 WEIGHTS = "weights.safetensors"
 FORMAT = "bvc-convnet-features-1"  # the safetensors header's metadata["format"]
+# the input sides a source ConvNet run may have been trained at (its input_size setting)
+INPUT_SIZES = ConvNetConfig.BOUNDS["input_size"]
 STATE = FittedState(("feature_mean_", "feature_scale_", "classifier_"), fitted_classes())
 
 
@@ -83,8 +88,13 @@ def _network(files: Mapping[str, bytes], part: Mapping[str, Any]) -> Network:
         provenance = dict(part["source"])
     except (KeyError, TypeError, ValueError) as exc:
         raise StateError(f"the bundle's network description is not valid ({exc})") from None
-    check_weights(tensors, name, num_classes, spec.in_channels)  # before anything is built
-    model = create_model(name, num_classes=num_classes, in_channels=spec.in_channels)
+    if not INPUT_SIZES.holds(spec.input_size):
+        raise StateError(f"the bundle's input size {spec.input_size} is not {INPUT_SIZES.text()}")
+    # the network as the source run trained it: at its input size (its stem for that size)
+    check_weights(tensors, name, num_classes, spec.in_channels, spec.input_size)  # meta device
+    model = create_model(
+        name, num_classes=num_classes, in_channels=spec.in_channels, input_size=spec.input_size
+    )
     model.load_state_dict(tensors, strict=True)
     return Network(model.eval(), name, num_classes, spec, provenance)
 

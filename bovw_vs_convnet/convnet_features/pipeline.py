@@ -105,14 +105,16 @@ class ConvNetFeaturesPipeline(CpuPipeline):
         """Set torch's threads as ``threads`` says, from the loaded network's work per image.
 
         ``auto``: one thread per 50 000 multiply-adds of one image through the whole
-        network at its input size (:func:`~bovw_vs_convnet.convnet.device.forward_macs`),
+        network at the input size it is fed, the source run's, which may differ from the
+        model's design size (:func:`~bovw_vs_convnet.convnet.device.forward_macs`),
         at most the usable CPUs; the choice goes to ``extra.threads``. ``0``: torch's
         default, nothing recorded (None).
         """
         if self.config.threads == 0:
             return None
         spec = get_model_spec(self.network_.name)
-        choice = choose_run_threads(self.config.threads, spec, self.network_.spec.out_channels)
+        feed = self.network_.spec
+        choice = choose_run_threads(self.config.threads, spec, feed.out_channels, feed.input_size)
         torch.set_num_threads(choice.n)
         self.record_extra["threads"] = choice.describe()
         return choice
