@@ -88,7 +88,10 @@ def _check_encoder(enc: Any, cfg: BovwConfig) -> int:
     # channel: gray SIFT 128, opponent / rgb / rg / c 384); PCA maps it to pca_dim
     k, sift_dim = int(want["k"]), descriptor_dim(cfg)
     dim = want["pca_dim"] or sift_dim
-    check.integer(state.get("knn"), "encoder_.knn", 1, k)
+    # the settings' knn, which may exceed k: the soft assignment then shares among all k words
+    knn = check.integer(state.get("knn"), "encoder_.knn", 1)
+    if knn != want["knn"]:
+        raise StateError(f"encoder_.knn is {knn}, the settings give {want['knn']!r}")
     pca = state.get("pca_")
     if (pca is None) != (want["pca_dim"] is None) or (pca is not None and not isinstance(pca, PCA)):
         raise StateError("encoder_.pca_ is not the settings' PCA")
