@@ -160,7 +160,7 @@ def test_a_weights_file_holding_more_than_tensors_is_refused(tmp_path: Path) -> 
 
 
 def test_a_pickled_object_in_a_weights_file_never_runs(tmp_path: Path) -> None:
-    from tests.bundle_runs import Plant
+    from bundle_runs import Plant
 
     path, marker = tmp_path / "hostile.pth", tmp_path / "planted"
     torch.save(Plant(marker), path)
@@ -182,7 +182,7 @@ def test_a_torchvision_alexnet_state_dict_is_read_at_fc7(tmp_path: Path) -> None
 def test_bvc_compare_pairs_a_features_run_with_its_source_on_the_same_images(
     source_run: dict[str, Any],
 ) -> None:
-    from tests.bundle_runs import invoke
+    from bundle_runs import invoke
 
     runs, source = source_run["runs"], source_run["record"]
     result = invoke(
@@ -199,7 +199,7 @@ def test_bvc_compare_pairs_a_features_run_with_its_source_on_the_same_images(
 
 
 def test_from_names_a_stored_run_of_the_runs_folder(tmp_path: Path) -> None:
-    from tests.bundle_runs import invoke, one_line
+    from bundle_runs import invoke, one_line
 
     result = invoke(
         "run", "convnet-features", "--dataset", "synthetic", "--from", "nosuchrun",
@@ -210,8 +210,9 @@ def test_from_names_a_stored_run_of_the_runs_folder(tmp_path: Path) -> None:
 
 
 def test_bvc_run_help_names_every_pipeline_and_bvc_models_the_dbn() -> None:
+    from bundle_runs import invoke
+
     from bovw_vs_convnet.harness.registry import PIPELINES
-    from tests.bundle_runs import invoke
 
     text = " ".join(invoke("run", "--help").output.split())
     assert all(name in text for name in PIPELINES)
