@@ -185,7 +185,8 @@ def test_a_model_left_at_chance_is_flagged_by_the_binomial_test(
     assert record["chance_test"]["p_value"] == pytest.approx(0.02997, abs=1e-5)
     assert caplog.messages == [
         "alexnet-2012 did not learn: validation error 37.5% is not significantly below "
-        "chance (50.0%, the most frequent class; binomial p = 0.03); try another recipe "
+        "chance (50.0%, the most frequent class; binomial p = 0.03, 0.06 after 2 looks "
+        "(Bonferroni)); try another recipe "
         "(--set preset=...)"
     ]
 

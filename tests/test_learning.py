@@ -101,6 +101,8 @@ def test_a_run_made_to_stall_with_lr_10_is_rescued_and_the_rescue_recorded(tmp_p
     assert (rescue["lr"], rescue["epochs_run"], rescue["val_error"]) == (10.0, 1, [0.75])
     assert rescue["new_lr"] == min(10 / 3, rescue["finder_lr"]) < 0.1
     assert pipe.record_extra["learned"] is True
+    assert pipe.record_extra["chance_test"]["looks"] == 3  # the rescued epoch and 2 more
+    assert pipe.trainer is not None and pipe.trainer.stopping_rule().looks == 3
     assert pipe.record_extra["recipe"]["chosen"]["rescues"] == 2
 
 

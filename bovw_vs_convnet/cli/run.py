@@ -74,8 +74,11 @@ def not_learned_warning(record: RunRecord) -> str:
     if test:
         detail = (
             f": validation error {100 * test['error']:.2f} % is not significantly below chance "
-            f"({100 * test['chance_err']:.2f} %, binomial p = {test['p_value']:.2g})"
+            f"({100 * test['chance_err']:.2f} %, binomial p = {test['p_value']:.2g}"
         )
+        if int(test.get("looks", 1)) > 1:
+            detail += f", {test['p_adjusted']:.2g} after {test['looks']} looks (Bonferroni)"
+        detail += ")"
     return (
         f"warning: {name} did not learn{detail}; the run is stored, marked and never ranked "
         "(docs/statistics.md)"

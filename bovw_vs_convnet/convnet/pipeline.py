@@ -255,10 +255,9 @@ class ConvNetPipeline:
         self.trainer = plan.trainer
         self._finish_recipe(plan, history, val_src, val)
         self.stage_seconds.update(plan.trainer.stage_seconds)
-        if val is not None and history.val_error:
-            self.record_extra.update(
-                learned_record(self.model_name, history.val_error, history.best_epoch, val.labels)
-            )
+        if val is not None and (h := history).val_error:  # the chance test, for every look
+            rec = learned_record(self.model_name, h.val_error, h.best_epoch, val.labels, h.rescues)
+            self.record_extra.update(rec)
         self.record_extra["rescues"] = history.rescues
         self.record_extra.update(self._record(plan, history, runtime, train, resumed_from))
         return self

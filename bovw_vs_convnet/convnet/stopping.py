@@ -5,7 +5,11 @@ after each epoch (no torch here, so it is tested on numbers alone):
 
 - an epoch counts as **best** only if its validation error is significantly below
   chance (:func:`~bovw_vs_convnet.significance.chance_test`, p < 0.01) and lower than
-  the best so far: a dip inside chance-level noise is not a model worth keeping;
+  the best so far: a dip inside chance-level noise is not a model worth keeping. The
+  test is Bonferroni-corrected for every epoch the run may look at
+  (:attr:`StoppingRule.looks`): the best of 100 epochs at chance would otherwise pass
+  p < 0.01 by luck alone (lenet5 at 89.00 % top-1 on 10 classes was once recorded as
+  learned);
 - **patience** counts only from the first such epoch (``learning_epoch``), and never
   stops a run before the warm-up has ended (``check_epoch``);
 - at the warm-up's end a run with no such epoch stops as ``"not learning"`` when the
@@ -50,6 +54,9 @@ class StoppingRule:
     check_epoch: int  # the warm-up's last epoch (:func:`check_epoch`)
     stop_if_not_learning: bool  # stop at check_epoch when nothing learned (a rescue is left)
     select: bool = True  # whether a best epoch is kept (``val_select``)
+    # validation errors the run may look at: this attempt's planned epochs plus the epochs
+    # its earlier (rescued) attempts ran; each epoch is tested at alpha / looks
+    looks: int = 1
 
 
 @dataclass(frozen=True)
@@ -142,26 +149,44 @@ def kept_error(val_error: list[float], best_epoch: int) -> float:
     return val_error[best_epoch - 1] if best_epoch else val_error[-1]
 
 
+def looks_taken(epochs: int, rescues: list[dict[str, Any]]) -> int:
+    """The validation errors of ``epochs`` epochs and of the rescued attempts' (at least 1).
+
+    ``rescues``: the attempts stopped before this one (:func:`rescue_record`), whose
+    epochs were looked at too before this attempt was started.
+    """
+    return max(1, epochs + sum(int(r.get("epochs_run", 0)) for r in rescues))
+
+
 def learned_record(
-    model: str, val_error: list[float], best_epoch: int, val_labels: np.ndarray
+    model: str,
+    val_error: list[float],
+    best_epoch: int,
+    val_labels: np.ndarray,
+    rescues: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """``learned``, ``beat_majority_class`` (the same verdict) and ``chance_test``, for the record.
 
-    The kept weights' validation error is tested against chance; a run that is not
-    significantly below it scores like a constant answer (a diverged first step, dead
-    ReLUs, a rate too hot or too cold). The log says so at INFO: ``bvc run`` prints the
-    one warning line from the record's ``learned``.
+    The kept weights' validation error is tested against chance, Bonferroni-corrected for
+    every validation error the run looked at (:func:`looks_taken`: its epochs, and those
+    of the attempts it was rescued from): the kept error is the lowest of them, so an
+    uncorrected test would call the luckiest chance-level epoch of a long run learned.
+    A run of one epoch is tested as before. A run that is not significantly below chance
+    scores like a constant answer (a diverged first step, dead ReLUs, a rate too hot or
+    too cold). The log says so at INFO: ``bvc run`` prints the one warning line from the
+    record's ``learned``.
     """
-    test = chance_test_labels(kept_error(val_error, best_epoch), val_labels)
+    looks = looks_taken(len(val_error), rescues or [])
+    test = chance_test_labels(kept_error(val_error, best_epoch), val_labels, looks=looks)
     if not test.significant:
         log.info(
             "%s did not learn: validation error %.1f%% is not significantly below chance "
-            "(%.1f%%, the most frequent class; binomial p = %.2g); try another recipe "
+            "(%.1f%%, the most frequent class; binomial %s); try another recipe "
             "(--set preset=...)",
             model,
             100 * test.error,
             100 * test.chance_err,
-            test.p_value,
+            test.p_text(),
         )
     return {
         "learned": test.significant,

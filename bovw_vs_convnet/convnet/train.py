@@ -375,21 +375,21 @@ class Trainer:
         return logits
 
     def stopping_rule(self) -> StoppingRule:
-        """Patience, the warm-up's end and whether to stop there at chance (convnet/stopping.py)."""
+        """Patience, warm-up, rescue and the looks to correct for (stopping.looks_taken)."""
         epochs = int(require_chosen(self.cfg.epochs, "epochs"))
         return StoppingRule(
             patience=int(require_chosen(self.cfg.patience, "patience")),
             check_epoch=check_epoch(epochs, self.cfg.warmup_fraction),
             stop_if_not_learning=self.can_rescue,
             select=self.cfg.val_select,
+            looks=epochs + sum(r["epochs_run"] for r in self.history.rescues),
         )
 
     def _validate(self, val: BatchSource, val_labels: np.ndarray, epoch: int, rule: Any) -> str:
         """Score ``val`` after ``epoch``, keep a new best, and say whether to stop (and why)."""
         h = self.history
-        pred = self.predict(val).argmax(1).numpy()
-        err = float((pred != val_labels).mean())
-        test = chance_test(err, len(val_labels), majority_error(val_labels))
+        err = float((self.predict(val).argmax(1).numpy() != val_labels).mean())
+        test = chance_test(err, len(val_labels), majority_error(val_labels), looks=rule.looks)
         h.val_error.append(err)
         h.val_p_value.append(test.p_value)
         verdict = epoch_verdict(

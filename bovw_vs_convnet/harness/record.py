@@ -125,8 +125,9 @@ def learned_fields(extra: Mapping[str, Any], val_labels: np.ndarray | None) -> R
     (``extra["val_errors_by_C"]``: BoVW, HOG, the baseline) or keeps its best validation
     epoch (``extra["val_err_by_epoch"]``: the DBN) is judged on the lowest of those
     errors, by the same one-sided binomial test against the most frequent class of the
-    validation part; its test goes to ``extra["chance_test"]``. Without a validation
-    score nothing is said (an empty dict: the key stays absent).
+    validation part, Bonferroni-corrected for the number of errors it was the lowest of
+    (one cost, one look: the plain test); its test goes to ``extra["chance_test"]``.
+    Without a validation score nothing is said (an empty dict: the key stays absent).
     """
     from bovw_vs_convnet.significance import chance_test_labels
 
@@ -136,5 +137,5 @@ def learned_fields(extra: Mapping[str, Any], val_labels: np.ndarray | None) -> R
     errors = [float(e) for e in by_c + list(extra.get("val_err_by_epoch") or []) if e is not None]
     if not errors or val_labels is None or len(val_labels) == 0:
         return RunRecord()
-    test = chance_test_labels(min(errors), np.asarray(val_labels))
+    test = chance_test_labels(min(errors), np.asarray(val_labels), looks=len(errors))
     return RunRecord(learned=test.significant, extra={**extra, "chance_test": test.record()})
