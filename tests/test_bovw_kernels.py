@@ -77,3 +77,18 @@ def test_c_is_chosen_on_a_stratified_subset_then_refit_on_everything() -> None:
     full = LinearSVC(C=clf.C_, dual=True, max_iter=1000, tol=1e-3, random_state=0)
     full.fit(phi, y == 0)
     np.testing.assert_allclose(clf.models_[0].coef_, full.coef_, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("solver", "linear_solver"), [("exact", "liblinear"), ("map", "liblinear"), ("map", "lbfgs")]
+)
+def test_a_fixed_c_is_still_scored_on_the_validation_images(
+    solver: str, linear_solver: str
+) -> None:
+    x, y = _separable()
+    y_val = y.copy()
+    y_val[:6] = (y[:6] + 1) % 3  # 6 of 60 answers the features do not predict: 10 % error
+    clf = KernelSvm(solver=solver, C=1.0, linear_solver=linear_solver)  # type: ignore[arg-type]
+    clf.fit(x, y, x, y_val)
+    assert (clf.val_errors_, clf.selected_on_) == ({1.0: 0.1}, 0)  # nothing chosen, one look
+    assert KernelSvm(solver=solver, C=1.0).fit(x, y).val_errors_ == {}  # type: ignore[arg-type]

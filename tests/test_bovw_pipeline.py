@@ -84,6 +84,23 @@ def test_tiny_preset_on_digits(tmp_path: Path) -> None:
     }
 
 
+def test_a_preset_with_a_fixed_c_is_still_judged_on_its_validation_images(
+    tmp_path: Path,
+) -> None:
+    from bovw_vs_convnet.harness.record import learned_fields
+
+    train, val, _ = _digits()
+    pipe = build_pipeline(build_config(BovwConfig, {"preset": "tiny"}), _context(tmp_path))
+    pipe.fit(train, val)  # tiny: C = 1, nothing chosen
+    val_err = float((pipe.decision_scores(val).argmax(axis=1) != val.labels).mean())
+    assert (pipe.record_extra["val_errors_by_C"], pipe.record_extra["C_selected_on"]) == (
+        {"1.0": val_err},
+        0,
+    )
+    learned = learned_fields(pipe.record_extra, val.labels)
+    assert (learned["learned"], learned["extra"]["chance_test"]["looks"]) == (True, 1)
+
+
 def test_scores_have_a_column_for_classes_absent_from_train(tmp_path: Path) -> None:
     train, val, test = _digits()
     train = train.subset(np.flatnonzero(train.labels < 3))

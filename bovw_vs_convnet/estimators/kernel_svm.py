@@ -131,7 +131,8 @@ class KernelSvm(ClassifierMixin, BaseEstimator):
             :func:`liblinear_jobs`).
 
     Attributes:
-        solver_: the solver used; C_: the cost kept; val_errors_: {C: top-1 error on val};
+        solver_: the solver used; C_: the cost kept; val_errors_: {C: top-1 error on val}
+            (the one cost given, when nothing is chosen but validation images are);
         selected_on_: training images C was chosen with (0: not chosen);
         n_iter_: the most solver iterations any one-vs-rest SVM ran; n_features_in_.
     """
@@ -319,6 +320,10 @@ class KernelSvm(ClassifierMixin, BaseEstimator):
             self.C_ = grid[0]
             self.models_ = self._fit_ovr(xp, y, self.C_)
             self.selected_on_ = 0
+            if x_val is not None and y_val is not None and len(y_val):
+                # nothing chosen, but the held-out error still says whether it learned
+                scores = self._scores(self.models_, self._prepare(x_val, train=False))
+                self.val_errors_[self.C_] = float((scores.argmax(axis=1) != y_val).mean())
         self.n_iter_ = max(int(np.max(m.n_iter_)) for m in self.models_)
         return self
 
