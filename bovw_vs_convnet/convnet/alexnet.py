@@ -12,7 +12,6 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import nn
 
 from bovw_vs_convnet.convnet.registry import SMALL_MAX_INPUT, register_model, stem_stride
@@ -282,7 +281,13 @@ class AlexNetSmall(nn.Module):
     description="torchvision's alexnet (grayscale replicated to RGB)",
 )
 def alexnet(*, num_classes: int = 1000, in_channels: int = 3) -> nn.Module:
-    """torchvision's ``alexnet`` untrained (61 100 840 parameters for 1000 classes)."""
+    """torchvision's ``alexnet`` untrained (61 100 840 parameters for 1000 classes).
+
+    torchvision is imported here, not with the module: every other model of the
+    registry, and every process that only lists or builds them, starts without it.
+    """
+    import torchvision
+
     del in_channels  # fixed at 3: grayscale images are replicated by the pipeline
     model = torchvision.models.alexnet(weights=None, num_classes=num_classes)
     model.avgpool = AdaptiveAvgPool2d((6, 6))  # the same averages; 6×6 maps at 224 pass

@@ -1,8 +1,9 @@
 """The statistics that say how sure a number is and when a difference is real.
 
 Pure arithmetic on counts, correctness vectors and per-seed values; scipy.stats
-does the distributions. Nothing here reads a run record (that is
-:mod:`~bovw_vs_convnet.harness.comparison`).
+does the distributions, imported by the function that needs it (importing it costs
+more than the rest of ``bvc``'s start-up, and most commands ask for no interval).
+Nothing here reads a run record (that is :mod:`~bovw_vs_convnet.harness.comparison`).
 
 - :func:`wilson_interval`: a 95 % interval for one run's error (top-1, top-5):
   Wilson's score interval (Wilson 1927), through ``scipy.stats.binomtest``. It
@@ -33,7 +34,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy import stats as sps
 
 CONFIDENCE = 0.95  # every interval of the toolkit
 ALPHA = 0.05  # every test of the toolkit
@@ -58,6 +58,8 @@ def wilson_interval(successes: int, n: int, confidence: float = CONFIDENCE) -> I
         return None
     if not 0 <= successes <= n:
         raise ValueError(f"successes must lie in [0, {n}], got {successes}")
+    from scipy import stats as sps
+
     ci = sps.binomtest(int(successes), int(n)).proportion_ci(
         confidence_level=confidence, method="wilson"
     )
@@ -115,6 +117,8 @@ def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Inter
     vals = np.asarray([float(v) for v in values], dtype=np.float64)
     if vals.size < 2:
         return None
+    from scipy import stats as sps
+
     mean = float(vals.mean())
     half = float(
         sps.t.ppf(0.5 + confidence / 2, df=vals.size - 1) * vals.std(ddof=1) / np.sqrt(vals.size)
@@ -161,6 +165,8 @@ def mcnemar_exact(
     only_b = int(np.sum(~a & b_))
     neither = int(np.sum(~a & ~b_))
     discordant = only_a + only_b
+    from scipy import stats as sps
+
     p = 1.0 if discordant == 0 else float(sps.binomtest(only_a, discordant, 0.5).pvalue)
     return McNemarResult(((both, only_a), (only_b, neither)), only_a, only_b, min(p, 1.0))
 
@@ -219,6 +225,8 @@ def paired_test(
         return PairedResult(
             method, int(x.size), float(diff[0]), float(np.sign(diff[0]) * np.inf), 0.0
         )
+    from scipy import stats as sps
+
     res = sps.ttest_1samp(diff, 0.0) if method == "t" else sps.wilcoxon(diff)
     p = float(res.pvalue)
     statistic = float(res.statistic)
