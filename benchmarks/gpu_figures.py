@@ -15,10 +15,13 @@ and ``throughput.png`` beside it.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -89,16 +92,19 @@ def add_step(path: Path, name: str, status: str, seconds: float, output: Path) -
 
 
 def environment() -> dict[str, Any]:
-    """torch, torchvision, CUDA, the GPU and what ``amp=auto`` picks there; git; nvidia-smi."""
+    """torch, torchvision, CUDA, the GPU and what ``amp=auto`` picks there; git; nvidia-smi.
+
+    torchvision's version is read from its files: importing it would take longer than
+    the rest of this step, which runs under the script's shortest limit.
+    """
     import torch
-    import torchvision
 
     from bovw_vs_convnet.convnet.device import resolve_runtime
 
     info: dict[str, Any] = {
         "python": sys.version.split()[0],
         "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
+        "torchvision": _torchvision_version(),
         "cuda": torch.version.cuda,
         "cuda_available": torch.cuda.is_available(),
         "arch_list": list(torch.cuda.get_arch_list()) if torch.cuda.is_available() else [],
@@ -113,6 +119,21 @@ def environment() -> dict[str, Any]:
         except (OSError, subprocess.SubprocessError):
             info[key] = None
     return info
+
+
+def _torchvision_version() -> str | None:
+    """torchvision's ``__version__``, without importing torchvision; None when not installed.
+
+    Read from its ``version.py``, which keeps the local tag (``0.29.1+cu130``) that the
+    installed metadata may leave out; the metadata's version when that file has none.
+    """
+    spec = importlib.util.find_spec("torchvision")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).with_name("version.py")
+    text = path.read_text() if path.is_file() else ""
+    found = re.search(r"^__version__ = ['\"]([^'\"]+)['\"]", text, re.MULTILINE)
+    return found.group(1) if found else metadata.version("torchvision")
 
 
 def _steps(data: dict[str, Any], prefix: str) -> dict[str, dict[str, Any]]:
