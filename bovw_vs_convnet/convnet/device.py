@@ -229,17 +229,32 @@ def forward_macs(
 ) -> int:
     """Multiply-adds of one image through the convolutions and linear layers of ``spec``'s model.
 
-    Built and run on the ``meta`` device (shapes, no data, no random draws): milliseconds
-    even for alexnet-2012. The image is the model's input size, which the pipeline
-    resizes or pads every set to, so the count is the model's and not the data's; or
-    ``input_size``, the larger input chosen for larger images (:mod:`.input_size`).
+    Built and run once on the CPU, one thread, one image of zeros, with torch's random
+    state put back afterwards (no draw is seen by the run). Not on the ``meta`` device:
+    torch's meta kernels for initialisations and activations import ``torch._dynamo``,
+    which costs a process more than counting alexnet-2012 on the CPU, and every
+    ConvNet run counts once (``threads=auto``). The image is the model's input size,
+    which the pipeline resizes or pads every set to, so the count is the model's and
+    not the data's; or ``input_size``, the larger input chosen for larger images
+    (:mod:`.input_size`).
     """
     channels = spec.fixed_channels or in_channels
     size = input_size or spec.input_size
     # a model that may grow is built for its input (its stem), as models.create_model does
     extra = {"input_size": size} if size != spec.input_size < spec.max_input_size else {}
-    with torch.device("meta"):
-        model = spec.builder(num_classes=n_classes, in_channels=channels, **extra)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            model = spec.builder(num_classes=n_classes, in_channels=channels, **extra)
+        total = _count_macs(model, torch.zeros(1, channels, size, size))
+    finally:
+        torch.set_num_threads(threads)
+    return total
+
+
+def _count_macs(model: torch.nn.Module, image: torch.Tensor) -> int:
+    """Multiply-adds of ``image`` through ``model``'s Conv2d and Linear layers (forward hooks)."""
     total = [0]
 
     def count(module: torch.nn.Module, _inputs: Any, output: Any) -> None:
@@ -252,7 +267,7 @@ def forward_macs(
     hooks = [m.register_forward_hook(count) for m in model.modules()]
     model.eval()
     with torch.no_grad():
-        model(torch.empty(1, channels, size, size, device="meta"))
+        model(image)
     for hook in hooks:
         hook.remove()
     return total[0]
@@ -266,7 +281,7 @@ def choose_run_threads(
     ``auto`` (:func:`bovw_vs_convnet.threads.choose_threads`) reads the CPUs this process
     may use and :func:`forward_macs` (at ``input_size``, None: the model's own): a
     LeNet's operators are too small to share, a large AlexNet's share well. Only ``auto``
-    builds the model (on the meta device).
+    builds the model (on the CPU, one thread, its random draws undone).
     """
     work = (
         float(forward_macs(spec, in_channels, input_size=input_size)) if setting == AUTO else None
