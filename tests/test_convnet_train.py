@@ -202,7 +202,9 @@ def test_same_seed_gives_identical_scores_in_deterministic_mode(tmp_path: Path) 
 def test_resume_after_an_interruption_gives_the_uninterrupted_weights(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cfg = config(model="alexnet-small", deterministic="true", epochs="3", lr="0.01")
+    # rescues=0: at chance after 3 epochs, each fit would start afresh after an lr finder
+    # (resuming a rescued run: tests/test_learning.py)
+    cfg = config(model="alexnet-small", deterministic="true", epochs="3", lr="0.01", rescues="0")
     full = build_pipeline(cfg, context(tmp_path / "full")).fit(tiny_set(), tiny_set(16, seed=1))
 
     original = train_module.Trainer.train_epoch

@@ -342,8 +342,10 @@ def test_a_cpu_run_reports_no_gpu_although_torch_sees_one(
 ) -> None:
     fake_gpus(monkeypatch, (9, 0), names=("Fake H100",))
     record = run_pipeline(
-        # SGD: AdamW's step asks the faked CUDA for its current stream
-        "convnet", "digits", overrides={"model": "lenet5", "epochs": 1, "optimizer": "sgd"},
+        # SGD: AdamW's step asks the faked CUDA for its current stream; rescues=0: a run at
+        # chance after its one epoch would start afresh twice, each after an lr finder
+        "convnet", "digits",
+        overrides={"model": "lenet5", "epochs": 1, "optimizer": "sgd", "rescues": 0},
         train_size=100,
         runs_dir=tmp_path, device="cpu", progress=False,
     )  # fmt: skip
