@@ -76,6 +76,19 @@ def test_a_ci_marker_renders_each_error_with_its_interval(tmp_path: Path) -> Non
     assert "| 10.00 [5.00, 20.00] |" in page.read_text(encoding="utf-8")
 
 
+def test_an_ilsvrc_marker_renders_the_2012_results_page_columns(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text("<!-- results:x:ilsvrc:begin -->\n<!-- results:x:ilsvrc:end -->\n", "utf-8")
+    record = fake_record("bovw", "bovw-small", n_train=100, seed=0, top1=0.1)
+    record["top5_err"] = 0.0525
+    write_results(tmp_path / "x.csv", result_rows(build_tables([record]), "bvc"))
+    assert check_pages([page], tmp_path, write=True) == [f"{page}: x"]
+    lines = page.read_text(encoding="utf-8").splitlines()
+    assert lines[1] == "| Rank | Name | top-5 err (%) | Description |"
+    assert lines[3] == "| 1 | bovw/bovw-small | 5.25 | 100 training images, 1 seed |"
+    assert check_pages([page], tmp_path) == []
+
+
 def test_a_marker_without_its_csv_is_refused(tmp_path: Path) -> None:
     page = tmp_path / "page.md"
     page.write_text("<!-- results:nowhere:begin -->\n<!-- results:nowhere:end -->\n", "utf-8")

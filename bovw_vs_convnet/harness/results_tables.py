@@ -2,8 +2,10 @@
 
 A Markdown page marks a generated table with ``<!-- results:NAME:begin -->`` and
 ``<!-- results:NAME:end -->`` (``results:NAME:ci:begin`` and ``…:ci:end`` for the
-errors with their 95 % intervals); :func:`render_page` replaces what lies between
-them with the table of ``results/NAME.csv``, and :func:`check_pages` reports every marked
+errors with their 95 % intervals, ``results:NAME:ilsvrc:begin`` and ``…:ilsvrc:end``
+for the columns of the ILSVRC-2012 results page, as ``bvc leaderboard --style ilsvrc``
+shows them); :func:`render_page` replaces what lies between them with the table of
+``results/NAME.csv``, and :func:`check_pages` reports every marked
 table whose text differs from what its CSV renders (the CI's drift check).
 
 A CSV renders as a leaderboard, with ``bvc leaderboard``'s cells
@@ -31,8 +33,8 @@ from bovw_vs_convnet.harness.results_export import PROVENANCE_COLUMNS
 from bovw_vs_convnet.harness.results_figures import render_figures
 
 MARKED = re.compile(
-    r"(?P<begin><!-- results:(?P<name>[A-Za-z0-9._-]+)(?P<ci>(?::ci)?):begin -->\n)(?P<body>.*?)"
-    r"(?P<end><!-- results:(?P=name)(?P=ci):end -->)",
+    r"(?P<begin><!-- results:(?P<name>[A-Za-z0-9._-]+)(?P<variant>(?::ci|:ilsvrc)?):begin -->\n)"
+    r"(?P<body>.*?)(?P<end><!-- results:(?P=name)(?P=variant):end -->)",
     re.S,
 )
 _KEPT = {"rank", "pipeline", "model"}  # columns shown even when empty
@@ -135,8 +137,8 @@ def _md_lines(header: list[str], body: list[list[str]]) -> list[str]:
     return lines
 
 
-def _leaderboard_md(part: _Part, ci: bool = False) -> list[str]:
-    header, body = table_cells(part.table, ci=ci)
+def _leaderboard_md(part: _Part, ci: bool = False, style: str = "default") -> list[str]:
+    header, body = table_cells(part.table, style=style, ci=ci)
     keep = [i for i, h in enumerate(header) if h in _KEPT or any(r[i] != MISSING for r in body)]
     header, body = [header[i] for i in keep], [[r[i] for i in keep] for r in body]
     if len(set(part.commands)) > 1:
@@ -145,7 +147,7 @@ def _leaderboard_md(part: _Part, ci: bool = False) -> list[str]:
             cells.append(f"`{command}`")
     lines = _md_lines(header, body)
     tested = "vs best" in header
-    for note in table_notes(part.table, ci=ci):
+    for note in table_notes(part.table, style=style, ci=ci):
         if tested or not note.startswith("vs best"):
             lines += ["", note]
     return lines
@@ -217,11 +219,14 @@ def _size_tests(rows: Sequence[LeaderboardRow], unit: str) -> list[str]:
     return ["", f"Against the best row of each size{how}, by {unit}: " + "; ".join(by_size) + "."]
 
 
-def render_results(rows: Sequence[dict[str, str]], *, ci: bool = False) -> str:
+def render_results(
+    rows: Sequence[dict[str, str]], *, ci: bool = False, style: str = "default"
+) -> str:
     """The Markdown a marked block holds for these CSV rows (see the module's docstring).
 
     ``ci``: each error with its 95 % interval, as ``bvc leaderboard --ci`` shows it (a
-    block marked ``results:NAME:ci:begin``).
+    block marked ``results:NAME:ci:begin``); ``style``: ``"ilsvrc"`` for a block marked
+    ``results:NAME:ilsvrc:begin`` (rank, name, top-5 error, description).
     """
     parts = _parts(rows)
     if _is_crossover([r for p in parts for r in p.table.rows]):
@@ -235,7 +240,7 @@ def render_results(rows: Sequence[dict[str, str]], *, ci: bool = False) -> str:
         return "\n".join(_crossover_md(sized, per_class)) + "\n"
     blocks = []
     for part in parts:
-        lines = _leaderboard_md(part, ci)
+        lines = _leaderboard_md(part, ci, style)
         if len(parts) > 1:
             sizes = {r.n_train for r in part.table.rows}
             size = sizes.pop() if len(sizes) == 1 else None
@@ -253,7 +258,12 @@ def render_page(text: str, results_dir: Path) -> tuple[str, list[str]]:
 
     def fill(match: re.Match[str]) -> str:
         name = match["name"]
-        body = render_results(read_results(results_dir / f"{name}.csv"), ci=bool(match["ci"]))
+        variant = match["variant"]
+        body = render_results(
+            read_results(results_dir / f"{name}.csv"),
+            ci=variant == ":ci",
+            style="ilsvrc" if variant == ":ilsvrc" else "default",
+        )
         if body != match["body"]:
             changed.append(name)
         return match["begin"] + body + match["end"]
