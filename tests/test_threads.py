@@ -94,7 +94,7 @@ def test_passive_waiting_leaves_the_users_settings(monkeypatch: pytest.MonkeyPat
     assert passive_waiting() == {}
 
 
-def test_a_convnets_work_is_counted_on_the_meta_device(machine: Path) -> None:
+def test_a_convnets_work_is_counted_from_its_layers(machine: Path) -> None:
     from bovw_vs_convnet.convnet.device import choose_run_threads, forward_macs
     from bovw_vs_convnet.convnet.models import get_model_spec
 
