@@ -106,3 +106,14 @@ def test_a_bad_setting_is_one_line_and_exit_2(tmp_path: Path, setting: str, mess
     assert result.exit_code == 2
     assert result.stderr.startswith(message)
     assert result.stderr.count("\n") == 1
+
+
+def test_a_fixed_cost_is_still_scored_on_the_validation_images() -> None:
+    train, val = _images(60, 0, brightness=0), _images(30, 100, brightness=0)
+    pipe = BaselinePipeline(build_config(BaselineConfig, {"C": 0.1})).fit(train, val)
+    err = float((pipe.decision_scores(val).argmax(axis=1) != val.labels).mean())
+    assert (pipe.C_, pipe.val_errors_) == (0.1, {0.1: err})  # one look, for ``learned``
+    assert (
+        BaselinePipeline(build_config(BaselineConfig, {"C": 0.1})).fit(train, None).val_errors_
+        == {}
+    )
