@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from bovw_vs_convnet.convnet.stopping import (
     check_epoch,
     epoch_verdict,
     holds_dropout,
+    rescue_record,
 )
 from bovw_vs_convnet.data.imageset import ImageSet
 from bovw_vs_convnet.harness.record import is_learned, learned_fields
@@ -300,6 +302,26 @@ def test_a_rescued_attempt_trains_without_dropout_until_it_leaves_chance(tmp_pat
     pipe = build_pipeline(cfg, context(tmp_path)).fit(tiny_set(64), tiny_set(32, seed=1))
     assert pipe.trainer is not None and len(pipe.record_extra["rescues"]) == 1
     assert pipe.trainer.history.dropout_held_epochs == 1  # its one epoch, before any verdict
+
+
+def test_an_attempt_after_a_rescue_trains_its_warm_up_without_dropout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the slow test above without its lr finder: the first attempt's history is given an
+    # earlier attempt stopped at chance, as the pipeline's rescue gives it one
+    from bovw_vs_convnet.convnet.pipeline import ConvNetPipeline
+
+    plan = ConvNetPipeline._plan
+
+    def rescued(self: ConvNetPipeline, *args: Any, **kwargs: Any) -> Any:
+        made = plan(self, *args, **kwargs)
+        made.trainer.history.rescues = [rescue_record([0.75], [0.5], 0.03, 0.01, None)]
+        return made
+
+    monkeypatch.setattr(ConvNetPipeline, "_plan", rescued)
+    cfg = config(model="alexnet-small", epochs="1", optimizer="sgd", lr="0.01", rescues="0")
+    pipe = build_pipeline(cfg, context(tmp_path)).fit(tiny_set(16), tiny_set(8, seed=1))
+    assert pipe.trainer is not None and pipe.trainer.history.dropout_held_epochs == 1
 
 
 @pytest.mark.parametrize(
