@@ -19,6 +19,7 @@ from bovw_vs_convnet.convnet.stopping import (
     check_epoch,
     epoch_verdict,
     holds_dropout,
+    rescue_lr,
     rescue_record,
 )
 from bovw_vs_convnet.data.imageset import ImageSet
@@ -342,3 +343,12 @@ def test_only_a_rescued_attempt_at_chance_holds_its_dropout(
     assert holds_dropout(bool(trainer.dropouts), rescued, True, learning_epoch, True) is (
         rescued and model != "lenet5"  # inside the warm-up, held even when learning
     )
+
+
+def test_a_rescue_takes_the_finders_pick_only_when_the_loss_fell_along_the_ramp() -> None:
+    ramp = [1e-6, 1.0]
+    assert rescue_lr(3e-3, {"lr": 2e-4, "ramp": ramp}) == 2e-4  # below lr / 3: taken
+    assert rescue_lr(3e-3, {"lr": 5e-3, "ramp": ramp}) == pytest.approx(1e-3)  # lr / 3 lower
+    # the lowest loss at the ramp's first rates: the pick is the floor, no rate at all
+    assert rescue_lr(3e-3, {"lr": 1e-6, "ramp": ramp}) == pytest.approx(1e-3)
+    assert rescue_lr(3e-3, None) == pytest.approx(1e-3)  # no finder (too few images)

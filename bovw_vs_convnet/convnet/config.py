@@ -44,7 +44,8 @@ INIT_MODELS = ("alexnet-2012",)
 # 3: patience counts from learning (convnet/stopping.py), rescues, mirroring decided
 # from the data for folders. 4: a rescued attempt holds dropout off until it learns
 # (convnet/stopping.py), each epoch's chance test is corrected for the epochs looked at
-# (Bonferroni), and the input size follows a folder's images (input_size=auto).
+# (Bonferroni), a finder pick at its floor is no rescue rate, and the input size follows
+# a folder's images (input_size=auto).
 RECIPE_VERSION = 4
 # What recipe="fixed" puts in place of a setting left at "auto": the defaults of every
 # run stored before the auto recipe, so that those runs keep their config keys.

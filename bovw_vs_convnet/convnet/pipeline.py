@@ -50,7 +50,7 @@ from bovw_vs_convnet.convnet.models import (
     resolve_ablation,
 )
 from bovw_vs_convnet.convnet.recipes import DataShape, choose_recipe
-from bovw_vs_convnet.convnet.stopping import NOT_LEARNING, learned_record, rescue_record
+from bovw_vs_convnet.convnet.stopping import NOT_LEARNING, learned_record, rescue_lr, rescue_record
 from bovw_vs_convnet.convnet.train import History, Trainer, epoch_seed
 from bovw_vs_convnet.data.imageset import ImageSet
 from bovw_vs_convnet.errors import ConfigError, DataError
@@ -268,16 +268,17 @@ class ConvNetPipeline:
         """A fresh model at a lower rate, for a run at chance when its warm-up ended (or diverged).
 
         The rate is the finder's pick for the fresh model (Smith 2017) or a third of the
-        failed one, whichever is lower: a rate 100 times too hot needs more than /3.
+        failed one, whichever is lower (a rate 100 times too hot needs more than /3); a
+        pick at the finder's floor is no pick (:func:`~.stopping.rescue_lr`).
         """
         old, h = plan.trainer, plan.trainer.history
         lr = float(old.cfg.lr)
         new = self._plan(train, runtime, attempt=len(h.rescues) + 1)
         try:
-            found: float | None = float(new.trainer.find_lr(train_src)["lr"])
+            finder: dict[str, Any] | None = new.trainer.find_lr(train_src)
         except ConfigError:  # fewer images than one batch: no finder
-            found = None
-        new_lr = min(lr / 3, found) if found is not None else lr / 3
+            finder = None
+        new_lr, found = rescue_lr(lr, finder), finder["lr"] if finder else None
         done = [*h.rescues, rescue_record(h.val_error, h.val_p_value, lr, new_lr, found)]
         log.warning(
             "%s is at chance when its warm-up ends (epoch %d, validation error %s): "

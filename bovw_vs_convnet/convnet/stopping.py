@@ -117,6 +117,20 @@ def holds_dropout(
     return has_dropout and rescued and validating and (in_warmup or not learning_epoch)
 
 
+def rescue_lr(lr: float, finder: dict[str, Any] | None) -> float:
+    """The rate of a rescued attempt: ``lr / 3``, or the finder's pick when that is lower.
+
+    ``finder``: the learning-rate finder's result for the fresh model (None where it could
+    not run). Its pick is a tenth of the rate of its lowest smoothed loss, never below the
+    ramp's start; a pick at the start means the loss never fell along the ramp, so the
+    pick is the ramp's floor, not a rate (a rescue at 1e-6 stays at chance), and
+    ``lr / 3`` is taken instead.
+    """
+    if finder is None or float(finder["lr"]) <= float(finder["ramp"][0]):
+        return lr / 3
+    return min(lr / 3, float(finder["lr"]))
+
+
 def rescue_record(
     val_error: list[float],
     val_p: list[float],
@@ -126,8 +140,8 @@ def rescue_record(
 ) -> dict[str, Any]:
     """What ``extra.rescues`` keeps of an attempt stopped at chance: its curve and the rates.
 
-    ``new_lr`` is the lower of ``lr / 3`` and the finder's pick for the fresh model
-    (``finder_lr``; None where the finder could not run).
+    ``new_lr`` comes from :func:`rescue_lr`; ``finder_lr`` is the finder's pick for the
+    fresh model (None where the finder could not run).
     """
     return {
         "epochs_run": len(val_error),
