@@ -97,6 +97,17 @@ def test_a_marker_without_its_csv_is_refused(tmp_path: Path) -> None:
     assert result.output.strip() == f"error: no results file {tmp_path / 'nowhere.csv'}"
 
 
+def test_a_list_setting_given_as_text_in_a_suite_matches_the_stored_list() -> None:
+    suite = parse_suite(
+        'datasets = ["digits"]\nseeds = [0]\n[[run]]\npipeline = "bovw"\n'
+        'set = { bin_sizes = "4,6" }\n',
+        name="lists",
+    )
+    asked = _record("bovw", "bovw-small", 0.1, bin_sizes=[4, 6])
+    other = _record("bovw", "bovw-small", 0.2, bin_sizes=[4, 6, 8])
+    assert [r["top1_err"] for r in suite_records(suite, [asked, other])] == [0.1]
+
+
 def test_a_suite_takes_the_runs_its_entries_asked_for() -> None:
     chosen = _record("bovw", "bovw-small", 0.1, k=50)
     other_k = _record("bovw", "bovw-small", 0.2, k=100)

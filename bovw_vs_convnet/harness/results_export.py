@@ -41,6 +41,9 @@ _SPLIT_DEFAULTS = {"short_classes": "refuse"}
 
 
 def _same_value(stored: Any, wanted: Any) -> bool:
+    """Whether a stored config value is a suite's ``set`` value (``"4,6"`` is ``[4, 6]``)."""
+    if isinstance(stored, list | tuple) and isinstance(wanted, str):
+        return ",".join(map(str, stored)) == wanted.replace(" ", "")
     return bool(stored == wanted) or str(stored).lower() == str(wanted).lower()
 
 
