@@ -8,8 +8,7 @@ after each epoch (no torch here, so it is tested on numbers alone):
   the best so far: a dip inside chance-level noise is not a model worth keeping. The
   test is Bonferroni-corrected for every epoch the run may look at
   (:attr:`StoppingRule.looks`): the best of 100 epochs at chance would otherwise pass
-  p < 0.01 by luck alone (lenet5 at 89.00 % top-1 on 10 classes was once recorded as
-  learned);
+  p < 0.01 by luck alone;
 - **patience** counts only from the first such epoch (``learning_epoch``), and never
   stops a run before the warm-up has ended (``check_epoch``);
 - at the warm-up's end a run with no such epoch stops as ``"not learning"`` when the
