@@ -14,6 +14,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 
@@ -44,6 +45,23 @@ def one_line(text: str) -> str:
     lines = text.strip().splitlines()
     assert len(lines) == 1, text
     return lines[0]
+
+
+def assert_predicts_stored_scores(runs: Path, run_id: str, folder: Path, top: int) -> None:
+    """``bvc predict RUN_ID FOLDER --top TOP`` gives the run's stored test scores.
+
+    Each image's scores go to its row of the stored scores (its id is
+    ``test/CLASS/FILE``); ``top`` must be the number of classes, so every score is compared.
+    """
+    result = invoke("predict", run_id, str(folder), "--top", str(top), "--json",
+                    "--runs-dir", str(runs))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    scores, _, ids = ResultStore(runs).load_scores(run_id)
+    got = np.full(scores.shape, np.nan)
+    for p in json.loads(result.output)["predictions"]:
+        row = list(ids).index("test/" + "/".join(Path(p["image"]).parts[-2:]))
+        got[row, [e["label"] for e in p["top"]]] = [e["score"] for e in p["top"]]
+    np.testing.assert_allclose(got, scores, rtol=1e-5, atol=1e-5)
 
 
 class Plant:

@@ -7,14 +7,13 @@ refused with one line.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from bundle_runs import invoke, one_line, resign
+from bundle_runs import assert_predicts_stored_scores, invoke, one_line, resign
 
 from bovw_vs_convnet.harness.bundle import BUNDLE_DIR
 from bovw_vs_convnet.harness.run import run_pipeline
@@ -56,15 +55,7 @@ def test_a_run_with_fewer_words_than_knn_predicts_its_stored_scores(
     few_words: dict[str, Any],
 ) -> None:
     record, data, runs = few_words["record"], few_words["data"], few_words["runs"]
-    result = invoke("predict", record["run_id"], str(data / "test"), "--top", "2", "--json",
-                    "--runs-dir", str(runs))  # fmt: skip
-    assert result.exit_code == 0, result.output
-    scores, _, ids = ResultStore(runs).load_scores(record["run_id"])
-    got = np.full(scores.shape, np.nan)
-    for p in json.loads(result.output)["predictions"]:
-        row = list(ids).index("test/" + "/".join(Path(p["image"]).parts[-2:]))
-        got[row, [e["label"] for e in p["top"]]] = [e["score"] for e in p["top"]]
-    np.testing.assert_allclose(got, scores, rtol=1e-5, atol=1e-5)
+    assert_predicts_stored_scores(runs, record["run_id"], data / "test", top=2)
 
 
 def test_a_resigned_bundle_with_another_knn_is_refused(

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from bundle_runs import invoke, one_line, resign
+from bundle_runs import assert_predicts_stored_scores, invoke, one_line, resign
 
 from bovw_vs_convnet.harness.bundle import BUNDLE_DIR
 from bovw_vs_convnet.harness.run import run_pipeline
@@ -71,15 +71,7 @@ def test_a_colour_fisher_bundle_predicts_its_stored_scores(colour_run: dict[str,
     npz = np.load(Path(record["run_dir"]) / BUNDLE_DIR / "model.npz")
     components, _ = _pca_arrays(Path(record["run_dir"]) / BUNDLE_DIR / "model.json")
     assert npz[components].shape == (8, 384)  # opponent SIFT: 3 × 128 values
-    result = invoke("predict", record["run_id"], str(data / "test"), "--top", "2", "--json",
-                    "--runs-dir", str(runs))  # fmt: skip
-    assert result.exit_code == 0, result.output
-    scores, _, ids = ResultStore(runs).load_scores(record["run_id"])
-    got = np.full(scores.shape, np.nan)
-    for p in json.loads(result.output)["predictions"]:
-        row = list(ids).index("test/" + "/".join(Path(p["image"]).parts[-2:]))
-        got[row, [e["label"] for e in p["top"]]] = [e["score"] for e in p["top"]]
-    np.testing.assert_allclose(got, scores, rtol=1e-5, atol=1e-5)
+    assert_predicts_stored_scores(runs, record["run_id"], data / "test", top=2)
 
 
 def test_a_resigned_colour_bundle_with_a_gray_sized_pca_is_refused(

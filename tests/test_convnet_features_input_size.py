@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from bundle_runs import invoke, one_line, resign
+from bundle_runs import assert_predicts_stored_scores, invoke, one_line, resign
 
 from bovw_vs_convnet.convnet.device import forward_macs
 from bovw_vs_convnet.convnet.models import get_model_spec
@@ -94,15 +94,7 @@ def test_the_features_bundle_rebuilds_the_network_at_that_size(runs: dict[str, A
     pipeline = load_bundle(store, record["run_id"]).pipeline
     assert pipeline.reader_.adapter.size == SIZE
     assert pipeline.network_.model.features[0].stride == (2, 2)  # the 48-px stem
-    result = invoke("predict", record["run_id"], str(runs["data"] / "test"), "--top", "3",
-                    "--json", "--runs-dir", str(runs["runs"]))  # fmt: skip
-    assert result.exit_code == 0, result.output
-    scores, _, ids = store.load_scores(record["run_id"])
-    got = np.full(scores.shape, np.nan)
-    for p in json.loads(result.output)["predictions"]:
-        row = list(ids).index("test/" + "/".join(Path(p["image"]).parts[-2:]))
-        got[row, [e["label"] for e in p["top"]]] = [e["score"] for e in p["top"]]
-    np.testing.assert_allclose(got, scores, rtol=1e-5, atol=1e-5)
+    assert_predicts_stored_scores(runs["runs"], record["run_id"], runs["data"] / "test", top=3)
 
 
 def test_a_resigned_features_bundle_with_a_huge_input_size_is_refused(

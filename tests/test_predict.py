@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from bundle_runs import RUNS, Plant, invoke, one_line, stored_runs
+from bundle_runs import RUNS, Plant, assert_predicts_stored_scores, invoke, one_line, stored_runs
 
 from bovw_vs_convnet.estimators.estimator_state import StateError, decode, encode, state_files
 from bovw_vs_convnet.estimators.state_checks import kernel_svm
@@ -302,15 +302,7 @@ def test_a_run_on_images_of_mixed_sizes_predicts_its_stored_scores(
                           progress=False)  # fmt: skip
     manifest = json.loads((Path(record["run_dir"]) / BUNDLE_DIR / "bundle.json").read_text())
     assert manifest["input"]["aspect"] == "kept"
-    result = invoke("predict", record["run_id"], str(data / "test"), "--top", "3", "--json",
-                     "--runs-dir", str(runs))  # fmt: skip
-    assert result.exit_code == 0, result.output
-    scores, _, ids = ResultStore(runs).load_scores(record["run_id"])
-    got = np.full(scores.shape, np.nan)
-    for p in json.loads(result.output)["predictions"]:
-        row = list(ids).index("test/" + "/".join(Path(p["image"]).parts[-2:]))
-        got[row, [e["label"] for e in p["top"]]] = [e["score"] for e in p["top"]]
-    np.testing.assert_allclose(got, scores, rtol=1e-5, atol=1e-5)
+    assert_predicts_stored_scores(runs, record["run_id"], data / "test", top=3)
 
 
 @pytest.mark.parametrize(
