@@ -87,6 +87,23 @@ class Factors:
 
 
 BASE = Factors()
+# issue 23's photo row: one digit in colour on a coloured noisy ground, JPEG
+PHOTO = replace(
+    BASE,
+    side=(90, 300),
+    aspect=(0.6, 1.6),
+    share=(0.1, 0.3),
+    polarity="mixed",
+    colour=True,
+    background="texture",
+    clutter=4,
+    noise=12.0,
+    blur=1.0,
+    rotate=15.0,
+    train=80,
+    test=30,
+    fmt="jpg",
+)
 # one change of the base each (counts aside: 62 and 100 classes at 15 a class keep runs short)
 FOLDERS: dict[str, Factors] = {
     "base": BASE,
@@ -102,39 +119,9 @@ FOLDERS: dict[str, Factors] = {
     "noise": replace(BASE, noise=40.0, blur=1.5),
     "train-15": replace(BASE, train=15),
     "train-300": replace(BASE, train=300),
-    # issue 23's photo row: one digit in colour on a coloured noisy ground, JPEG
-    "photo": replace(
-        BASE,
-        side=(90, 300),
-        aspect=(0.6, 1.6),
-        share=(0.1, 0.3),
-        polarity="mixed",
-        colour=True,
-        background="texture",
-        clutter=4,
-        noise=12.0,
-        blur=1.0,
-        rotate=15.0,
-        train=80,
-        test=30,
-        fmt="jpg",
-    ),
+    "photo": PHOTO,
     # the photo row without the clutter strokes: issue 23's target folder as it describes it
-    "photo-plain": replace(
-        BASE,
-        side=(90, 300),
-        aspect=(0.6, 1.6),
-        share=(0.1, 0.3),
-        polarity="mixed",
-        colour=True,
-        background="texture",
-        noise=12.0,
-        blur=1.0,
-        rotate=15.0,
-        train=80,
-        test=30,
-        fmt="jpg",
-    ),
+    "photo-plain": replace(PHOTO, clutter=0),
     # a 62-class glyph folder harder than glyphs-wild (make_hard_glyph_folder's draws)
     "glyphs-hard": replace(BASE, source="glyphs", side=(32, 32), style="hard", train=30, test=15),
 }
