@@ -104,3 +104,12 @@ def test_fewer_images_than_features_solve_in_their_span_as_in_the_full_eigenbasi
     np.testing.assert_allclose(span.coef_, full.coef_, atol=1e-5)
     np.testing.assert_allclose(span.intercept_, full.intercept_, atol=1e-3)
     np.testing.assert_array_equal(span.predict(x), full.predict(x))
+
+
+def test_many_features_take_their_variances_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bovw_vs_convnet.estimators import linear_svm
+
+    x, y = _blobs(n=40, d=120, seed=2)
+    monkeypatch.setattr(linear_svm, "_FULL_BASIS_MAX", 50)  # above it: a diagonal preconditioner
+    svm = PrimalLinearSvm(C=0.001, tol=1e-8, max_iter=2000).fit(x, y)
+    assert svm._moments_[2] is None and svm._moments_[1].shape == (120,)
