@@ -28,11 +28,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from bovw_vs_convnet.convnet.input_size import CROP_RATIO
 from bovw_vs_convnet.data.imageset import ImageSet
 
-# torchvision's RandomResizedCrop defaults (Szegedy et al. 2015, "Inception" crops)
+# torchvision's RandomResizedCrop defaults (Szegedy et al. 2015, "Inception" crops): this
+# area and the aspect CROP_RATIO, which the crops of larger images share
 CROP_SCALE = (0.08, 1.0)
-CROP_RATIO = (3 / 4, 4 / 3)
 
 
 def to_nchw_uint8(images: np.ndarray) -> torch.Tensor:
